@@ -1,0 +1,2 @@
+//! core-engine
+pub mod storage;

@@ -1,0 +1,170 @@
+//! Where acknowledged data lives.
+//!
+//! The engine keeps every stream's records in memory, indexed per shard, and uses a [`Storage`]
+//! to make them durable. Storage is deliberately small: it appends batches of records to a log,
+//! reports how far that log is durable, stores an opaque metadata snapshot (streams, shards, tags),
+//! hands everything back on recovery, and releases log space once retention no longer needs it.
+//!
+//! Two implementations exist:
+//! - [`MemoryStorage`]: nothing is written anywhere; every append is durable at once.
+//! - [`wal::FileStorage`]: a segmented write-ahead log with group commit and CRC-checked frames;
+//!   see the [`wal`] module for the on-disk format.
+//!
+//! # Visibility
+//! A record is readable only once its batch is durable, so a consumer never sees a record that
+//! a crash could take back. Every append returns a log sequence number ([`Lsn`]); the engine tags
+//! records with it and readers stop at the first record whose LSN is above
+//! [`Durability::durable_lsn`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+mod memory;
+pub mod wal;
+
+pub use memory::MemoryStorage;
+
+/// Log sequence number: the position of an appended batch in the storage's log, starting at 1.
+pub type Lsn = u64;
+
+/// Identifies one incarnation of a stream: a stream deleted and created again gets a new id, so
+/// records of the old one found in the log are never attached to the new one.
+pub type StreamId = u64;
+
+/// One record as the engine stores it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The record's sequence number (see `model::sequence`).
+    pub sequence_number: u128,
+    /// When the engine accepted the record, in epoch milliseconds.
+    pub arrival_ms: i64,
+    /// The partition key the producer gave.
+    pub partition_key: String,
+    /// The payload.
+    pub data: Bytes,
+}
+
+impl fmt::Debug for StoredRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredRecord")
+            .field("sequence_number", &self.sequence_number)
+            .field("arrival_ms", &self.arrival_ms)
+            .field("partition_key", &self.partition_key)
+            .field("data_len", &self.data.len())
+            .finish()
+    }
+}
+
+/// A record together with the index of the shard it belongs to, as appended to and recovered from
+/// the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardRecord {
+    /// Index of the shard within its stream (`shardId-000000000007` has index 7).
+    pub shard_index: u32,
+    /// The record.
+    pub record: StoredRecord,
+}
+
+/// One appended batch, as recovery hands it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveredBatch {
+    /// The stream incarnation the records belong to.
+    pub stream_id: StreamId,
+    /// The records in the order they were appended.
+    pub records: Vec<ShardRecord>,
+}
+
+/// What [`Storage::recover`] found.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// The last metadata snapshot saved, if any.
+    pub metadata: Option<Vec<u8>>,
+    /// Every batch still in the log, oldest first.
+    pub batches: Vec<RecoveredBatch>,
+    /// Bytes cut from a torn or corrupt log tail.
+    pub truncated_bytes: u64,
+}
+
+/// How far the log is durable, published by the storage after each group commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Durability {
+    /// Every batch with an LSN up to this one is durable.
+    pub durable_lsn: Lsn,
+    /// Set once the log failed to write or sync; no later append can become durable.
+    pub failure: Option<Arc<str>>,
+}
+
+/// Tells [`Storage::release`] which records are still needed.
+pub trait RetentionView {
+    /// Whether records of `stream` that arrived at or before `newest_arrival_ms` must be kept.
+    /// Returns false once the stream is deleted or they are all past its retention period.
+    fn still_needed(&self, stream: StreamId, newest_arrival_ms: i64) -> bool;
+}
+
+/// How the engine persists records and metadata; see the [module docs](self).
+pub trait Storage: Send + Sync + fmt::Debug + 'static {
+    /// Appends one batch of records of `stream` to the log and returns its LSN. The batch is
+    /// durable once [`Storage::durability`] reports an LSN at or beyond it. Called with the
+    /// stream's write lock held, so batches of one stream reach the log in sequence order.
+    fn append(&self, stream: StreamId, records: &[ShardRecord]) -> Result<Lsn, StorageError>;
+
+    /// A receiver of the durability watermark.
+    fn durability(&self) -> watch::Receiver<Durability>;
+
+    /// Atomically replaces the metadata snapshot; durable when this returns.
+    fn save_metadata(&self, snapshot: &[u8]) -> Result<(), StorageError>;
+
+    /// Reads back the metadata snapshot and every batch in the log, cutting a torn tail.
+    fn recover(&self) -> Result<Recovery, StorageError>;
+
+    /// Frees log space that holds only records no longer needed; returns how many bytes it freed.
+    fn release(&self, view: &dyn RetentionView) -> Result<u64, StorageError>;
+
+    /// Flushes and stops background work. Appends after this fail.
+    fn close(&self) -> Result<(), StorageError>;
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An I/O operation on the data directory failed.
+    #[error("storage i/o error at {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory holds something this version cannot read.
+    #[error("corrupt data in {path}: {reason}")]
+    Corrupt {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The log failed earlier or was closed, so it accepts no more writes.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(Arc<str>),
+}
+
+/// Waits until the batch with `lsn` is durable, or the storage fails.
+pub(crate) async fn wait_durable(
+    rx: &mut watch::Receiver<Durability>,
+    lsn: Lsn,
+) -> Result<(), StorageError> {
+    let state = rx
+        .wait_for(|d| d.durable_lsn >= lsn || d.failure.is_some())
+        .await
+        .map_err(|_| StorageError::Unavailable("storage stopped".into()))?;
+    match (&state.failure, state.durable_lsn >= lsn) {
+        (_, true) => Ok(()),
+        (Some(failure), false) => Err(StorageError::Unavailable(failure.clone())),
+        (None, false) => unreachable!("wait_for returned before its condition held"),
+    }
+}

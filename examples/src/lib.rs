@@ -1,0 +1,1 @@
+//! Shardline examples: the quickstart and real scenarios land with their own issue.

@@ -1,0 +1,1 @@
+//! End-to-end tests of engine, producer and consumer together; they land with the quickstart issue.
