@@ -1,2 +1,53 @@
-//! core-engine
+//! A Kinesis-compatible engine that the real AWS clients talk to.
+//!
+//! `core-engine` serves the Amazon Kinesis Data Streams API on one port, so that unmodified
+//! clients (`aws-sdk-kinesis`, awscli, boto3, the Java SDK) work against it. Run it in-process in
+//! tests with [`Engine::start`], or standalone with the `core-engine serve` binary.
+//!
+//! # Model
+//! - A **stream** has shards, each owning an even slice of the 128-bit hash key space. A record
+//!   goes to the shard owning the MD5 of its partition key (or its `ExplicitHashKey`).
+//! - Each record gets a **sequence number**, a decimal string that strictly increases within its
+//!   shard and is unique in its stream (layout in [`model::sequence`]).
+//! - Readers hold **shard iterators**: opaque tokens naming a shard and a position, valid for
+//!   five minutes ([`model::iterator`]).
+//! - Records expire after the stream's **retention period** (24 hours by default).
+//! - **Storage** is in memory, or durable in a data directory: a put is acknowledged only once
+//!   its records are synced to a write-ahead log, and a record is readable only once durable
+//!   ([`storage`]).
+//! - **Time** comes from a [`Clock`], so tests can drive expiry and retention.
+//!
+//! The wire protocol is awsJson1.1 over HTTP/1.1 or HTTP/2 cleartext: `POST /` with
+//! `X-Amz-Target: Kinesis_20131202.<Operation>`. Errors carry AWS's codes and status codes
+//! ([`ApiError`]). Requests must carry SigV4 credentials, but any credentials are accepted.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = core_engine::Engine::builder().build()?.start().await?;
+//! // Point any AWS SDK at engine.endpoint_url(), with any credentials.
+//! println!("listening on {}", engine.endpoint_url());
+//! engine.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`engine`]: the builder, [`Engine::start`] / [`Engine::run`] and the running handle.
+//! - `server`: HTTP/1.1 + h2c connections; `protocol`: routing and the awsJson1.1 codec.
+//! - `kinesis`: one file per family of operations.
+//! - [`model`]: streams, shards, hash keys, sequence numbers and iterators.
+//! - [`storage`]: the storage trait, in memory and as a write-ahead log on disk.
+
+pub mod clock;
+pub mod engine;
+mod error;
+mod kinesis;
+pub mod model;
+mod protocol;
+mod server;
 pub mod storage;
+
+pub use clock::{Clock, ManualClock, TokioClock};
+pub use engine::{Engine, EngineBuilder, EngineHandle};
+pub use error::{ApiError, Error};
+pub use storage::wal::SyncMode;

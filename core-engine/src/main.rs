@@ -1,1 +1,121 @@
-fn main() {}
+//! The standalone engine: `core-engine serve --listen 127.0.0.1:4567 [--data-dir DIR]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use core_engine::{Engine, SyncMode};
+use tokio::net::TcpListener;
+
+/// A Kinesis-compatible engine for local development, tests and CI.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the Kinesis API until interrupted (Ctrl-C or SIGTERM).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:4567", env = "CORE_ENGINE_LISTEN")]
+    listen: SocketAddr,
+    /// Keep data in this directory so that it survives restarts; in memory if absent.
+    #[arg(long, env = "CORE_ENGINE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// When a durable put is acknowledged: after fsync, or after the write reaches the OS.
+    #[arg(long, value_enum, default_value_t = Sync::Fsync)]
+    sync: Sync,
+    /// Region used in ARNs.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Twelve-digit account id used in ARNs.
+    #[arg(long, default_value = "000000000000")]
+    account_id: String,
+    /// Milliseconds a new stream stays CREATING.
+    #[arg(long, default_value_t = 0)]
+    create_delay_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Sync {
+    /// Sync to disk before acknowledging: survives power loss.
+    Fsync,
+    /// Acknowledge once the OS has the write: survives a crash of the engine only.
+    OsBuffered,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve(args) = Cli::parse().command;
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "core-engine failed");
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
+    let mut builder = Engine::builder()
+        .listen(args.listen)
+        .region(args.region)
+        .account_id(args.account_id)
+        .stream_create_delay(Duration::from_millis(args.create_delay_ms))
+        .sync_mode(match args.sync {
+            Sync::Fsync => SyncMode::Fsync,
+            Sync::OsBuffered => SyncMode::OsBuffered,
+        });
+    if let Some(dir) = args.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    let engine = builder.build()?;
+    let listener =
+        TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| core_engine::Error::Bind {
+                addr: args.listen,
+                source,
+            })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| core_engine::Error::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    // Scripts read this line to find the endpoint when listening on port 0.
+    println!("core-engine listening on http://{addr}");
+    engine.run(listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

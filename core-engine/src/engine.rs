@@ -1,0 +1,353 @@
+//! Configuring, starting and stopping an engine.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, TokioClock};
+use crate::error::Error;
+use crate::kinesis::{Kinesis, ServiceConfig};
+use crate::model::registry::Registry;
+use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
+use crate::storage::{MemoryStorage, Storage};
+
+/// A configured engine, ready to [`start`](Engine::start) or [`run`](Engine::run).
+///
+/// Build one with [`Engine::builder`]; every setting has a default that suits tests.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+}
+
+/// Every setting of an engine. Fields are documented with their defaults on [`EngineBuilder`].
+#[derive(Clone, Debug)]
+struct EngineConfig {
+    listen: SocketAddr,
+    data_dir: Option<PathBuf>,
+    sync_mode: SyncMode,
+    region: String,
+    account_id: String,
+    stream_create_delay: Duration,
+    shard_limit: u32,
+    on_demand_stream_limit: u32,
+    retention_check_interval: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+/// Builds an [`Engine`].
+///
+/// ```
+/// # async fn demo() -> Result<(), core_engine::Error> {
+/// let engine = core_engine::Engine::builder()
+///     .region("eu-west-1")
+///     .build()?
+///     .start()
+///     .await?;
+/// println!("Kinesis endpoint: {}", engine.endpoint_url());
+/// engine.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct EngineBuilder {
+    config: EngineConfig,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self {
+            config: EngineConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                data_dir: None,
+                sync_mode: SyncMode::Fsync,
+                region: "us-east-1".into(),
+                account_id: "000000000000".into(),
+                stream_create_delay: Duration::ZERO,
+                shard_limit: 10_000,
+                on_demand_stream_limit: 50,
+                retention_check_interval: Duration::from_secs(60),
+                clock: Arc::new(TokioClock::new()),
+            },
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// Address to listen on. Default `127.0.0.1:0` (a free port; see [`EngineHandle::endpoint_url`]).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.config.listen = addr;
+        self
+    }
+
+    /// Keep data in this directory, so that it survives restarts and crashes. Default: none,
+    /// everything is in memory and gone when the engine stops.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Keep everything in memory (the default).
+    pub fn in_memory(mut self) -> Self {
+        self.config.data_dir = None;
+        self
+    }
+
+    /// When a durable put counts as done. Default [`SyncMode::Fsync`]: synced to disk before the
+    /// answer, so it survives power loss. [`SyncMode::OsBuffered`] survives a crash of the
+    /// engine but not of the machine, and is faster.
+    pub fn sync_mode(mut self, mode: SyncMode) -> Self {
+        self.config.sync_mode = mode;
+        self
+    }
+
+    /// Region in ARNs. Default `us-east-1`.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.config.region = region.into();
+        self
+    }
+
+    /// Twelve-digit account id in ARNs and messages. Default `000000000000`.
+    pub fn account_id(mut self, account_id: impl Into<String>) -> Self {
+        self.config.account_id = account_id.into();
+        self
+    }
+
+    /// How long a new stream stays `CREATING` before it turns `ACTIVE`. Default zero.
+    pub fn stream_create_delay(mut self, delay: Duration) -> Self {
+        self.config.stream_create_delay = delay;
+        self
+    }
+
+    /// Most open shards across all streams (DescribeLimits' `ShardLimit`). Default 10,000.
+    pub fn shard_limit(mut self, limit: u32) -> Self {
+        self.config.shard_limit = limit;
+        self
+    }
+
+    /// How often expired records are dropped and log space released. Reads never return expired
+    /// records whatever this is. Default one minute.
+    pub fn retention_check_interval(mut self, interval: Duration) -> Self {
+        self.config.retention_check_interval = interval;
+        self
+    }
+
+    /// The source of time. Default [`TokioClock`], which follows the wall clock and
+    /// `tokio::time::pause`/`advance`.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// Checks the settings.
+    pub fn build(self) -> Result<Engine, Error> {
+        let config = self.config;
+        if config.account_id.len() != 12 || !config.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::Config(format!(
+                "account id must be 12 digits, got {:?}",
+                config.account_id
+            )));
+        }
+        let region_ok = !config.region.is_empty()
+            && config
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !region_ok {
+            return Err(Error::Config(format!("invalid region {:?}", config.region)));
+        }
+        if config.retention_check_interval.is_zero() {
+            return Err(Error::Config(
+                "retention check interval must not be zero".into(),
+            ));
+        }
+        Ok(Engine { config })
+    }
+}
+
+impl Engine {
+    /// A builder with default settings.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// Binds the listen address, recovers any data, and serves in a background task.
+    pub async fn start(self) -> Result<EngineHandle, Error> {
+        let listener = TcpListener::bind(self.config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: self.config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: self.config.listen,
+            source,
+        })?;
+        let kinesis = self.open()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve_until(listener, kinesis, async {
+            let _ = stopped.await;
+        }));
+        tracing::info!(endpoint = %format!("http://{local_addr}"), "core-engine started");
+        Ok(EngineHandle {
+            local_addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Recovers any data, then serves `listener` until `shutdown` completes; returns once
+    /// in-flight requests are done and storage is closed.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let kinesis = self.open()?;
+        serve_until(listener, kinesis, shutdown).await;
+        Ok(())
+    }
+
+    /// Opens storage and rebuilds the streams from it.
+    fn open(self) -> Result<Arc<Kinesis>, Error> {
+        let config = self.config;
+        let storage: Arc<dyn Storage> = match &config.data_dir {
+            Some(dir) => {
+                let options = WalOptions {
+                    sync: config.sync_mode,
+                    ..WalOptions::default()
+                };
+                Arc::new(FileStorage::open(dir, options)?)
+            }
+            None => Arc::new(MemoryStorage::new()),
+        };
+        let recovery = storage.recover()?;
+        if recovery.truncated_bytes > 0 {
+            tracing::warn!(
+                bytes = recovery.truncated_bytes,
+                "cut a torn tail off the log"
+            );
+        }
+        let service = ServiceConfig {
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+            create_delay_ms: i64::try_from(config.stream_create_delay.as_millis())
+                .unwrap_or(i64::MAX),
+            shard_limit: config.shard_limit,
+            on_demand_stream_limit: config.on_demand_stream_limit,
+            durable: config.data_dir.is_some(),
+        };
+        let arn = |name: &str| {
+            format!(
+                "arn:aws:kinesis:{}:{}:stream/{name}",
+                config.region, config.account_id
+            )
+        };
+        let batches = recovery.batches.len();
+        let registry = Registry::restore(
+            recovery.metadata.as_deref(),
+            recovery.batches,
+            arn,
+            config.clock.now_ms(),
+        )
+        .map_err(|reason| crate::storage::StorageError::Corrupt {
+            path: config.data_dir.clone().unwrap_or_default().join("metadata"),
+            reason,
+        })?;
+        if config.data_dir.is_some() {
+            tracing::info!(
+                streams = registry.list().len(),
+                batches,
+                "recovered data directory"
+            );
+        }
+        let kinesis = Arc::new(Kinesis::new(
+            service,
+            registry,
+            storage,
+            config.clock.clone(),
+        ));
+        spawn_retention(&kinesis, config.retention_check_interval);
+        Ok(kinesis)
+    }
+}
+
+/// Periodically drops expired records; stops when the service is dropped.
+fn spawn_retention(kinesis: &Arc<Kinesis>, every: Duration) {
+    let weak = Arc::downgrade(kinesis);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(kinesis) = weak.upgrade() else {
+                return;
+            };
+            let result = tokio::task::spawn_blocking(move || kinesis.enforce_retention()).await;
+            match result {
+                Ok(Ok(trimmed)) if trimmed > 0 => {
+                    tracing::debug!(trimmed, "dropped expired records")
+                }
+                Ok(Err(error)) => tracing::error!(%error, "retention enforcement failed"),
+                _ => {}
+            }
+        }
+    });
+}
+
+async fn serve_until(
+    listener: TcpListener,
+    kinesis: Arc<Kinesis>,
+    shutdown: impl Future<Output = ()>,
+) {
+    crate::server::serve(listener, kinesis.clone(), shutdown).await;
+    if let Err(error) = kinesis.storage.close() {
+        tracing::error!(%error, "closing storage failed");
+    }
+    tracing::info!("core-engine stopped");
+}
+
+/// A running engine. Dropping it stops the engine without waiting; prefer
+/// [`shutdown`](EngineHandle::shutdown).
+#[derive(Debug)]
+pub struct EngineHandle {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// The URL to give an AWS SDK as its endpoint, such as `http://127.0.0.1:4567`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// The address the engine listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and closes storage.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The Kinesis service: one file per family of operations, each with its request and response
+//! shapes, validation, and the work itself.
+
+mod get_records;
+mod iterator;
+mod limits;
+mod page_token;
+mod put;
+mod retention;
+mod shards;
+mod streams;
+mod tags;
+mod validate;
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::error::ApiError;
+use crate::model::registry::Registry;
+use crate::model::stream::Stream;
+use crate::protocol::json;
+use crate::storage::{Lsn, Storage, StorageError, wait_durable};
+
+/// Settings of the Kinesis service that the engine builder controls.
+#[derive(Clone, Debug)]
+pub(crate) struct ServiceConfig {
+    pub(crate) region: String,
+    pub(crate) account_id: String,
+    /// How long a new stream stays CREATING.
+    pub(crate) create_delay_ms: i64,
+    /// Most open shards across all streams (DescribeLimits' ShardLimit).
+    pub(crate) shard_limit: u32,
+    /// Most on-demand streams.
+    pub(crate) on_demand_stream_limit: u32,
+    /// Whether appends go to persistent storage (and reads wait for durability).
+    pub(crate) durable: bool,
+}
+
+/// The Kinesis service state shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Kinesis {
+    pub(crate) config: ServiceConfig,
+    pub(crate) registry: Registry,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Serialises control-plane changes so that metadata snapshots are saved in order.
+    control: Mutex<()>,
+}
+
+impl Kinesis {
+    pub(crate) fn new(
+        config: ServiceConfig,
+        registry: Registry,
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            config,
+            registry,
+            storage,
+            clock,
+            control: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn stream_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:kinesis:{}:{}:stream/{name}",
+            self.config.region, self.config.account_id
+        )
+    }
+
+    /// The stream with this name, or AWS's not-found error.
+    pub(crate) fn stream(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
+        self.registry
+            .get(name)
+            .ok_or_else(|| self.stream_not_found(name))
+    }
+
+    /// The stream, which must be ACTIVE (data-plane operations do not see CREATING streams).
+    pub(crate) fn active_stream(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
+        let stream = self.stream(name)?;
+        if self.is_creating(&stream) {
+            return Err(self.stream_not_found(name));
+        }
+        Ok(stream)
+    }
+
+    pub(crate) fn stream_not_found(&self, name: &str) -> ApiError {
+        ApiError::ResourceNotFound(format!(
+            "Stream {name} under account {} not found.",
+            self.config.account_id
+        ))
+    }
+
+    pub(crate) fn is_creating(&self, stream: &Stream) -> bool {
+        self.now_ms() < stream.created_ms + self.config.create_delay_ms
+    }
+
+    pub(crate) fn status(&self, stream: &Stream) -> &'static str {
+        if self.is_creating(stream) {
+            "CREATING"
+        } else {
+            "ACTIVE"
+        }
+    }
+
+    /// Runs a control-plane change and saves the metadata snapshot before answering, so that an
+    /// acknowledged change survives a crash.
+    pub(crate) fn change<T>(
+        &self,
+        apply: impl FnOnce() -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let _guard = self.control.lock();
+        let value = apply()?;
+        self.save_metadata()?;
+        Ok(value)
+    }
+
+    fn save_metadata(&self) -> Result<(), StorageError> {
+        if self.config.durable {
+            self.storage.save_metadata(&self.registry.snapshot())?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the log holds everything up to `lsn` durably.
+    pub(crate) async fn wait_durable(&self, lsn: Lsn) -> Result<(), ApiError> {
+        if self.config.durable {
+            wait_durable(&mut self.storage.durability(), lsn).await?;
+        }
+        Ok(())
+    }
+
+    /// The highest LSN readers may see.
+    pub(crate) fn durable_lsn(&self) -> Lsn {
+        if self.config.durable {
+            self.storage.durability().borrow().durable_lsn
+        } else {
+            Lsn::MAX
+        }
+    }
+
+    /// Drops expired records from memory and releases log space retention no longer needs.
+    pub(crate) fn enforce_retention(&self) -> Result<usize, StorageError> {
+        let now = self.now_ms();
+        let trimmed = self
+            .registry
+            .list()
+            .iter()
+            .map(|s| s.state.lock().trim(now))
+            .sum();
+        if self.config.durable {
+            // Save the shards' last sequence numbers before the log holding them can go.
+            let _guard = self.control.lock();
+            self.save_metadata()?;
+            let freed = self.storage.release(&self.registry.retention_view(now))?;
+            if freed > 0 {
+                tracing::info!(freed, "released expired log segments");
+            }
+        }
+        Ok(trimmed)
+    }
+}
+
+/// Runs `operation` on `body`.
+pub(crate) async fn dispatch(
+    kinesis: &Kinesis,
+    operation: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    match operation {
+        "CreateStream" => unit(kinesis.create_stream(json::decode(body)?)),
+        "DeleteStream" => unit(kinesis.delete_stream(json::decode(body)?)),
+        "DescribeStream" => reply(kinesis.describe_stream(json::decode(body)?)),
+        "DescribeStreamSummary" => reply(kinesis.describe_stream_summary(json::decode(body)?)),
+        "ListStreams" => reply(kinesis.list_streams(json::decode(body)?)),
+        "ListShards" => reply(kinesis.list_shards(json::decode(body)?)),
+        "PutRecord" => reply(kinesis.put_record(json::decode(body)?).await),
+        "PutRecords" => reply(kinesis.put_records(json::decode(body)?).await),
+        "GetShardIterator" => reply(kinesis.get_shard_iterator(json::decode(body)?)),
+        "GetRecords" => reply(kinesis.get_records(json::decode(body)?)),
+        "IncreaseStreamRetentionPeriod" => unit(kinesis.increase_retention(json::decode(body)?)),
+        "DecreaseStreamRetentionPeriod" => unit(kinesis.decrease_retention(json::decode(body)?)),
+        "AddTagsToStream" => unit(kinesis.add_tags(json::decode(body)?)),
+        "RemoveTagsFromStream" => unit(kinesis.remove_tags(json::decode(body)?)),
+        "ListTagsForStream" => reply(kinesis.list_tags(json::decode(body)?)),
+        "DescribeLimits" => reply(kinesis.describe_limits()),
+        other => Err(ApiError::UnknownOperation(format!(
+            "Operation {other} is not supported by this engine"
+        ))),
+    }
+}
+
+fn reply<T: Serialize>(result: Result<T, ApiError>) -> Result<Vec<u8>, ApiError> {
+    result.map(|output| json::encode(&output))
+}
+
+/// Operations without output answer with an empty body, as AWS does.
+fn unit(result: Result<(), ApiError>) -> Result<Vec<u8>, ApiError> {
+    result.map(|()| Vec::new())
+}

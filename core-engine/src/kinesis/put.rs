@@ -1,0 +1,292 @@
+//! PutRecord and PutRecords.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::model::hash::{parse_hash_key, partition_key_hash};
+use crate::model::sequence;
+use crate::model::shard::shard_id;
+use crate::model::stream::Stream;
+use crate::protocol::json::Blob;
+
+use super::Kinesis;
+use super::validate::Violations;
+
+/// Largest record (data plus partition key) a stream accepts by default: 1 MiB.
+pub(crate) const MAX_RECORD_BYTES: usize = 1 << 20;
+/// Largest data blob the API model allows (streams may raise their record size up to this).
+const MODEL_MAX_DATA_BYTES: usize = 10 << 20;
+/// Most records in one PutRecords call.
+const MAX_PUT_RECORDS: usize = 500;
+/// Largest PutRecords payload (data plus partition keys): 10 MiB.
+const MAX_PUT_RECORDS_BYTES: usize = 10 << 20;
+const HASH_KEY_PATTERN: &str = "0|([1-9]\\d{0,38})";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PutRecordInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    data: Option<Blob>,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+    sequence_number_for_ordering: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PutRecordOutput {
+    shard_id: String,
+    sequence_number: String,
+    encryption_type: &'static str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PutRecordsInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    records: Option<Vec<PutRecordsEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRecordsEntry {
+    data: Option<Blob>,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PutRecordsOutput {
+    failed_record_count: u32,
+    records: Vec<PutRecordsResultEntry>,
+    encryption_type: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRecordsResultEntry {
+    sequence_number: String,
+    shard_id: String,
+}
+
+/// A record that passed validation: its hash key, partition key and data.
+type Accepted = (u128, String, Bytes);
+
+/// Checks one record's members against the model; `prefix` is its path in the request.
+fn check_record(
+    data: Option<&Blob>,
+    partition_key: Option<&str>,
+    explicit_hash_key: Option<&str>,
+    prefix: &str,
+    v: &mut Violations,
+) {
+    let path = |member: &str| format!("{prefix}{member}");
+    match data {
+        None => v.missing(&path("data")),
+        Some(blob) => v.check(
+            blob.0.len() <= MODEL_MAX_DATA_BYTES,
+            format_args!(
+                "java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]",
+                blob.0.len()
+            ),
+            &path("data"),
+            &format!("have length less than or equal to {MODEL_MAX_DATA_BYTES}"),
+        ),
+    }
+    match partition_key {
+        None => v.missing(&path("partitionKey")),
+        Some(key) => v.length(key, &path("partitionKey"), 1, 256),
+    }
+    if let Some(hash_key) = explicit_hash_key {
+        v.check(
+            crate::model::is_plain_decimal(hash_key) && hash_key.len() <= 39,
+            hash_key,
+            &path("explicitHashKey"),
+            &format!("satisfy regular expression pattern: {HASH_KEY_PATTERN}"),
+        );
+    }
+}
+
+/// Applies the checks that need the validated values: the record size limit and the hash key's
+/// range. Gives the record's hash key.
+fn accept(
+    data: Bytes,
+    partition_key: String,
+    explicit_hash_key: Option<&str>,
+) -> Result<Accepted, ApiError> {
+    if data.len() > MAX_RECORD_BYTES {
+        return Err(ApiError::invalid_member(
+            format_args!("java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]", data.len()),
+            "data",
+            &format!("have length less than or equal to {MAX_RECORD_BYTES}"),
+        ));
+    }
+    let size = data.len() + partition_key.len();
+    if size > MAX_RECORD_BYTES {
+        return Err(ApiError::InvalidArgument(format!(
+            "The record (data plus partition key) is {size} bytes, over the stream's maximum \
+             record size of {MAX_RECORD_BYTES} bytes."
+        )));
+    }
+    let hash = match explicit_hash_key {
+        Some(text) => parse_hash_key(text).ok_or_else(|| {
+            ApiError::InvalidArgument(format!(
+                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. \
+                 Specified value was {text}"
+            ))
+        })?,
+        None => partition_key_hash(&partition_key),
+    };
+    Ok((hash, partition_key, data))
+}
+
+impl Kinesis {
+    pub(crate) async fn put_record(
+        &self,
+        input: PutRecordInput,
+    ) -> Result<PutRecordOutput, ApiError> {
+        let mut v = Violations::default();
+        check_record(
+            input.data.as_ref(),
+            input.partition_key.as_deref(),
+            input.explicit_hash_key.as_deref(),
+            "",
+            &mut v,
+        );
+        if let Some(seq) = &input.sequence_number_for_ordering {
+            v.check(
+                sequence::is_well_formed(seq),
+                seq,
+                "sequenceNumberForOrdering",
+                "satisfy regular expression pattern: 0|([1-9]\\d{0,128})",
+            );
+        }
+        let name = self.stream_target(
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+            &mut v,
+        )?;
+        let record = accept(
+            input.data.unwrap_or_default().0,
+            input.partition_key.unwrap_or_default(),
+            input.explicit_hash_key.as_deref(),
+        )?;
+        let stream = self.active_stream(&name)?;
+        let (shard_index, seq) = self.append(&stream, vec![record]).await?[0];
+        Ok(PutRecordOutput {
+            shard_id: shard_id(shard_index),
+            sequence_number: seq.to_string(),
+            encryption_type: "NONE",
+        })
+    }
+
+    pub(crate) async fn put_records(
+        &self,
+        input: PutRecordsInput,
+    ) -> Result<PutRecordsOutput, ApiError> {
+        let mut v = Violations::default();
+        v.require(&input.records, "records");
+        let entries = input.records.unwrap_or_default();
+        if !entries.is_empty() || v.is_empty() {
+            let summary = format!("[{} records]", entries.len());
+            v.check(
+                entries.len() <= MAX_PUT_RECORDS,
+                &summary,
+                "records",
+                "have length less than or equal to 500",
+            );
+            v.check(
+                !entries.is_empty(),
+                &summary,
+                "records",
+                "have length greater than or equal to 1",
+            );
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            check_record(
+                entry.data.as_ref(),
+                entry.partition_key.as_deref(),
+                entry.explicit_hash_key.as_deref(),
+                &format!("records.{}.member.", i + 1),
+                &mut v,
+            );
+        }
+        let name = self.stream_target(
+            input.stream_name.as_deref(),
+            input.stream_arn.as_deref(),
+            &mut v,
+        )?;
+        let total: usize = entries
+            .iter()
+            .map(|e| {
+                e.data.as_ref().map_or(0, |d| d.0.len())
+                    + e.partition_key.as_ref().map_or(0, String::len)
+            })
+            .sum();
+        if total > MAX_PUT_RECORDS_BYTES {
+            return Err(ApiError::InvalidArgument(format!(
+                "Records size exceeds 10 MB limit: the request holds {total} bytes of data and partition keys."
+            )));
+        }
+        let records = entries
+            .into_iter()
+            .map(|e| {
+                accept(
+                    e.data.unwrap_or_default().0,
+                    e.partition_key.unwrap_or_default(),
+                    e.explicit_hash_key.as_deref(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let stream = self.active_stream(&name)?;
+        let placed = self.append(&stream, records).await?;
+        Ok(PutRecordsOutput {
+            failed_record_count: 0,
+            records: placed
+                .into_iter()
+                .map(|(shard, seq)| PutRecordsResultEntry {
+                    sequence_number: seq.to_string(),
+                    shard_id: shard_id(shard),
+                })
+                .collect(),
+            encryption_type: "NONE",
+        })
+    }
+
+    /// Appends records to their shards and waits until they are durable. Gives each record's
+    /// shard index and sequence number, in input order.
+    async fn append(
+        &self,
+        stream: &Stream,
+        records: Vec<Accepted>,
+    ) -> Result<Vec<(u32, u128)>, ApiError> {
+        let now = self.now_ms();
+        let (placed, lsn) = {
+            let mut state = stream.state.lock();
+            let batch = state.assign(records, now);
+            let lsn = if self.config.durable {
+                self.storage.append(stream.id, &batch)?
+            } else {
+                0
+            };
+            let placed = batch
+                .iter()
+                .map(|r| (r.shard_index, r.record.sequence_number))
+                .collect();
+            for item in batch {
+                if let Some(shard) = state.shard_mut(item.shard_index) {
+                    shard.push(item.record, lsn);
+                }
+            }
+            (placed, lsn)
+        };
+        self.wait_durable(lsn).await?;
+        Ok(placed)
+    }
+}

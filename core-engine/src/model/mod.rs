@@ -1,0 +1,16 @@
+//! The data model: streams, shards, hash keys, sequence numbers and iterators, as plain data
+//! with methods that take the current time as an argument.
+
+pub mod hash;
+pub mod iterator;
+pub(crate) mod registry;
+pub mod sequence;
+pub(crate) mod shard;
+pub(crate) mod stream;
+
+/// Whether `text` is a non-negative decimal integer without sign or leading zero.
+pub(crate) fn is_plain_decimal(text: &str) -> bool {
+    !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'))
+}

@@ -1,0 +1,162 @@
+//! All streams of the engine, and their snapshot for the metadata file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{RecoveredBatch, RetentionView, StreamId};
+
+use super::stream::{Stream, StreamMeta};
+
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// The streams, by name (sorted, as ListStreams returns them).
+#[derive(Debug)]
+pub(crate) struct Registry {
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    next_id: AtomicU64,
+}
+
+/// The metadata file's content.
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    version: u32,
+    next_stream_id: StreamId,
+    streams: Vec<StreamMeta>,
+}
+
+impl Registry {
+    pub(crate) fn new() -> Self {
+        Self {
+            streams: RwLock::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.read().get(name).cloned()
+    }
+
+    /// A fresh stream incarnation id.
+    pub(crate) fn allocate_id(&self) -> StreamId {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Adds `stream`; gives it back if the name is taken.
+    pub(crate) fn insert(&self, stream: Stream) -> Result<Arc<Stream>, Stream> {
+        let mut streams = self.streams.write();
+        if streams.contains_key(&stream.name) {
+            return Err(stream);
+        }
+        let stream = Arc::new(stream);
+        streams.insert(stream.name.clone(), stream.clone());
+        Ok(stream)
+    }
+
+    pub(crate) fn remove(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.write().remove(name)
+    }
+
+    /// Streams in name order.
+    pub(crate) fn list(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().values().cloned().collect()
+    }
+
+    /// Serialises every stream's metadata.
+    pub(crate) fn snapshot(&self) -> Vec<u8> {
+        let snapshot = Snapshot {
+            version: SNAPSHOT_VERSION,
+            next_stream_id: self.next_id.load(Ordering::SeqCst),
+            streams: self
+                .list()
+                .iter()
+                .map(|s| s.state.lock().to_meta(s))
+                .collect(),
+        };
+        serde_json::to_vec(&snapshot).expect("metadata always serialises")
+    }
+
+    /// Rebuilds the registry from a snapshot and the recovered log, dropping records of deleted
+    /// streams and records already past retention at `now_ms`.
+    pub(crate) fn restore(
+        snapshot: Option<&[u8]>,
+        batches: Vec<RecoveredBatch>,
+        arn_of: impl Fn(&str) -> String,
+        now_ms: i64,
+    ) -> Result<Self, String> {
+        let registry = Self::new();
+        let Some(bytes) = snapshot else {
+            return Ok(registry);
+        };
+        let snapshot: Snapshot =
+            serde_json::from_slice(bytes).map_err(|e| format!("unreadable metadata: {e}"))?;
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "metadata version {} is not supported",
+                snapshot.version
+            ));
+        }
+        registry
+            .next_id
+            .store(snapshot.next_stream_id, Ordering::SeqCst);
+        let mut by_id = HashMap::new();
+        for meta in snapshot.streams {
+            let arn = arn_of(&meta.name);
+            let stream = meta.into_stream(arn)?;
+            let stream = registry
+                .insert(stream)
+                .map_err(|s| format!("stream {} appears twice in metadata", s.name))?;
+            by_id.insert(stream.id, stream);
+        }
+        for batch in batches {
+            let Some(stream) = by_id.get(&batch.stream_id) else {
+                continue; // deleted since
+            };
+            let mut state = stream.state.lock();
+            let cutoff = now_ms - state.retention_ms();
+            for item in batch.records {
+                let Some(shard) = state.shard_mut(item.shard_index) else {
+                    return Err(format!(
+                        "log holds a record for missing shard {} of stream {}",
+                        item.shard_index, stream.name
+                    ));
+                };
+                let is_new = shard
+                    .records
+                    .back()
+                    .is_none_or(|e| e.record.sequence_number < item.record.sequence_number);
+                if is_new && item.record.arrival_ms >= cutoff {
+                    shard.push(item.record, 0);
+                } else {
+                    shard.last_seq = shard.last_seq.max(item.record.sequence_number);
+                }
+            }
+        }
+        Ok(registry)
+    }
+
+    /// What retention still needs at `now_ms`, for releasing log space.
+    pub(crate) fn retention_view(&self, now_ms: i64) -> RetentionCutoffs {
+        RetentionCutoffs(
+            self.list()
+                .iter()
+                .map(|s| (s.id, now_ms - s.state.lock().retention_ms()))
+                .collect(),
+        )
+    }
+}
+
+/// For each live stream, the arrival time before which its records are expired.
+#[derive(Debug)]
+pub(crate) struct RetentionCutoffs(HashMap<StreamId, i64>);
+
+impl RetentionView for RetentionCutoffs {
+    fn still_needed(&self, stream: StreamId, newest_arrival_ms: i64) -> bool {
+        self.0
+            .get(&stream)
+            .is_some_and(|&cutoff| newest_arrival_ms >= cutoff)
+    }
+}

@@ -1,0 +1,315 @@
+//! A stream: its settings, shards and the routing of new records to open shards.
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{ShardRecord, StoredRecord, StreamId};
+
+use super::hash::{HashRange, even_ranges};
+use super::shard::Shard;
+
+/// Retention of a new stream, and the bounds AWS allows.
+pub(crate) const DEFAULT_RETENTION_HOURS: u32 = 24;
+pub(crate) const MIN_RETENTION_HOURS: u32 = 24;
+pub(crate) const MAX_RETENTION_HOURS: u32 = 8760;
+
+/// Capacity mode of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum StreamMode {
+    Provisioned,
+    OnDemand,
+}
+
+impl StreamMode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioned => "PROVISIONED",
+            Self::OnDemand => "ON_DEMAND",
+        }
+    }
+}
+
+/// A stream. Its name, id and creation time never change; everything else sits behind one lock,
+/// held briefly by each write and read, so a stream's appends are ordered.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub(crate) id: StreamId,
+    pub(crate) name: String,
+    pub(crate) arn: String,
+    pub(crate) created_ms: i64,
+    pub(crate) state: Mutex<StreamState>,
+}
+
+/// The mutable part of a stream.
+#[derive(Debug)]
+pub(crate) struct StreamState {
+    pub(crate) mode: StreamMode,
+    pub(crate) retention_hours: u32,
+    pub(crate) tags: BTreeMap<String, String>,
+    /// Every shard not yet expired, by index (shard `i` is at position `i`).
+    pub(crate) shards: Vec<Shard>,
+    /// Open shards as (first hash key, shard index), sorted, for routing.
+    routing: Vec<(u128, u32)>,
+}
+
+impl Stream {
+    /// A new stream with `shard_count` shards over even hash ranges.
+    pub(crate) fn new(
+        id: StreamId,
+        name: String,
+        arn: String,
+        mode: StreamMode,
+        shard_count: u32,
+        created_ms: i64,
+    ) -> Self {
+        let shards = even_ranges(shard_count)
+            .into_iter()
+            .zip(0..)
+            .map(|(range, index)| Shard::new(index, range, created_ms))
+            .collect();
+        let state = StreamState::new(mode, DEFAULT_RETENTION_HOURS, BTreeMap::new(), shards);
+        Self {
+            id,
+            name,
+            arn,
+            created_ms,
+            state: Mutex::new(state),
+        }
+    }
+}
+
+impl StreamState {
+    pub(crate) fn new(
+        mode: StreamMode,
+        retention_hours: u32,
+        tags: BTreeMap<String, String>,
+        shards: Vec<Shard>,
+    ) -> Self {
+        let mut state = Self {
+            mode,
+            retention_hours,
+            tags,
+            shards,
+            routing: Vec::new(),
+        };
+        state.rebuild_routing();
+        state
+    }
+
+    /// Recomputes the routing table; call after shards open or close.
+    pub(crate) fn rebuild_routing(&mut self) {
+        self.routing = self
+            .shards
+            .iter()
+            .filter(|s| s.is_open())
+            .map(|s| (s.hash_range.start, s.index))
+            .collect();
+        self.routing.sort_unstable();
+    }
+
+    /// The open shard that owns `hash`.
+    pub(crate) fn route(&self, hash: u128) -> u32 {
+        // Open shards tile the whole hash space, so the last range starting at or below `hash`
+        // contains it.
+        let at = self.routing.partition_point(|&(start, _)| start <= hash);
+        self.routing[at.saturating_sub(1)].1
+    }
+
+    pub(crate) fn open_shard_count(&self) -> usize {
+        self.routing.len()
+    }
+
+    pub(crate) fn shard(&self, index: u32) -> Option<&Shard> {
+        self.shards.get(index as usize)
+    }
+
+    pub(crate) fn shard_mut(&mut self, index: u32) -> Option<&mut Shard> {
+        self.shards.get_mut(index as usize)
+    }
+
+    pub(crate) fn retention_ms(&self) -> i64 {
+        i64::from(self.retention_hours) * 3_600_000
+    }
+
+    /// Assigns shards and sequence numbers to new records, in order. Each item is
+    /// `(hash key, partition key, data)`.
+    pub(crate) fn assign(
+        &mut self,
+        items: impl IntoIterator<Item = (u128, String, bytes::Bytes)>,
+        now_ms: i64,
+    ) -> Vec<ShardRecord> {
+        items
+            .into_iter()
+            .map(|(hash, partition_key, data)| {
+                let shard_index = self.route(hash);
+                let shard = &mut self.shards[shard_index as usize];
+                let seq = shard.next_sequence(now_ms);
+                ShardRecord {
+                    shard_index,
+                    record: StoredRecord {
+                        sequence_number: seq.to_u128(),
+                        arrival_ms: seq.time_ms,
+                        partition_key,
+                        data,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Drops records past retention at `now_ms`.
+    pub(crate) fn trim(&mut self, now_ms: i64) -> usize {
+        let cutoff = now_ms - self.retention_ms();
+        self.shards.iter_mut().map(|s| s.trim(cutoff)).sum()
+    }
+
+    /// The metadata snapshot of this stream.
+    pub(crate) fn to_meta(&self, stream: &Stream) -> StreamMeta {
+        StreamMeta {
+            id: stream.id,
+            name: stream.name.clone(),
+            created_ms: stream.created_ms,
+            mode: self.mode,
+            retention_hours: self.retention_hours,
+            tags: self.tags.clone(),
+            shards: self
+                .shards
+                .iter()
+                .map(|s| ShardMeta {
+                    index: s.index,
+                    hash_range: s.hash_range,
+                    parent: s.parent,
+                    adjacent_parent: s.adjacent_parent,
+                    starting_seq: s.starting_seq.to_string(),
+                    ending_seq: s.ending_seq.map(|n| n.to_string()),
+                    last_seq: s.last_seq.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The persistent description of a stream, saved in the metadata snapshot.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct StreamMeta {
+    pub(crate) id: StreamId,
+    pub(crate) name: String,
+    pub(crate) created_ms: i64,
+    pub(crate) mode: StreamMode,
+    pub(crate) retention_hours: u32,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) shards: Vec<ShardMeta>,
+}
+
+/// The persistent description of a shard. Sequence numbers are decimal strings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ShardMeta {
+    pub(crate) index: u32,
+    pub(crate) hash_range: HashRange,
+    pub(crate) parent: Option<u32>,
+    pub(crate) adjacent_parent: Option<u32>,
+    pub(crate) starting_seq: String,
+    pub(crate) ending_seq: Option<String>,
+    /// Highest sequence number handed out when the snapshot was taken, so numbers never go
+    /// back even after the log holding the records is released.
+    pub(crate) last_seq: String,
+}
+
+impl StreamMeta {
+    /// Rebuilds the stream, without records, from its snapshot.
+    pub(crate) fn into_stream(self, arn: String) -> Result<Stream, String> {
+        let parse = |text: &str| -> Result<u128, String> {
+            text.parse()
+                .map_err(|_| format!("bad sequence number {text:?} in stream {}", self.name))
+        };
+        let mut shards = Vec::with_capacity(self.shards.len());
+        for meta in &self.shards {
+            let starting_seq = parse(&meta.starting_seq)?;
+            shards.push(Shard {
+                index: meta.index,
+                hash_range: meta.hash_range,
+                parent: meta.parent,
+                adjacent_parent: meta.adjacent_parent,
+                starting_seq,
+                ending_seq: meta.ending_seq.as_deref().map(parse).transpose()?,
+                last_seq: parse(&meta.last_seq)?.max(starting_seq),
+                records: Default::default(),
+            });
+        }
+        let state = StreamState::new(self.mode, self.retention_hours, self.tags, shards);
+        Ok(Stream {
+            id: self.id,
+            name: self.name,
+            arn,
+            created_ms: self.created_ms,
+            state: Mutex::new(state),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::hash::partition_key_hash;
+
+    #[test]
+    fn routes_every_hash_to_the_shard_that_owns_it() {
+        let stream = Stream::new(1, "s".into(), "arn".into(), StreamMode::Provisioned, 5, 0);
+        let state = stream.state.lock();
+        for hash in [
+            0,
+            1,
+            u128::MAX / 5,
+            u128::MAX / 5 + 1,
+            u128::MAX / 2,
+            u128::MAX,
+        ] {
+            let index = state.route(hash);
+            assert!(
+                state.shards[index as usize].hash_range.contains(hash),
+                "hash {hash}"
+            );
+        }
+        let key_hash = partition_key_hash("user-42");
+        assert!(
+            state.shards[state.route(key_hash) as usize]
+                .hash_range
+                .contains(key_hash)
+        );
+    }
+
+    #[test]
+    fn assigned_sequence_numbers_increase_per_shard() {
+        let stream = Stream::new(1, "s".into(), "arn".into(), StreamMode::Provisioned, 1, 0);
+        let mut state = stream.state.lock();
+        let items = (0..3).map(|i| (0u128, format!("k{i}"), bytes::Bytes::new()));
+        let assigned = state.assign(items, 10);
+        assert!(
+            assigned
+                .windows(2)
+                .all(|w| w[0].record.sequence_number < w[1].record.sequence_number)
+        );
+        assert!(
+            assigned
+                .iter()
+                .all(|r| r.shard_index == 0 && r.record.arrival_ms == 10)
+        );
+    }
+
+    #[test]
+    fn snapshot_round_trips() {
+        let stream = Stream::new(9, "s".into(), "arn".into(), StreamMode::OnDemand, 4, 123);
+        let meta = stream.state.lock().to_meta(&stream);
+        let json = serde_json::to_string(&meta).unwrap();
+        let back: StreamMeta = serde_json::from_str(&json).unwrap();
+        let rebuilt = back.into_stream("arn".into()).unwrap();
+        let (a, b) = (stream.state.lock(), rebuilt.state.lock());
+        assert_eq!(a.shards.len(), b.shards.len());
+        assert_eq!(a.shards[3].hash_range, b.shards[3].hash_range);
+        assert_eq!(a.shards[3].starting_seq, b.shards[3].starting_seq);
+        assert_eq!(b.mode, StreamMode::OnDemand);
+    }
+}

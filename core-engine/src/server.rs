@@ -1,0 +1,104 @@
+//! Accepts connections and serves HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on the same
+//! port until told to stop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::error::ApiError;
+use crate::kinesis::Kinesis;
+use crate::protocol::{self, MAX_BODY_BYTES};
+
+/// How long in-flight requests may take to finish once shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `listener` until `shutdown` completes, then lets in-flight requests finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    kinesis: Arc<Kinesis>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_frame_size(1 << 20)
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        // Usually out of file descriptors: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let kinesis = kinesis.clone();
+                let service = service_fn(move |request| {
+                    let kinesis = kinesis.clone();
+                    async move { Ok::<_, Infallible>(answer(&kinesis, request).await) }
+                });
+                let connection = builder.serve_connection(TokioIo::new(socket), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+    }
+}
+
+async fn answer(kinesis: &Kinesis, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            let too_large = error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            let error = if too_large {
+                ApiError::RequestEntityTooLarge(format!(
+                    "Request body is larger than {MAX_BODY_BYTES} bytes"
+                ))
+            } else {
+                ApiError::Serialization(format!("Could not read the request body: {error}"))
+            };
+            return protocol::error_response(&error);
+        }
+    };
+    protocol::handle(
+        kinesis,
+        &parts.method,
+        &parts.headers,
+        parts.uri.query(),
+        body,
+    )
+    .await
+}
