@@ -42,6 +42,12 @@ impl HashRange {
 /// as CreateStream does: with `step = floor(2^128 / count)`, range i is `[i*step, (i+1)*step - 1]`.
 pub fn even_ranges(count: u32) -> Vec<HashRange> {
     assert!(count > 0, "a stream has at least one shard");
+    if count == 1 {
+        return vec![HashRange {
+            start: 0,
+            end: u128::MAX,
+        }];
+    }
     let count = u128::from(count);
     // floor(2^128 / n) computed without overflow: (2^128 - 1) / n, plus one when n divides 2^128.
     let step = u128::MAX / count + u128::from((u128::MAX % count) == count - 1);

@@ -1,0 +1,378 @@
+//! Every validation rule answers with AWS's error type and a message a user can act on.
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+
+use crate::common::{TestEngine, code_of};
+
+fn entry(key: &str, size: usize) -> PutRecordsRequestEntry {
+    PutRecordsRequestEntry::builder()
+        .partition_key(key)
+        .data(Blob::new(vec![1u8; size]))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn create_stream_rejects_bad_input() {
+    let engine = TestEngine::with(core_engine::Engine::builder().shard_limit(10)).await;
+    let client = &engine.client;
+    let (code, message) = code_of(
+        client
+            .create_stream()
+            .stream_name("bad name!")
+            .shard_count(1)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"), "{message}");
+    let (code, message) = code_of(
+        client
+            .create_stream()
+            .stream_name("x".repeat(129))
+            .shard_count(1)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(
+        message.contains("length less than or equal to 128"),
+        "{message}"
+    );
+    let (code, _) = code_of(
+        client
+            .create_stream()
+            .stream_name("zero")
+            .shard_count(0)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ValidationException");
+    let (code, message) = code_of(client.create_stream().stream_name("noshards").send().await);
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("Value null at 'shardCount'"), "{message}");
+    let (code, message) = code_of(
+        client
+            .create_stream()
+            .stream_name("huge")
+            .shard_count(11)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "LimitExceededException");
+    assert!(message.contains("shard limit"), "{message}");
+    engine.create_stream("dup", 1).await;
+    let (code, message) = code_of(
+        client
+            .create_stream()
+            .stream_name("dup")
+            .shard_count(1)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ResourceInUseException");
+    assert_eq!(
+        message,
+        "Stream dup under account 000000000000 already exists."
+    );
+    let (code, _) = code_of(client.delete_stream().stream_name("never-was").send().await);
+    assert_eq!(code, "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn put_rejects_bad_records() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("v", 1).await;
+    let client = &engine.client;
+    let put = |key: &str, data: Vec<u8>| {
+        client
+            .put_record()
+            .stream_name("v")
+            .partition_key(key)
+            .data(Blob::new(data))
+            .send()
+    };
+
+    let (code, message) = code_of(put("", b"x".to_vec()).await);
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("at 'partitionKey' failed to satisfy constraint: Member must have length greater than or equal to 1"), "{message}");
+    let (code, _) = code_of(put(&"k".repeat(257), b"x".to_vec()).await);
+    assert_eq!(code, "ValidationException");
+    // 256 characters, not bytes: multi-byte characters are fine.
+    put(&"é".repeat(256), b"x".to_vec()).await.unwrap();
+    // 1 MiB of data is the most a record holds; with its key it is too much.
+    let (code, message) = code_of(put("k", vec![0; (1 << 20) + 1]).await);
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("at 'data'"), "{message}");
+    let (code, message) = code_of(put("key", vec![0; 1 << 20]).await);
+    assert_eq!(code, "InvalidArgumentException");
+    assert!(message.contains("maximum record size"), "{message}");
+    put("k", vec![0; (1 << 20) - 1]).await.unwrap();
+
+    let explicit = |hash: &str| {
+        client
+            .put_record()
+            .stream_name("v")
+            .partition_key("k")
+            .explicit_hash_key(hash)
+            .data(Blob::new("x"))
+            .send()
+    };
+    let (code, _) = code_of(explicit("-1").await);
+    assert_eq!(code, "ValidationException");
+    let (code, message) = code_of(explicit("340282366920938463463374607431768211456").await);
+    assert_eq!(code, "InvalidArgumentException");
+    assert!(
+        message.contains("ExplicitHashKey must be in the range: [0, 2^128-1]"),
+        "{message}"
+    );
+
+    let (code, message) = code_of(
+        client
+            .put_record()
+            .stream_name("nope")
+            .partition_key("k")
+            .data(Blob::new("x"))
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ResourceNotFoundException");
+    assert_eq!(message, "Stream nope under account 000000000000 not found.");
+}
+
+#[tokio::test]
+async fn put_records_enforces_count_and_size_limits() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("limits", 1).await;
+    let client = &engine.client;
+    let too_many: Vec<_> = (0..501).map(|i| entry(&format!("k{i}"), 1)).collect();
+    let (code, message) = code_of(
+        client
+            .put_records()
+            .stream_name("limits")
+            .set_records(Some(too_many))
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("at 'records' failed to satisfy constraint: Member must have length less than or equal to 500"), "{message}");
+    let too_big: Vec<_> = (0..11)
+        .map(|i| entry(&format!("k{i}"), 1_000_000))
+        .collect();
+    let (code, message) = code_of(
+        client
+            .put_records()
+            .stream_name("limits")
+            .set_records(Some(too_big))
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    assert!(message.contains("10 MB"), "{message}");
+    let bad_member = vec![entry("ok", 1), entry("", 1)];
+    let (code, message) = code_of(
+        client
+            .put_records()
+            .stream_name("limits")
+            .set_records(Some(bad_member))
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(
+        message.contains("at 'records.2.member.partitionKey'"),
+        "{message}"
+    );
+    // Nothing from the rejected calls was written.
+    assert!(
+        engine
+            .read_all("limits", "shardId-000000000000")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn shard_iterator_requests_are_checked() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("it", 2).await;
+    let client = &engine.client;
+    let (_, seq) = engine.put("it", "k", b"x").await;
+    let shard_of_seq = engine
+        .client
+        .put_record()
+        .stream_name("it")
+        .partition_key("k")
+        .data(Blob::new("y"))
+        .send()
+        .await
+        .unwrap()
+        .shard_id;
+    let other_shard = if shard_of_seq == "shardId-000000000000" {
+        "shardId-000000000001"
+    } else {
+        "shardId-000000000000"
+    };
+
+    let (code, message) = code_of(
+        client
+            .get_shard_iterator()
+            .stream_name("it")
+            .shard_id("shardId-000000000009")
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ResourceNotFoundException");
+    assert_eq!(
+        message,
+        "Shard shardId-000000000009 in stream it under account 000000000000 does not exist"
+    );
+    let (code, message) = code_of(
+        client
+            .get_shard_iterator()
+            .stream_name("it")
+            .shard_id(&shard_of_seq)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .starting_sequence_number(&seq)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    assert!(
+        message.contains("Request specified TRIM_HORIZON and also a StartingSequenceNumber"),
+        "{message}"
+    );
+    let (code, _) = code_of(
+        client
+            .get_shard_iterator()
+            .stream_name("it")
+            .shard_id(&shard_of_seq)
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    let (code, message) = code_of(
+        client
+            .get_shard_iterator()
+            .stream_name("it")
+            .shard_id(other_shard)
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .starting_sequence_number(&seq)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    assert!(
+        message.starts_with("Invalid StartingSequenceNumber. It encodes"),
+        "{message}"
+    );
+    let (code, _) = code_of(
+        client
+            .get_shard_iterator()
+            .stream_name("it")
+            .shard_id(&shard_of_seq)
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .starting_sequence_number("12345")
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    let (code, _) = code_of(
+        client
+            .get_shard_iterator()
+            .stream_name("it")
+            .shard_id(&shard_of_seq)
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .starting_sequence_number("01")
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ValidationException");
+    let (code, _) = code_of(
+        client
+            .get_shard_iterator()
+            .stream_name("it")
+            .shard_id(&shard_of_seq)
+            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    let future = aws_sdk_kinesis::primitives::DateTime::from_secs(4_000_000_000);
+    let (code, message) = code_of(
+        client
+            .get_shard_iterator()
+            .stream_name("it")
+            .shard_id(&shard_of_seq)
+            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+            .timestamp(future)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    assert!(
+        message.contains("cannot be greater than the currentTimestampInMillis"),
+        "{message}"
+    );
+    let (code, _) = code_of(
+        client
+            .get_shard_iterator()
+            .stream_name("gone")
+            .shard_id(&shard_of_seq)
+            .shard_iterator_type(ShardIteratorType::Latest)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn get_records_requests_are_checked() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("gr", 1).await;
+    let client = &engine.client;
+    let iterator = engine
+        .iterator("gr", "shardId-000000000000", ShardIteratorType::Latest)
+        .await;
+    let (code, message) = code_of(
+        client
+            .get_records()
+            .shard_iterator("AAAAnot-a-real-iterator")
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    assert_eq!(message, "Invalid ShardIterator.");
+    let (code, _) = code_of(
+        client
+            .get_records()
+            .shard_iterator(&iterator)
+            .limit(0)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ValidationException");
+    let (code, message) = code_of(
+        client
+            .get_records()
+            .shard_iterator(&iterator)
+            .limit(10_001)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("less than or equal to 10000"), "{message}");
+    // An iterator of a deleted stream points nowhere.
+    client
+        .delete_stream()
+        .stream_name("gr")
+        .send()
+        .await
+        .unwrap();
+    engine.create_stream("gr", 1).await;
+    let (code, _) = code_of(client.get_records().shard_iterator(&iterator).send().await);
+    assert_eq!(code, "ResourceNotFoundException");
+}
