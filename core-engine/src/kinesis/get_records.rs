@@ -86,12 +86,12 @@ impl Kinesis {
         let token = input.shard_iterator.unwrap_or_default();
         let iterator = ShardIterator::decode(&token)
             .ok_or_else(|| ApiError::InvalidArgument("Invalid ShardIterator.".into()))?;
-        if let Some(arn) = &input.stream_arn {
-            if *arn != self.stream_arn(&iterator.stream_name) {
-                return Err(ApiError::InvalidArgument(format!(
-                    "The shard iterator does not belong to stream {arn}."
-                )));
-            }
+        if let Some(arn) = &input.stream_arn
+            && *arn != self.stream_arn(&iterator.stream_name)
+        {
+            return Err(ApiError::InvalidArgument(format!(
+                "The shard iterator does not belong to stream {arn}."
+            )));
         }
         let now = self.now_ms();
         if iterator.is_expired(now) {

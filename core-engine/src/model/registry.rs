@@ -45,11 +45,11 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Adds `stream`; gives it back if the name is taken.
-    pub(crate) fn insert(&self, stream: Stream) -> Result<Arc<Stream>, Stream> {
+    /// Adds `stream`; fails with its name if the name is taken.
+    pub(crate) fn insert(&self, stream: Stream) -> Result<Arc<Stream>, String> {
         let mut streams = self.streams.write();
         if streams.contains_key(&stream.name) {
-            return Err(stream);
+            return Err(stream.name);
         }
         let stream = Arc::new(stream);
         streams.insert(stream.name.clone(), stream.clone());
@@ -108,7 +108,7 @@ impl Registry {
             let stream = meta.into_stream(arn)?;
             let stream = registry
                 .insert(stream)
-                .map_err(|s| format!("stream {} appears twice in metadata", s.name))?;
+                .map_err(|name| format!("stream {name} appears twice in metadata"))?;
             by_id.insert(stream.id, stream);
         }
         for batch in batches {

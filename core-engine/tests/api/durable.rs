@@ -108,6 +108,9 @@ async fn a_restart_keeps_streams_records_and_settings() {
     assert!(seq.parse::<u128>().unwrap() > last_before);
 }
 
+/// Acknowledged records per shard: (sequence number, data).
+type AckedByShard = HashMap<String, Vec<(u128, Vec<u8>)>>;
+
 /// A `core-engine serve` child process.
 struct ChildEngine {
     child: Child,
@@ -162,7 +165,7 @@ async fn every_acknowledged_record_survives_sigkill() {
         .unwrap();
 
     // Writers record what the engine acknowledged: shard -> [(sequence number, data)].
-    let acked: Arc<Mutex<HashMap<String, Vec<(u128, Vec<u8>)>>>> = Arc::default();
+    let acked: Arc<Mutex<AckedByShard>> = Arc::default();
     let mut writers = Vec::new();
     for writer in 0..4 {
         let kinesis = kinesis.clone();

@@ -81,7 +81,9 @@ async fn answers_exact_json_over_http1() {
 #[tokio::test]
 async fn malformed_requests_get_clean_errors() {
     let engine = TestEngine::start().await;
-    let cases: [(Option<&str>, bool, &[u8], u16, &str); 6] = [
+    // (target, signed, body, expected status, expected error code)
+    type Case<'a> = (Option<&'a str>, bool, &'a [u8], u16, &'a str);
+    let cases: [Case; 6] = [
         (
             Some("Kinesis_20131202.CreateStream"),
             true,
