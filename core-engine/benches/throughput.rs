@@ -1,1 +1,208 @@
-fn main() {}
+//! End-to-end throughput of the engine through `aws-sdk-kinesis` over loopback HTTP.
+//!
+//! Several writer tasks, each with its own client (so its own connections), send PutRecords of
+//! 500 records of 100 bytes for a fixed time; then readers drain every shard with GetRecords.
+//! Printed per mode (in memory, durable with fsync): records/s, MB/s and request latency p50/p99.
+//!
+//! ```text
+//! cargo bench -p core-engine --bench throughput -- [--seconds 10] [--writers 4] [--shards 4] [--mode memory|durable|all]
+//! ```
+
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use core_engine::Engine;
+
+const RECORDS_PER_CALL: usize = 500;
+const RECORD_BYTES: usize = 100;
+
+struct Options {
+    seconds: u64,
+    writers: usize,
+    shards: i32,
+    modes: Vec<&'static str>,
+}
+
+fn options() -> Options {
+    let mut options = Options { seconds: 10, writers: 4, shards: 4, modes: vec!["memory", "durable"] };
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    if let Some(v) = value("--seconds") {
+        options.seconds = v.parse().expect("--seconds takes a number");
+    }
+    if let Some(v) = value("--writers") {
+        options.writers = v.parse().expect("--writers takes a number");
+    }
+    if let Some(v) = value("--shards") {
+        options.shards = v.parse().expect("--shards takes a number");
+    }
+    match value("--mode").as_deref() {
+        Some("memory") => options.modes = vec!["memory"],
+        Some("durable") => options.modes = vec!["durable"],
+        Some("all") | None => {}
+        Some(other) => panic!("unknown --mode {other}: memory, durable or all"),
+    }
+    options
+}
+
+fn client(endpoint: &str) -> Client {
+    let config = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("AKIDBENCH", "secret", None, None, "bench"))
+        .build();
+    Client::from_conf(config)
+}
+
+/// Throughput and latency of one phase.
+struct Report {
+    records: usize,
+    bytes: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Report {
+    fn print(&mut self, label: &str) {
+        self.latencies.sort();
+        let pct = |p: f64| {
+            let index = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
+            self.latencies[index - 1].as_secs_f64() * 1000.0
+        };
+        let secs = self.elapsed.as_secs_f64();
+        println!(
+            "{label:<22} {:>10.0} records/s {:>8.1} MB/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} records, {} calls, {:.1} s)",
+            self.records as f64 / secs,
+            self.bytes as f64 / secs / 1e6,
+            pct(0.50),
+            pct(0.99),
+            self.records,
+            self.latencies.len(),
+            secs
+        );
+    }
+}
+
+async fn write_phase(endpoint: &str, stream: &str, options: &Options) -> Report {
+    let payload = Blob::new(vec![b'x'; RECORD_BYTES]);
+    let deadline = Instant::now() + Duration::from_secs(options.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for writer in 0..options.writers {
+        let client = client(endpoint);
+        let stream = stream.to_owned();
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut batch = 0usize;
+            while Instant::now() < deadline {
+                let entries: Vec<_> = (0..RECORDS_PER_CALL)
+                    .map(|i| {
+                        PutRecordsRequestEntry::builder()
+                            .partition_key(format!("user-{writer}-{}", (batch * RECORDS_PER_CALL + i) % 10_007))
+                            .data(payload.clone())
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                let sent = Instant::now();
+                let out = client.put_records().stream_name(&stream).set_records(Some(entries)).send().await.unwrap();
+                latencies.push(sent.elapsed());
+                assert_eq!(out.failed_record_count, Some(0));
+                batch += 1;
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let records = latencies.len() * RECORDS_PER_CALL;
+    Report { records, bytes: records * RECORD_BYTES, elapsed: started.elapsed(), latencies }
+}
+
+async fn read_phase(endpoint: &str, stream: &str) -> Report {
+    let listing = client(endpoint).list_shards().stream_name(stream).send().await.unwrap();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for shard in listing.shards.unwrap_or_default() {
+        let client = client(endpoint);
+        let stream = stream.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut iterator = client
+                .get_shard_iterator()
+                .stream_name(&stream)
+                .shard_id(shard.shard_id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap()
+                .shard_iterator
+                .unwrap();
+            let (mut records, mut bytes, mut latencies) = (0, 0, Vec::new());
+            loop {
+                let sent = Instant::now();
+                let out = client.get_records().shard_iterator(&iterator).limit(10_000).send().await.unwrap();
+                latencies.push(sent.elapsed());
+                records += out.records.len();
+                bytes += out.records.iter().map(|r| r.data.as_ref().len()).sum::<usize>();
+                if out.millis_behind_latest == Some(0) || out.next_shard_iterator.is_none() {
+                    return (records, bytes, latencies);
+                }
+                iterator = out.next_shard_iterator.unwrap();
+            }
+        }));
+    }
+    let mut report = Report { records: 0, bytes: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    for task in tasks {
+        let (records, bytes, latencies) = task.await.unwrap();
+        report.records += records;
+        report.bytes += bytes;
+        report.latencies.extend(latencies);
+    }
+    report.elapsed = started.elapsed();
+    report
+}
+
+async fn run_mode(mode: &str, options: &Options) {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = match mode {
+        "durable" => Engine::builder().data_dir(dir.path()),
+        _ => Engine::builder(),
+    };
+    let engine = builder.build().unwrap().start().await.unwrap();
+    let endpoint = engine.endpoint_url();
+    let stream = format!("bench-{mode}");
+    client(&endpoint).create_stream().stream_name(&stream).shard_count(options.shards).send().await.unwrap();
+    let mut writes = write_phase(&endpoint, &stream, options).await;
+    writes.print(&format!("{mode} PutRecords"));
+    let mut reads = read_phase(&endpoint, &stream).await;
+    assert_eq!(reads.records, writes.records, "every written record is read back");
+    reads.print(&format!("{mode} GetRecords"));
+    engine.shutdown().await;
+}
+
+fn main() {
+    let options = Arc::new(options());
+    println!(
+        "core-engine throughput: {} writers x PutRecords({RECORDS_PER_CALL} x {RECORD_BYTES} B), {} shards, {} s per mode, {} cores",
+        options.writers,
+        options.shards,
+        options.seconds,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        for mode in options.modes.clone() {
+            run_mode(mode, &options).await;
+        }
+    });
+}
