@@ -8,6 +8,12 @@ use super::{
     Durability, Lsn, Recovery, RetentionView, ShardRecord, Storage, StorageError, StreamId,
 };
 
+// Used by `FileStorage` once it is built.
+#[allow(dead_code)]
+mod format;
+#[cfg(test)]
+mod format_tests;
+
 /// When an append counts as durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyncMode {
