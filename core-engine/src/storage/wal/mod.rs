@@ -115,6 +115,8 @@ mod writer;
 
 #[cfg(test)]
 mod format_tests;
+#[cfg(test)]
+mod tests;
 
 use writer::{Phase, Queue, Shared};
 
@@ -205,6 +207,14 @@ impl FileStorage {
             metadata_lock: Mutex::new(()),
             release_lock: Mutex::new(()),
         })
+    }
+
+    /// Group syncs done so far.
+    #[cfg(test)]
+    fn group_syncs(&self) -> u64 {
+        self.shared
+            .group_syncs
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Closed segments (all but the one being written), each with what release needs.
