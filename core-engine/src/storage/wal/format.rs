@@ -1,0 +1,295 @@
+//! Byte layouts of the log (segment header, frame, metadata file); pure functions, no I/O.
+//!
+//! The layouts are documented byte by byte in the [parent module](super). Every integer is
+//! little-endian, written with `to_le_bytes` and read with `from_le_bytes`. Decoding checks every
+//! length against the bytes actually present before touching them, so no input can make it panic
+//! or allocate more than the input's own size.
+
+use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use super::super::{Lsn, RecoveredBatch, ShardRecord, StoredRecord, StreamId};
+
+/// Version of the segment and metadata layouts; bumped on any incompatible change.
+pub(super) const FORMAT_VERSION: u32 = 1;
+/// First bytes of every segment file.
+pub(super) const SEGMENT_MAGIC: [u8; 8] = *b"SHRDLWAL";
+/// Magic (8) + version (4) + first LSN (8).
+pub(super) const SEGMENT_HEADER_LEN: usize = 20;
+/// Payload length (4) + CRC32 (4).
+pub(super) const FRAME_HEADER_LEN: usize = 8;
+/// Largest payload a frame may carry; a larger length field is corruption, never an allocation.
+pub(super) const MAX_PAYLOAD_LEN: usize = 64 * 1024 * 1024;
+/// First bytes of the metadata file.
+pub(super) const METADATA_MAGIC: [u8; 8] = *b"SHRDLMET";
+/// Magic (8) + version (4) + snapshot length (8) + CRC32 (4).
+pub(super) const METADATA_HEADER_LEN: usize = 24;
+
+/// Stream id (8) + record count (4).
+const PAYLOAD_FIXED_LEN: usize = 12;
+/// Shard (4) + sequence (16) + arrival (8) + key length (4) + data length (4).
+const RECORD_FIXED_LEN: usize = 36;
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum FrameError {
+    /// The buffer ends before the frame does.
+    Truncated {
+        /// Bytes the frame needs.
+        needed: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// The length field exceeds [`MAX_PAYLOAD_LEN`].
+    TooLong(u32),
+    /// The payload does not match its checksum.
+    Crc {
+        /// Checksum stored in the frame.
+        stored: u32,
+        /// Checksum of the payload as read.
+        computed: u32,
+    },
+    /// The checksum matches but the payload is malformed.
+    Payload(&'static str),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated { needed, available } => {
+                write!(
+                    f,
+                    "truncated frame: needs {needed} bytes, {available} present"
+                )
+            }
+            Self::TooLong(len) => write!(f, "frame length {len} exceeds {MAX_PAYLOAD_LEN}"),
+            Self::Crc { stored, computed } => {
+                write!(
+                    f,
+                    "crc mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                )
+            }
+            Self::Payload(what) => write!(f, "malformed payload: {what}"),
+        }
+    }
+}
+
+/// The header of a segment whose first frame has `first_lsn`.
+pub(super) fn segment_header(first_lsn: Lsn) -> [u8; SEGMENT_HEADER_LEN] {
+    let mut out = [0u8; SEGMENT_HEADER_LEN];
+    let (magic, rest) = out.split_at_mut(8);
+    let (version, lsn) = rest.split_at_mut(4);
+    magic.copy_from_slice(&SEGMENT_MAGIC);
+    version.copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    lsn.copy_from_slice(&first_lsn.to_le_bytes());
+    out
+}
+
+/// Checks a segment header at the start of `buf` and returns the first LSN it names.
+pub(super) fn check_segment_header(buf: &[u8]) -> Result<Lsn, String> {
+    let mut r = Reader::new(buf);
+    let short = |_| format!("segment header needs {SEGMENT_HEADER_LEN} bytes");
+    let magic: [u8; 8] = r.array().map_err(short)?;
+    let version = r.u32().map_err(short)?;
+    let first_lsn = r.u64().map_err(short)?;
+    if magic != SEGMENT_MAGIC {
+        return Err(format!("bad segment magic {magic:02x?}"));
+    }
+    if version != FORMAT_VERSION {
+        return Err(format!("unsupported segment format version {version}"));
+    }
+    Ok(first_lsn)
+}
+
+/// Payload length of a batch, or `None` if it exceeds [`MAX_PAYLOAD_LEN`].
+fn payload_len(records: &[ShardRecord]) -> Option<usize> {
+    records.iter().try_fold(PAYLOAD_FIXED_LEN, |acc, r| {
+        let rec = RECORD_FIXED_LEN
+            .checked_add(r.record.partition_key.len())?
+            .checked_add(r.record.data.len())?;
+        acc.checked_add(rec).filter(|&n| n <= MAX_PAYLOAD_LEN)
+    })
+}
+
+/// Appends the frame of one batch to `out`. Fails with the payload size if it exceeds
+/// [`MAX_PAYLOAD_LEN`] (the decoder would reject it, so it must never be written).
+pub(super) fn encode_frame(
+    stream: StreamId,
+    records: &[ShardRecord],
+    out: &mut Vec<u8>,
+) -> Result<(), usize> {
+    let Some(len) = payload_len(records) else {
+        let total = records.iter().fold(PAYLOAD_FIXED_LEN, |acc, r| {
+            acc.saturating_add(RECORD_FIXED_LEN)
+                .saturating_add(r.record.partition_key.len())
+                .saturating_add(r.record.data.len())
+        });
+        return Err(total);
+    };
+    // Every length below is bounded by `len <= MAX_PAYLOAD_LEN`, so the `as u32` casts are exact.
+    out.reserve(FRAME_HEADER_LEN + len);
+    let start = out.len();
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]); // CRC, patched below
+    out.extend_from_slice(&stream.to_le_bytes());
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    for r in records {
+        let rec = &r.record;
+        out.extend_from_slice(&r.shard_index.to_le_bytes());
+        out.extend_from_slice(&rec.sequence_number.to_le_bytes());
+        out.extend_from_slice(&rec.arrival_ms.to_le_bytes());
+        out.extend_from_slice(&(rec.partition_key.len() as u32).to_le_bytes());
+        out.extend_from_slice(rec.partition_key.as_bytes());
+        out.extend_from_slice(&(rec.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&rec.data);
+    }
+    let payload_start = start + FRAME_HEADER_LEN;
+    let crc = crc32fast::hash(&out[payload_start..]);
+    out[start + 4..payload_start].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+/// Decodes the frame at the start of `buf`; returns the batch and the frame's total length.
+/// Record data are zero-copy slices of `buf`.
+pub(super) fn decode_frame(buf: &Bytes) -> Result<(RecoveredBatch, usize), FrameError> {
+    let mut r = Reader::new(buf);
+    let len = r.u32()?;
+    let stored = r.u32()?;
+    if len as usize > MAX_PAYLOAD_LEN {
+        return Err(FrameError::TooLong(len));
+    }
+    let range = r.take(len as usize)?;
+    let payload = buf.slice(range);
+    let computed = crc32fast::hash(&payload);
+    if computed != stored {
+        return Err(FrameError::Crc { stored, computed });
+    }
+    let batch = decode_payload(&payload)?;
+    Ok((batch, FRAME_HEADER_LEN + len as usize))
+}
+
+fn decode_payload(payload: &Bytes) -> Result<RecoveredBatch, FrameError> {
+    let mut r = Reader::new(payload);
+    let stream_id = r.u64()?;
+    let count = r.u32()? as usize;
+    // Bounds the allocation below by the input size.
+    if count > r.remaining() / RECORD_FIXED_LEN {
+        return Err(FrameError::Payload("record count exceeds payload"));
+    }
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        let shard_index = r.u32()?;
+        let sequence_number = u128::from_le_bytes(r.array()?);
+        let arrival_ms = i64::from_le_bytes(r.array()?);
+        let key_len = r.u32()? as usize;
+        let key = r.take(key_len)?;
+        let partition_key = std::str::from_utf8(payload.get(key).unwrap_or_default())
+            .map_err(|_| FrameError::Payload("partition key is not UTF-8"))?
+            .to_owned();
+        let data_len = r.u32()? as usize;
+        let data = payload.slice(r.take(data_len)?);
+        records.push(ShardRecord {
+            shard_index,
+            record: StoredRecord {
+                sequence_number,
+                arrival_ms,
+                partition_key,
+                data,
+            },
+        });
+    }
+    if r.remaining() != 0 {
+        return Err(FrameError::Payload("trailing bytes after the last record"));
+    }
+    Ok(RecoveredBatch { stream_id, records })
+}
+
+/// The metadata file holding `snapshot`.
+pub(super) fn encode_metadata(snapshot: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(METADATA_HEADER_LEN + snapshot.len());
+    out.extend_from_slice(&METADATA_MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(snapshot).to_le_bytes());
+    out.extend_from_slice(snapshot);
+    out
+}
+
+/// Checks a whole metadata file and returns the snapshot it holds.
+pub(super) fn decode_metadata(buf: &[u8]) -> Result<Vec<u8>, String> {
+    let mut r = Reader::new(buf);
+    let short = |_| format!("metadata header needs {METADATA_HEADER_LEN} bytes");
+    let magic: [u8; 8] = r.array().map_err(short)?;
+    let version = r.u32().map_err(short)?;
+    let len = r.u64().map_err(short)?;
+    let stored = r.u32().map_err(short)?;
+    if magic != METADATA_MAGIC {
+        return Err(format!("bad metadata magic {magic:02x?}"));
+    }
+    if version != FORMAT_VERSION {
+        return Err(format!("unsupported metadata format version {version}"));
+    }
+    if len != r.remaining() as u64 {
+        return Err(format!(
+            "metadata length {len} but {} bytes follow the header",
+            r.remaining()
+        ));
+    }
+    let snapshot = buf.get(METADATA_HEADER_LEN..).unwrap_or_default();
+    let computed = crc32fast::hash(snapshot);
+    if computed != stored {
+        return Err(format!(
+            "metadata crc mismatch: stored {stored:#010x}, computed {computed:#010x}"
+        ));
+    }
+    Ok(snapshot.to_vec())
+}
+
+/// A bounds-checked cursor: every read returns `Truncated` instead of panicking.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    /// Consumes `n` bytes and returns their range in the buffer.
+    fn take(&mut self, n: usize) -> Result<Range<usize>, FrameError> {
+        match self.pos.checked_add(n) {
+            Some(end) if end <= self.buf.len() => {
+                let range = self.pos..end;
+                self.pos = end;
+                Ok(range)
+            }
+            _ => Err(FrameError::Truncated {
+                needed: self.pos.saturating_add(n),
+                available: self.buf.len(),
+            }),
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
+        let range = self.take(N)?;
+        let bytes = self.buf.get(range).unwrap_or_default();
+        bytes
+            .try_into()
+            .map_err(|_| FrameError::Payload("internal length mismatch"))
+    }
+
+    fn u32(&mut self) -> Result<u32, FrameError> {
+        self.array().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Result<u64, FrameError> {
+        self.array().map(u64::from_le_bytes)
+    }
+}

@@ -1,0 +1,106 @@
+//! Reading the log back at startup and cutting a torn tail.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use super::super::{Lsn, Recovery, StorageError};
+use super::format::SEGMENT_HEADER_LEN;
+use super::segment::{self, SegmentInfo};
+use super::writer::Active;
+use super::{io_error, metadata};
+
+/// Everything [`run`] found, plus what the writer needs to continue the log.
+#[derive(Debug)]
+pub(super) struct Recovered {
+    /// What `Storage::recover` returns.
+    pub recovery: Recovery,
+    /// Every segment, oldest first; the last one is `active`.
+    pub segments: Vec<SegmentInfo>,
+    /// The segment to keep appending to.
+    pub active: Active,
+    /// The LSN of the next append: one past the last intact frame.
+    pub next_lsn: Lsn,
+}
+
+/// Reads the metadata and every segment of the data directory `dir` in LSN order.
+///
+/// A bad frame in the last segment is a torn or corrupt tail: the file is cut there and synced.
+/// A bad frame anywhere else would mean losing acknowledged data in the middle of the log, so it
+/// is [`StorageError::Corrupt`] instead. LSNs must increase from segment to segment; gaps are
+/// fine (retention releases whole segments, not only the oldest).
+pub(super) fn run(dir: &Path, wal_dir: &Path) -> Result<Recovered, StorageError> {
+    let metadata = metadata::load(dir)?;
+    let files = segment::list(wal_dir)?;
+    let count = files.len();
+    let mut recovery = Recovery {
+        metadata,
+        ..Recovery::default()
+    };
+    let mut segments = Vec::with_capacity(count.max(1));
+    let mut next_lsn: Lsn = 1;
+    for (i, (first_lsn, path)) in files.into_iter().enumerate() {
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        if first_lsn < next_lsn {
+            return Err(corrupt(format!(
+                "segment starts at LSN {first_lsn}, but the log before it reaches LSN {}",
+                next_lsn - 1
+            )));
+        }
+        let scan = segment::scan(&path, first_lsn)?;
+        if let Some((offset, err)) = &scan.bad {
+            if i + 1 != count {
+                return Err(corrupt(format!("bad frame at offset {offset}: {err}")));
+            }
+            tracing::warn!(
+                path = %path.display(),
+                offset,
+                cut_bytes = scan.file_len - scan.good_len,
+                error = %err,
+                "cutting a torn or corrupt tail off the write-ahead log"
+            );
+            recovery.truncated_bytes = scan.file_len - scan.good_len;
+        }
+        next_lsn = first_lsn
+            .checked_add(scan.batches.len() as u64)
+            .ok_or_else(|| corrupt("LSN overflow".into()))?;
+        recovery.batches.extend(scan.batches);
+        segments.push(scan.info);
+    }
+    let active = match segments.last() {
+        Some(last) => {
+            let path = &last.path;
+            let file = OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map_err(io_error(path))?;
+            // Cuts the tail if there is one, and makes data that an OsBuffered run left in the
+            // page cache durable before it is reported durable again.
+            file.set_len(last.bytes)
+                .and_then(|()| file.sync_all())
+                .map_err(io_error(path))?;
+            Active {
+                file,
+                path: path.clone(),
+                len: last.bytes,
+            }
+        }
+        None => {
+            let (file, path) = segment::create(wal_dir, next_lsn)?;
+            segments.push(SegmentInfo::new(next_lsn, path.clone()));
+            Active {
+                file,
+                path,
+                len: SEGMENT_HEADER_LEN as u64,
+            }
+        }
+    };
+    Ok(Recovered {
+        recovery,
+        segments,
+        active,
+        next_lsn,
+    })
+}
