@@ -30,9 +30,19 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut options = Options { seconds: 10, writers: 4, shards: 4, modes: vec!["memory", "durable"] };
+    let mut options = Options {
+        seconds: 10,
+        writers: 4,
+        shards: 4,
+        modes: vec!["memory", "durable"],
+    };
     let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     if let Some(v) = value("--seconds") {
         options.seconds = v.parse().expect("--seconds takes a number");
     }
@@ -73,7 +83,8 @@ impl Report {
     fn print(&mut self, label: &str) {
         self.latencies.sort();
         let pct = |p: f64| {
-            let index = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
+            let index =
+                ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
             self.latencies[index - 1].as_secs_f64() * 1000.0
         };
         let secs = self.elapsed.as_secs_f64();
@@ -106,14 +117,23 @@ async fn write_phase(endpoint: &str, stream: &str, options: &Options) -> Report 
                 let entries: Vec<_> = (0..RECORDS_PER_CALL)
                     .map(|i| {
                         PutRecordsRequestEntry::builder()
-                            .partition_key(format!("user-{writer}-{}", (batch * RECORDS_PER_CALL + i) % 10_007))
+                            .partition_key(format!(
+                                "user-{writer}-{}",
+                                (batch * RECORDS_PER_CALL + i) % 10_007
+                            ))
                             .data(payload.clone())
                             .build()
                             .unwrap()
                     })
                     .collect();
                 let sent = Instant::now();
-                let out = client.put_records().stream_name(&stream).set_records(Some(entries)).send().await.unwrap();
+                let out = client
+                    .put_records()
+                    .stream_name(&stream)
+                    .set_records(Some(entries))
+                    .send()
+                    .await
+                    .unwrap();
                 latencies.push(sent.elapsed());
                 assert_eq!(out.failed_record_count, Some(0));
                 batch += 1;
@@ -126,11 +146,21 @@ async fn write_phase(endpoint: &str, stream: &str, options: &Options) -> Report 
         latencies.extend(task.await.unwrap());
     }
     let records = latencies.len() * RECORDS_PER_CALL;
-    Report { records, bytes: records * RECORD_BYTES, elapsed: started.elapsed(), latencies }
+    Report {
+        records,
+        bytes: records * RECORD_BYTES,
+        elapsed: started.elapsed(),
+        latencies,
+    }
 }
 
 async fn read_phase(endpoint: &str, stream: &str) -> Report {
-    let listing = client(endpoint).list_shards().stream_name(stream).send().await.unwrap();
+    let listing = client(endpoint)
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for shard in listing.shards.unwrap_or_default() {
@@ -150,10 +180,20 @@ async fn read_phase(endpoint: &str, stream: &str) -> Report {
             let (mut records, mut bytes, mut latencies) = (0, 0, Vec::new());
             loop {
                 let sent = Instant::now();
-                let out = client.get_records().shard_iterator(&iterator).limit(10_000).send().await.unwrap();
+                let out = client
+                    .get_records()
+                    .shard_iterator(&iterator)
+                    .limit(10_000)
+                    .send()
+                    .await
+                    .unwrap();
                 latencies.push(sent.elapsed());
                 records += out.records.len();
-                bytes += out.records.iter().map(|r| r.data.as_ref().len()).sum::<usize>();
+                bytes += out
+                    .records
+                    .iter()
+                    .map(|r| r.data.as_ref().len())
+                    .sum::<usize>();
                 if out.millis_behind_latest == Some(0) || out.next_shard_iterator.is_none() {
                     return (records, bytes, latencies);
                 }
@@ -161,7 +201,12 @@ async fn read_phase(endpoint: &str, stream: &str) -> Report {
             }
         }));
     }
-    let mut report = Report { records: 0, bytes: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
+    let mut report = Report {
+        records: 0,
+        bytes: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
     for task in tasks {
         let (records, bytes, latencies) = task.await.unwrap();
         report.records += records;
@@ -181,11 +226,20 @@ async fn run_mode(mode: &str, options: &Options) {
     let engine = builder.build().unwrap().start().await.unwrap();
     let endpoint = engine.endpoint_url();
     let stream = format!("bench-{mode}");
-    client(&endpoint).create_stream().stream_name(&stream).shard_count(options.shards).send().await.unwrap();
+    client(&endpoint)
+        .create_stream()
+        .stream_name(&stream)
+        .shard_count(options.shards)
+        .send()
+        .await
+        .unwrap();
     let mut writes = write_phase(&endpoint, &stream, options).await;
     writes.print(&format!("{mode} PutRecords"));
     let mut reads = read_phase(&endpoint, &stream).await;
-    assert_eq!(reads.records, writes.records, "every written record is read back");
+    assert_eq!(
+        reads.records, writes.records,
+        "every written record is read back"
+    );
     reads.print(&format!("{mode} GetRecords"));
     engine.shutdown().await;
 }
@@ -199,7 +253,10 @@ fn main() {
         options.seconds,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         for mode in options.modes.clone() {
             run_mode(mode, &options).await;

@@ -2,6 +2,7 @@
 //!
 //! # Directory layout
 //! ```text
+//! <dir>/LOCK                          locked exclusively while an engine has the directory open
 //! <dir>/metadata                      the last metadata snapshot (see below)
 //! <dir>/metadata.tmp                  a snapshot being written; ignored by recovery
 //! <dir>/wal/00000000000000000001.wal  segment whose first frame has LSN 1
@@ -159,6 +160,9 @@ pub struct FileStorage {
     metadata_lock: Mutex<()>,
     /// Serialises releases.
     release_lock: Mutex<()>,
+    /// An exclusive lock on `<dir>/LOCK`, held until close, so that two engines never share a
+    /// data directory.
+    dir_lock: Mutex<Option<std::fs::File>>,
 }
 
 impl fmt::Debug for FileStorage {
@@ -179,6 +183,23 @@ impl FileStorage {
     pub fn open(dir: &Path, options: WalOptions) -> Result<Self, StorageError> {
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir).map_err(io_error(&wal_dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error(&lock_path))?;
+        lock.try_lock().map_err(|err| match err {
+            std::fs::TryLockError::WouldBlock => StorageError::Unavailable(
+                format!(
+                    "data directory {} is in use by another engine",
+                    dir.display()
+                )
+                .into(),
+            ),
+            std::fs::TryLockError::Error(source) => io_error(&lock_path)(source),
+        })?;
         // Makes the creation of `wal/` itself durable.
         sync_dir(dir)?;
         let (durability, _) = watch::channel(Durability::default());
@@ -206,6 +227,7 @@ impl FileStorage {
             control: Mutex::new(None),
             metadata_lock: Mutex::new(()),
             release_lock: Mutex::new(()),
+            dir_lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -309,6 +331,7 @@ impl Storage for FileStorage {
                 .join()
                 .map_err(|_| StorageError::Unavailable("the log writer thread panicked".into()))?;
         }
+        self.dir_lock.lock().take();
         match &self.shared.queue.lock().failure {
             Some(failure) => Err(StorageError::Unavailable(failure.clone())),
             None => Ok(()),

@@ -222,3 +222,17 @@ fn oversized_batch_is_refused_without_consuming_an_lsn() {
     ));
     assert_eq!(storage.append(1, &[]).expect("append"), 1);
 }
+
+#[test]
+fn a_data_directory_is_opened_by_one_engine_at_a_time() {
+    let dir = TempDir::new().unwrap();
+    let (first, _) = reopen(dir.path());
+    let err = FileStorage::open(dir.path(), WalOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Unavailable(m) if m.contains("in use by another engine")),
+        "{err}"
+    );
+    first.close().unwrap();
+    let (second, _) = reopen(dir.path());
+    second.close().unwrap();
+}
