@@ -7,6 +7,9 @@
 //! ```text
 //! cargo bench -p core-engine --bench throughput -- [--seconds 10] [--writers 4] [--shards 4] [--mode memory|durable|all]
 //! ```
+//!
+//! With `--endpoint URL` it drives an engine that is already running (for example
+//! `core-engine serve` in another process, to see how the CPU splits between engine and clients).
 
 #![allow(missing_docs)]
 
@@ -27,6 +30,7 @@ struct Options {
     writers: usize,
     shards: i32,
     modes: Vec<&'static str>,
+    endpoint: Option<String>,
 }
 
 fn options() -> Options {
@@ -35,6 +39,7 @@ fn options() -> Options {
         writers: 4,
         shards: 4,
         modes: vec!["memory", "durable"],
+        endpoint: None,
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -52,6 +57,7 @@ fn options() -> Options {
     if let Some(v) = value("--shards") {
         options.shards = v.parse().expect("--shards takes a number");
     }
+    options.endpoint = value("--endpoint");
     match value("--mode").as_deref() {
         Some("memory") => options.modes = vec!["memory"],
         Some("durable") => options.modes = vec!["durable"],
@@ -217,6 +223,24 @@ async fn read_phase(endpoint: &str, stream: &str) -> Report {
     report
 }
 
+async fn run_phases(endpoint: &str, stream: &str, label: &str, options: &Options) {
+    client(endpoint)
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(options.shards)
+        .send()
+        .await
+        .unwrap();
+    let mut writes = write_phase(endpoint, stream, options).await;
+    writes.print(&format!("{label} PutRecords"));
+    let mut reads = read_phase(endpoint, stream).await;
+    assert_eq!(
+        reads.records, writes.records,
+        "every written record is read back"
+    );
+    reads.print(&format!("{label} GetRecords"));
+}
+
 async fn run_mode(mode: &str, options: &Options) {
     let dir = tempfile::tempdir().unwrap();
     let builder = match mode {
@@ -258,6 +282,10 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        if let Some(endpoint) = &options.endpoint {
+            let stream = format!("bench-{}", std::process::id());
+            return run_phases(endpoint, &stream, "external", &options).await;
+        }
         for mode in options.modes.clone() {
             run_mode(mode, &options).await;
         }

@@ -14,6 +14,7 @@ use crate::clock::{Clock, TokioClock};
 use crate::error::Error;
 use crate::kinesis::{Kinesis, ServiceConfig};
 use crate::model::registry::Registry;
+use crate::protocol::Services;
 use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
 use crate::storage::{MemoryStorage, Storage};
 
@@ -188,9 +189,9 @@ impl Engine {
             addr: self.config.listen,
             source,
         })?;
-        let kinesis = self.open()?;
+        let services = self.open()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_until(listener, kinesis, async {
+        let task = tokio::spawn(serve_until(listener, services, async {
             let _ = stopped.await;
         }));
         tracing::info!(endpoint = %format!("http://{local_addr}"), "core-engine started");
@@ -208,13 +209,13 @@ impl Engine {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let kinesis = self.open()?;
-        serve_until(listener, kinesis, shutdown).await;
+        let services = self.open()?;
+        serve_until(listener, services, shutdown).await;
         Ok(())
     }
 
-    /// Opens storage and rebuilds the streams from it.
-    fn open(self) -> Result<Arc<Kinesis>, Error> {
+    /// Opens storage and rebuilds the services' state from it.
+    fn open(self) -> Result<Services, Error> {
         let config = self.config;
         let storage: Arc<dyn Storage> = match &config.data_dir {
             Some(dir) => {
@@ -273,7 +274,7 @@ impl Engine {
             config.clock.clone(),
         ));
         spawn_retention(&kinesis, config.retention_check_interval);
-        Ok(kinesis)
+        Ok(Services { kinesis })
     }
 }
 
@@ -303,11 +304,11 @@ fn spawn_retention(kinesis: &Arc<Kinesis>, every: Duration) {
 
 async fn serve_until(
     listener: TcpListener,
-    kinesis: Arc<Kinesis>,
+    services: Services,
     shutdown: impl Future<Output = ()>,
 ) {
-    crate::server::serve(listener, kinesis.clone(), shutdown).await;
-    if let Err(error) = kinesis.storage.close() {
+    crate::server::serve(listener, services.clone(), shutdown).await;
+    if let Err(error) = services.kinesis.storage.close() {
         tracing::error!(%error, "closing storage failed");
     }
     tracing::info!("core-engine stopped");

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,8 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
-use crate::kinesis::Kinesis;
-use crate::protocol::{self, MAX_BODY_BYTES};
+use crate::protocol::{self, MAX_BODY_BYTES, Services};
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,7 +24,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves `listener` until `shutdown` completes, then lets in-flight requests finish.
 pub(crate) async fn serve(
     listener: TcpListener,
-    kinesis: Arc<Kinesis>,
+    services: Services,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -50,10 +48,10 @@ pub(crate) async fn serve(
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let kinesis = kinesis.clone();
+                let services = services.clone();
                 let service = service_fn(move |request| {
-                    let kinesis = kinesis.clone();
-                    async move { Ok::<_, Infallible>(answer(&kinesis, request).await) }
+                    let services = services.clone();
+                    async move { Ok::<_, Infallible>(answer(&services, request).await) }
                 });
                 let connection = builder.serve_connection(TokioIo::new(socket), service).into_owned();
                 let connection = graceful.watch(connection);
@@ -75,7 +73,7 @@ pub(crate) async fn serve(
     }
 }
 
-async fn answer(kinesis: &Kinesis, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(services: &Services, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -94,7 +92,7 @@ async fn answer(kinesis: &Kinesis, request: Request<Incoming>) -> Response<Full<
         }
     };
     protocol::handle(
-        kinesis,
+        services,
         &parts.method,
         &parts.headers,
         parts.uri.query(),

@@ -3,6 +3,8 @@
 
 pub(crate) mod json;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::Full;
@@ -16,77 +18,85 @@ pub(crate) const MAX_BODY_BYTES: usize = 32 << 20;
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 const KINESIS_PREFIX: &str = "Kinesis_20131202.";
 
+/// The services the engine serves on its one port, picked by the `X-Amz-Target` prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Services {
+    pub(crate) kinesis: Arc<Kinesis>,
+}
+
 /// Answers one HTTP request whose body has been read.
 pub(crate) async fn handle(
-    kinesis: &Kinesis,
+    services: &Services,
     method: &Method,
     headers: &HeaderMap,
     query: Option<&str>,
     body: Bytes,
 ) -> Response<Full<Bytes>> {
-    match route(kinesis, method, headers, query, body).await {
-        Ok(body) => response(StatusCode::OK, body, None),
-        Err(error) => error_response(&error),
-    }
-}
-
-/// The response for a failed request.
-pub(crate) fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
-    if error.status() >= 500 {
-        tracing::warn!(code = error.code(), %error, "request failed");
-    } else {
-        tracing::debug!(code = error.code(), %error, "request rejected");
-    }
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    response(status, json::encode_error(error), Some(error.code()))
-}
-
-fn response(
-    status: StatusCode,
-    body: Vec<u8>,
-    error_type: Option<&'static str>,
-) -> Response<Full<Bytes>> {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
-        out.insert("x-amzn-RequestId", id);
-    }
-    if let Some(code) = error_type {
-        out.insert("x-amzn-ErrorType", HeaderValue::from_static(code));
-    }
-    response
-}
-
-async fn route(
-    kinesis: &Kinesis,
-    method: &Method,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: Bytes,
-) -> Result<Vec<u8>, ApiError> {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if method != Method::POST || target.is_empty() {
-        return Err(ApiError::UnknownOperation(format!(
+        return error_response(&ApiError::UnknownOperation(format!(
             "Expected a POST request with an X-Amz-Target header, got {method} with target {target:?}"
         )));
     }
     if !is_authenticated(headers, query) {
-        return Err(ApiError::MissingAuthenticationToken(
+        return error_response(&ApiError::MissingAuthenticationToken(
             "Missing Authentication Token".into(),
         ));
     }
-    match target.strip_prefix(KINESIS_PREFIX) {
-        Some(operation) => crate::kinesis::dispatch(kinesis, operation, &body).await,
-        None => Err(ApiError::UnknownOperation(format!(
-            "Unknown target {target:?}: this engine serves {KINESIS_PREFIX}<Operation>"
-        ))),
+    if let Some(operation) = target.strip_prefix(KINESIS_PREFIX) {
+        return match crate::kinesis::dispatch(&services.kinesis, operation, &body).await {
+            Ok(body) => response(StatusCode::OK, JSON_1_1, body, None),
+            Err(error) => error_response(&error),
+        };
     }
+    error_response(&ApiError::UnknownOperation(format!(
+        "Unknown target {target:?}: this engine serves {KINESIS_PREFIX}<Operation>"
+    )))
+}
+
+/// The response for a failed Kinesis request.
+pub(crate) fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
+    log_error(error.code(), error.status(), error);
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    response(
+        status,
+        JSON_1_1,
+        json::encode_error(error),
+        Some(error.code()),
+    )
+}
+
+/// Logs a failed request: server faults as warnings, client mistakes at debug level.
+pub(crate) fn log_error(code: &str, status: u16, error: &dyn std::fmt::Display) {
+    if status >= 500 {
+        tracing::warn!(code, %error, "request failed");
+    } else {
+        tracing::debug!(code, %error, "request rejected");
+    }
+}
+
+/// A response with AWS's headers: the request id, and the error type on failures.
+pub(crate) fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+    error_type: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        out.insert("x-amzn-RequestId", id);
+    }
+    if let Some(code) = error_type.and_then(|c| HeaderValue::from_str(c).ok()) {
+        out.insert("x-amzn-ErrorType", code);
+    }
+    response
 }
 
 /// Whether the request carries SigV4 credentials, in a header or the query string. Signatures
