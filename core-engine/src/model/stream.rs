@@ -221,9 +221,12 @@ pub(crate) struct ShardMeta {
 impl StreamMeta {
     /// Rebuilds the stream, without records, from its snapshot.
     pub(crate) fn into_stream(self, arn: String) -> Result<Stream, String> {
+        // Only numbers this engine made are valid: the shard continues counting from them.
         let parse = |text: &str| -> Result<u128, String> {
             text.parse()
-                .map_err(|_| format!("bad sequence number {text:?} in stream {}", self.name))
+                .ok()
+                .filter(|&n| super::sequence::SequenceNumber::from_u128(n).is_some())
+                .ok_or_else(|| format!("bad sequence number {text:?} in stream {}", self.name))
         };
         let mut shards = Vec::with_capacity(self.shards.len());
         for meta in &self.shards {

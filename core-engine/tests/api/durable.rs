@@ -247,3 +247,124 @@ async fn every_acknowledged_record_survives_sigkill() {
 async fn dummy_handle() -> core_engine::EngineHandle {
     Engine::builder().build().unwrap().start().await.unwrap()
 }
+
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn retention_releases_whole_segments_and_they_stay_gone_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(core_engine::ManualClock::new(1_750_000_000_000));
+    let builder = || {
+        Engine::builder()
+            .data_dir(dir.path())
+            .clock(clock.clone())
+            .wal_segment_bytes(4096)
+            .retention_check_interval(Duration::from_millis(20))
+    };
+    let engine = TestEngine::with(builder()).await;
+    engine.create_stream("short", 1).await;
+    let mut last_old = 0u128;
+    for i in 0..60 {
+        let (_, seq) = engine
+            .put("short", "k", format!("old-{i:0>200}").as_bytes())
+            .await;
+        last_old = seq.parse().unwrap();
+    }
+    let before = segment_files(dir.path()).len();
+    assert!(
+        before > 3,
+        "small segments should have rolled over, got {before}"
+    );
+    // A day and an hour later the old records are past the 24-hour retention.
+    clock.advance(25 * 3_600_000);
+    engine.put("short", "k", b"fresh").await;
+    let mut waited = 0;
+    while segment_files(dir.path()).len() >= before && waited < 250 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    assert!(
+        segment_files(dir.path()).len() < before,
+        "expired segments were not released"
+    );
+    let records = engine.read_all("short", "shardId-000000000000").await;
+    assert_eq!(records.len(), 1);
+    engine.handle.shutdown().await;
+
+    // After a restart the expired records stay gone and numbering continues upwards.
+    let engine = TestEngine::with(builder()).await;
+    let records = engine.read_all("short", "shardId-000000000000").await;
+    assert_eq!(
+        records.iter().map(|r| r.data.as_ref()).collect::<Vec<_>>(),
+        [b"fresh".as_slice()]
+    );
+    let (_, seq) = engine.put("short", "k", b"after").await;
+    assert!(seq.parse::<u128>().unwrap() > last_old);
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_and_everything_before_it_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = TestEngine::with(Engine::builder().data_dir(dir.path())).await;
+    engine.create_stream("torn", 1).await;
+    for i in 0..20 {
+        engine.put("torn", "k", format!("r{i}").as_bytes()).await;
+    }
+    engine.handle.shutdown().await;
+    // A crash in the middle of a write leaves half a frame at the end of the log.
+    let last = segment_files(dir.path()).pop().unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &[0x40, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3])
+        .unwrap();
+    drop(file);
+
+    let engine = TestEngine::with(Engine::builder().data_dir(dir.path())).await;
+    let records = engine.read_all("torn", "shardId-000000000000").await;
+    let data: Vec<_> = records
+        .iter()
+        .map(|r| String::from_utf8(r.data.as_ref().to_vec()).unwrap())
+        .collect();
+    assert_eq!(data, (0..20).map(|i| format!("r{i}")).collect::<Vec<_>>());
+    engine.put("torn", "k", b"r20").await;
+    engine.handle.shutdown().await;
+    let engine = TestEngine::with(Engine::builder().data_dir(dir.path())).await;
+    assert_eq!(
+        engine.read_all("torn", "shardId-000000000000").await.len(),
+        21
+    );
+}
+
+#[tokio::test]
+async fn a_data_directory_serves_one_engine_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Engine::builder()
+        .data_dir(dir.path())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let second = Engine::builder()
+        .data_dir(dir.path())
+        .build()
+        .unwrap()
+        .start()
+        .await;
+    let error = second.expect_err("a second engine on the same directory must not start");
+    assert!(
+        error.to_string().contains("in use by another engine"),
+        "{error}"
+    );
+    first.shutdown().await;
+}
