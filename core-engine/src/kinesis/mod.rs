@@ -6,6 +6,7 @@ mod iterator;
 mod limits;
 mod page_token;
 mod put;
+mod reshard;
 mod retention;
 mod shards;
 mod streams;
@@ -193,6 +194,9 @@ pub(crate) async fn dispatch(
         "RemoveTagsFromStream" => unit(kinesis.remove_tags(json::decode(body)?)),
         "ListTagsForStream" => reply(kinesis.list_tags(json::decode(body)?)),
         "DescribeLimits" => reply(kinesis.describe_limits()),
+        "SplitShard" => unit(kinesis.split_shard(json::decode(body)?)),
+        "MergeShards" => unit(kinesis.merge_shards(json::decode(body)?)),
+        "UpdateShardCount" => reply(kinesis.update_shard_count(json::decode(body)?)),
         other => Err(ApiError::UnknownOperation(format!(
             "Operation {other} is not supported by this engine"
         ))),

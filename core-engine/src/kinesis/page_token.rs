@@ -1,7 +1,8 @@
 //! `NextToken` values for paginated listings: opaque, checked, and expiring like AWS's.
 //!
 //! Layout before URL-safe base64: format byte (1), issue time (i64 ms, big-endian), scope length
-//! (u16), scope (the stream name, or empty), the key to continue after, CRC32 of the rest.
+//! (u16), scope (the stream name, or empty), filter length (u16), filter (the listing's filter,
+//! or empty), the key to continue after, CRC32 of the rest.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,17 +19,22 @@ pub(crate) struct PageToken {
     pub(crate) issued_ms: i64,
     /// The stream the listing is about, or empty for account-wide listings.
     pub(crate) scope: String,
+    /// The filter of the first request, which later pages keep applying.
+    pub(crate) filter: String,
     /// The last key returned; the next page starts after it.
     pub(crate) after: String,
 }
 
 impl PageToken {
     pub(crate) fn encode(&self) -> String {
-        let scope_len = u16::try_from(self.scope.len()).unwrap_or(u16::MAX);
         let mut bytes = vec![FORMAT];
         bytes.extend_from_slice(&self.issued_ms.to_be_bytes());
-        bytes.extend_from_slice(&scope_len.to_be_bytes());
-        bytes.extend_from_slice(&self.scope.as_bytes()[..usize::from(scope_len)]);
+        for field in [&self.scope, &self.filter] {
+            // Stream names and filters are far shorter than 64 KiB.
+            let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
+            bytes.extend_from_slice(&len.to_be_bytes());
+            bytes.extend_from_slice(&field.as_bytes()[..usize::from(len)]);
+        }
         bytes.extend_from_slice(self.after.as_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&bytes).to_be_bytes());
         URL_SAFE_NO_PAD.encode(bytes)
@@ -42,12 +48,13 @@ impl PageToken {
         }
         let (&format, rest) = body.split_first()?;
         let (issued, rest) = rest.split_first_chunk::<8>()?;
-        let (scope_len, rest) = rest.split_first_chunk::<2>()?;
-        let (scope, after) = rest.split_at_checked(usize::from(u16::from_be_bytes(*scope_len)))?;
+        let (scope, rest) = split_field(rest)?;
+        let (filter, after) = split_field(rest)?;
         (format == FORMAT).then_some(())?;
         Some(Self {
             issued_ms: i64::from_be_bytes(*issued),
-            scope: String::from_utf8(scope.to_vec()).ok()?,
+            scope,
+            filter,
             after: String::from_utf8(after.to_vec()).ok()?,
         })
     }
@@ -64,6 +71,13 @@ impl PageToken {
         }
         Ok(parsed)
     }
+}
+
+/// Splits a u16-length-prefixed UTF-8 field off the front of `bytes`.
+fn split_field(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<2>()?;
+    let (field, rest) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+    Some((String::from_utf8(field.to_vec()).ok()?, rest))
 }
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ pub(crate) struct ListShardsOutput {
 }
 
 /// Which shards a ShardFilter selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Selection {
     After(String),
     AtTime(i64),
@@ -104,6 +105,30 @@ enum Selection {
     OpenOnly,
     FromTrimHorizon,
     AtTrimHorizon,
+}
+
+impl Selection {
+    /// The form kept in a NextToken, so later pages apply the same filter.
+    fn to_token(&self) -> String {
+        match self {
+            Self::After(_) | Self::FromTrimHorizon => String::new(),
+            Self::AtTime(t) => format!("AT_TIMESTAMP {t}"),
+            Self::FromTime(t) => format!("FROM_TIMESTAMP {t}"),
+            Self::OpenOnly => "AT_LATEST".into(),
+            Self::AtTrimHorizon => "AT_TRIM_HORIZON".into(),
+        }
+    }
+
+    fn from_token(text: &str) -> Self {
+        let time = |t: &str| t.parse().unwrap_or_default();
+        match text.split_once(' ') {
+            Some(("AT_TIMESTAMP", t)) => Self::AtTime(time(t)),
+            Some(("FROM_TIMESTAMP", t)) => Self::FromTime(time(t)),
+            _ if text == "AT_LATEST" => Self::OpenOnly,
+            _ if text == "AT_TRIM_HORIZON" => Self::AtTrimHorizon,
+            _ => Self::FromTrimHorizon,
+        }
+    }
 }
 
 fn open_at(shard: &Shard, at_ms: i64) -> bool {
@@ -154,7 +179,7 @@ impl Kinesis {
             v.length(start, "exclusiveStartShardId", 1, 128);
         }
         let now = self.now_ms();
-        let (name, mut selection) = match &input.next_token {
+        let (name, selection, mut after) = match &input.next_token {
             Some(token) => {
                 if input.stream_name.is_some() || input.stream_arn.is_some() {
                     return Err(ApiError::InvalidArgument(
@@ -168,7 +193,11 @@ impl Kinesis {
                 }
                 v.finish()?;
                 let token = PageToken::parse(token, now)?;
-                (token.scope, Selection::After(token.after))
+                (
+                    token.scope,
+                    Selection::from_token(&token.filter),
+                    Some(token.after),
+                )
             }
             None => {
                 let selection = match &input.shard_filter {
@@ -180,13 +209,11 @@ impl Kinesis {
                     input.stream_arn.as_deref(),
                     &mut v,
                 )?;
-                (name, selection)
+                (name, selection, None)
             }
         };
-        if let (Some(start), Selection::FromTrimHorizon) =
-            (&input.exclusive_start_shard_id, &selection)
-        {
-            selection = Selection::After(start.clone());
+        if let Some(start) = &input.exclusive_start_shard_id {
+            after = Some(after.map_or_else(|| start.clone(), |a| a.max(start.clone())));
         }
         let stream = self.stream(&name)?;
         let state = stream.state.lock();
@@ -196,6 +223,7 @@ impl Kinesis {
             .map_or(LIST_MAX_SHARDS, |m| m as usize)
             .min(LIST_MAX_SHARDS);
         let mut shards: Vec<&Shard> = listed_shards(&state, now)
+            .filter(|s| after.as_ref().is_none_or(|a| s.id() > *a))
             .filter(|s| match &selection {
                 Selection::After(after) => s.id() > *after,
                 Selection::AtTime(t) => open_at(s, (*t).max(stream.created_ms)),
@@ -212,6 +240,7 @@ impl Kinesis {
             PageToken {
                 issued_ms: now,
                 scope: name.clone(),
+                filter: selection.to_token(),
                 after: shards.last().map(|s| s.id()).unwrap_or_default(),
             }
             .encode()

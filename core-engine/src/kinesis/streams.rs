@@ -204,7 +204,7 @@ impl Kinesis {
         Ok(())
     }
 
-    fn check_shard_limit(&self, new_shards: u32) -> Result<(), ApiError> {
+    pub(crate) fn check_shard_limit(&self, new_shards: u32) -> Result<(), ApiError> {
         let open = self.open_shard_count();
         let limit = self.config.shard_limit as usize;
         if open + new_shards as usize > limit {
@@ -375,6 +375,7 @@ impl Kinesis {
             PageToken {
                 issued_ms: now,
                 scope: String::new(),
+                filter: String::new(),
                 after: streams.last().map(|s| s.name.clone()).unwrap_or_default(),
             }
             .encode()

@@ -4,6 +4,7 @@
 pub mod hash;
 pub mod iterator;
 pub(crate) mod registry;
+pub(crate) mod reshard;
 pub mod sequence;
 pub(crate) mod shard;
 pub(crate) mod stream;

@@ -53,6 +53,8 @@ pub(crate) struct StreamState {
     pub(crate) shards: Vec<Shard>,
     /// Open shards as (first hash key, shard index), sorted, for routing.
     routing: Vec<(u128, u32)>,
+    /// When UpdateShardCount last ran, for its limit of ten calls per rolling 24 hours.
+    pub(crate) scalings_ms: Vec<i64>,
 }
 
 impl Stream {
@@ -94,6 +96,7 @@ impl StreamState {
             tags,
             shards,
             routing: Vec::new(),
+            scalings_ms: Vec::new(),
         };
         state.rebuild_routing();
         state

@@ -6,5 +6,6 @@ mod durable;
 mod errors;
 mod protocol;
 mod records;
+mod reshard;
 mod shards;
 mod streams;
