@@ -89,11 +89,15 @@ mod tests {
         let token = PageToken {
             issued_ms: 5,
             scope: "orders".into(),
+            filter: "AT_LATEST".into(),
             after: "shardId-000000000001".into(),
         };
         let text = token.encode();
         let bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
         assert_eq!(&bytes[..11], &[1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 6]);
+        assert_eq!(&bytes[11..17], b"orders");
+        assert_eq!(&bytes[17..19], &[0, 9]);
+        assert_eq!(&bytes[19..28], b"AT_LATEST");
         assert_eq!(PageToken::parse(&text, 10).unwrap(), token);
         let mut edited = bytes.clone();
         edited[12] ^= 1;
