@@ -38,6 +38,7 @@ struct EngineConfig {
     stream_create_delay: Duration,
     shard_limit: u32,
     on_demand_stream_limit: u32,
+    throughput_limits: bool,
     retention_check_interval: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -73,6 +74,7 @@ impl Default for EngineBuilder {
                 account_id: "000000000000".into(),
                 stream_create_delay: Duration::ZERO,
                 shard_limit: 10_000,
+                throughput_limits: true,
                 on_demand_stream_limit: 50,
                 retention_check_interval: Duration::from_secs(60),
                 clock: Arc::new(TokioClock::new()),
@@ -137,6 +139,15 @@ impl EngineBuilder {
     /// Most open shards across all streams (DescribeLimits' `ShardLimit`). Default 10,000.
     pub fn shard_limit(mut self, limit: u32) -> Self {
         self.config.shard_limit = limit;
+        self
+    }
+
+    /// Whether each shard's throughput is limited as in Kinesis: 1 MiB/s and 1,000 records/s
+    /// of writes, 2 MiB/s and 5 calls/s of GetRecords, 5 GetShardIterator calls/s. Over the
+    /// limit, PutRecords fails the records concerned and the other calls fail with
+    /// `ProvisionedThroughputExceededException`. Default on; turn it off for bulk loads.
+    pub fn throughput_limits(mut self, enabled: bool) -> Self {
+        self.config.throughput_limits = enabled;
         self
     }
 
@@ -256,6 +267,7 @@ impl Engine {
             shard_limit: config.shard_limit,
             on_demand_stream_limit: config.on_demand_stream_limit,
             durable: config.data_dir.is_some(),
+            throughput_limits: config.throughput_limits,
         };
         let arn = |name: &str| {
             format!(

@@ -40,6 +40,10 @@ struct ServeArgs {
     /// Twelve-digit account id used in ARNs.
     #[arg(long, default_value = "000000000000")]
     account_id: String,
+    /// Enforce Kinesis' per-shard throughput limits (1 MiB/s and 1,000 records/s in, 2 MiB/s and
+    /// 5 reads/s out).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    throughput_limits: bool,
     /// Milliseconds a new stream stays CREATING.
     #[arg(long, default_value_t = 0)]
     create_delay_ms: u64,
@@ -78,6 +82,7 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
         .region(args.region)
         .account_id(args.account_id)
         .stream_create_delay(Duration::from_millis(args.create_delay_ms))
+        .throughput_limits(args.throughput_limits)
         .sync_mode(match args.sync {
             Sync::Fsync => SyncMode::Fsync,
             Sync::OsBuffered => SyncMode::OsBuffered,

@@ -3,9 +3,11 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -51,7 +53,7 @@ pub(crate) async fn serve(
                 let services = services.clone();
                 let service = service_fn(move |request| {
                     let services = services.clone();
-                    async move { Ok::<_, Infallible>(answer(&services, request).await) }
+                    async move { Ok::<_, Infallible>(answer_or_500(&services, request).await) }
                 });
                 let connection = builder.serve_connection(TokioIo::new(socket), service).into_owned();
                 let connection = graceful.watch(connection);
@@ -70,6 +72,28 @@ pub(crate) async fn serve(
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+    }
+}
+
+/// Answers a request; a bug that panics becomes an InternalFailure answer instead of a dropped
+/// connection.
+async fn answer_or_500(services: &Services, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    match AssertUnwindSafe(answer(services, request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %what, "request handler panicked");
+            protocol::error_response(&ApiError::InternalFailure(
+                "Internal service failure".into(),
+            ))
+        }
     }
 }
 

@@ -122,8 +122,23 @@ impl Kinesis {
         };
         let mut state = stream.state.lock();
         state.trim(now);
-        let shard = state.shard(iterator.shard_index).ok_or_else(not_found)?;
+        let shard = state
+            .shard_mut(iterator.shard_index)
+            .ok_or_else(not_found)?;
+        let limited = self.config.throughput_limits;
+        if limited && !shard.throttle.admit_read(now) {
+            return Err(self.rate_exceeded(iterator.shard_index, &iterator.stream_name));
+        }
         let batch = shard.read(iterator.position, limits, now);
+        if limited {
+            let bytes = batch
+                .records
+                .iter()
+                .map(|r| r.data.len() + r.partition_key.len())
+                .sum();
+            shard.throttle.charge_read(bytes, now);
+        }
+        let shard = &state.shards[iterator.shard_index as usize];
         let child_shards = if batch.at_shard_end {
             state
                 .shards

@@ -84,9 +84,13 @@ impl Kinesis {
         state.trim(now);
         let horizon = now - state.retention_ms();
         let shard = state
-            .shard(index)
+            .shard_mut(index)
             .filter(|s| s.closed_ms().is_none_or(|closed| closed >= horizon))
             .ok_or_else(|| no_shard(&shard_id(index)))?;
+        if self.config.throughput_limits && !shard.throttle.admit_iterator(now) {
+            return Err(self.rate_exceeded(index, &name));
+        }
+        let shard = &*shard;
         let wrong_combination = |has: &str| {
             ApiError::InvalidArgument(format!(
                 "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and \

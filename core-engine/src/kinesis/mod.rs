@@ -38,6 +38,8 @@ pub(crate) struct ServiceConfig {
     pub(crate) on_demand_stream_limit: u32,
     /// Whether appends go to persistent storage (and reads wait for durability).
     pub(crate) durable: bool,
+    /// Whether per-shard throughput limits are enforced.
+    pub(crate) throughput_limits: bool,
 }
 
 /// The Kinesis service state shared by every connection.
@@ -92,6 +94,19 @@ impl Kinesis {
             return Err(self.stream_not_found(name));
         }
         Ok(stream)
+    }
+
+    /// The error for a request over a shard's throughput.
+    pub(crate) fn rate_exceeded(&self, shard: u32, stream: &str) -> ApiError {
+        ApiError::ProvisionedThroughputExceeded(self.rate_exceeded_message(shard, stream))
+    }
+
+    pub(crate) fn rate_exceeded_message(&self, shard: u32, stream: &str) -> String {
+        format!(
+            "Rate exceeded for shard {} in stream {stream} under account {}.",
+            crate::model::shard::shard_id(shard),
+            self.config.account_id
+        )
     }
 
     pub(crate) fn stream_not_found(&self, name: &str) -> ApiError {

@@ -68,12 +68,22 @@ pub(crate) struct PutRecordsOutput {
     encryption_type: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+/// One record's outcome: its sequence number and shard, or why it failed.
+#[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct PutRecordsResultEntry {
-    sequence_number: String,
-    shard_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<String>,
 }
+
+/// Where an appended record went, or the shard that refused it for lack of throughput.
+type Placement = Result<(u32, u128), u32>;
 
 /// A record that passed validation: its hash key, partition key and data.
 type Accepted = (u128, String, Bytes);
@@ -178,7 +188,16 @@ impl Kinesis {
             input.explicit_hash_key.as_deref(),
         )?;
         let stream = self.active_stream(&name)?;
-        let (shard_index, seq) = self.append(&stream, vec![record]).await?[0];
+        let placed = self.append(&stream, vec![record]).await?;
+        let (shard_index, seq) = match placed.first() {
+            Some(Ok(placement)) => *placement,
+            Some(Err(shard)) => return Err(self.rate_exceeded(*shard, &name)),
+            None => {
+                return Err(ApiError::InternalFailure(
+                    "the record was not placed".into(),
+                ));
+            }
+        };
         Ok(PutRecordOutput {
             shard_id: shard_id(shard_index),
             sequence_number: seq.to_string(),
@@ -246,39 +265,53 @@ impl Kinesis {
             .collect::<Result<Vec<_>, _>>()?;
         let stream = self.active_stream(&name)?;
         let placed = self.append(&stream, records).await?;
+        let failed_record_count = placed.iter().filter(|p| p.is_err()).count() as u32;
+        let records = placed
+            .into_iter()
+            .map(|placement| match placement {
+                Ok((shard, seq)) => PutRecordsResultEntry {
+                    sequence_number: Some(seq.to_string()),
+                    shard_id: Some(shard_id(shard)),
+                    ..Default::default()
+                },
+                Err(shard) => PutRecordsResultEntry {
+                    error_code: Some("ProvisionedThroughputExceededException"),
+                    error_message: Some(self.rate_exceeded_message(shard, &name)),
+                    ..Default::default()
+                },
+            })
+            .collect();
         Ok(PutRecordsOutput {
-            failed_record_count: 0,
-            records: placed
-                .into_iter()
-                .map(|(shard, seq)| PutRecordsResultEntry {
-                    sequence_number: seq.to_string(),
-                    shard_id: shard_id(shard),
-                })
-                .collect(),
+            failed_record_count,
+            records,
             encryption_type: "NONE",
         })
     }
 
     /// Appends records to their shards and waits until they are durable. Gives each record's
-    /// shard index and sequence number, in input order.
+    /// shard index and sequence number, or the shard that refused it, in input order.
     async fn append(
         &self,
         stream: &Stream,
         records: Vec<Accepted>,
-    ) -> Result<Vec<(u32, u128)>, ApiError> {
+    ) -> Result<Vec<Placement>, ApiError> {
         let now = self.now_ms();
         let (placed, lsn) = {
             let mut state = stream.state.lock();
-            let batch = state.assign(records, now);
-            let lsn = if self.config.durable {
+            let outcomes = state.assign(records, now, self.config.throughput_limits);
+            let placed: Vec<Placement> = outcomes
+                .iter()
+                .map(|o| match o {
+                    Ok(r) => Ok((r.shard_index, r.record.sequence_number)),
+                    Err(shard) => Err(*shard),
+                })
+                .collect();
+            let batch: Vec<_> = outcomes.into_iter().flatten().collect();
+            let lsn = if self.config.durable && !batch.is_empty() {
                 self.storage.append(stream.id, &batch)?
             } else {
                 0
             };
-            let placed = batch
-                .iter()
-                .map(|r| (r.shard_index, r.record.sequence_number))
-                .collect();
             for item in batch {
                 if let Some(shard) = state.shard_mut(item.shard_index) {
                     shard.push(item.record, lsn);

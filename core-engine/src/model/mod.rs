@@ -8,6 +8,7 @@ pub(crate) mod reshard;
 pub mod sequence;
 pub(crate) mod shard;
 pub(crate) mod stream;
+pub(crate) mod throttle;
 
 /// Whether `text` is a non-negative decimal integer without sign or leading zero.
 pub(crate) fn is_plain_decimal(text: &str) -> bool {

@@ -6,6 +6,7 @@ use crate::storage::{Lsn, StoredRecord};
 
 use super::hash::HashRange;
 use super::sequence::SequenceNumber;
+use super::throttle::ShardThrottle;
 
 /// A record in a shard, tagged with the log position that makes it durable.
 #[derive(Clone, Debug)]
@@ -28,6 +29,8 @@ pub(crate) struct Shard {
     /// The highest sequence number handed out (or `starting_seq`).
     pub(crate) last_seq: u128,
     pub(crate) records: VecDeque<Entry>,
+    /// Throughput accounting; not persisted, so a restart starts with full buckets.
+    pub(crate) throttle: ShardThrottle,
 }
 
 /// The result of reading a shard.
@@ -68,6 +71,7 @@ impl Shard {
             ending_seq: None,
             last_seq: starting_seq,
             records: VecDeque::new(),
+            throttle: ShardThrottle::default(),
         }
     }
 

@@ -138,19 +138,25 @@ impl StreamState {
     }
 
     /// Assigns shards and sequence numbers to new records, in order. Each item is
-    /// `(hash key, partition key, data)`.
+    /// `(hash key, partition key, data)`. With `limited`, a record over its shard's write
+    /// throughput is refused and gives the index of that shard instead.
     pub(crate) fn assign(
         &mut self,
         items: impl IntoIterator<Item = (u128, String, bytes::Bytes)>,
         now_ms: i64,
-    ) -> Vec<ShardRecord> {
+        limited: bool,
+    ) -> Vec<Result<ShardRecord, u32>> {
         items
             .into_iter()
             .map(|(hash, partition_key, data)| {
                 let shard_index = self.route(hash);
                 let shard = &mut self.shards[shard_index as usize];
+                let size = partition_key.len() + data.len();
+                if limited && !shard.throttle.admit_write(size, now_ms) {
+                    return Err(shard_index);
+                }
                 let seq = shard.next_sequence(now_ms);
-                ShardRecord {
+                Ok(ShardRecord {
                     shard_index,
                     record: StoredRecord {
                         sequence_number: seq.to_u128(),
@@ -158,7 +164,7 @@ impl StreamState {
                         partition_key,
                         data,
                     },
-                }
+                })
             })
             .collect()
     }
@@ -243,6 +249,7 @@ impl StreamMeta {
                 ending_seq: meta.ending_seq.as_deref().map(parse).transpose()?,
                 last_seq: parse(&meta.last_seq)?.max(starting_seq),
                 records: Default::default(),
+                throttle: Default::default(),
             });
         }
         let state = StreamState::new(self.mode, self.retention_hours, self.tags, shards);
@@ -292,7 +299,11 @@ mod tests {
         let stream = Stream::new(1, "s".into(), "arn".into(), StreamMode::Provisioned, 1, 0);
         let mut state = stream.state.lock();
         let items = (0..3).map(|i| (0u128, format!("k{i}"), bytes::Bytes::new()));
-        let assigned = state.assign(items, 10);
+        let assigned: Vec<_> = state
+            .assign(items, 10, true)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         assert!(
             assigned
                 .windows(2)

@@ -120,7 +120,15 @@ struct ChildEngine {
 impl ChildEngine {
     fn spawn(data_dir: &std::path::Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_core-engine"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            // The load writes as fast as it can; this test is about durability, not limits.
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--throughput-limits",
+                "false",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

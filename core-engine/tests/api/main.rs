@@ -4,6 +4,7 @@
 mod common;
 mod durable;
 mod errors;
+mod limits;
 mod protocol;
 mod records;
 mod reshard;
