@@ -39,6 +39,7 @@ struct EngineConfig {
     shard_limit: u32,
     on_demand_stream_limit: u32,
     throughput_limits: bool,
+    subscription_lifetime: Duration,
     retention_check_interval: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -75,6 +76,7 @@ impl Default for EngineBuilder {
                 stream_create_delay: Duration::ZERO,
                 shard_limit: 10_000,
                 throughput_limits: true,
+                subscription_lifetime: Duration::from_secs(300),
                 on_demand_stream_limit: 50,
                 retention_check_interval: Duration::from_secs(60),
                 clock: Arc::new(TokioClock::new()),
@@ -148,6 +150,13 @@ impl EngineBuilder {
     /// `ProvisionedThroughputExceededException`. Default on; turn it off for bulk loads.
     pub fn throughput_limits(mut self, enabled: bool) -> Self {
         self.config.throughput_limits = enabled;
+        self
+    }
+
+    /// How long a SubscribeToShard stream lasts before the engine ends it. Default five
+    /// minutes, as in Kinesis.
+    pub fn subscription_lifetime(mut self, lifetime: Duration) -> Self {
+        self.config.subscription_lifetime = lifetime;
         self
     }
 
@@ -268,6 +277,7 @@ impl Engine {
             on_demand_stream_limit: config.on_demand_stream_limit,
             durable: config.data_dir.is_some(),
             throughput_limits: config.throughput_limits,
+            subscription_lifetime: config.subscription_lifetime,
         };
         let arn = |name: &str| {
             format!(

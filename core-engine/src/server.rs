@@ -6,10 +6,9 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::FutureExt;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -18,7 +17,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
-use crate::protocol::{self, MAX_BODY_BYTES, Services};
+use crate::protocol::{self, Body, MAX_BODY_BYTES, Services};
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,7 +76,7 @@ pub(crate) async fn serve(
 
 /// Answers a request; a bug that panics becomes an InternalFailure answer instead of a dropped
 /// connection.
-async fn answer_or_500(services: &Services, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer_or_500(services: &Services, request: Request<Incoming>) -> Response<Body> {
     match AssertUnwindSafe(answer(services, request))
         .catch_unwind()
         .await
@@ -97,7 +96,7 @@ async fn answer_or_500(services: &Services, request: Request<Incoming>) -> Respo
     }
 }
 
-async fn answer(services: &Services, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(services: &Services, request: Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),

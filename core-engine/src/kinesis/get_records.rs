@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::model::iterator::{ITERATOR_TTL_MS, ShardIterator};
 use crate::model::shard::{ReadLimits, shard_id};
+use crate::model::stream::StreamState;
 use crate::protocol::json::{Base64Out, Timestamp};
 use crate::storage::StoredRecord;
 
@@ -34,8 +35,9 @@ pub(crate) struct GetRecordsOutput {
     child_shards: Vec<ChildShardOut>,
 }
 
+/// A record in the wire shape shared by GetRecords and fan-out events.
 #[derive(Debug)]
-struct RecordOut(StoredRecord);
+pub(crate) struct RecordOut(pub(crate) StoredRecord);
 
 impl Serialize for RecordOut {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -140,23 +142,7 @@ impl Kinesis {
         }
         let shard = &state.shards[iterator.shard_index as usize];
         let child_shards = if batch.at_shard_end {
-            state
-                .shards
-                .iter()
-                .filter(|c| c.parent == Some(shard.index) || c.adjacent_parent == Some(shard.index))
-                .map(|c| ChildShardOut {
-                    shard_id: c.id(),
-                    parent_shards: [c.parent, c.adjacent_parent]
-                        .into_iter()
-                        .flatten()
-                        .map(shard_id)
-                        .collect(),
-                    hash_key_range: HashKeyRangeOut {
-                        starting_hash_key: c.hash_range.start.to_string(),
-                        ending_hash_key: c.hash_range.end.to_string(),
-                    },
-                })
-                .collect()
+            child_shards(&state, shard.index)
         } else {
             Vec::new()
         };
@@ -176,4 +162,25 @@ impl Kinesis {
             child_shards,
         })
     }
+}
+
+/// The children of a closed shard, as GetRecords and fan-out name them at its end.
+pub(crate) fn child_shards(state: &StreamState, parent: u32) -> Vec<ChildShardOut> {
+    state
+        .shards
+        .iter()
+        .filter(|c| c.parent == Some(parent) || c.adjacent_parent == Some(parent))
+        .map(|c| ChildShardOut {
+            shard_id: c.id(),
+            parent_shards: [c.parent, c.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .map(shard_id)
+                .collect(),
+            hash_key_range: HashKeyRangeOut {
+                starting_hash_key: c.hash_range.start.to_string(),
+                ending_hash_key: c.hash_range.end.to_string(),
+            },
+        })
+        .collect()
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::model::iterator::ShardIterator;
 use crate::model::sequence::{self, SequenceNumber};
+use crate::model::shard::Shard;
 use crate::model::shard::{parse_shard_id, shard_id};
+use crate::model::stream::Stream;
 use crate::protocol::json::Timestamp;
 
 use super::Kinesis;
@@ -90,7 +92,45 @@ impl Kinesis {
         if self.config.throughput_limits && !shard.throttle.admit_iterator(now) {
             return Err(self.rate_exceeded(index, &name));
         }
-        let shard = &*shard;
+        let start = StartingPoint {
+            kind: &kind,
+            sequence_number: input.starting_sequence_number.as_deref(),
+            timestamp_ms: input.timestamp.map(|t| t.0),
+        };
+        let position = self.start_position(&stream, shard, &start, now, "GetShardIterator")?;
+        let iterator = ShardIterator {
+            issued_ms: now,
+            stream_id: stream.id,
+            stream_name: stream.name.clone(),
+            shard_index: index,
+            position,
+        };
+        Ok(GetShardIteratorOutput {
+            shard_iterator: iterator.encode(),
+        })
+    }
+}
+
+/// Where a reader asks to start: an iterator or starting-position type and its argument.
+#[derive(Debug)]
+pub(crate) struct StartingPoint<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) sequence_number: Option<&'a str>,
+    pub(crate) timestamp_ms: Option<i64>,
+}
+
+impl Kinesis {
+    /// The position (first sequence number to read) a starting point means in `shard` at
+    /// `now`. `operation` names the caller in messages.
+    pub(crate) fn start_position(
+        &self,
+        stream: &Stream,
+        shard: &Shard,
+        start: &StartingPoint<'_>,
+        now: i64,
+        operation: &str,
+    ) -> Result<u128, ApiError> {
+        let (kind, name, account) = (start.kind, &stream.name, &self.config.account_id);
         let wrong_combination = |has: &str| {
             ApiError::InvalidArgument(format!(
                 "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and \
@@ -98,17 +138,15 @@ impl Kinesis {
                  StartingSequenceNumber. Request specified {kind} and {has} StartingSequenceNumber."
             ))
         };
-        let position = match (kind.as_str(), input.starting_sequence_number.as_deref()) {
+        match (kind, start.sequence_number) {
             ("TRIM_HORIZON" | "LATEST" | "AT_TIMESTAMP", Some(_)) => {
-                return Err(wrong_combination("also a"));
+                Err(wrong_combination("also a"))
             }
-            ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => {
-                return Err(wrong_combination("no"));
-            }
-            ("TRIM_HORIZON", None) => shard.starting_seq,
-            ("LATEST", None) => shard.latest_position(),
+            ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => Err(wrong_combination("no")),
+            ("TRIM_HORIZON", None) => Ok(shard.starting_seq),
+            ("LATEST", None) => Ok(shard.latest_position()),
             ("AT_TIMESTAMP", None) => {
-                let Some(Timestamp(at)) = input.timestamp else {
+                let Some(at) = start.timestamp_ms else {
                     return Err(ApiError::InvalidArgument(
                         "Must specify timestampInMillis parameter for iterator of type \
                          AT_TIMESTAMP. Current request has no timestamp parameter."
@@ -122,19 +160,19 @@ impl Kinesis {
                          currentTimestampInMillis: {now}"
                     )));
                 }
-                shard.position_at_timestamp(at)
+                Ok(shard.position_at_timestamp(at))
             }
-            (_, Some(text)) => {
+            ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", Some(text)) => {
                 let invalid = || {
                     ApiError::InvalidArgument(format!(
-                        "StartingSequenceNumber {text} used in GetShardIterator on shard {} in \
+                        "StartingSequenceNumber {text} used in {operation} on shard {} in \
                          stream {name} under account {account} is invalid.",
                         shard.id()
                     ))
                 };
                 let number = sequence::parse(text).ok_or_else(invalid)?;
                 let parts = SequenceNumber::from_u128(number).ok_or_else(invalid)?;
-                if parts.shard_index != index {
+                if parts.shard_index != shard.index {
                     return Err(ApiError::InvalidArgument(format!(
                         "Invalid StartingSequenceNumber. It encodes {}, while it was used in a \
                          call to a shard with {}",
@@ -144,29 +182,21 @@ impl Kinesis {
                 }
                 if number < shard.starting_seq || parts.time_ms < stream.created_ms {
                     return Err(ApiError::InvalidArgument(format!(
-                        "StartingSequenceNumber {text} used in GetShardIterator on shard {} in \
+                        "StartingSequenceNumber {text} used in {operation} on shard {} in \
                          stream {name} under account {account} is invalid because it did not \
                          come from this stream.",
                         shard.id()
                     )));
                 }
-                if kind == "AT_SEQUENCE_NUMBER" {
+                Ok(if kind == "AT_SEQUENCE_NUMBER" {
                     number
                 } else {
                     number + 1
-                }
+                })
             }
-            (other, None) => unreachable!("iterator type {other} passed validation"),
-        };
-        let iterator = ShardIterator {
-            issued_ms: now,
-            stream_id: stream.id,
-            stream_name: stream.name.clone(),
-            shard_index: index,
-            position,
-        };
-        Ok(GetShardIteratorOutput {
-            shard_iterator: iterator.encode(),
-        })
+            (other, _) => Err(ApiError::InvalidArgument(format!(
+                "Unknown starting position type {other}."
+            ))),
+        }
     }
 }

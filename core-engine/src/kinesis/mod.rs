@@ -1,6 +1,7 @@
 //! The Kinesis service: one file per family of operations, each with its request and response
 //! shapes, validation, and the work itself.
 
+mod consumers;
 mod get_records;
 mod iterator;
 mod limits;
@@ -10,6 +11,9 @@ mod reshard;
 mod retention;
 mod shards;
 mod streams;
+mod subscribe;
+
+pub(crate) use subscribe::EventFrames;
 mod tags;
 mod validate;
 
@@ -40,6 +44,8 @@ pub(crate) struct ServiceConfig {
     pub(crate) durable: bool,
     /// Whether per-shard throughput limits are enforced.
     pub(crate) throughput_limits: bool,
+    /// How long a SubscribeToShard stream lasts.
+    pub(crate) subscription_lifetime: std::time::Duration,
 }
 
 /// The Kinesis service state shared by every connection.
@@ -51,6 +57,8 @@ pub(crate) struct Kinesis {
     pub(crate) clock: Arc<dyn Clock>,
     /// Serialises control-plane changes so that metadata snapshots are saved in order.
     control: Mutex<()>,
+    /// Numbers fan-out subscriptions.
+    subscriptions: std::sync::atomic::AtomicU64,
 }
 
 impl Kinesis {
@@ -66,7 +74,13 @@ impl Kinesis {
             storage,
             clock,
             control: Mutex::new(()),
+            subscriptions: Default::default(),
         }
+    }
+
+    pub(crate) fn next_subscription_id(&self) -> u64 {
+        self.subscriptions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -186,6 +200,14 @@ impl Kinesis {
     }
 }
 
+/// Starts a SubscribeToShard stream; its frames follow on the returned channel.
+pub(crate) fn subscribe(
+    kinesis: &Arc<Kinesis>,
+    body: &[u8],
+) -> Result<subscribe::EventFrames, ApiError> {
+    kinesis.subscribe_to_shard(json::decode(body)?)
+}
+
 /// Runs `operation` on `body`.
 pub(crate) async fn dispatch(
     kinesis: &Kinesis,
@@ -212,6 +234,10 @@ pub(crate) async fn dispatch(
         "SplitShard" => unit(kinesis.split_shard(json::decode(body)?)),
         "MergeShards" => unit(kinesis.merge_shards(json::decode(body)?)),
         "UpdateShardCount" => reply(kinesis.update_shard_count(json::decode(body)?)),
+        "RegisterStreamConsumer" => reply(kinesis.register_consumer(json::decode(body)?)),
+        "DescribeStreamConsumer" => reply(kinesis.describe_consumer(json::decode(body)?)),
+        "ListStreamConsumers" => reply(kinesis.list_consumers(json::decode(body)?)),
+        "DeregisterStreamConsumer" => unit(kinesis.deregister_consumer(json::decode(body)?)),
         other => Err(ApiError::UnknownOperation(format!(
             "Operation {other} is not supported by this engine"
         ))),

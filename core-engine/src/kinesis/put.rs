@@ -1,5 +1,7 @@
 //! PutRecord and PutRecords.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -296,7 +298,7 @@ impl Kinesis {
         records: Vec<Accepted>,
     ) -> Result<Vec<Placement>, ApiError> {
         let now = self.now_ms();
-        let (placed, lsn) = {
+        let (placed, lsn, touched) = {
             let mut state = stream.state.lock();
             let outcomes = state.assign(records, now, self.config.throughput_limits);
             let placed: Vec<Placement> = outcomes
@@ -312,14 +314,22 @@ impl Kinesis {
             } else {
                 0
             };
+            let mut touched = Vec::new();
             for item in batch {
                 if let Some(shard) = state.shard_mut(item.shard_index) {
                     shard.push(item.record, lsn);
+                    if !touched.iter().any(|n| Arc::ptr_eq(n, &shard.appended)) {
+                        touched.push(shard.appended.clone());
+                    }
                 }
             }
-            (placed, lsn)
+            (placed, lsn, touched)
         };
         self.wait_durable(lsn).await?;
+        // The records are readable now: wake the shards' fan-out subscribers.
+        for signal in touched {
+            signal.notify_waiters();
+        }
         Ok(placed)
     }
 }

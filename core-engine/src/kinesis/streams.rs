@@ -338,7 +338,7 @@ impl Kinesis {
                 enhanced_monitoring: NO_METRICS,
                 encryption_type: "NONE",
                 open_shard_count: state.open_shard_count(),
-                consumer_count: 0,
+                consumer_count: state.consumers.len(),
             },
         })
     }

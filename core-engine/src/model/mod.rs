@@ -1,6 +1,7 @@
 //! The data model: streams, shards, hash keys, sequence numbers and iterators, as plain data
 //! with methods that take the current time as an argument.
 
+pub(crate) mod consumer;
 pub mod hash;
 pub mod iterator;
 pub(crate) mod registry;

@@ -37,6 +37,8 @@ impl StreamState {
         let shard = &mut self.shards[index as usize];
         let end = shard.next_sequence(now_ms).to_u128();
         shard.ending_seq = Some(end);
+        // Subscribers of the shard learn at once that it ended.
+        shard.appended.notify_waiters();
     }
 
     fn open_child(&mut self, range: HashRange, parents: (u32, Option<u32>), now_ms: i64) -> u32 {

@@ -1,6 +1,9 @@
 //! One shard: its hash range, lineage and records.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use crate::storage::{Lsn, StoredRecord};
 
@@ -31,6 +34,8 @@ pub(crate) struct Shard {
     pub(crate) records: VecDeque<Entry>,
     /// Throughput accounting; not persisted, so a restart starts with full buckets.
     pub(crate) throttle: ShardThrottle,
+    /// Woken when records become readable or the shard closes, so fan-out pushes at once.
+    pub(crate) appended: Arc<Notify>,
 }
 
 /// The result of reading a shard.
@@ -72,6 +77,7 @@ impl Shard {
             last_seq: starting_seq,
             records: VecDeque::new(),
             throttle: ShardThrottle::default(),
+            appended: Arc::default(),
         }
     }
 

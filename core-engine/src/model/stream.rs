@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::storage::{ShardRecord, StoredRecord, StreamId};
 
+use super::consumer::{Consumer, ConsumerMeta};
 use super::hash::{HashRange, even_ranges};
 use super::shard::Shard;
 
@@ -55,6 +56,8 @@ pub(crate) struct StreamState {
     routing: Vec<(u128, u32)>,
     /// When UpdateShardCount last ran, for its limit of ten calls per rolling 24 hours.
     pub(crate) scalings_ms: Vec<i64>,
+    /// Enhanced fan-out consumers by name.
+    pub(crate) consumers: BTreeMap<String, Consumer>,
 }
 
 impl Stream {
@@ -97,6 +100,7 @@ impl StreamState {
             shards,
             routing: Vec::new(),
             scalings_ms: Vec::new(),
+            consumers: BTreeMap::new(),
         };
         state.rebuild_routing();
         state
@@ -197,6 +201,14 @@ impl StreamState {
                     last_seq: s.last_seq.to_string(),
                 })
                 .collect(),
+            consumers: self
+                .consumers
+                .values()
+                .map(|c| ConsumerMeta {
+                    name: c.name.clone(),
+                    created_ms: c.created_ms,
+                })
+                .collect(),
         }
     }
 }
@@ -211,6 +223,8 @@ pub(crate) struct StreamMeta {
     pub(crate) retention_hours: u32,
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) shards: Vec<ShardMeta>,
+    #[serde(default)]
+    pub(crate) consumers: Vec<ConsumerMeta>,
 }
 
 /// The persistent description of a shard. Sequence numbers are decimal strings.
@@ -250,9 +264,15 @@ impl StreamMeta {
                 last_seq: parse(&meta.last_seq)?.max(starting_seq),
                 records: Default::default(),
                 throttle: Default::default(),
+                appended: Default::default(),
             });
         }
-        let state = StreamState::new(self.mode, self.retention_hours, self.tags, shards);
+        let mut state = StreamState::new(self.mode, self.retention_hours, self.tags, shards);
+        state.consumers = self
+            .consumers
+            .into_iter()
+            .map(|c| (c.name.clone(), Consumer::new(c.name, c.created_ms)))
+            .collect();
         Ok(Stream {
             id: self.id,
             name: self.name,

@@ -1,22 +1,29 @@
 //! The HTTP side: routes a request to an operation by `X-Amz-Target`, decodes its awsJson1.1
 //! body, and encodes the response or the error the way AWS does.
 
+pub(crate) mod event_stream;
 pub(crate) mod json;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 
 use crate::error::ApiError;
 use crate::kinesis::Kinesis;
+
+/// A response body: a whole buffer, or event-stream frames as they come.
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
 
 /// The largest request body accepted. A 10 MiB PutRecords is about 13.4 MiB once base64-encoded.
 pub(crate) const MAX_BODY_BYTES: usize = 32 << 20;
 
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 const KINESIS_PREFIX: &str = "Kinesis_20131202.";
+const SUBSCRIBE_TARGET: &str = "Kinesis_20131202.SubscribeToShard";
+const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 
 /// The services the engine serves on its one port, picked by the `X-Amz-Target` prefix.
 #[derive(Debug, Clone)]
@@ -31,7 +38,7 @@ pub(crate) async fn handle(
     headers: &HeaderMap,
     query: Option<&str>,
     body: Bytes,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -46,6 +53,12 @@ pub(crate) async fn handle(
             "Missing Authentication Token".into(),
         ));
     }
+    if target == SUBSCRIBE_TARGET {
+        return match crate::kinesis::subscribe(&services.kinesis, &body) {
+            Ok(frames) => event_stream_response(frames),
+            Err(error) => error_response(&error),
+        };
+    }
     if let Some(operation) = target.strip_prefix(KINESIS_PREFIX) {
         return match crate::kinesis::dispatch(&services.kinesis, operation, &body).await {
             Ok(body) => response(StatusCode::OK, JSON_1_1, body, None),
@@ -58,7 +71,7 @@ pub(crate) async fn handle(
 }
 
 /// The response for a failed Kinesis request.
-pub(crate) fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
+pub(crate) fn error_response(error: &ApiError) -> Response<Body> {
     log_error(error.code(), error.status(), error);
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     response(
@@ -84,9 +97,9 @@ pub(crate) fn response(
     content_type: &'static str,
     body: Vec<u8>,
     error_type: Option<&str>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     *response.status_mut() = status;
     let out = response.headers_mut();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -95,6 +108,22 @@ pub(crate) fn response(
     }
     if let Some(code) = error_type.and_then(|c| HeaderValue::from_str(c).ok()) {
         out.insert("x-amzn-ErrorType", code);
+    }
+    response
+}
+
+/// A streaming answer: the frames of a subscription, sent as they are produced. No length is
+/// set, so HTTP/1.1 uses chunked encoding and HTTP/2 data frames.
+fn event_stream_response(frames: crate::kinesis::EventFrames) -> Response<Body> {
+    let chunks = futures::stream::unfold(frames, |mut frames| async move {
+        let frame = frames.recv().await?;
+        Some((Ok(Frame::data(frame)), frames))
+    });
+    let mut response = Response::new(StreamBody::new(chunks).boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        headers.insert("x-amzn-RequestId", id);
     }
     response
 }

@@ -4,6 +4,7 @@
 mod common;
 mod durable;
 mod errors;
+mod fan_out;
 mod limits;
 mod protocol;
 mod records;
