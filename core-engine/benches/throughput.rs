@@ -223,6 +223,87 @@ async fn read_phase(endpoint: &str, stream: &str) -> Report {
     report
 }
 
+/// Put-to-event latency of enhanced fan-out: one subscriber, records put one at a time, each
+/// timed from just before PutRecord until its event arrives.
+async fn fan_out_phase(endpoint: &str, stream: &str, count: usize) -> Report {
+    use aws_sdk_kinesis::types::{StartingPosition, SubscribeToShardEventStream};
+    let client = client(endpoint);
+    let stream_arn = client
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary
+        .unwrap()
+        .stream_arn;
+    let consumer = client
+        .register_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("bench")
+        .send()
+        .await
+        .unwrap()
+        .consumer
+        .unwrap()
+        .consumer_arn;
+    let shard = client
+        .put_record()
+        .stream_name(stream)
+        .partition_key("fan-out")
+        .data(Blob::new("x"))
+        .send()
+        .await
+        .unwrap()
+        .shard_id;
+    let mut events = client
+        .subscribe_to_shard()
+        .consumer_arn(&consumer)
+        .shard_id(&shard)
+        .starting_position(
+            StartingPosition::builder()
+                .r#type(ShardIteratorType::Latest)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .event_stream;
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(count);
+    for i in 0..count {
+        let sent = Instant::now();
+        let data = Blob::new(format!("{i:0>100}"));
+        client
+            .put_record()
+            .stream_name(stream)
+            .partition_key("fan-out")
+            .data(data)
+            .send()
+            .await
+            .unwrap();
+        loop {
+            match events.recv().await.unwrap() {
+                Some(SubscribeToShardEventStream::SubscribeToShardEvent(e))
+                    if !e.records.is_empty() =>
+                {
+                    break;
+                }
+                Some(_) => continue,
+                None => panic!("the subscription ended early"),
+            }
+        }
+        latencies.push(sent.elapsed());
+    }
+    Report {
+        records: count,
+        bytes: count * RECORD_BYTES,
+        elapsed: started.elapsed(),
+        latencies,
+    }
+}
+
 async fn run_phases(endpoint: &str, stream: &str, label: &str, options: &Options) {
     client(endpoint)
         .create_stream()
@@ -239,6 +320,8 @@ async fn run_phases(endpoint: &str, stream: &str, label: &str, options: &Options
         "every written record is read back"
     );
     reads.print(&format!("{label} GetRecords"));
+    let mut fan_out = fan_out_phase(endpoint, stream, 1_000).await;
+    fan_out.print(&format!("{label} fan-out put->event"));
 }
 
 async fn run_mode(mode: &str, options: &Options) {

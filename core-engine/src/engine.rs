@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::Error;
+use crate::faults::{FaultInjector, FaultRule};
 use crate::kinesis::{Kinesis, ServiceConfig};
 use crate::model::registry::Registry;
 use crate::protocol::Services;
@@ -40,6 +41,8 @@ struct EngineConfig {
     on_demand_stream_limit: u32,
     throughput_limits: bool,
     subscription_lifetime: Duration,
+    faults: Vec<FaultRule>,
+    fault_seed: u64,
     retention_check_interval: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -77,6 +80,8 @@ impl Default for EngineBuilder {
                 shard_limit: 10_000,
                 throughput_limits: true,
                 subscription_lifetime: Duration::from_secs(300),
+                faults: Vec::new(),
+                fault_seed: 0,
                 on_demand_stream_limit: 50,
                 retention_check_interval: Duration::from_secs(60),
                 clock: Arc::new(TokioClock::new()),
@@ -160,6 +165,19 @@ impl EngineBuilder {
         self
     }
 
+    /// Injects a fault from the start (see [`crate::faults`]); call once per rule. Rules can
+    /// also be changed while running, with [`EngineHandle::faults`] or over HTTP.
+    pub fn fault(mut self, rule: FaultRule) -> Self {
+        self.config.faults.push(rule);
+        self
+    }
+
+    /// Seed of the generator that decides which calls injected faults hit. Default 0.
+    pub fn fault_seed(mut self, seed: u64) -> Self {
+        self.config.fault_seed = seed;
+        self
+    }
+
     /// How often expired records are dropped and log space released. Reads never return expired
     /// records whatever this is. Default one minute.
     pub fn retention_check_interval(mut self, interval: Duration) -> Self {
@@ -196,6 +214,9 @@ impl EngineBuilder {
                 "WAL segments must be at least 4096 bytes".into(),
             ));
         }
+        for rule in &config.faults {
+            rule.validate().map_err(Error::Config)?;
+        }
         if config.retention_check_interval.is_zero() {
             return Err(Error::Config(
                 "retention check interval must not be zero".into(),
@@ -224,6 +245,7 @@ impl Engine {
             source,
         })?;
         let services = self.open()?;
+        let faults = services.kinesis.faults.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_until(listener, services, async {
             let _ = stopped.await;
@@ -231,6 +253,7 @@ impl Engine {
         tracing::info!(endpoint = %format!("http://{local_addr}"), "core-engine started");
         Ok(EngineHandle {
             local_addr,
+            faults,
             stop: Some(stop),
             task: Some(task),
         })
@@ -303,11 +326,13 @@ impl Engine {
                 "recovered data directory"
             );
         }
+        let faults = Arc::new(FaultInjector::new(config.fault_seed, config.faults.clone()));
         let kinesis = Arc::new(Kinesis::new(
             service,
             registry,
             storage,
             config.clock.clone(),
+            faults,
         ));
         spawn_retention(&kinesis, config.retention_check_interval);
         Ok(Services { kinesis })
@@ -355,6 +380,7 @@ async fn serve_until(
 #[derive(Debug)]
 pub struct EngineHandle {
     local_addr: SocketAddr,
+    faults: Arc<FaultInjector>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -363,6 +389,11 @@ impl EngineHandle {
     /// The URL to give an AWS SDK as its endpoint, such as `http://127.0.0.1:4567`.
     pub fn endpoint_url(&self) -> String {
         format!("http://{}", self.local_addr)
+    }
+
+    /// The engine's fault injector, to add or clear rules while it runs.
+    pub fn faults(&self) -> &FaultInjector {
+        &self.faults
     }
 
     /// The address the engine listens on.

@@ -41,6 +41,7 @@
 pub mod clock;
 pub mod engine;
 mod error;
+pub mod faults;
 mod kinesis;
 pub mod model;
 mod protocol;
@@ -50,4 +51,5 @@ pub mod storage;
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use engine::{Engine, EngineBuilder, EngineHandle};
 pub use error::{ApiError, Error};
+pub use faults::{Fault, FaultRule};
 pub use storage::wal::SyncMode;

@@ -1,7 +1,6 @@
 //! Accepts connections and serves HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on the same
 //! port until told to stop.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -17,7 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
-use crate::protocol::{self, Body, MAX_BODY_BYTES, Services};
+use crate::protocol::{self, Body, DropConnection, MAX_BODY_BYTES, Services};
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,7 +51,7 @@ pub(crate) async fn serve(
                 let services = services.clone();
                 let service = service_fn(move |request| {
                     let services = services.clone();
-                    async move { Ok::<_, Infallible>(answer_or_500(&services, request).await) }
+                    async move { answer_or_500(&services, request).await }
                 });
                 let connection = builder.serve_connection(TokioIo::new(socket), service).into_owned();
                 let connection = graceful.watch(connection);
@@ -75,13 +74,16 @@ pub(crate) async fn serve(
 }
 
 /// Answers a request; a bug that panics becomes an InternalFailure answer instead of a dropped
-/// connection.
-async fn answer_or_500(services: &Services, request: Request<Incoming>) -> Response<Body> {
+/// connection. An error closes the connection without an answer (an injected fault).
+async fn answer_or_500(
+    services: &Services,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
     match AssertUnwindSafe(answer(services, request))
         .catch_unwind()
         .await
     {
-        Ok(response) => response,
+        Ok(answer) => answer,
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -89,14 +91,17 @@ async fn answer_or_500(services: &Services, request: Request<Incoming>) -> Respo
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(panic = %what, "request handler panicked");
-            protocol::error_response(&ApiError::InternalFailure(
+            Ok(protocol::error_response(&ApiError::InternalFailure(
                 "Internal service failure".into(),
-            ))
+            )))
         }
     }
 }
 
-async fn answer(services: &Services, request: Request<Incoming>) -> Response<Body> {
+async fn answer(
+    services: &Services,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -111,15 +116,8 @@ async fn answer(services: &Services, request: Request<Incoming>) -> Response<Bod
             } else {
                 ApiError::Serialization(format!("Could not read the request body: {error}"))
             };
-            return protocol::error_response(&error);
+            return Ok(protocol::error_response(&error));
         }
     };
-    protocol::handle(
-        services,
-        &parts.method,
-        &parts.headers,
-        parts.uri.query(),
-        body,
-    )
-    .await
+    protocol::handle(services, &parts.method, &parts.uri, &parts.headers, body).await
 }

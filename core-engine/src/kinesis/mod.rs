@@ -24,8 +24,10 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::faults::{Fault, FaultInjector};
 use crate::model::registry::Registry;
 use crate::model::stream::Stream;
+use crate::protocol::DropConnection;
 use crate::protocol::json;
 use crate::storage::{Lsn, Storage, StorageError, wait_durable};
 
@@ -59,6 +61,8 @@ pub(crate) struct Kinesis {
     control: Mutex<()>,
     /// Numbers fan-out subscriptions.
     subscriptions: std::sync::atomic::AtomicU64,
+    /// Injected faults.
+    pub(crate) faults: Arc<FaultInjector>,
 }
 
 impl Kinesis {
@@ -67,6 +71,7 @@ impl Kinesis {
         registry: Registry,
         storage: Arc<dyn Storage>,
         clock: Arc<dyn Clock>,
+        faults: Arc<FaultInjector>,
     ) -> Self {
         Self {
             config,
@@ -75,6 +80,7 @@ impl Kinesis {
             clock,
             control: Mutex::new(()),
             subscriptions: Default::default(),
+            faults,
         }
     }
 
@@ -200,12 +206,75 @@ impl Kinesis {
     }
 }
 
-/// Starts a SubscribeToShard stream; its frames follow on the returned channel.
+/// Starts a SubscribeToShard stream; its frames follow on the returned channel. With
+/// `end_early` (an injected fault) it ends after its first event.
 pub(crate) fn subscribe(
     kinesis: &Arc<Kinesis>,
     body: &[u8],
+    end_early: bool,
 ) -> Result<subscribe::EventFrames, ApiError> {
-    kinesis.subscribe_to_shard(json::decode(body)?)
+    kinesis.subscribe_to_shard(json::decode(body)?, end_early)
+}
+
+/// The injected faults that hit a call as a whole. PutRecords' throttling and internal failures
+/// hit records one by one instead, in the put itself.
+pub(crate) fn call_faults(kinesis: &Kinesis, operation: &str, body: &[u8]) -> Vec<Fault> {
+    if kinesis.faults.is_empty() {
+        return Vec::new();
+    }
+    let stream = stream_named_in(body);
+    kinesis.faults.draw(operation, stream.as_deref(), |fault| {
+        operation != "PutRecords" || !fault.is_per_record()
+    })
+}
+
+/// Applies call-level faults: waits for added latency, then gives the error to answer with, or
+/// asks for the connection to be dropped.
+pub(crate) async fn apply_call_faults(
+    faults: &[Fault],
+) -> Result<Option<ApiError>, DropConnection> {
+    for fault in faults {
+        if let Fault::Latency { ms } = fault {
+            tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+        }
+    }
+    for fault in faults {
+        match fault {
+            Fault::DropConnection => return Err(DropConnection),
+            Fault::Throttle => {
+                return Ok(Some(ApiError::ProvisionedThroughputExceeded(
+                    "Rate exceeded (injected fault).".into(),
+                )));
+            }
+            Fault::InternalFailure => {
+                return Ok(Some(ApiError::InternalFailure(
+                    "Internal service failure (injected fault).".into(),
+                )));
+            }
+            Fault::ExpireIterator => {
+                return Ok(Some(ApiError::ExpiredIterator(
+                    "Iterator expired (injected fault).".into(),
+                )));
+            }
+            Fault::Latency { .. } | Fault::EndSubscription => {}
+        }
+    }
+    Ok(None)
+}
+
+/// The stream a request body names, by name, ARN, consumer ARN or shard iterator.
+fn stream_named_in(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = |key: &str| value.get(key).and_then(|v| v.as_str());
+    if let Some(name) = text("StreamName") {
+        return Some(name.to_owned());
+    }
+    if let Some(arn) = text("StreamARN").or_else(|| text("ConsumerARN")) {
+        let after = arn.split_once(":stream/")?.1;
+        return Some(after.split('/').next().unwrap_or(after).to_owned());
+    }
+    let iterator = crate::model::iterator::ShardIterator::decode(text("ShardIterator")?)?;
+    Some(iterator.stream_name)
 }
 
 /// Runs `operation` on `body`.

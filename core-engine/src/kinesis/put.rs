@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::faults::Fault;
 use crate::model::hash::{parse_hash_key, partition_key_hash};
 use crate::model::sequence;
 use crate::model::shard::shard_id;
@@ -85,7 +86,18 @@ struct PutRecordsResultEntry {
 }
 
 /// Where an appended record went, or the shard that refused it for lack of throughput.
-type Placement = Result<(u32, u128), u32>;
+type Placement = Result<(u32, u128), Refusal>;
+
+/// Why a record of a put was not written.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Over the write throughput of this shard.
+    Throttled(u32),
+    /// An injected throttle.
+    InjectedThrottle,
+    /// An injected internal failure.
+    InjectedFailure,
+}
 
 /// A record that passed validation: its hash key, partition key and data.
 type Accepted = (u128, String, Bytes);
@@ -190,10 +202,11 @@ impl Kinesis {
             input.explicit_hash_key.as_deref(),
         )?;
         let stream = self.active_stream(&name)?;
-        let placed = self.append(&stream, vec![record]).await?;
+        let placed = self.append(&stream, vec![record], false).await?;
         let (shard_index, seq) = match placed.first() {
             Some(Ok(placement)) => *placement,
-            Some(Err(shard)) => return Err(self.rate_exceeded(*shard, &name)),
+            Some(Err(Refusal::Throttled(shard))) => return Err(self.rate_exceeded(*shard, &name)),
+            Some(Err(_)) => return Err(ApiError::InternalFailure("unexpected refusal".into())),
             None => {
                 return Err(ApiError::InternalFailure(
                     "the record was not placed".into(),
@@ -266,7 +279,7 @@ impl Kinesis {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let stream = self.active_stream(&name)?;
-        let placed = self.append(&stream, records).await?;
+        let placed = self.append(&stream, records, true).await?;
         let failed_record_count = placed.iter().filter(|p| p.is_err()).count() as u32;
         let records = placed
             .into_iter()
@@ -276,9 +289,21 @@ impl Kinesis {
                     shard_id: Some(shard_id(shard)),
                     ..Default::default()
                 },
-                Err(shard) => PutRecordsResultEntry {
+                Err(Refusal::Throttled(shard)) => PutRecordsResultEntry {
                     error_code: Some("ProvisionedThroughputExceededException"),
                     error_message: Some(self.rate_exceeded_message(shard, &name)),
+                    ..Default::default()
+                },
+                Err(Refusal::InjectedThrottle) => PutRecordsResultEntry {
+                    error_code: Some("ProvisionedThroughputExceededException"),
+                    error_message: Some(format!(
+                        "Rate exceeded for stream {name} (injected fault)."
+                    )),
+                    ..Default::default()
+                },
+                Err(Refusal::InjectedFailure) => PutRecordsResultEntry {
+                    error_code: Some("InternalFailure"),
+                    error_message: Some("Internal service failure.".into()),
                     ..Default::default()
                 },
             })
@@ -291,23 +316,47 @@ impl Kinesis {
     }
 
     /// Appends records to their shards and waits until they are durable. Gives each record's
-    /// shard index and sequence number, or the shard that refused it, in input order.
+    /// shard index and sequence number, or why it was refused, in input order. With
+    /// `per_record_faults`, injected PutRecords faults may refuse single records.
     async fn append(
         &self,
         stream: &Stream,
         records: Vec<Accepted>,
+        per_record_faults: bool,
     ) -> Result<Vec<Placement>, ApiError> {
+        let injected: Vec<Option<Refusal>> = records
+            .iter()
+            .map(|_| match per_record_faults {
+                true => match self.faults.draw_record(&stream.name) {
+                    Some(Fault::Throttle) => Some(Refusal::InjectedThrottle),
+                    Some(_) => Some(Refusal::InjectedFailure),
+                    None => None,
+                },
+                false => None,
+            })
+            .collect();
+        let kept = records
+            .into_iter()
+            .zip(&injected)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(r, _)| r);
         let now = self.now_ms();
         let (placed, lsn, touched) = {
             let mut state = stream.state.lock();
-            let outcomes = state.assign(records, now, self.config.throughput_limits);
-            let placed: Vec<Placement> = outcomes
-                .iter()
-                .map(|o| match o {
+            let outcomes = state.assign(kept, now, self.config.throughput_limits);
+            let placed: Vec<Placement> = {
+                let mut written = outcomes.iter().map(|o| match o {
                     Ok(r) => Ok((r.shard_index, r.record.sequence_number)),
-                    Err(shard) => Err(*shard),
-                })
-                .collect();
+                    Err(shard) => Err(Refusal::Throttled(*shard)),
+                });
+                injected
+                    .iter()
+                    .map(|hit| match hit {
+                        Some(refusal) => Err(*refusal),
+                        None => written.next().unwrap_or(Err(Refusal::InjectedFailure)),
+                    })
+                    .collect()
+            };
             let batch: Vec<_> = outcomes.into_iter().flatten().collect();
             let lsn = if self.config.durable && !batch.is_empty() {
                 self.storage.append(stream.id, &batch)?

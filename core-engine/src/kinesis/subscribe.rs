@@ -82,6 +82,8 @@ struct Pump {
     position: u128,
     id: u64,
     frames: mpsc::Sender<Bytes>,
+    /// An injected fault: end the stream after its first event.
+    end_early: bool,
 }
 
 enum Step {
@@ -97,6 +99,7 @@ impl Kinesis {
     pub(crate) fn subscribe_to_shard(
         self: &Arc<Self>,
         input: SubscribeInput,
+        end_early: bool,
     ) -> Result<EventFrames, ApiError> {
         let mut v = Violations::default();
         v.require(&input.consumer_arn, "consumerARN");
@@ -178,6 +181,7 @@ impl Kinesis {
             position,
             id,
             frames,
+            end_early,
         };
         tokio::spawn(pump.run(end_rx));
         Ok(receiver)
@@ -223,6 +227,10 @@ impl Pump {
                 Step::Done => break,
                 Step::Sent { records } => {
                     last_sent = tokio::time::Instant::now();
+                    if self.end_early {
+                        tracing::debug!(consumer = %self.consumer_arn, "subscription ended by an injected fault");
+                        break;
+                    }
                     if records {
                         continue;
                     }

@@ -1,6 +1,7 @@
 //! The HTTP side: routes a request to an operation by `X-Amz-Target`, decodes its awsJson1.1
 //! body, and encodes the response or the error the way AWS does.
 
+mod admin;
 pub(crate) mod event_stream;
 pub(crate) mod json;
 
@@ -35,40 +36,63 @@ pub(crate) struct Services {
 pub(crate) async fn handle(
     services: &Services,
     method: &Method,
+    uri: &http::Uri,
     headers: &HeaderMap,
-    query: Option<&str>,
     body: Bytes,
-) -> Response<Body> {
+) -> Result<Response<Body>, DropConnection> {
+    if uri.path().starts_with(admin::PREFIX) {
+        return Ok(admin::handle(services, method, uri.path(), &body));
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if method != Method::POST || target.is_empty() {
-        return error_response(&ApiError::UnknownOperation(format!(
+        return Ok(error_response(&ApiError::UnknownOperation(format!(
             "Expected a POST request with an X-Amz-Target header, got {method} with target {target:?}"
+        ))));
+    }
+    if !is_authenticated(headers, uri.query()) {
+        return Ok(error_response(&ApiError::MissingAuthenticationToken(
+            "Missing Authentication Token".into(),
         )));
     }
-    if !is_authenticated(headers, query) {
-        return error_response(&ApiError::MissingAuthenticationToken(
-            "Missing Authentication Token".into(),
-        ));
-    }
-    if target == SUBSCRIBE_TARGET {
-        return match crate::kinesis::subscribe(&services.kinesis, &body) {
-            Ok(frames) => event_stream_response(frames),
-            Err(error) => error_response(&error),
-        };
-    }
     if let Some(operation) = target.strip_prefix(KINESIS_PREFIX) {
-        return match crate::kinesis::dispatch(&services.kinesis, operation, &body).await {
-            Ok(body) => response(StatusCode::OK, JSON_1_1, body, None),
-            Err(error) => error_response(&error),
-        };
+        let kinesis = &services.kinesis;
+        let faults = crate::kinesis::call_faults(kinesis, operation, &body);
+        if let Some(error) = crate::kinesis::apply_call_faults(&faults).await? {
+            return Ok(error_response(&error));
+        }
+        if target == SUBSCRIBE_TARGET {
+            let end_early = faults.contains(&crate::faults::Fault::EndSubscription);
+            return Ok(match crate::kinesis::subscribe(kinesis, &body, end_early) {
+                Ok(frames) => event_stream_response(frames),
+                Err(error) => error_response(&error),
+            });
+        }
+        return Ok(
+            match crate::kinesis::dispatch(kinesis, operation, &body).await {
+                Ok(body) => response(StatusCode::OK, JSON_1_1, body, None),
+                Err(error) => error_response(&error),
+            },
+        );
     }
-    error_response(&ApiError::UnknownOperation(format!(
+    Ok(error_response(&ApiError::UnknownOperation(format!(
         "Unknown target {target:?}: this engine serves {KINESIS_PREFIX}<Operation>"
-    )))
+    ))))
 }
+
+/// An injected fault asked to close the connection without answering.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for DropConnection {}
 
 /// The response for a failed Kinesis request.
 pub(crate) fn error_response(error: &ApiError) -> Response<Body> {

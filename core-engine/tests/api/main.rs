@@ -5,6 +5,7 @@ mod common;
 mod durable;
 mod errors;
 mod fan_out;
+mod faults;
 mod limits;
 mod protocol;
 mod records;

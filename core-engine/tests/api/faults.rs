@@ -1,0 +1,293 @@
+//! Injected faults: each kind, through the builder, the running handle and the admin endpoint,
+//! and repeatable for a given seed.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StartingPosition};
+use core_engine::{Engine, Fault, FaultRule};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{TestEngine, code_of};
+
+fn entries(count: usize) -> Vec<PutRecordsRequestEntry> {
+    (0..count)
+        .map(|i| {
+            PutRecordsRequestEntry::builder()
+                .partition_key(format!("k{i}"))
+                .data(Blob::new("x"))
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Which records of a 200-record PutRecords fail, and with what code.
+async fn failure_pattern(seed: u64) -> Vec<Option<String>> {
+    let rule = FaultRule::new("PutRecords", Fault::Throttle).with_probability(0.3);
+    let engine = TestEngine::with(Engine::builder().fault(rule).fault_seed(seed)).await;
+    engine.create_stream("flaky", 4).await;
+    let out = engine
+        .client
+        .put_records()
+        .stream_name("flaky")
+        .set_records(Some(entries(200)))
+        .send()
+        .await
+        .unwrap();
+    let failed = out
+        .records
+        .iter()
+        .filter(|r| r.error_code.is_some())
+        .count();
+    assert_eq!(out.failed_record_count, Some(failed as i32));
+    // Only the records that succeeded were written.
+    let mut written = 0;
+    for shard in engine.shard_ids("flaky").await {
+        written += engine.read_all("flaky", &shard).await.len();
+    }
+    assert_eq!(written, 200 - failed);
+    out.records.into_iter().map(|r| r.error_code).collect()
+}
+
+#[tokio::test]
+async fn put_records_faults_hit_single_records_and_repeat_for_a_seed() {
+    let first = failure_pattern(11).await;
+    let again = failure_pattern(11).await;
+    let other = failure_pattern(12).await;
+    assert_eq!(first, again, "the same seed gives the same faults");
+    assert_ne!(first, other);
+    let failed = first.iter().flatten().count();
+    assert!(
+        (20..100).contains(&failed),
+        "about 30% of 200 records fail, got {failed}"
+    );
+    assert!(
+        first
+            .iter()
+            .flatten()
+            .all(|code| code == "ProvisionedThroughputExceededException")
+    );
+}
+
+#[tokio::test]
+async fn internal_failures_hit_records_or_whole_calls() {
+    let engine = TestEngine::with(
+        Engine::builder()
+            .fault(FaultRule::new("PutRecords", Fault::InternalFailure).times(2))
+            .fault(
+                FaultRule::new("DescribeStreamSummary", Fault::InternalFailure).on_stream("broken"),
+            ),
+    )
+    .await;
+    engine.create_stream("broken", 1).await;
+    engine.create_stream("fine", 1).await;
+    let out = engine
+        .client
+        .put_records()
+        .stream_name("fine")
+        .set_records(Some(entries(5)))
+        .send()
+        .await
+        .unwrap();
+    let codes: Vec<_> = out
+        .records
+        .iter()
+        .map(|r| r.error_code.as_deref())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            Some("InternalFailure"),
+            Some("InternalFailure"),
+            None,
+            None,
+            None
+        ]
+    );
+    let (code, _) = code_of(
+        engine
+            .client
+            .describe_stream_summary()
+            .stream_name("broken")
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InternalFailure");
+    engine
+        .client
+        .describe_stream_summary()
+        .stream_name("fine")
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn latency_expiry_and_dropped_connections() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("slow", 1).await;
+    let faults = engine.handle.faults();
+    faults
+        .add(FaultRule::new("ListShards", Fault::Latency { ms: 300 }))
+        .unwrap();
+    let started = Instant::now();
+    engine
+        .client
+        .list_shards()
+        .stream_name("slow")
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    faults
+        .add(FaultRule::new("GetRecords", Fault::ExpireIterator).times(1))
+        .unwrap();
+    let iterator = engine
+        .iterator(
+            "slow",
+            "shardId-000000000000",
+            ShardIteratorType::TrimHorizon,
+        )
+        .await;
+    let (code, _) = code_of(
+        engine
+            .client
+            .get_records()
+            .shard_iterator(&iterator)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ExpiredIteratorException");
+    engine
+        .client
+        .get_records()
+        .shard_iterator(&iterator)
+        .send()
+        .await
+        .unwrap();
+
+    faults
+        .add(FaultRule::new("PutRecord", Fault::DropConnection).times(1))
+        .unwrap();
+    let dropped = engine
+        .client
+        .put_record()
+        .stream_name("slow")
+        .partition_key("k")
+        .data(Blob::new("x"))
+        .send()
+        .await;
+    let error = dropped.expect_err("the connection was dropped");
+    assert!(
+        error.as_service_error().is_none(),
+        "a dropped connection is not an AWS error: {error:?}"
+    );
+    faults.clear();
+    engine.put("slow", "k", b"after").await;
+}
+
+#[tokio::test]
+async fn injected_ends_cut_subscriptions_short() {
+    let engine = TestEngine::with(
+        Engine::builder().fault(FaultRule::new("SubscribeToShard", Fault::EndSubscription)),
+    )
+    .await;
+    engine.create_stream("fan", 1).await;
+    engine.put("fan", "k", b"one").await;
+    let consumer = engine
+        .client
+        .register_stream_consumer()
+        .stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/fan")
+        .consumer_name("c")
+        .send()
+        .await
+        .unwrap()
+        .consumer
+        .unwrap()
+        .consumer_arn;
+    let position = StartingPosition::builder()
+        .r#type(ShardIteratorType::TrimHorizon)
+        .build()
+        .unwrap();
+    let mut events = engine
+        .client
+        .subscribe_to_shard()
+        .consumer_arn(consumer)
+        .shard_id("shardId-000000000000")
+        .starting_position(position)
+        .send()
+        .await
+        .unwrap()
+        .event_stream;
+    let first = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.is_some());
+    let next = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        next.is_none(),
+        "the stream ends right after its first event"
+    );
+}
+
+/// Sends one request to the admin endpoint and returns the status and body.
+async fn admin(engine: &TestEngine, method: &str, body: &str) -> (u16, String) {
+    let mut socket = tokio::net::TcpStream::connect(engine.handle.local_addr())
+        .await
+        .unwrap();
+    let request = format!(
+        "{method} /_shardline/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head[9..12].parse().unwrap(), body.to_owned())
+}
+
+#[tokio::test]
+async fn the_admin_endpoint_adds_lists_and_clears_rules() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("target", 1).await;
+    engine.create_stream("other", 1).await;
+    let (status, _) = admin(
+        &engine,
+        "POST",
+        r#"{"operation":"PutRecord","stream":"target","fault":{"type":"Throttle"}}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, listed) = admin(&engine, "GET", "").await;
+    assert_eq!(status, 200);
+    assert!(listed.contains(r#""stream":"target""#), "{listed}");
+    let put = |stream: &'static str| {
+        engine
+            .client
+            .put_record()
+            .stream_name(stream)
+            .partition_key("k")
+            .data(Blob::new("x"))
+            .send()
+    };
+    let (code, _) = code_of(put("target").await);
+    assert_eq!(code, "ProvisionedThroughputExceededException");
+    put("other").await.unwrap();
+    let (status, message) = admin(
+        &engine,
+        "POST",
+        r#"{"fault":{"type":"Throttle"},"probability":3}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(message.contains("probability"), "{message}");
+    let (status, _) = admin(&engine, "DELETE", "").await;
+    assert_eq!(status, 200);
+    put("target").await.unwrap();
+}
