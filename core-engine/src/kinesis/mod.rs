@@ -1,6 +1,7 @@
 //! The Kinesis service: one file per family of operations, each with its request and response
 //! shapes, validation, and the work itself.
 
+mod capacity;
 mod consumers;
 mod get_records;
 mod iterator;
@@ -303,6 +304,8 @@ pub(crate) async fn dispatch(
         "SplitShard" => unit(kinesis.split_shard(json::decode(body)?)),
         "MergeShards" => unit(kinesis.merge_shards(json::decode(body)?)),
         "UpdateShardCount" => reply(kinesis.update_shard_count(json::decode(body)?)),
+        "UpdateStreamMode" => unit(kinesis.update_stream_mode(json::decode(body)?)),
+        "UpdateMaxRecordSize" => unit(kinesis.update_max_record_size(json::decode(body)?)),
         "RegisterStreamConsumer" => reply(kinesis.register_consumer(json::decode(body)?)),
         "DescribeStreamConsumer" => reply(kinesis.describe_consumer(json::decode(body)?)),
         "ListStreamConsumers" => reply(kinesis.list_consumers(json::decode(body)?)),

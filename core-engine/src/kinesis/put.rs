@@ -16,8 +16,6 @@ use crate::protocol::json::Blob;
 use super::Kinesis;
 use super::validate::Violations;
 
-/// Largest record (data plus partition key) a stream accepts by default: 1 MiB.
-pub(crate) const MAX_RECORD_BYTES: usize = 1 << 20;
 /// Largest data blob the API model allows (streams may raise their record size up to this).
 const MODEL_MAX_DATA_BYTES: usize = 10 << 20;
 /// Most records in one PutRecords call.
@@ -143,19 +141,20 @@ fn accept(
     data: Bytes,
     partition_key: String,
     explicit_hash_key: Option<&str>,
+    max_record_bytes: usize,
 ) -> Result<Accepted, ApiError> {
-    if data.len() > MAX_RECORD_BYTES {
+    if data.len() > max_record_bytes {
         return Err(ApiError::invalid_member(
             format_args!("java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]", data.len()),
             "data",
-            &format!("have length less than or equal to {MAX_RECORD_BYTES}"),
+            &format!("have length less than or equal to {max_record_bytes}"),
         ));
     }
     let size = data.len() + partition_key.len();
-    if size > MAX_RECORD_BYTES {
+    if size > max_record_bytes {
         return Err(ApiError::InvalidArgument(format!(
             "The record (data plus partition key) is {size} bytes, over the stream's maximum \
-             record size of {MAX_RECORD_BYTES} bytes."
+             record size of {max_record_bytes} bytes."
         )));
     }
     let hash = match explicit_hash_key {
@@ -196,12 +195,13 @@ impl Kinesis {
             input.stream_arn.as_deref(),
             &mut v,
         )?;
+        let stream = self.active_stream(&name)?;
         let record = accept(
             input.data.unwrap_or_default().0,
             input.partition_key.unwrap_or_default(),
             input.explicit_hash_key.as_deref(),
+            stream.state.lock().max_record_bytes(),
         )?;
-        let stream = self.active_stream(&name)?;
         let placed = self.append(&stream, vec![record], false).await?;
         let (shard_index, seq) = match placed.first() {
             Some(Ok(placement)) => *placement,
@@ -268,6 +268,8 @@ impl Kinesis {
                 "Records size exceeds 10 MB limit: the request holds {total} bytes of data and partition keys."
             )));
         }
+        let stream = self.active_stream(&name)?;
+        let max_record_bytes = stream.state.lock().max_record_bytes();
         let records = entries
             .into_iter()
             .map(|e| {
@@ -275,10 +277,10 @@ impl Kinesis {
                     e.data.unwrap_or_default().0,
                     e.partition_key.unwrap_or_default(),
                     e.explicit_hash_key.as_deref(),
+                    max_record_bytes,
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let stream = self.active_stream(&name)?;
         let placed = self.append(&stream, records, true).await?;
         let failed_record_count = placed.iter().filter(|p| p.is_err()).count() as u32;
         let records = placed
@@ -378,6 +380,12 @@ impl Kinesis {
         // The records are readable now: wake the shards' fan-out subscribers.
         for signal in touched {
             signal.notify_waiters();
+        }
+        if placed
+            .iter()
+            .any(|p| matches!(p, Err(Refusal::Throttled(_))))
+        {
+            self.scale_on_demand(stream, now)?;
         }
         Ok(placed)
     }

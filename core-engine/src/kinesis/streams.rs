@@ -38,6 +38,8 @@ pub(crate) struct CreateStreamInput {
     shard_count: Option<i64>,
     stream_mode_details: Option<StreamModeDetails>,
     tags: Option<BTreeMap<String, String>>,
+    #[serde(rename = "MaxRecordSizeInKiB")]
+    max_record_size_in_kib: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +111,8 @@ struct StreamDescriptionSummary {
     encryption_type: &'static str,
     open_shard_count: usize,
     consumer_count: usize,
+    #[serde(rename = "MaxRecordSizeInKiB")]
+    max_record_size_in_kib: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,7 +144,7 @@ struct StreamSummary {
     stream_creation_timestamp: Timestamp,
 }
 
-fn parse_mode(details: Option<&StreamModeDetails>, v: &mut Violations) -> StreamMode {
+pub(crate) fn parse_mode(details: Option<&StreamModeDetails>, v: &mut Violations) -> StreamMode {
     let Some(details) = details else {
         return StreamMode::Provisioned;
     };
@@ -169,6 +173,7 @@ impl Kinesis {
             v.range(count, "shardCount", 1, 100_000);
         }
         let mode = parse_mode(input.stream_mode_details.as_ref(), &mut v);
+        super::capacity::check_max_record_size(input.max_record_size_in_kib, &mut v);
         if mode == StreamMode::Provisioned {
             v.require(&input.shard_count, "shardCount");
         }
@@ -194,7 +199,15 @@ impl Kinesis {
             let id = self.registry.allocate_id();
             let arn = self.stream_arn(&name);
             let stream = Stream::new(id, name.clone(), arn, mode, shard_count, self.now_ms());
-            stream.state.lock().tags = tags;
+            {
+                let mut state = stream.state.lock();
+                state.tags = tags;
+                state.max_record_size_kib = input
+                    .max_record_size_in_kib
+                    .map_or(crate::model::stream::DEFAULT_MAX_RECORD_KIB, |kib| {
+                        kib as u32
+                    });
+            }
             self.registry
                 .insert(stream)
                 .map(drop)
@@ -218,7 +231,7 @@ impl Kinesis {
         Ok(())
     }
 
-    fn check_on_demand_limit(&self) -> Result<(), ApiError> {
+    pub(crate) fn check_on_demand_limit(&self) -> Result<(), ApiError> {
         let count = self.on_demand_stream_count();
         if count >= self.config.on_demand_stream_limit as usize {
             return Err(ApiError::LimitExceeded(format!(
@@ -339,6 +352,7 @@ impl Kinesis {
                 encryption_type: "NONE",
                 open_shard_count: state.open_shard_count(),
                 consumer_count: state.consumers.len(),
+                max_record_size_in_kib: state.max_record_size_kib,
             },
         })
     }

@@ -15,6 +15,9 @@ use super::shard::Shard;
 pub(crate) const DEFAULT_RETENTION_HOURS: u32 = 24;
 pub(crate) const MIN_RETENTION_HOURS: u32 = 24;
 pub(crate) const MAX_RETENTION_HOURS: u32 = 8760;
+/// Largest record (data plus partition key) a new stream accepts, and the most it may allow.
+pub(crate) const DEFAULT_MAX_RECORD_KIB: u32 = 1024;
+pub(crate) const LARGEST_MAX_RECORD_KIB: u32 = 10240;
 
 /// Capacity mode of a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +61,8 @@ pub(crate) struct StreamState {
     pub(crate) scalings_ms: Vec<i64>,
     /// Enhanced fan-out consumers by name.
     pub(crate) consumers: BTreeMap<String, Consumer>,
+    /// Largest record the stream accepts, in KiB.
+    pub(crate) max_record_size_kib: u32,
 }
 
 impl Stream {
@@ -101,6 +106,7 @@ impl StreamState {
             routing: Vec::new(),
             scalings_ms: Vec::new(),
             consumers: BTreeMap::new(),
+            max_record_size_kib: DEFAULT_MAX_RECORD_KIB,
         };
         state.rebuild_routing();
         state
@@ -135,6 +141,10 @@ impl StreamState {
 
     pub(crate) fn shard_mut(&mut self, index: u32) -> Option<&mut Shard> {
         self.shards.get_mut(index as usize)
+    }
+
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        self.max_record_size_kib as usize * 1024
     }
 
     pub(crate) fn retention_ms(&self) -> i64 {
@@ -201,6 +211,7 @@ impl StreamState {
                     last_seq: s.last_seq.to_string(),
                 })
                 .collect(),
+            max_record_size_kib: self.max_record_size_kib,
             consumers: self
                 .consumers
                 .values()
@@ -225,6 +236,12 @@ pub(crate) struct StreamMeta {
     pub(crate) shards: Vec<ShardMeta>,
     #[serde(default)]
     pub(crate) consumers: Vec<ConsumerMeta>,
+    #[serde(default = "default_max_record_kib")]
+    pub(crate) max_record_size_kib: u32,
+}
+
+fn default_max_record_kib() -> u32 {
+    DEFAULT_MAX_RECORD_KIB
 }
 
 /// The persistent description of a shard. Sequence numbers are decimal strings.
@@ -273,6 +290,7 @@ impl StreamMeta {
             .into_iter()
             .map(|c| (c.name.clone(), Consumer::new(c.name, c.created_ms)))
             .collect();
+        state.max_record_size_kib = self.max_record_size_kib;
         Ok(Stream {
             id: self.id,
             name: self.name,
