@@ -162,3 +162,82 @@ async fn serves_http2_with_prior_knowledge_on_the_same_port() {
     assert_eq!(reply["StreamDescriptionSummary"]["StreamStatus"], "ACTIVE");
     assert_eq!(reply["StreamDescriptionSummary"]["OpenShardCount"], 1);
 }
+
+/// Splits event-stream messages out of `bytes`, checking both CRCs; gives (headers, payload).
+fn event_messages(mut bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut messages = Vec::new();
+    while bytes.len() >= 12 {
+        let total = u32::from_be_bytes(bytes[0..4].try_into().unwrap()) as usize;
+        let headers_len = u32::from_be_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        assert_eq!(
+            crc32fast::hash(&bytes[..8]),
+            u32::from_be_bytes(bytes[8..12].try_into().unwrap())
+        );
+        let message = &bytes[..total];
+        assert_eq!(
+            crc32fast::hash(&message[..total - 4]),
+            u32::from_be_bytes(message[total - 4..].try_into().unwrap())
+        );
+        let headers = String::from_utf8_lossy(&message[12..12 + headers_len]).into_owned();
+        messages.push((headers, message[12 + headers_len..total - 4].to_vec()));
+        bytes = &bytes[total..];
+    }
+    messages
+}
+
+#[tokio::test]
+async fn fan_out_streams_events_over_http2() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("h2fan", 1).await;
+    engine.put("h2fan", "k", b"over h2").await;
+    let consumer = engine
+        .client
+        .register_stream_consumer()
+        .stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/h2fan")
+        .consumer_name("h2")
+        .send()
+        .await
+        .unwrap()
+        .consumer
+        .unwrap()
+        .consumer_arn;
+    let socket = TcpStream::connect(engine.handle.local_addr())
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(socket))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let body = serde_json::json!({"ConsumerARN": consumer, "ShardId": "shardId-000000000000", "StartingPosition": {"Type": "TRIM_HORIZON"}}).to_string();
+    let request = http::Request::post("/")
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", "Kinesis_20131202.SubscribeToShard")
+        .header("authorization", SIGNED)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.amazon.eventstream"
+    );
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    while event_messages(&received).len() < 2 {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            received.extend_from_slice(&data);
+        }
+    }
+    let messages = event_messages(&received);
+    assert!(messages[0].0.contains("initial-response"));
+    assert!(messages[1].0.contains("SubscribeToShardEvent"));
+    let event: serde_json::Value = serde_json::from_slice(&messages[1].1).unwrap();
+    assert_eq!(event["Records"][0]["Data"], "b3ZlciBoMg==");
+    assert_eq!(event["MillisBehindLatest"], 0);
+}
