@@ -333,23 +333,13 @@ async fn run_mode(mode: &str, options: &Options) {
     }
     .throughput_limits(false);
     let engine = builder.build().unwrap().start().await.unwrap();
-    let endpoint = engine.endpoint_url();
-    let stream = format!("bench-{mode}");
-    client(&endpoint)
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(options.shards)
-        .send()
-        .await
-        .unwrap();
-    let mut writes = write_phase(&endpoint, &stream, options).await;
-    writes.print(&format!("{mode} PutRecords"));
-    let mut reads = read_phase(&endpoint, &stream).await;
-    assert_eq!(
-        reads.records, writes.records,
-        "every written record is read back"
-    );
-    reads.print(&format!("{mode} GetRecords"));
+    run_phases(
+        &engine.endpoint_url(),
+        &format!("bench-{mode}"),
+        mode,
+        options,
+    )
+    .await;
     engine.shutdown().await;
 }
 
