@@ -57,7 +57,7 @@ struct Walk<'b> {
 
 impl<'b> Walk<'b> {
     fn peek(&self) -> Result<Type, ApiError> {
-        Ok(self.decoder.datatype().map_err(malformed)?)
+        self.decoder.datatype().map_err(malformed)
     }
 
     /// Converts the next item, found at `cursor`, nested `depth` containers deep.
@@ -72,15 +72,7 @@ impl<'b> Walk<'b> {
             Type::Tag => self.tagged(cursor, depth),
             Type::Bytes | Type::BytesIndef => {
                 let bytes = self.bytes()?;
-                self.out.push(b'"');
-                let start = self.out.len();
-                let encoded = base64::encoded_len(bytes.len(), true).unwrap_or(0);
-                self.out.resize(start + encoded, 0);
-                let written = STANDARD
-                    .encode_slice(&bytes, &mut self.out[start..])
-                    .map_err(malformed)?;
-                self.out.truncate(start + written);
-                self.out.push(b'"');
+                write_base64_string(&bytes, &mut self.out);
                 Ok(())
             }
             Type::String | Type::StringIndef => {
@@ -245,7 +237,7 @@ impl<'b> Walk<'b> {
 
     fn float(&mut self) -> Result<f64, ApiError> {
         if self.peek()? != Type::F16 {
-            return Ok(self.decoder.f64().map_err(malformed)?);
+            return self.decoder.f64().map_err(malformed);
         }
         // minicbor reads half floats only with its `half` feature; two bytes do not justify it.
         let at = self.decoder.position();
@@ -292,6 +284,20 @@ fn half_to_f64(bits: u16) -> f64 {
     } else {
         magnitude
     }
+}
+
+/// Writes `bytes` as a JSON string of base64, encoding straight into the output.
+fn write_base64_string(bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    let start = out.len();
+    // A slice in memory is far below the length whose base64 would overflow a usize.
+    let encoded = base64::encoded_len(bytes.len(), true).unwrap_or_default();
+    out.resize(start + encoded, 0);
+    let written = STANDARD
+        .encode_slice(bytes, &mut out[start..])
+        .unwrap_or_default();
+    out.truncate(start + written);
+    out.push(b'"');
 }
 
 /// Writes `text` as a JSON string literal.
