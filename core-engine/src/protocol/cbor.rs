@@ -12,7 +12,9 @@
 //! the request body into the JSON body the operation would have received, and
 //! [`json_response_to_cbor`] turns the JSON response back into CBOR, using a table of which
 //! members are blobs and timestamps ([`shapes`]) rather than guessing from the values. Both are
-//! pure functions over byte slices.
+//! pure functions over byte slices. SubscribeToShard's event-stream messages get the same
+//! treatment one by one ([`event_message_to_cbor`]): the Java SDK reads event payloads with the
+//! protocol's own parser, so a CBOR subscriber needs CBOR events.
 
 mod decode;
 mod encode;
@@ -24,6 +26,7 @@ mod tests;
 
 pub(crate) use shapes::{Shape, input_shape, output_shape};
 
+use super::event_stream;
 use crate::error::ApiError;
 
 /// The `Content-Type` of CBOR requests and responses.
@@ -63,4 +66,33 @@ pub(crate) fn encode_error(error: &ApiError) -> Vec<u8> {
     encode::text(&mut out, "message");
     encode::text(&mut out, &message);
     out
+}
+
+/// Re-encodes one event-stream message for a CBOR subscriber: its JSON payload becomes CBOR
+/// (`SubscribeToShardEvent` records with byte-string data and tag-1 arrival times) and its
+/// `:content-type` header says so. `None` if `message` is not exactly one valid message with a
+/// JSON payload.
+pub(crate) fn event_message_to_cbor(message: &[u8]) -> Option<Vec<u8>> {
+    let (decoded, used) = event_stream::decode(message).ok()?;
+    if used != message.len() {
+        return None;
+    }
+    let header = |name: &str| {
+        decoded
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let shape = shapes::event_shape(header(":event-type").unwrap_or_default());
+    let payload = json_response_to_cbor(&decoded.payload, shape).ok()?;
+    let headers: Vec<(&str, &str)> = decoded
+        .headers
+        .iter()
+        .map(|(name, value)| match name.as_str() {
+            ":content-type" => (":content-type", CONTENT_TYPE),
+            _ => (name.as_str(), value.as_str()),
+        })
+        .collect();
+    Some(event_stream::encode(&headers, &payload))
 }

@@ -76,7 +76,7 @@ pub(crate) async fn handle(
         if target == SUBSCRIBE_TARGET {
             let end_early = faults.contains(&crate::faults::Fault::EndSubscription);
             return Ok(match crate::kinesis::subscribe(kinesis, &body, end_early) {
-                Ok(frames) => event_stream_response(frames),
+                Ok(frames) => event_stream_response(frames, wire),
                 Err(error) => wire.error(&error),
             });
         }
@@ -141,10 +141,10 @@ pub(crate) fn response(
 
 /// A streaming answer: the frames of a subscription, sent as they are produced. No length is
 /// set, so HTTP/1.1 uses chunked encoding and HTTP/2 data frames.
-fn event_stream_response(frames: crate::kinesis::EventFrames) -> Response<Body> {
-    let chunks = futures::stream::unfold(frames, |mut frames| async move {
+fn event_stream_response(frames: crate::kinesis::EventFrames, wire: Wire) -> Response<Body> {
+    let chunks = futures::stream::unfold(frames, move |mut frames| async move {
         let frame = frames.recv().await?;
-        Some((Ok(Frame::data(frame)), frames))
+        Some((Ok(Frame::data(wire.event(frame))), frames))
     });
     let mut response = Response::new(StreamBody::new(chunks).boxed_unsync());
     let headers = response.headers_mut();

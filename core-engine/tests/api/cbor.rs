@@ -1,8 +1,11 @@
 //! `application/x-amz-cbor-1.1`, the Java SDK's default: raw HTTP/1.1 requests with CBOR bodies
 //! built by hand, and the CBOR answers read item by item.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use minicbor::Decoder;
 use minicbor::data::Type;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -454,4 +457,127 @@ async fn errors_come_back_as_cbor_maps() {
     );
     // The engine still answers JSON clients.
     engine.client.list_streams().send().await.unwrap();
+}
+
+/// One event-stream message: its string headers and payload (checksums are the unit tests' job).
+struct Message {
+    headers: Vec<(String, String)>,
+    payload: Vec<u8>,
+}
+
+impl Message {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+    }
+}
+
+/// Takes the complete messages off the front of `buffer`.
+fn take_messages(buffer: &mut Vec<u8>) -> Vec<Message> {
+    let word = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let mut messages = Vec::new();
+    while buffer.len() >= 12 && buffer.len() >= word(buffer, 0) {
+        let total = word(buffer, 0);
+        let message: Vec<u8> = buffer.drain(..total).collect();
+        let headers_end = 12 + word(&message, 4);
+        let mut rest = &message[12..headers_end];
+        let mut headers = Vec::new();
+        while let Some((&name_len, after)) = rest.split_first() {
+            let (name, after) = after.split_at(usize::from(name_len));
+            assert_eq!(after[0], 7, "string header");
+            let len = usize::from(u16::from_be_bytes([after[1], after[2]]));
+            let value = &after[3..3 + len];
+            headers.push((
+                String::from_utf8(name.to_vec()).unwrap(),
+                String::from_utf8(value.to_vec()).unwrap(),
+            ));
+            rest = &after[3 + len..];
+        }
+        let payload = message[headers_end..total - 4].to_vec();
+        messages.push(Message { headers, payload });
+    }
+    messages
+}
+
+#[tokio::test]
+async fn subscribe_to_shard_speaks_cbor_to_cbor_clients() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("fan", 1).await;
+    let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/fan";
+    let registered = call(
+        &engine,
+        "RegisterStreamConsumer",
+        &map(&[("StreamARN", text(arn)), ("ConsumerName", text("java"))]),
+    )
+    .await
+    .unwrap();
+    let consumer = registered.get("Consumer");
+    assert!(matches!(
+        consumer.get("ConsumerCreationTimestamp"),
+        Item::Tag(1, _)
+    ));
+    let consumer_arn = consumer.get("ConsumerARN").text().to_owned();
+    let data = b"\x00\xffpushed".to_vec();
+    engine.put("fan", "k", &data).await;
+
+    let socket = TcpStream::connect(engine.handle.local_addr())
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(socket))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let body = map(&[
+        ("ConsumerARN", text(&consumer_arn)),
+        ("ShardId", text("shardId-000000000000")),
+        ("StartingPosition", map(&[("Type", text("TRIM_HORIZON"))])),
+    ]);
+    let request = http::Request::post("/")
+        .header("host", "localhost")
+        .header("content-type", CBOR)
+        .header("x-amz-target", "Kinesis_20131202.SubscribeToShard")
+        .header("authorization", SIGNED)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.amazon.eventstream"
+    );
+    let mut body = response.into_body();
+    let mut buffer = Vec::new();
+    let mut messages = Vec::new();
+    while messages.len() < 2 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("events in time")
+            .expect("the stream is open")
+            .unwrap();
+        if let Ok(chunk) = frame.into_data() {
+            buffer.extend_from_slice(&chunk);
+            messages.extend(take_messages(&mut buffer));
+        }
+    }
+    assert_eq!(messages[0].header(":event-type"), "initial-response");
+    assert_eq!(decode(&messages[0].payload), Item::Map(Vec::new()));
+    let event = &messages[1];
+    assert_eq!(event.header(":message-type"), "event");
+    assert_eq!(event.header(":event-type"), "SubscribeToShardEvent");
+    assert_eq!(event.header(":content-type"), CBOR);
+    let event = decode(&event.payload);
+    let records = event.get("Records").array();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].get("Data"), &Item::Bytes(data));
+    assert!(matches!(
+        records[0].get("ApproximateArrivalTimestamp"),
+        Item::Tag(1, ms) if matches!(**ms, Item::Int(ms) if (ms as i64 - now_ms()).abs() < 60_000)
+    ));
+    assert!(matches!(
+        event.get("ContinuationSequenceNumber"),
+        Item::Text(_)
+    ));
 }

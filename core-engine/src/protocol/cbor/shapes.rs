@@ -94,6 +94,14 @@ pub(crate) fn output_shape(operation: &str) -> Shape {
     }
 }
 
+/// The shape of the payload of a SubscribeToShard event-stream message of this `:event-type`.
+pub(crate) fn event_shape(event_type: &str) -> Shape {
+    match event_type {
+        "SubscribeToShardEvent" => output_shape("GetRecords"),
+        _ => Shape::PLAIN,
+    }
+}
+
 /// Which of a shape's paths are still matched at one point of a walk through a document: bit
 /// `i` of `blobs` (or `timestamps`) is set while the walk has followed the first `depth`
 /// segments of path `i`.

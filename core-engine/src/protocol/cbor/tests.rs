@@ -5,6 +5,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::*;
+use crate::protocol::event_stream;
 use crate::protocol::json::{self, Blob, Timestamp};
 
 /// Concatenates byte pieces, so vectors can spell text as text and heads as bytes.
@@ -493,4 +494,63 @@ fn random_mutations_never_panic_and_whatever_passes_is_json() {
             assert!(serde_json::from_slice::<serde_json::Value>(&json).is_ok() || json.is_empty());
         }
     }
+}
+
+#[test]
+fn subscription_events_are_re_encoded_for_cbor_subscribers() {
+    let json = br#"{"Records":[{"SequenceNumber":"1","ApproximateArrivalTimestamp":1459799926.48,"Data":"aGk=","PartitionKey":"pk"}],"ContinuationSequenceNumber":"1","MillisBehindLatest":0}"#;
+    let message = event_stream::event("SubscribeToShardEvent", json);
+    let cbor = event_message_to_cbor(&message).unwrap();
+    let (decoded, used) = event_stream::decode(&cbor).unwrap();
+    assert_eq!(used, cbor.len());
+    let header = |name: &str| {
+        decoded
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header(":message-type").as_deref(), Some("event"));
+    assert_eq!(
+        header(":event-type").as_deref(),
+        Some("SubscribeToShardEvent")
+    );
+    assert_eq!(header(":content-type").as_deref(), Some(CONTENT_TYPE));
+    // The record map of the GetRecords vector: after its head and "Records", before
+    // NextShardIterator and MillisBehindLatest.
+    let records = get_records();
+    let record = &records[10..records.len() - 41];
+    let expected = cat(&[
+        &[0xa3, 0x67],
+        b"Records",
+        &[0x81],
+        record,
+        &[0x78, 0x1a],
+        b"ContinuationSequenceNumber",
+        &[0x61],
+        b"1",
+        &[0x72],
+        b"MillisBehindLatest",
+        &[0x00],
+    ]);
+    assert_eq!(decoded.payload, expected);
+
+    let initial = event_message_to_cbor(&event_stream::event("initial-response", b"{}")).unwrap();
+    assert_eq!(event_stream::decode(&initial).unwrap().0.payload, [0xa0]);
+    let failed = event_message_to_cbor(&event_stream::exception(
+        "ResourceInUseException",
+        "taken over",
+    ))
+    .unwrap();
+    let (failed, _) = event_stream::decode(&failed).unwrap();
+    assert_eq!(
+        failed.payload,
+        cat(&[&[0xa1, 0x67], b"message", &[0x6a], b"taken over"])
+    );
+    // Anything but exactly one valid message is refused.
+    assert_eq!(event_message_to_cbor(&message[..message.len() - 1]), None);
+    assert_eq!(
+        event_message_to_cbor(&[message.clone(), message].concat()),
+        None
+    );
 }
