@@ -11,6 +11,8 @@ use minicbor::data::Type;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use core_engine::{Engine, Fault, FaultRule};
+
 use crate::common::TestEngine;
 
 const CBOR: &str = "application/x-amz-cbor-1.1";
@@ -580,4 +582,32 @@ async fn subscribe_to_shard_speaks_cbor_to_cbor_clients() {
         event.get("ContinuationSequenceNumber"),
         Item::Text(_)
     ));
+}
+
+#[tokio::test]
+async fn faults_aimed_at_a_stream_hit_cbor_requests_too() {
+    // The fault names a stream, which the engine reads from the (translated) body.
+    let rule = FaultRule::new("DescribeStreamSummary", Fault::Throttle).on_stream("hot");
+    let engine = TestEngine::with(Engine::builder().fault(rule)).await;
+    engine.create_stream("hot", 1).await;
+    engine.create_stream("cold", 1).await;
+    let reply = post(
+        &engine,
+        "DescribeStreamSummary",
+        &map(&[("StreamName", text("hot"))]),
+        true,
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        decode(&reply.body).get("__type").text(),
+        "ProvisionedThroughputExceededException"
+    );
+    call(
+        &engine,
+        "DescribeStreamSummary",
+        &map(&[("StreamName", text("cold"))]),
+    )
+    .await
+    .unwrap();
 }
