@@ -17,7 +17,8 @@
 //!   ([`storage`]).
 //! - **Time** comes from a [`Clock`], so tests can drive expiry and retention.
 //!
-//! The wire protocol is awsJson1.1 over HTTP/1.1 or HTTP/2 cleartext: `POST /` with
+//! The wire protocol is awsJson1.1, or its CBOR variant `application/x-amz-cbor-1.1` (the Java
+//! SDK's default), over HTTP/1.1 or HTTP/2 cleartext: `POST /` with
 //! `X-Amz-Target: Kinesis_20131202.<Operation>`. Errors carry AWS's codes and status codes
 //! ([`ApiError`]). Requests must carry SigV4 credentials, but any credentials are accepted.
 //!
@@ -33,7 +34,8 @@
 //!
 //! # Layout
 //! - [`engine`]: the builder, [`Engine::start`] / [`Engine::run`] and the running handle.
-//! - `server`: HTTP/1.1 + h2c connections; `protocol`: routing and the awsJson1.1 codec.
+//! - `server`: HTTP/1.1 + h2c connections; `protocol`: routing, the awsJson1.1 codec and the
+//!   CBOR translation.
 //! - `kinesis`: one file per family of operations.
 //! - [`model`]: streams, shards, hash keys, sequence numbers and iterators.
 //! - [`storage`]: the storage trait, in memory and as a write-ahead log on disk.

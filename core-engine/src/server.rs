@@ -116,7 +116,7 @@ async fn answer(
             } else {
                 ApiError::Serialization(format!("Could not read the request body: {error}"))
             };
-            return Ok(protocol::error_response(&error));
+            return Ok(protocol::Wire::of(&parts.headers).error(&error));
         }
     };
     protocol::handle(services, &parts.method, &parts.uri, &parts.headers, body).await

@@ -9,11 +9,10 @@
 //!
 //! All integers big-endian, CRC32 the IEEE polynomial. A header is a name length (u8), the
 //! name, a type byte and a value; the engine only writes string headers (type 7: u16 length
-//! then UTF-8). Messages are pure byte functions: [`encode`] writes one; tests read them back
-//! with a decoder that checks both checksums.
+//! then UTF-8). Messages are pure byte functions: [`encode`] writes one; [`decode`] reads one
+//! back, checking both checksums (for tests, and to re-encode payloads for CBOR clients).
 
 /// Most bytes one message may hold.
-#[cfg(test)]
 pub(crate) const MAX_MESSAGE_BYTES: usize = 16 << 20;
 const PRELUDE_BYTES: usize = 12;
 const STRING_HEADER: u8 = 7;
@@ -68,7 +67,6 @@ pub(crate) fn exception(exception_type: &str, message: &str) -> Vec<u8> {
 }
 
 /// A decoded message with string headers.
-#[cfg(test)]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Message {
     pub(crate) headers: Vec<(String, String)>,
@@ -76,7 +74,6 @@ pub(crate) struct Message {
 }
 
 /// Why bytes are not a valid message.
-#[cfg(test)]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum DecodeError {
     /// More bytes are needed.
@@ -85,9 +82,7 @@ pub(crate) enum DecodeError {
     Invalid(&'static str),
 }
 
-/// Decodes the message at the start of `bytes`; gives it and the bytes it used. The engine only
-/// writes messages; tests read them back with this.
-#[cfg(test)]
+/// Decodes the message at the start of `bytes`; gives it and the bytes it used.
 pub(crate) fn decode(bytes: &[u8]) -> Result<(Message, usize), DecodeError> {
     let Some(prelude) = bytes.get(..PRELUDE_BYTES) else {
         return Err(DecodeError::Incomplete);

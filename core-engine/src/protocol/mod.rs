@@ -1,9 +1,13 @@
 //! The HTTP side: routes a request to an operation by `X-Amz-Target`, decodes its awsJson1.1
-//! body, and encodes the response or the error the way AWS does.
+//! (or CBOR) body, and encodes the response or the error the way AWS does.
 
 mod admin;
+pub(crate) mod cbor;
 pub(crate) mod event_stream;
 pub(crate) mod json;
+mod wire;
+
+pub(crate) use wire::Wire;
 
 use std::sync::Arc;
 
@@ -47,37 +51,43 @@ pub(crate) async fn handle(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let wire = Wire::of(headers);
     if method != Method::POST || target.is_empty() {
-        return Ok(error_response(&ApiError::UnknownOperation(format!(
+        return Ok(wire.error(&ApiError::UnknownOperation(format!(
             "Expected a POST request with an X-Amz-Target header, got {method} with target {target:?}"
         ))));
     }
     if !is_authenticated(headers, uri.query()) {
-        return Ok(error_response(&ApiError::MissingAuthenticationToken(
+        return Ok(wire.error(&ApiError::MissingAuthenticationToken(
             "Missing Authentication Token".into(),
         )));
     }
     if let Some(operation) = target.strip_prefix(KINESIS_PREFIX) {
+        // Everything past this point (faults included) reads the awsJson1.1 body.
+        let body = match wire.request_json(operation, body) {
+            Ok(body) => body,
+            Err(error) => return Ok(wire.error(&error)),
+        };
         let kinesis = &services.kinesis;
         let faults = crate::kinesis::call_faults(kinesis, operation, &body);
         if let Some(error) = crate::kinesis::apply_call_faults(&faults).await? {
-            return Ok(error_response(&error));
+            return Ok(wire.error(&error));
         }
         if target == SUBSCRIBE_TARGET {
             let end_early = faults.contains(&crate::faults::Fault::EndSubscription);
             return Ok(match crate::kinesis::subscribe(kinesis, &body, end_early) {
-                Ok(frames) => event_stream_response(frames),
-                Err(error) => error_response(&error),
+                Ok(frames) => event_stream_response(frames, wire),
+                Err(error) => wire.error(&error),
             });
         }
         return Ok(
             match crate::kinesis::dispatch(kinesis, operation, &body).await {
-                Ok(body) => response(StatusCode::OK, JSON_1_1, body, None),
-                Err(error) => error_response(&error),
+                Ok(body) => wire.success(operation, body),
+                Err(error) => wire.error(&error),
             },
         );
     }
-    Ok(error_response(&ApiError::UnknownOperation(format!(
+    Ok(wire.error(&ApiError::UnknownOperation(format!(
         "Unknown target {target:?}: this engine serves {KINESIS_PREFIX}<Operation>"
     ))))
 }
@@ -94,16 +104,9 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-/// The response for a failed Kinesis request.
+/// The response for a failed request, in awsJson1.1 (for failures before the request is read).
 pub(crate) fn error_response(error: &ApiError) -> Response<Body> {
-    log_error(error.code(), error.status(), error);
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    response(
-        status,
-        JSON_1_1,
-        json::encode_error(error),
-        Some(error.code()),
-    )
+    Wire::Json.error(error)
 }
 
 /// Logs a failed request: server faults as warnings, client mistakes at debug level.
@@ -138,10 +141,10 @@ pub(crate) fn response(
 
 /// A streaming answer: the frames of a subscription, sent as they are produced. No length is
 /// set, so HTTP/1.1 uses chunked encoding and HTTP/2 data frames.
-fn event_stream_response(frames: crate::kinesis::EventFrames) -> Response<Body> {
-    let chunks = futures::stream::unfold(frames, |mut frames| async move {
+fn event_stream_response(frames: crate::kinesis::EventFrames, wire: Wire) -> Response<Body> {
+    let chunks = futures::stream::unfold(frames, move |mut frames| async move {
         let frame = frames.recv().await?;
-        Some((Ok(Frame::data(frame)), frames))
+        Some((Ok(Frame::data(wire.event(frame))), frames))
     });
     let mut response = Response::new(StreamBody::new(chunks).boxed_unsync());
     let headers = response.headers_mut();

@@ -2,6 +2,7 @@
 //! drives it through `aws-sdk-kinesis` over HTTP (or raw HTTP where the SDK would hide the bytes).
 
 mod capacity;
+mod cbor;
 mod common;
 mod durable;
 mod errors;
