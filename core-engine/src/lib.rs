@@ -15,7 +15,13 @@
 //! - **Storage** is in memory, or durable in a data directory: a put is acknowledged only once
 //!   its records are synced to a write-ahead log, and a record is readable only once durable
 //!   ([`storage`]).
-//! - **Time** comes from a [`Clock`], so tests can drive expiry and retention.
+//! - **Resharding** closes parent shards and opens children that name them; readers follow the
+//!   lineage, and the end of a closed shard names its children.
+//! - **Enhanced fan-out** pushes records to registered consumers over an event stream as soon as
+//!   they are appended.
+//! - **Throughput limits** apply per shard as in Kinesis (switchable off), and [`faults`] can
+//!   make chosen calls fail reproducibly.
+//! - **Time** comes from a [`Clock`], so tests can drive expiry, retention and rate limits.
 //!
 //! The wire protocol is awsJson1.1, or its CBOR variant `application/x-amz-cbor-1.1` (the Java
 //! SDK's default), over HTTP/1.1 or HTTP/2 cleartext: `POST /` with
