@@ -1,0 +1,329 @@
+//! The producer's one background task: buffers user records per predicted shard, aggregates
+//! them, collects Kinesis records into PutRecords calls within the shard rate limits, and settles
+//! each user record's future from the answers.
+//!
+//! Every decision reads `tokio::time::Instant`, so tests can run it on paused, virtual time.
+
+mod pending;
+mod send;
+mod shard;
+
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::error::PutError;
+use crate::producer::Shared;
+use crate::record::Record;
+use crate::shard_map::ShardMap;
+
+pub(crate) use pending::Pending;
+use send::{Batch, BatchOutcome};
+use shard::{Container, ShardBuffer};
+
+/// Messages from producer handles to the worker.
+// Nearly every command is a Put: boxing it would add an allocation per record for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A new user record.
+    Put(Pending),
+    /// Send everything buffered now.
+    Flush,
+    /// Deliver what can be delivered within `timeout`, then give back the rest.
+    Shutdown {
+        timeout: Duration,
+        reply: oneshot::Sender<Vec<Record>>,
+    },
+}
+
+/// A user record waiting to be retried, ordered by when.
+#[derive(Debug)]
+struct Retry(Instant, Pending);
+
+impl PartialEq for Retry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Retry {}
+impl PartialOrd for Retry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Retry {
+    // Reversed: BinaryHeap is a max-heap and the earliest retry must come first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.cmp(&self.0)
+    }
+}
+
+pub(crate) struct Worker {
+    client: Client,
+    shared: Arc<Shared>,
+    map: ShardMap,
+    shards: HashMap<Arc<str>, ShardBuffer>,
+    /// Records whose shard is unknown until the map is refreshed (gaps in the hash space).
+    unrouted: Vec<Pending>,
+    retries: BinaryHeap<Retry>,
+    in_flight: JoinSet<BatchOutcome>,
+    /// Containers that landed on an unexpected shard, to check once the map is fresh.
+    unverified: Vec<(Container, String, String)>,
+    refreshing: Option<tokio::task::JoinHandle<Result<ShardMap, String>>>,
+    flush_requested: bool,
+    closing: Option<Closing>,
+}
+
+struct Closing {
+    deadline: Instant,
+    reply: oneshot::Sender<Vec<Record>>,
+}
+
+impl Worker {
+    pub(crate) fn new(client: Client, shared: Arc<Shared>, map: ShardMap) -> Self {
+        Self {
+            client,
+            shared,
+            map,
+            shards: HashMap::new(),
+            unrouted: Vec::new(),
+            retries: BinaryHeap::new(),
+            in_flight: JoinSet::new(),
+            unverified: Vec::new(),
+            refreshing: None,
+            flush_requested: false,
+            closing: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut commands_open = true;
+        loop {
+            let now = Instant::now();
+            self.pump(now);
+            if let Some(closing) = &self.closing
+                && (self.is_idle() || (now >= closing.deadline && self.in_flight.is_empty()))
+            {
+                self.finish_shutdown();
+                return;
+            }
+            if !commands_open && self.closing.is_none() && self.is_idle() {
+                return; // every handle is gone and nothing is left to deliver
+            }
+            let wake = self.next_wake(now);
+            tokio::select! {
+                command = commands.recv(), if commands_open => match command {
+                    Some(command) => self.on_command(command),
+                    None => commands_open = false,
+                },
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    match done {
+                        Ok(outcome) => self.on_outcome(outcome),
+                        Err(error) => tracing::error!(%error, "a PutRecords task failed"),
+                    }
+                }
+                refreshed = async { self.refreshing.as_mut().expect("guarded").await }, if self.refreshing.is_some() => {
+                    self.refreshing = None;
+                    self.on_map(refreshed.unwrap_or_else(|e| Err(e.to_string())));
+                }
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Put(pending) => self.accept(pending),
+            Command::Flush => self.flush_requested = true,
+            Command::Shutdown { timeout, reply } => {
+                self.flush_requested = true;
+                self.closing = Some(Closing {
+                    deadline: Instant::now() + timeout,
+                    reply,
+                });
+            }
+        }
+    }
+
+    /// Routes a user record to its predicted shard's buffer.
+    fn accept(&mut self, pending: Pending) {
+        let Some(range) = self.map.route(pending.hash) else {
+            self.unrouted.push(pending);
+            self.refresh_map();
+            return;
+        };
+        let id = range.id.clone();
+        let config = &self.shared.config;
+        let buffer = self
+            .shards
+            .entry(id.clone())
+            .or_insert_with(|| ShardBuffer::new(id, config.rate_limit, Instant::now()));
+        buffer.add(pending, config);
+    }
+
+    /// Does everything that is due at `now`: retries, expiries, sealing and sending.
+    fn pump(&mut self, now: Instant) {
+        while self.retries.peek().is_some_and(|r| r.0 <= now) {
+            let Retry(_, pending) = self.retries.pop().expect("peeked");
+            self.accept(pending);
+        }
+        let flush = self.flush_requested || self.closing.is_some();
+        self.flush_requested = false;
+        let config = self.shared.config.clone();
+        for buffer in self.shards.values_mut() {
+            for expired in buffer.take_expired(now) {
+                expired.expire();
+            }
+            buffer.seal_due(now, flush, &config);
+        }
+        let sending_allowed = self.closing.as_ref().is_none_or(|c| now < c.deadline);
+        while sending_allowed && self.in_flight.len() < config.max_connections {
+            let Some(batch) = Batch::collect(&mut self.shards, &config, now, flush) else {
+                break;
+            };
+            let client = self.client.clone();
+            let stream = self.shared.stream.clone();
+            let timeout = config.request_timeout;
+            self.in_flight.spawn(batch.send(client, stream, timeout));
+        }
+    }
+
+    /// When the worker must look again if nothing happens before.
+    fn next_wake(&self, now: Instant) -> Instant {
+        let config = &self.shared.config;
+        let mut wake = now + Duration::from_secs(1);
+        if let Some(retry) = self.retries.peek() {
+            wake = wake.min(retry.0);
+        }
+        for buffer in self.shards.values() {
+            if let Some(at) = buffer.next_due(config, now) {
+                wake = wake.min(at);
+            }
+        }
+        if let Some(closing) = &self.closing {
+            wake = wake.min(closing.deadline);
+        }
+        wake.max(now + Duration::from_micros(100))
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight.is_empty()
+            && self.retries.is_empty()
+            && self.unrouted.is_empty()
+            && self.unverified.is_empty()
+            && self.shards.values().all(ShardBuffer::is_empty)
+    }
+
+    /// Schedules a user record for another attempt, or fails it if it would outlive its TTL.
+    fn retry(&mut self, mut pending: Pending, now: Instant) {
+        let Some(delay) = pending.next_backoff() else {
+            return pending.expire();
+        };
+        let at = now + delay;
+        if at >= pending.expires {
+            return pending.expire();
+        }
+        pending.deadline = at;
+        self.retries.push(Retry(at, pending));
+    }
+
+    fn refresh_map(&mut self) {
+        if self.refreshing.is_some() {
+            return;
+        }
+        let client = self.client.clone();
+        let stream = self.shared.stream.clone();
+        self.refreshing = Some(tokio::spawn(async move {
+            ShardMap::load(&client, &stream).await
+        }));
+    }
+
+    fn on_map(&mut self, map: Result<ShardMap, String>) {
+        match map {
+            Ok(map) => {
+                tracing::debug!(shards = map.open_count(), "refreshed the shard map");
+                self.map = map;
+                // Buffers of shards that closed are emptied and their records routed again.
+                let closed: Vec<Arc<str>> = self
+                    .shards
+                    .keys()
+                    .filter(|id| self.map.find(id).is_none_or(|s| !s.open))
+                    .cloned()
+                    .collect();
+                for id in closed {
+                    if let Some(buffer) = self.shards.remove(&id) {
+                        for pending in buffer.into_pending() {
+                            self.accept(pending);
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not refresh the shard map; retrying");
+                let now = Instant::now();
+                for pending in std::mem::take(&mut self.unrouted) {
+                    self.retry(pending, now);
+                }
+                for (container, _, _) in std::mem::take(&mut self.unverified) {
+                    for pending in container.users {
+                        self.retry(pending, now);
+                    }
+                }
+                return;
+            }
+        }
+        for pending in std::mem::take(&mut self.unrouted) {
+            self.accept(pending);
+        }
+        for (container, shard_id, sequence_number) in std::mem::take(&mut self.unverified) {
+            self.verify(container, shard_id, sequence_number);
+        }
+    }
+
+    /// Settles an aggregate that landed on an unexpected shard: delivered if every user record
+    /// belongs to that shard, else retried (consumers drop an aggregate that straddles shards).
+    fn verify(&mut self, container: Container, shard_id: String, sequence_number: String) {
+        let fits = self
+            .map
+            .find(&shard_id)
+            .is_some_and(|shard| container.users.iter().all(|u| shard.contains(u.hash)));
+        if fits {
+            container.deliver(&shard_id, &sequence_number);
+        } else {
+            tracing::debug!(shard = %shard_id, "aggregate landed across shards; re-aggregating");
+            let now = Instant::now();
+            for mut pending in container.users {
+                pending.note_error(
+                    "WrongShard",
+                    "the aggregate landed on a shard that does not own all its records",
+                );
+                self.retry(pending, now);
+            }
+        }
+    }
+
+    fn finish_shutdown(&mut self) {
+        let Some(closing) = self.closing.take() else {
+            return;
+        };
+        let mut leftover: Vec<Pending> = std::mem::take(&mut self.unrouted);
+        leftover.extend(self.retries.drain().map(|Retry(_, p)| p));
+        for (container, _, _) in self.unverified.drain(..) {
+            leftover.extend(container.users);
+        }
+        for (_, buffer) in self.shards.drain() {
+            leftover.extend(buffer.into_pending());
+        }
+        let records = leftover
+            .into_iter()
+            .map(|p| p.fail_returning(PutError::Shutdown))
+            .collect();
+        let _ = closing.reply.send(records);
+    }
+}

@@ -1,0 +1,297 @@
+//! Collecting Kinesis records into PutRecords calls, sending them, and settling the answers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
+use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::error::PutError;
+use crate::producer::StreamTarget;
+
+use super::Worker;
+use super::shard::{Container, ShardBuffer};
+
+/// Error codes worth retrying: throttling and server-side failures.
+const RETRYABLE_CODES: [&str; 7] = [
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "InternalFailure",
+    "InternalFailureException",
+    "ServiceUnavailable",
+    "KMSThrottlingException",
+    "ThrottlingException",
+];
+
+/// Kinesis records on their way in one PutRecords call.
+#[derive(Debug)]
+pub(super) struct Batch {
+    containers: Vec<Container>,
+}
+
+/// How a whole PutRecords call failed.
+#[derive(Debug)]
+pub(super) struct CallError {
+    code: String,
+    message: String,
+    retryable: bool,
+}
+
+/// A finished call: the records it carried, and the answer.
+#[derive(Debug)]
+pub(super) struct BatchOutcome {
+    containers: Vec<Container>,
+    sent_at: Instant,
+    duration: Duration,
+    result: Result<PutRecordsOutput, CallError>,
+}
+
+impl Batch {
+    /// Takes the Kinesis records to send now, within the request limits and the shards' rate
+    /// limits. Records not yet due wait, unless a full request's worth is ready or flushing.
+    pub(super) fn collect(
+        shards: &mut HashMap<Arc<str>, ShardBuffer>,
+        config: &Config,
+        now: Instant,
+        flush: bool,
+    ) -> Option<Self> {
+        let (ready_count, ready_bytes) = shards
+            .values()
+            .flat_map(|s| s.ready.iter())
+            .fold((0, 0), |(n, b), c| (n + 1, b + c.size()));
+        if ready_count == 0 {
+            return None;
+        }
+        let take_all = flush
+            || ready_count >= config.collection_max_count
+            || ready_bytes >= config.collection_max_size;
+        let mut containers = Vec::new();
+        let mut bytes = 0;
+        'shards: for buffer in shards.values_mut() {
+            let mut taken_here = 0;
+            while let Some(front) = buffer.ready.front() {
+                let due = take_all || front.deadline <= now;
+                let waiting = front.not_before.is_some_and(|t| t > now);
+                let ordered_busy =
+                    config.preserve_order && (buffer.in_flight > 0 || taken_here > 0);
+                if !due || waiting || ordered_busy {
+                    break;
+                }
+                if containers.len() >= config.collection_max_count {
+                    break 'shards;
+                }
+                if !containers.is_empty() && bytes + front.size() > config.collection_max_size {
+                    break 'shards;
+                }
+                if !buffer.limiter.try_take(front.size(), now) {
+                    break;
+                }
+                let container = buffer.ready.pop_front().expect("front exists");
+                bytes += container.size();
+                buffer.in_flight += 1;
+                taken_here += 1;
+                containers.push(container);
+            }
+        }
+        (!containers.is_empty()).then_some(Self { containers })
+    }
+
+    /// Sends the call; never fails, the outcome says how it went.
+    pub(super) async fn send(
+        self,
+        client: Client,
+        stream: StreamTarget,
+        timeout: Duration,
+    ) -> BatchOutcome {
+        let entries: Vec<PutRecordsRequestEntry> = self
+            .containers
+            .iter()
+            .map(|c| {
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(c.data.clone()))
+                    .partition_key(c.partition_key.clone())
+                    .explicit_hash_key(c.explicit_hash_key.clone())
+                    .build()
+                    .expect("data and partition key are set")
+            })
+            .collect();
+        let count = entries.len();
+        metrics::histogram!("KinesisRecordsPerPutRecordsRequest").record(count as f64);
+        let span = tracing::debug_span!("put_records", stream = stream.label(), records = count);
+        let sent_at = Instant::now();
+        let request = stream
+            .apply_put_records(client.put_records())
+            .set_records(Some(entries));
+        let result = match tokio::time::timeout(timeout, request.send())
+            .instrument(span)
+            .await
+        {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(error)) => Err(match error.as_service_error() {
+                Some(service) => {
+                    let code = service.code().unwrap_or("Unknown").to_owned();
+                    CallError {
+                        retryable: RETRYABLE_CODES.contains(&code.as_str()),
+                        message: service.message().unwrap_or_default().to_owned(),
+                        code,
+                    }
+                }
+                // No answer from Kinesis (connection, timeout, unreadable response): retry.
+                None => CallError {
+                    code: "RequestFailed".into(),
+                    message: crate::producer::describe_sdk_error(&error),
+                    retryable: true,
+                },
+            }),
+            Err(_) => Err(CallError {
+                code: "RequestTimeout".into(),
+                message: format!("no answer within {timeout:?}"),
+                retryable: true,
+            }),
+        };
+        let duration = sent_at.elapsed();
+        metrics::histogram!("RequestTime").record(duration.as_secs_f64() * 1000.0);
+        BatchOutcome {
+            containers: self.containers,
+            sent_at,
+            duration,
+            result,
+        }
+    }
+}
+
+impl Worker {
+    /// Settles the user records of a finished call, retrying what can be retried.
+    pub(super) fn on_outcome(&mut self, outcome: BatchOutcome) {
+        let BatchOutcome {
+            containers,
+            sent_at,
+            duration,
+            result,
+        } = outcome;
+        let now = Instant::now();
+        for container in &containers {
+            if let Some(buffer) = self.shards.get_mut(&container.shard) {
+                buffer.in_flight = buffer.in_flight.saturating_sub(1);
+            }
+        }
+        let output = match result {
+            Ok(output) if output.records.len() == containers.len() => output,
+            Ok(_) => {
+                let error = CallError {
+                    code: "RecordCountMismatch".into(),
+                    message: "the answer does not match the request".into(),
+                    retryable: true,
+                };
+                return self.fail_call(containers, &error, sent_at, duration, now);
+            }
+            Err(error) => return self.fail_call(containers, &error, sent_at, duration, now),
+        };
+        for (mut container, entry) in containers.into_iter().zip(output.records) {
+            match (entry.error_code, entry.shard_id, entry.sequence_number) {
+                (None, Some(shard_id), Some(sequence_number)) => {
+                    for user in &mut container.users {
+                        user.attempt(sent_at, duration, None);
+                        metrics::histogram!("BufferingTime").record(
+                            sent_at.saturating_duration_since(user.put_at).as_secs_f64() * 1000.0,
+                        );
+                    }
+                    if container.aggregated && *container.shard != shard_id {
+                        // The shard map is stale; the aggregate may straddle the new shards.
+                        self.unverified.push((container, shard_id, sequence_number));
+                        self.refresh_map();
+                    } else {
+                        if *container.shard != shard_id {
+                            self.refresh_map();
+                        }
+                        container.deliver(&shard_id, &sequence_number);
+                    }
+                }
+                (code, _, _) => {
+                    let code = code.unwrap_or_else(|| "MissingResult".into());
+                    let message = entry.error_message.unwrap_or_default();
+                    let throttled = code == "ProvisionedThroughputExceededException";
+                    if throttled && self.shared.config.fail_if_throttled {
+                        for mut user in container.users {
+                            user.attempt(sent_at, duration, Some((&code, &message)));
+                            user.fail(PutError::Throttled(message.clone()));
+                        }
+                    } else {
+                        self.retry_container(container, (&code, &message), sent_at, duration, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail_call(
+        &mut self,
+        containers: Vec<Container>,
+        error: &CallError,
+        sent_at: Instant,
+        duration: Duration,
+        now: Instant,
+    ) {
+        tracing::debug!(code = %error.code, message = %error.message, "PutRecords failed");
+        for container in containers {
+            if error.retryable {
+                self.retry_container(
+                    container,
+                    (&error.code, &error.message),
+                    sent_at,
+                    duration,
+                    now,
+                );
+            } else {
+                for mut user in container.users {
+                    user.attempt(sent_at, duration, Some((&error.code, &error.message)));
+                    user.fail(PutError::Rejected {
+                        code: error.code.clone(),
+                        message: error.message.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Retries a Kinesis record's user records: in order-preserving mode the record goes back to
+    /// the front of its shard's queue as is; otherwise each user record is re-aggregated later.
+    fn retry_container(
+        &mut self,
+        mut container: Container,
+        error: (&str, &str),
+        sent_at: Instant,
+        duration: Duration,
+        now: Instant,
+    ) {
+        for user in &mut container.users {
+            user.attempt(sent_at, duration, Some(error));
+        }
+        if self.shared.config.preserve_order
+            && let Some(buffer) = self.shards.get_mut(&container.shard)
+        {
+            let delay = container
+                .users
+                .iter_mut()
+                .filter_map(|u| u.next_backoff())
+                .max()
+                .unwrap_or_default();
+            let expired = container.users.iter().any(|u| u.expires <= now + delay);
+            if !expired {
+                container.not_before = Some(now + delay);
+                buffer.ready.push_front(container);
+                return;
+            }
+        }
+        for user in container.users {
+            self.retry(user, now);
+        }
+    }
+}

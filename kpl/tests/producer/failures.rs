@@ -1,0 +1,230 @@
+//! Throttling, injected failures, bounded memory, expiry and shutdown.
+
+use std::time::Duration;
+
+use core_engine::{Engine, Fault, FaultRule};
+use kpl::{Config, Producer, PutError, Record};
+
+use crate::common::{Setup, settle};
+
+#[tokio::test]
+async fn throttled_and_failed_records_are_retried_until_delivered() {
+    // Limits on, one shard, and 30% of records failing inside PutRecords on top.
+    let builder = Engine::builder()
+        .fault(FaultRule::new("PutRecords", Fault::InternalFailure).with_probability(0.3))
+        .fault_seed(5);
+    let setup = Setup::new(builder, "rough", 1).await;
+    let config = Config {
+        aggregation_enabled: false,
+        rate_limit: 300,
+        retry_min_delay: Duration::from_millis(20),
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "rough", config)
+        .await
+        .unwrap();
+    let mut futures = Vec::new();
+    for i in 0..3_000 {
+        futures.push(
+            producer
+                .put(Record::new(format!("k{}", i % 7), format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let outcomes = settle(futures).await;
+    let mut retried = 0;
+    for outcome in &outcomes {
+        let delivery = outcome
+            .as_ref()
+            .expect("delivered despite throttling and failures");
+        if delivery.attempts.len() > 1 {
+            retried += 1;
+            let failed = &delivery.attempts[0];
+            let code = failed.error_code.as_deref().unwrap();
+            assert!(
+                code == "InternalFailure" || code == "ProvisionedThroughputExceededException",
+                "{code}"
+            );
+        }
+    }
+    assert!(retried > 0, "the run should have needed retries");
+    let read = setup.read_user_records("rough").await;
+    assert_eq!(
+        read.values().map(Vec::len).sum::<usize>(),
+        3_000,
+        "every record exactly once"
+    );
+}
+
+#[tokio::test]
+async fn errors_that_cannot_succeed_fail_fast_with_the_record() {
+    let setup = Setup::unlimited("gone", 1).await;
+    let producer = Producer::new(setup.client.clone(), "gone", Config::default())
+        .await
+        .unwrap();
+    setup
+        .client
+        .delete_stream()
+        .stream_name("gone")
+        .send()
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let failure = producer
+        .put(Record::new("k", "lost stream"))
+        .await
+        .unwrap()
+        .await
+        .expect_err("the stream is gone");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no retries for a missing stream"
+    );
+    assert!(
+        matches!(&failure.error, PutError::Rejected { code, .. } if code == "ResourceNotFoundException"),
+        "{failure}"
+    );
+    assert_eq!(failure.record, Record::new("k", "lost stream"));
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_under_sustained_throttling() {
+    let builder = Engine::builder().fault(FaultRule::new("PutRecords", Fault::Throttle));
+    let setup = Setup::new(builder, "stuck", 1).await;
+    let config = Config {
+        max_outstanding_records: 100,
+        record_ttl: Duration::from_secs(60),
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "stuck", config)
+        .await
+        .unwrap();
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..1_000 {
+        match producer.try_put(Record::new("k", format!("{i}"))) {
+            Ok(future) => accepted.push(future),
+            Err(failure) => {
+                assert!(matches!(failure.error, PutError::Full(_)));
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(accepted.len(), 100);
+    assert_eq!(refused, 900);
+    assert_eq!(producer.outstanding(), 100);
+    // `put` waits instead of failing.
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(200),
+        producer.put(Record::new("k", "more")),
+    )
+    .await;
+    assert!(waiting.is_err(), "put waits while the producer is full");
+    // Shutdown gives back exactly the 100 undelivered records.
+    let undelivered = producer.shutdown(Duration::from_millis(300)).await;
+    assert_eq!(undelivered.len(), 100);
+    for outcome in settle(accepted).await {
+        assert!(matches!(
+            outcome.expect_err("not delivered").error,
+            PutError::Shutdown
+        ));
+    }
+}
+
+#[tokio::test]
+async fn records_expire_after_their_ttl_and_come_back() {
+    let builder = Engine::builder().fault(FaultRule::new("PutRecords", Fault::Throttle));
+    let setup = Setup::new(builder, "ttl", 1).await;
+    let config = Config {
+        record_ttl: Duration::from_millis(500),
+        retry_min_delay: Duration::from_millis(20),
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "ttl", config)
+        .await
+        .unwrap();
+    let failure = producer
+        .put(Record::new("k", "late"))
+        .await
+        .unwrap()
+        .await
+        .expect_err("expired");
+    match &failure.error {
+        PutError::Expired {
+            attempts,
+            last_error,
+        } => {
+            assert!(*attempts >= 1);
+            assert_eq!(last_error, "ProvisionedThroughputExceededException");
+        }
+        other => panic!("expected expiry, got {other}"),
+    }
+    assert_eq!(
+        failure.attempts.len(),
+        match failure.error {
+            PutError::Expired { attempts, .. } => attempts,
+            _ => 0,
+        }
+    );
+    assert_eq!(failure.record.data.as_ref(), b"late");
+}
+
+#[tokio::test]
+async fn fail_if_throttled_fails_instead_of_retrying() {
+    let builder = Engine::builder().fault(FaultRule::new("PutRecords", Fault::Throttle));
+    let setup = Setup::new(builder, "strict", 1).await;
+    let config = Config {
+        fail_if_throttled: true,
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "strict", config)
+        .await
+        .unwrap();
+    let failure = producer
+        .put(Record::new("k", "x"))
+        .await
+        .unwrap()
+        .await
+        .expect_err("throttled");
+    assert!(matches!(failure.error, PutError::Throttled(_)));
+    assert_eq!(failure.attempts.len(), 1);
+}
+
+#[tokio::test]
+async fn order_is_kept_per_key_across_retries_when_asked() {
+    let builder = Engine::builder()
+        .throughput_limits(false)
+        .fault(FaultRule::new("PutRecords", Fault::InternalFailure).with_probability(0.2))
+        .fault_seed(9);
+    let setup = Setup::new(builder, "ordered", 2).await;
+    let config = Config {
+        preserve_order: true,
+        aggregation_enabled: false,
+        retry_min_delay: Duration::from_millis(5),
+        record_max_buffered_time: Duration::from_millis(5),
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "ordered", config)
+        .await
+        .unwrap();
+    let mut futures = Vec::new();
+    for i in 0..200 {
+        futures.push(
+            producer
+                .put(Record::new(format!("k{}", i % 3), format!("{i:04}")))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(settle(futures).await.iter().all(Result::is_ok));
+    for (key, records) in setup.read_user_records("ordered").await {
+        let data: Vec<_> = records
+            .iter()
+            .map(|r| String::from_utf8(r.data.to_vec()).unwrap())
+            .collect();
+        let mut sorted = data.clone();
+        sorted.sort();
+        assert_eq!(data, sorted, "{key} kept its order");
+    }
+}

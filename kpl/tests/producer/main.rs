@@ -1,0 +1,5 @@
+//! The producer against the in-process engine, through the real AWS SDK over HTTP.
+
+mod common;
+mod delivery;
+mod failures;
