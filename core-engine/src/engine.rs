@@ -353,7 +353,11 @@ impl Engine {
                     .unwrap_or(i64::MAX),
             },
             config.clock.clone(),
-            config.data_dir.as_ref().map(|d| d.join("dynamodb")).as_deref(),
+            config
+                .data_dir
+                .as_ref()
+                .map(|d| d.join("dynamodb"))
+                .as_deref(),
             config.sync_mode,
         )?;
         Ok(Services {

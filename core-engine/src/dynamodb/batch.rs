@@ -64,7 +64,10 @@ fn duplicates() -> DdbError {
 impl DynamoDb {
     /// Looks up and returns the (active) tables named, sorted by name: the order in which
     /// multi-table requests lock them.
-    pub(crate) fn tables_for(&self, names: BTreeSet<String>) -> Result<Vec<(String, TableRef)>, DdbError> {
+    pub(crate) fn tables_for(
+        &self,
+        names: BTreeSet<String>,
+    ) -> Result<Vec<(String, TableRef)>, DdbError> {
         names
             .into_iter()
             .map(|name| Ok((name.clone(), self.active_table(&name)?)))
@@ -76,7 +79,11 @@ impl DynamoDb {
             .request_items
             .ok_or_else(|| validation(vec![missing("requestItems")]))?;
         if request.is_empty() {
-            return Err(validation(vec![violation("{}", "requestItems", "have length greater than or equal to 1")]));
+            return Err(validation(vec![violation(
+                "{}",
+                "requestItems",
+                "have length greater than or equal to 1",
+            )]));
         }
         let total: usize = request.values().map(|r| r.keys.len()).sum();
         if total > 100 {
@@ -133,7 +140,11 @@ impl DynamoDb {
             .request_items
             .ok_or_else(|| validation(vec![missing("requestItems")]))?;
         if request.is_empty() {
-            return Err(validation(vec![violation("{}", "requestItems", "have length greater than or equal to 1")]));
+            return Err(validation(vec![violation(
+                "{}",
+                "requestItems",
+                "have length greater than or equal to 1",
+            )]));
         }
         let total: usize = request.values().map(Vec::len).sum();
         if total > 25 {
@@ -154,8 +165,22 @@ impl DynamoDb {
             }
             for request in requests {
                 let input = match (request.put_request, request.delete_request) {
-                    (Some(put), None) => (Kind::Put, WriteInput { table_name: Some(name.clone()), item: put.item, ..WriteInput::default() }),
-                    (None, Some(delete)) => (Kind::Delete, WriteInput { table_name: Some(name.clone()), key: delete.key, ..WriteInput::default() }),
+                    (Some(put), None) => (
+                        Kind::Put,
+                        WriteInput {
+                            table_name: Some(name.clone()),
+                            item: put.item,
+                            ..WriteInput::default()
+                        },
+                    ),
+                    (None, Some(delete)) => (
+                        Kind::Delete,
+                        WriteInput {
+                            table_name: Some(name.clone()),
+                            key: delete.key,
+                            ..WriteInput::default()
+                        },
+                    ),
                     _ => {
                         return Err(DdbError::Validation(
                             "A WriteRequest must contain exactly one of PutRequest or DeleteRequest".into(),
@@ -166,12 +191,15 @@ impl DynamoDb {
             }
         }
         let tables = self.tables_for(writes.iter().map(|w| w.table.clone()).collect())?;
-        let mut guards: BTreeMap<&str, _> = tables.iter().map(|(n, t)| (n.as_str(), t.lock())).collect();
+        let mut guards: BTreeMap<&str, _> =
+            tables.iter().map(|(n, t)| (n.as_str(), t.lock())).collect();
         let mut planned = Vec::with_capacity(writes.len());
         let mut seen = BTreeSet::new();
         let mut entries = Vec::new();
         for write in &writes {
-            let table = guards.get(write.table.as_str()).ok_or_else(DdbError::not_found)?;
+            let table = guards
+                .get(write.table.as_str())
+                .ok_or_else(DdbError::not_found)?;
             let plan = items::plan(table, write)?;
             if !seen.insert((write.table.clone(), plan.key.clone())) {
                 return Err(duplicates());

@@ -104,7 +104,10 @@ impl DdbError {
             message: String,
             #[serde(rename = "Item", skip_serializing_if = "Option::is_none")]
             item: Option<&'a Item>,
-            #[serde(rename = "CancellationReasons", skip_serializing_if = "Option::is_none")]
+            #[serde(
+                rename = "CancellationReasons",
+                skip_serializing_if = "Option::is_none"
+            )]
             reasons: Option<&'a [CancellationReason]>,
         }
         let (item, reasons) = match self {
@@ -123,7 +126,9 @@ impl DdbError {
 
     /// A ValidationException saying "One or more parameter values were invalid: …".
     pub(crate) fn invalid(detail: impl std::fmt::Display) -> Self {
-        Self::Validation(format!("One or more parameter values were invalid: {detail}"))
+        Self::Validation(format!(
+            "One or more parameter values were invalid: {detail}"
+        ))
     }
 
     /// The not-found error of item operations.
@@ -156,7 +161,11 @@ mod tests {
             br#"{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}"#
         );
         let canceled = DdbError::TransactionCanceled(vec![
-            CancellationReason { code: "None".into(), message: None, item: None },
+            CancellationReason {
+                code: "None".into(),
+                message: None,
+                item: None,
+            },
             CancellationReason {
                 code: "ConditionalCheckFailed".into(),
                 message: Some("The conditional request failed".into()),

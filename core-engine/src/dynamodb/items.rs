@@ -123,11 +123,15 @@ pub(crate) fn prepare(kind: Kind, input: WriteInput) -> Result<Prepared, DdbErro
     }
     let condition = match (&input.condition_expression, input.expected) {
         (Some(text), _) => Some(exprs.condition("ConditionExpression", text)?),
-        (None, Some(expected)) => legacy::expected(expected, input.conditional_operator.as_deref())?,
+        (None, Some(expected)) => {
+            legacy::expected(expected, input.conditional_operator.as_deref())?
+        }
         (None, None) => None,
     };
     if kind == Kind::Check && condition.is_none() {
-        return Err(validation(vec![crate::error::missing("conditionExpression")]));
+        return Err(validation(vec![crate::error::missing(
+            "conditionExpression",
+        )]));
     }
     exprs.finish()?;
     let (member, wire) = match kind {
@@ -141,15 +145,19 @@ pub(crate) fn prepare(kind: Kind, input: WriteInput) -> Result<Prepared, DdbErro
         _ => &["NONE", "ALL_OLD"],
     };
     if !allowed.contains(&return_values.as_str()) {
-        return Err(if kind == Kind::Update || !["UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"].contains(&return_values.as_str()) {
-            validation(vec![violation(
-                &return_values,
-                "returnValues",
-                "satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]",
-            )])
-        } else {
-            DdbError::Validation("ReturnValues can only be ALL_OLD or NONE".into())
-        });
+        return Err(
+            if kind == Kind::Update
+                || !["UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"].contains(&return_values.as_str())
+            {
+                validation(vec![violation(
+                    &return_values,
+                    "returnValues",
+                    "satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]",
+                )])
+            } else {
+                DdbError::Validation("ReturnValues can only be ALL_OLD or NONE".into())
+            },
+        );
     }
     let on_failure = input
         .return_values_on_condition_check_failure
@@ -202,7 +210,11 @@ pub(crate) fn plan(table: &Table, write: &Prepared) -> Result<Planned, DdbError>
         && !eval::evaluate(condition, old.as_ref())
     {
         return Err(DdbError::ConditionalCheckFailed {
-            item: if write.return_old_on_failure { old } else { None },
+            item: if write.return_old_on_failure {
+                old
+            } else {
+                None
+            },
         });
     }
     let new = match write.kind {
@@ -277,7 +289,10 @@ pub(crate) fn read_projection(
     attributes_to_get: Option<&[String]>,
 ) -> Result<Option<Vec<Path>>, DdbError> {
     match (projection, attributes_to_get) {
-        (Some(_), Some(_)) => Err(mixing_error(&["AttributesToGet"], &["ProjectionExpression"])),
+        (Some(_), Some(_)) => Err(mixing_error(
+            &["AttributesToGet"],
+            &["ProjectionExpression"],
+        )),
         (Some(text), None) => Ok(Some(exprs.projection(text)?)),
         (None, Some(names)) => Ok(Some(names.iter().map(Path::attr).collect())),
         (None, None) => Ok(None),

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::error::DdbError;
-use super::expr::ast::{Comparator, Condition, Operand, Path, SetValue, UpdateAction, UpdateOperand};
+use super::expr::ast::{
+    Comparator, Condition, Operand, Path, SetValue, UpdateAction, UpdateOperand,
+};
 use super::value::{AttributeValue, WireValue};
 
 /// One entry of `Expected`.
@@ -105,8 +107,19 @@ fn one_expected(name: &str, entry: ExpectedWire) -> Result<Condition, DdbError> 
         _ => args.len() == 1,
     };
     let known = [
-        "EQ", "NE", "LE", "LT", "GE", "GT", "NOT_NULL", "NULL", "CONTAINS", "NOT_CONTAINS",
-        "BEGINS_WITH", "IN", "BETWEEN",
+        "EQ",
+        "NE",
+        "LE",
+        "LT",
+        "GE",
+        "GT",
+        "NOT_NULL",
+        "NULL",
+        "CONTAINS",
+        "NOT_CONTAINS",
+        "BEGINS_WITH",
+        "IN",
+        "BETWEEN",
     ];
     if !known.contains(&operator.as_str()) {
         return Err(super::tables::validation(vec![crate::error::violation(
@@ -140,7 +153,10 @@ fn one_expected(name: &str, entry: ExpectedWire) -> Result<Condition, DdbError> 
         "CONTAINS" => Condition::Contains(attr(), arg(0)),
         "NOT_CONTAINS" => Condition::And(
             Box::new(Condition::Exists(path())),
-            Box::new(Condition::Not(Box::new(Condition::Contains(attr(), arg(0))))),
+            Box::new(Condition::Not(Box::new(Condition::Contains(
+                attr(),
+                arg(0),
+            )))),
         ),
         "BEGINS_WITH" => Condition::BeginsWith(attr(), arg(0)),
         "IN" => Condition::In(attr(), operands.clone()),
@@ -158,10 +174,15 @@ pub(crate) fn attribute_updates(
         let value = update.value.map(WireValue::validate).transpose()?;
         let action = update.action.as_deref().unwrap_or("PUT");
         actions.push(match (action, value) {
-            ("PUT", Some(value)) => UpdateAction::Set(path, SetValue::Operand(UpdateOperand::Value(value))),
+            ("PUT", Some(value)) => {
+                UpdateAction::Set(path, SetValue::Operand(UpdateOperand::Value(value)))
+            }
             ("DELETE", None) => UpdateAction::Remove(path),
             ("DELETE", Some(value)) => {
-                if !matches!(value, AttributeValue::Ss(_) | AttributeValue::Ns(_) | AttributeValue::Bs(_)) {
+                if !matches!(
+                    value,
+                    AttributeValue::Ss(_) | AttributeValue::Ns(_) | AttributeValue::Bs(_)
+                ) {
                     return Err(DdbError::invalid(format!(
                         "Action DELETE is not supported for the type {}",
                         value.type_name()
@@ -172,7 +193,10 @@ pub(crate) fn attribute_updates(
             ("ADD", Some(value)) => {
                 if !matches!(
                     value,
-                    AttributeValue::N(_) | AttributeValue::Ss(_) | AttributeValue::Ns(_) | AttributeValue::Bs(_)
+                    AttributeValue::N(_)
+                        | AttributeValue::Ss(_)
+                        | AttributeValue::Ns(_)
+                        | AttributeValue::Bs(_)
                 ) {
                     return Err(DdbError::invalid(format!(
                         "Action ADD is not supported for the type {}",

@@ -16,9 +16,9 @@
 //! `tables.rs`, `items.rs`, `query_scan.rs`, `batch.rs` and `transact.rs` hold one family of
 //! operations each; `table.rs` the item storage and indexes; `store.rs` persistence.
 
+mod batch;
 pub(crate) mod error;
 pub mod expr;
-mod batch;
 mod items;
 pub(crate) mod legacy;
 pub(crate) mod number;
@@ -79,11 +79,19 @@ impl DynamoDb {
         sync: SyncMode,
     ) -> Result<Self, StorageError> {
         let Some(dir) = dir else {
-            return Ok(Self::with_store(config, clock, Box::new(MemoryStore), BTreeMap::new()));
+            return Ok(Self::with_store(
+                config,
+                clock,
+                Box::new(MemoryStore),
+                BTreeMap::new(),
+            ));
         };
         let opened = FileStore::open(dir, sync)?;
         if opened.truncated_bytes > 0 {
-            tracing::warn!(bytes = opened.truncated_bytes, "cut a torn tail off the DynamoDB log");
+            tracing::warn!(
+                bytes = opened.truncated_bytes,
+                "cut a torn tail off the DynamoDB log"
+            );
         }
         let mut tables = BTreeMap::new();
         let frames = opened.frames.len();
@@ -148,7 +156,12 @@ impl DynamoDb {
 
     /// The table for a data-plane operation: it must exist and be ACTIVE.
     fn active_table(&self, name: &str) -> Result<TableRef, DdbError> {
-        let table = self.tables.read().get(name).cloned().ok_or_else(DdbError::not_found)?;
+        let table = self
+            .tables
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(DdbError::not_found)?;
         if self.is_creating(table.lock().meta.created_ms) {
             return Err(DdbError::not_found());
         }
@@ -279,7 +292,11 @@ pub(crate) async fn serve(
     let operation_name = operation.to_owned();
     let result = tokio::task::spawn_blocking(move || service.dispatch(&operation_name, &body))
         .await
-        .unwrap_or_else(|e| Err(DdbError::InternalServerError(format!("request failed: {e}"))));
+        .unwrap_or_else(|e| {
+            Err(DdbError::InternalServerError(format!(
+                "request failed: {e}"
+            )))
+        });
     let (status, body, error_type) = match result {
         Ok(body) => (StatusCode::OK, body, None),
         Err(error) => {

@@ -336,7 +336,10 @@ mod tests {
             ("5.", "5"),
             ("-00123.4500", "-123.45"),
             ("1e-130", &format!("0.{}1", "0".repeat(129))),
-            ("9.9999999999999999999999999999999999999E+125", &format!("{}{}", "9".repeat(38), "0".repeat(88))),
+            (
+                "9.9999999999999999999999999999999999999E+125",
+                &format!("{}{}", "9".repeat(38), "0".repeat(88)),
+            ),
         ] {
             assert_eq!(n(input).to_string(), output, "{input}");
         }
@@ -344,16 +347,28 @@ mod tests {
 
     #[test]
     fn rejects_what_dynamodb_rejects() {
-        for bad in ["", "-", "abc", "1.2.3", "1e", "1e+", "NaN", "Infinity", "0x10", " 1", "1 ", "--1", "1e5.5"] {
+        for bad in [
+            "", "-", "abc", "1.2.3", "1e", "1e+", "NaN", "Infinity", "0x10", " 1", "1 ", "--1",
+            "1e5.5",
+        ] {
             assert_eq!(Number::parse(bad), Err(NumberError::NotNumeric), "{bad:?}");
         }
         assert_eq!(Number::parse(&"1".repeat(39)), Err(NumberError::TooPrecise));
-        assert_eq!(Number::parse(&format!("{}000", "1".repeat(38))).map(|n| n.significant_digits()), Ok(38));
+        assert_eq!(
+            Number::parse(&format!("{}000", "1".repeat(38))).map(|n| n.significant_digits()),
+            Ok(38)
+        );
         assert_eq!(Number::parse("1e126"), Err(NumberError::Overflow));
         assert_eq!(Number::parse("-1e126"), Err(NumberError::Overflow));
         assert_eq!(Number::parse("1e-131"), Err(NumberError::Underflow));
-        assert_eq!(Number::parse("1e99999999999999999999"), Err(NumberError::Overflow));
-        assert_eq!(Number::parse("1e-99999999999999999999"), Err(NumberError::Underflow));
+        assert_eq!(
+            Number::parse("1e99999999999999999999"),
+            Err(NumberError::Overflow)
+        );
+        assert_eq!(
+            Number::parse("1e-99999999999999999999"),
+            Err(NumberError::Underflow)
+        );
         assert_eq!(Number::parse("0e99999999999999999999"), Ok(Number::zero()));
         assert_eq!(
             NumberError::NotNumeric.message("x"),
@@ -363,7 +378,9 @@ mod tests {
 
     #[test]
     fn compares_numerically() {
-        let ordered = ["-1e10", "-2", "-1.5", "-0.001", "0", "1e-129", "0.5", "1", "1.01", "2", "10", "1e125"];
+        let ordered = [
+            "-1e10", "-2", "-1.5", "-0.001", "0", "1e-129", "0.5", "1", "1.01", "2", "10", "1e125",
+        ];
         for pair in ordered.windows(2) {
             assert!(n(pair[0]) < n(pair[1]), "{} < {}", pair[0], pair[1]);
         }

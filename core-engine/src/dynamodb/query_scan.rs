@@ -79,7 +79,11 @@ fn prepare(input: ReadInput, query: bool) -> Result<Read, DdbError> {
         input.expression_attribute_names,
         input.expression_attribute_values,
     )?;
-    let legacy_filter = if query { input.query_filter } else { input.scan_filter };
+    let legacy_filter = if query {
+        input.query_filter
+    } else {
+        input.scan_filter
+    };
     let mut legacy_params = Vec::new();
     let mut expression_params = Vec::new();
     if input.key_conditions.is_some() {
@@ -92,9 +96,15 @@ fn prepare(input: ReadInput, query: bool) -> Result<Read, DdbError> {
         legacy_params.push("AttributesToGet");
     }
     for (present, name) in [
-        (input.key_condition_expression.is_some(), "KeyConditionExpression"),
+        (
+            input.key_condition_expression.is_some(),
+            "KeyConditionExpression",
+        ),
         (input.filter_expression.is_some(), "FilterExpression"),
-        (input.projection_expression.is_some(), "ProjectionExpression"),
+        (
+            input.projection_expression.is_some(),
+            "ProjectionExpression",
+        ),
     ] {
         if present {
             expression_params.push(name);
@@ -122,7 +132,9 @@ fn prepare(input: ReadInput, query: bool) -> Result<Read, DdbError> {
     };
     let filter = match (&input.filter_expression, legacy_filter) {
         (Some(text), _) => Some(exprs.condition("FilterExpression", text)?),
-        (None, Some(conditions)) => legacy::expected(conditions, input.conditional_operator.as_deref())?,
+        (None, Some(conditions)) => {
+            legacy::expected(conditions, input.conditional_operator.as_deref())?
+        }
         (None, None) => None,
     };
     let projection = read_projection(
@@ -133,13 +145,24 @@ fn prepare(input: ReadInput, query: bool) -> Result<Read, DdbError> {
     exprs.finish()?;
     let limit = match input.limit {
         Some(limit) if limit < 1 => {
-            return Err(validation(vec![violation(limit, "limit", "have value greater than or equal to 1")]));
+            return Err(validation(vec![violation(
+                limit,
+                "limit",
+                "have value greater than or equal to 1",
+            )]));
         }
         Some(limit) => Some(usize::try_from(limit).unwrap_or(usize::MAX)),
         None => None,
     };
     let select = input.select.unwrap_or_else(|| "ALL_ATTRIBUTES".into());
-    if !["ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES", "SPECIFIC_ATTRIBUTES", "COUNT"].contains(&select.as_str()) {
+    if ![
+        "ALL_ATTRIBUTES",
+        "ALL_PROJECTED_ATTRIBUTES",
+        "SPECIFIC_ATTRIBUTES",
+        "COUNT",
+    ]
+    .contains(&select.as_str())
+    {
         return Err(validation(vec![violation(
             &select,
             "select",
@@ -170,10 +193,18 @@ fn prepare(input: ReadInput, query: bool) -> Result<Read, DdbError> {
                 } else {
                     "have value less than or equal to 1000000"
                 };
-                return Err(validation(vec![violation(total, "totalSegments", constraint)]));
+                return Err(validation(vec![violation(
+                    total,
+                    "totalSegments",
+                    constraint,
+                )]));
             }
             if segment < 0 {
-                return Err(validation(vec![violation(segment, "segment", "have value greater than or equal to 0")]));
+                return Err(validation(vec![violation(
+                    segment,
+                    "segment",
+                    "have value greater than or equal to 0",
+                )]));
             }
             if segment >= total {
                 return Err(key_error(&format!(
@@ -185,8 +216,13 @@ fn prepare(input: ReadInput, query: bool) -> Result<Read, DdbError> {
     };
     let start = input.exclusive_start_key.map(validate_item).transpose()?;
     if let Some(index) = &input.index_name {
-        super::tables::table_name(&Some(index.clone()))
-            .map_err(|_| validation(vec![violation(index, "indexName", "satisfy regular expression pattern: [a-zA-Z0-9_.-]+")]))?;
+        super::tables::table_name(&Some(index.clone())).map_err(|_| {
+            validation(vec![violation(
+                index,
+                "indexName",
+                "satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+            )])
+        })?;
     }
     Ok(Read {
         table,
@@ -211,13 +247,17 @@ fn key_condition(
     let mut parts = Vec::new();
     flatten_and(condition, &mut parts)?;
     if parts.len() > 2 {
-        return Err(key_error("KeyConditionExpressions must only contain one condition per key"));
+        return Err(key_error(
+            "KeyConditionExpressions must only contain one condition per key",
+        ));
     }
     let mut hash = None;
     let mut range = None;
     for part in parts {
         let (path, condition) = match part {
-            Condition::Compare(Operand::Path(p), op, Operand::Value(v)) => (p, RangeCondition::Compare(*op, v.clone())),
+            Condition::Compare(Operand::Path(p), op, Operand::Value(v)) => {
+                (p, RangeCondition::Compare(*op, v.clone()))
+            }
             Condition::Compare(Operand::Value(v), op, Operand::Path(p)) => {
                 let flipped = match op {
                     Comparator::Lt => Comparator::Gt,
@@ -231,7 +271,9 @@ fn key_condition(
             Condition::Between(Operand::Path(p), Operand::Value(lo), Operand::Value(hi)) => {
                 (p, RangeCondition::Between(lo.clone(), hi.clone()))
             }
-            Condition::BeginsWith(Operand::Path(p), Operand::Value(v)) => (p, RangeCondition::BeginsWith(v.clone())),
+            Condition::BeginsWith(Operand::Path(p), Operand::Value(v)) => {
+                (p, RangeCondition::BeginsWith(v.clone()))
+            }
             other => {
                 return Err(key_error(&format!(
                     "Invalid operator used in KeyConditionExpression: {}",
@@ -240,10 +282,14 @@ fn key_condition(
             }
         };
         if !path.is_top_level() {
-            return Err(key_error("KeyConditionExpressions cannot have conditions on nested attributes"));
+            return Err(key_error(
+                "KeyConditionExpressions cannot have conditions on nested attributes",
+            ));
         }
         if matches!(condition, RangeCondition::Compare(Comparator::Ne, _)) {
-            return Err(key_error("Invalid operator used in KeyConditionExpression: <>"));
+            return Err(key_error(
+                "Invalid operator used in KeyConditionExpression: <>",
+            ));
         }
         let name = path.head();
         let attr = if schema.hash.name == name {
@@ -258,19 +304,25 @@ fn key_condition(
             RangeCondition::Between(a, b) => vec![a, b],
         };
         if values.iter().any(|v| v.type_name() != attr.kind) {
-            return Err(DdbError::invalid("Condition parameter type does not match schema type"));
+            return Err(DdbError::invalid(
+                "Condition parameter type does not match schema type",
+            ));
         }
         if attr.name == schema.hash.name {
             let RangeCondition::Compare(Comparator::Eq, value) = condition else {
                 return Err(key_error("Query key condition not supported"));
             };
             if hash.is_some() {
-                return Err(key_error("KeyConditionExpressions must only contain one condition per key"));
+                return Err(key_error(
+                    "KeyConditionExpressions must only contain one condition per key",
+                ));
             }
             hash = KeyValue::from_attr(&value);
         } else {
             if range.is_some() {
-                return Err(key_error("KeyConditionExpressions must only contain one condition per key"));
+                return Err(key_error(
+                    "KeyConditionExpressions must only contain one condition per key",
+                ));
             }
             if matches!(condition, RangeCondition::BeginsWith(_)) && attr.kind == "N" {
                 return Err(key_error("Query key condition not supported"));
@@ -279,7 +331,10 @@ fn key_condition(
         }
     }
     let hash = hash.ok_or_else(|| {
-        key_error(&format!("Query condition missed key schema element: {}", schema.hash.name))
+        key_error(&format!(
+            "Query condition missed key schema element: {}",
+            schema.hash.name
+        ))
     })?;
     Ok((hash, range))
 }
@@ -351,7 +406,9 @@ fn segment_of(hash: &KeyValue, total: u64) -> u64 {
 }
 
 fn bad_start_key() -> DdbError {
-    key_error("The provided starting key is invalid: The provided key element does not match the schema")
+    key_error(
+        "The provided starting key is invalid: The provided key element does not match the schema",
+    )
 }
 
 /// Collects one page from `entries` (full table items in read order).
@@ -374,7 +431,11 @@ fn page<'a>(
         scanned += 1;
         bytes += item_size(&view);
         last = Some(item);
-        if read.filter.as_ref().is_none_or(|f| eval::evaluate(f, Some(&view))) {
+        if read
+            .filter
+            .as_ref()
+            .is_none_or(|f| eval::evaluate(f, Some(&view)))
+        {
             items.push(match &read.projection {
                 Some(paths) => eval::project(&view, paths),
                 None => view,
@@ -402,7 +463,11 @@ fn page<'a>(
 }
 
 impl DynamoDb {
-    fn index_of<'t>(&self, table: &'t Table, read: &Read) -> Result<Option<&'t IndexMeta>, DdbError> {
+    fn index_of<'t>(
+        &self,
+        table: &'t Table,
+        read: &Read,
+    ) -> Result<Option<&'t IndexMeta>, DdbError> {
         let Some(name) = &read.index else {
             return Ok(None);
         };
@@ -412,7 +477,9 @@ impl DynamoDb {
             ))
         })?;
         if read.consistent {
-            return Err(key_error("Consistent reads are not supported on global secondary indexes"));
+            return Err(key_error(
+                "Consistent reads are not supported on global secondary indexes",
+            ));
         }
         if self.is_creating(index.created_ms) {
             return Err(key_error(&format!(

@@ -152,7 +152,8 @@ pub(crate) fn decode_frames(bytes: &[u8]) -> (Vec<Vec<LogEntry>>, usize) {
     let mut frames = Vec::new();
     let mut at = 0;
     while bytes.len() - at >= 8 {
-        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let len =
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
         let crc = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
         if len > MAX_FRAME || bytes.len() - at - 8 < len {
             break;
@@ -171,7 +172,9 @@ pub(crate) fn decode_frames(bytes: &[u8]) -> (Vec<Vec<LogEntry>>, usize) {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))
 }
 
 impl FileStore {
@@ -237,7 +240,9 @@ impl Store for FileStore {
         let mut state = self.state.lock();
         let len = state.len;
         let Some(file) = state.file.as_mut() else {
-            return Err(StorageError::Unavailable("the DynamoDB log is closed".into()));
+            return Err(StorageError::Unavailable(
+                "the DynamoDB log is closed".into(),
+            ));
         };
         let written = file.write_all(&frame).and_then(|()| match self.sync {
             SyncMode::Fsync => file.sync_data(),
@@ -268,7 +273,9 @@ impl Store for FileStore {
         let tmp = self.dir.join("tables.log.tmp");
         let mut state = self.state.lock();
         if state.file.is_none() {
-            return Err(StorageError::Unavailable("the DynamoDB log is closed".into()));
+            return Err(StorageError::Unavailable(
+                "the DynamoDB log is closed".into(),
+            ));
         }
         let mut bytes = header();
         // Chunks keep frames well under the frame limit.
@@ -307,8 +314,13 @@ mod tests {
     use super::*;
 
     fn put(n: u32) -> LogEntry {
-        let item: Item = serde_json::from_str(&format!(r#"{{"k":{{"S":"item-{n}"}},"n":{{"N":"{n}"}}}}"#)).unwrap();
-        LogEntry::Put { table: "t".into(), item }
+        let item: Item =
+            serde_json::from_str(&format!(r#"{{"k":{{"S":"item-{n}"}},"n":{{"N":"{n}"}}}}"#))
+                .unwrap();
+        LogEntry::Put {
+            table: "t".into(),
+            item,
+        }
     }
 
     #[test]

@@ -93,7 +93,9 @@ fn mismatch() -> DdbError {
 /// The key value of `attr` in `item`, if present with the right type.
 fn typed_key(item: &Item, attr: &KeyAttr) -> Option<KeyValue> {
     let value = item.get(&attr.name)?;
-    (value.type_name() == attr.kind).then(|| KeyValue::from_attr(value)).flatten()
+    (value.type_name() == attr.kind)
+        .then(|| KeyValue::from_attr(value))
+        .flatten()
 }
 
 /// The index key of an item, or `None` if the item is not in the (sparse) index.
@@ -106,7 +108,12 @@ pub(crate) fn index_key(schema: &KeySchema, item: &Item) -> Option<(KeyValue, Op
     Some((hash, range))
 }
 
-fn check_key_size(attr: &KeyAttr, value: &AttributeValue, is_hash: bool, in_item: bool) -> Result<(), DdbError> {
+fn check_key_size(
+    attr: &KeyAttr,
+    value: &AttributeValue,
+    is_hash: bool,
+    in_item: bool,
+) -> Result<(), DdbError> {
     let len = match value {
         AttributeValue::S(s) => s.len(),
         AttributeValue::B(b) => b.len(),
@@ -182,7 +189,10 @@ impl Table {
         let mut parts = Vec::with_capacity(2);
         for (i, attr) in self.meta.key.attrs().enumerate() {
             let Some(value) = item.get(&attr.name) else {
-                return Err(DdbError::invalid(format!("Missing the key {} in the item", attr.name)));
+                return Err(DdbError::invalid(format!(
+                    "Missing the key {} in the item",
+                    attr.name
+                )));
             };
             if value.type_name() != attr.kind {
                 return Err(DdbError::invalid(format!(
@@ -225,7 +235,11 @@ impl Table {
     /// Checks the 400 KB limit.
     pub(crate) fn check_size(item: &Item, update: bool) -> Result<(), DdbError> {
         if item_size(item) > super::value::MAX_ITEM_BYTES {
-            let what = if update { "Item size to update" } else { "Item size" };
+            let what = if update {
+                "Item size to update"
+            } else {
+                "Item size"
+            };
             return Err(DdbError::Validation(format!(
                 "{what} has exceeded the maximum allowed size"
             )));
@@ -244,7 +258,10 @@ impl Table {
             if let Some((hash, range)) = index_key(&index.key, &item)
                 && let Some(entries) = self.indexes.get_mut(&index.name)
             {
-                entries.entry(hash).or_default().insert((range, key.clone()), ());
+                entries
+                    .entry(hash)
+                    .or_default()
+                    .insert((range, key.clone()), ());
             }
         }
         self.item_count += 1;
@@ -361,12 +378,14 @@ pub(crate) fn walk<'a, S: Ord + Clone, V>(
                 .flat_map(|(h, part)| part.iter().map(move |(s, v)| (h, s, v))),
         ),
         Some((hash, sort)) => {
-            let rest_of_partition = partitions.get_key_value(hash).into_iter().flat_map(
-                move |(h, part)| {
-                    part.range((Bound::Excluded(sort.clone()), Bound::Unbounded))
-                        .map(move |(s, v)| (h, s, v))
-                },
-            );
+            let rest_of_partition =
+                partitions
+                    .get_key_value(hash)
+                    .into_iter()
+                    .flat_map(move |(h, part)| {
+                        part.range((Bound::Excluded(sort.clone()), Bound::Unbounded))
+                            .map(move |(s, v)| (h, s, v))
+                    });
             let later = partitions
                 .range((Bound::Excluded(hash.clone()), Bound::Unbounded))
                 .flat_map(|(h, part)| part.iter().map(move |(s, v)| (h, s, v)));
@@ -384,7 +403,9 @@ pub(crate) fn walk_partition<'a, S: Ord + Clone, V>(
     match (after, forward) {
         (None, true) => Box::new(partition.iter()),
         (None, false) => Box::new(partition.iter().rev()),
-        (Some(s), true) => Box::new(partition.range((Bound::Excluded(s.clone()), Bound::Unbounded))),
+        (Some(s), true) => {
+            Box::new(partition.range((Bound::Excluded(s.clone()), Bound::Unbounded)))
+        }
         (Some(s), false) => Box::new(
             partition
                 .range((Bound::Unbounded, Bound::Excluded(s.clone())))

@@ -107,14 +107,29 @@ fn check_name(name: &Option<String>, path: &str) -> Result<String, DdbError> {
         return Err(validation(vec![missing(path)]));
     };
     let mut errors = Vec::new();
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-        errors.push(violation(name, path, "satisfy regular expression pattern: [a-zA-Z0-9_.-]+"));
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        errors.push(violation(
+            name,
+            path,
+            "satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+        ));
     }
     if name.len() < 3 {
-        errors.push(violation(name, path, "have length greater than or equal to 3"));
+        errors.push(violation(
+            name,
+            path,
+            "have length greater than or equal to 3",
+        ));
     }
     if name.len() > 255 {
-        errors.push(violation(name, path, "have length less than or equal to 255"));
+        errors.push(violation(
+            name,
+            path,
+            "have length less than or equal to 255",
+        ));
     }
     if errors.is_empty() {
         Ok(name.clone())
@@ -145,7 +160,10 @@ fn key_schema(
         })
     };
     match elements {
-        [hash] if hash.key_type == "HASH" => Ok(KeySchema { hash: find(&hash.attribute_name)?, range: None }),
+        [hash] if hash.key_type == "HASH" => Ok(KeySchema {
+            hash: find(&hash.attribute_name)?,
+            range: None,
+        }),
         [hash, range] => {
             if hash.key_type != "HASH" {
                 return Err(DdbError::Validation(
@@ -171,7 +189,14 @@ fn key_schema(
             "Invalid KeySchema: The first KeySchemaElement is not a HASH key type".into(),
         )),
         _ => Err(validation(vec![violation(
-            format!("[{}]", elements.iter().map(|e| e.attribute_name.as_str()).collect::<Vec<_>>().join(", ")),
+            format!(
+                "[{}]",
+                elements
+                    .iter()
+                    .map(|e| e.attribute_name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             "keySchema",
             "have length less than or equal to 2",
         )])),
@@ -203,14 +228,23 @@ fn definitions(input: &[AttributeDefinition]) -> Result<Vec<KeyAttr>, DdbError> 
 }
 
 /// (billing mode, read, write) after checking they fit together.
-fn billing(mode: Option<&str>, throughput: Option<&Throughput>) -> Result<(String, i64, i64), DdbError> {
+fn billing(
+    mode: Option<&str>,
+    throughput: Option<&Throughput>,
+) -> Result<(String, i64, i64), DdbError> {
     let mode = mode.unwrap_or("PROVISIONED");
     match (mode, throughput) {
         ("PAY_PER_REQUEST", None) => Ok((mode.into(), 0, 0)),
         ("PAY_PER_REQUEST", Some(_)) => Err(DdbError::invalid(
             "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
         )),
-        ("PROVISIONED", Some(Throughput { read_capacity_units: Some(r), write_capacity_units: Some(w) })) => {
+        (
+            "PROVISIONED",
+            Some(Throughput {
+                read_capacity_units: Some(r),
+                write_capacity_units: Some(w),
+            }),
+        ) => {
             for (value, name) in [(r, "ReadCapacityUnits"), (w, "WriteCapacityUnits")] {
                 if *value < 1 {
                     return Err(DdbError::Validation(format!(
@@ -244,9 +278,13 @@ fn index_meta(
         .and_then(|p| p.projection_type.clone())
         .ok_or_else(|| DdbError::invalid("Unknown ProjectionType: null"))?;
     if !["ALL", "KEYS_ONLY", "INCLUDE"].contains(&projection_type.as_str()) {
-        return Err(DdbError::invalid(format!("Unknown ProjectionType: {projection_type}")));
+        return Err(DdbError::invalid(format!(
+            "Unknown ProjectionType: {projection_type}"
+        )));
     }
-    let non_key_attributes = projection.and_then(|p| p.non_key_attributes.clone()).unwrap_or_default();
+    let non_key_attributes = projection
+        .and_then(|p| p.non_key_attributes.clone())
+        .unwrap_or_default();
     if projection_type != "INCLUDE" && !non_key_attributes.is_empty() {
         return Err(DdbError::invalid(format!(
             "ProjectionType is {projection_type}, but NonKeyAttributes is specified"
@@ -284,14 +322,19 @@ impl DynamoDb {
         }
         let defs = definitions(input.attribute_definitions.as_deref().unwrap_or_default())?;
         let key = key_schema(input.key_schema.as_deref().unwrap_or_default(), &defs)?;
-        let (billing_mode, read, write) =
-            billing(input.billing_mode.as_deref(), input.provisioned_throughput.as_ref())?;
+        let (billing_mode, read, write) = billing(
+            input.billing_mode.as_deref(),
+            input.provisioned_throughput.as_ref(),
+        )?;
         let now = self.now_ms();
         let mut indexes: Vec<IndexMeta> = Vec::new();
         for index in input.global_secondary_indexes.iter().flatten() {
             let meta = index_meta(index, &defs, &billing_mode, now)?;
             if indexes.iter().any(|i| i.name == meta.name) {
-                return Err(DdbError::invalid(format!("Duplicate index name: {}", meta.name)));
+                return Err(DdbError::invalid(format!(
+                    "Duplicate index name: {}",
+                    meta.name
+                )));
             }
             indexes.push(meta);
         }
@@ -300,7 +343,8 @@ impl DynamoDb {
                 "GlobalSecondaryIndex count exceeds the per-table limit of 20",
             ));
         }
-        let used = |d: &KeyAttr| key.contains(&d.name) || indexes.iter().any(|i| i.key.contains(&d.name));
+        let used =
+            |d: &KeyAttr| key.contains(&d.name) || indexes.iter().any(|i| i.key.contains(&d.name));
         if !defs.iter().all(used) {
             return Err(DdbError::invalid(
                 "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
@@ -320,7 +364,9 @@ impl DynamoDb {
         };
         let mut tables = self.tables.write();
         if tables.contains_key(&name) {
-            return Err(DdbError::ResourceInUse(format!("Table already exists: {name}")));
+            return Err(DdbError::ResourceInUse(format!(
+                "Table already exists: {name}"
+            )));
         }
         self.commit(&[LogEntry::CreateTable(meta.clone())])?;
         let table = Table::new(meta);
@@ -355,7 +401,11 @@ impl DynamoDb {
             }
         }
         if input.billing_mode.is_some() || input.provisioned_throughput.is_some() {
-            let mode = input.billing_mode.as_deref().unwrap_or(&meta.billing_mode).to_owned();
+            let mode = input
+                .billing_mode
+                .as_deref()
+                .unwrap_or(&meta.billing_mode)
+                .to_owned();
             let (mode, read, write) = billing(Some(&mode), input.provisioned_throughput.as_ref())?;
             meta.billing_mode = mode;
             meta.read_capacity = read;
@@ -387,7 +437,9 @@ impl DynamoDb {
                 // Throughput of on-demand or emulated indexes has no effect here.
             }
         }
-        let used = |d: &KeyAttr| meta.key.contains(&d.name) || meta.indexes.iter().any(|i| i.key.contains(&d.name));
+        let used = |d: &KeyAttr| {
+            meta.key.contains(&d.name) || meta.indexes.iter().any(|i| i.key.contains(&d.name))
+        };
         defs.retain(used);
         meta.attributes = defs;
         self.commit(&[LogEntry::UpdateTable(meta.clone())])?;
@@ -454,9 +506,7 @@ impl DynamoDb {
             }
             out
         };
-        let throughput = |read: i64, write: i64| {
-            json!({"ReadCapacityUnits": read, "WriteCapacityUnits": write, "NumberOfDecreasesToday": 0})
-        };
+        let throughput = |read: i64, write: i64| json!({"ReadCapacityUnits": read, "WriteCapacityUnits": write, "NumberOfDecreasesToday": 0});
         let mut out = json!({
             "TableName": meta.name,
             "TableArn": arn,

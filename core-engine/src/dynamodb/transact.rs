@@ -55,7 +55,11 @@ pub(crate) struct TransactGetInput {
 
 fn check_count(count: usize) -> Result<(), DdbError> {
     if count == 0 {
-        return Err(validation(vec![violation("[]", "transactItems", "have length greater than or equal to 1")]));
+        return Err(validation(vec![violation(
+            "[]",
+            "transactItems",
+            "have length greater than or equal to 1",
+        )]));
     }
     if count > 100 {
         return Err(validation(vec![violation(
@@ -68,7 +72,10 @@ fn check_count(count: usize) -> Result<(), DdbError> {
 }
 
 impl DynamoDb {
-    pub(crate) fn transact_write_items(&self, input: TransactWriteInput) -> Result<Value, DdbError> {
+    pub(crate) fn transact_write_items(
+        &self,
+        input: TransactWriteInput,
+    ) -> Result<Value, DdbError> {
         let requested = input
             .transact_items
             .ok_or_else(|| validation(vec![missing("transactItems")]))?;
@@ -76,7 +83,11 @@ impl DynamoDb {
         if let Some(token) = &input.client_request_token
             && (token.is_empty() || token.len() > 36)
         {
-            return Err(validation(vec![violation(token, "clientRequestToken", "have length less than or equal to 36")]));
+            return Err(validation(vec![violation(
+                token,
+                "clientRequestToken",
+                "have length less than or equal to 36",
+            )]));
         }
         let mut writes = Vec::with_capacity(requested.len());
         for item in requested {
@@ -94,13 +105,16 @@ impl DynamoDb {
             writes.push(items::prepare(kind, input)?);
         }
         let tables = self.tables_for(writes.iter().map(|w| w.table.clone()).collect())?;
-        let mut guards: BTreeMap<&str, _> = tables.iter().map(|(n, t)| (n.as_str(), t.lock())).collect();
+        let mut guards: BTreeMap<&str, _> =
+            tables.iter().map(|(n, t)| (n.as_str(), t.lock())).collect();
         let mut seen = BTreeSet::new();
         let mut plans = Vec::with_capacity(writes.len());
         let mut reasons = Vec::with_capacity(writes.len());
         let mut failed = false;
         for write in &writes {
-            let table = guards.get(write.table.as_str()).ok_or_else(DdbError::not_found)?;
+            let table = guards
+                .get(write.table.as_str())
+                .ok_or_else(DdbError::not_found)?;
             let key = match write.kind {
                 Kind::Put => table.item_key(&write.item)?,
                 _ => table.key_of(&write.item)?,
@@ -112,7 +126,11 @@ impl DynamoDb {
             }
             match items::plan(table, write) {
                 Ok(plan) => {
-                    reasons.push(CancellationReason { code: "None".into(), message: None, item: None });
+                    reasons.push(CancellationReason {
+                        code: "None".into(),
+                        message: None,
+                        item: None,
+                    });
                     plans.push(Some(plan));
                 }
                 Err(DdbError::ConditionalCheckFailed { item }) => {
@@ -154,16 +172,20 @@ impl DynamoDb {
         check_count(requested.len())?;
         let mut gets = Vec::with_capacity(requested.len());
         for item in requested {
-            let get = item.get.ok_or_else(|| validation(vec![missing("transactItems.member.get")]))?;
+            let get = item
+                .get
+                .ok_or_else(|| validation(vec![missing("transactItems.member.get")]))?;
             let name = table_name(&get.table_name)?;
             let mut exprs = Expressions::new(get.expression_attribute_names, None)?;
-            let projection = read_projection(&mut exprs, get.projection_expression.as_deref(), None)?;
+            let projection =
+                read_projection(&mut exprs, get.projection_expression.as_deref(), None)?;
             exprs.finish()?;
             let key = validate_item(get.key.ok_or_else(|| validation(vec![missing("key")]))?)?;
             gets.push((name, key, projection));
         }
         let tables = self.tables_for(gets.iter().map(|g| g.0.clone()).collect())?;
-        let guards: BTreeMap<&str, _> = tables.iter().map(|(n, t)| (n.as_str(), t.lock())).collect();
+        let guards: BTreeMap<&str, _> =
+            tables.iter().map(|(n, t)| (n.as_str(), t.lock())).collect();
         let mut responses = Vec::with_capacity(gets.len());
         for (name, key, projection) in &gets {
             let table = guards.get(name.as_str()).ok_or_else(DdbError::not_found)?;

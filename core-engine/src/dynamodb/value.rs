@@ -241,7 +241,9 @@ impl WireValue {
                 "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes".into(),
             ));
         }
-        let invalid = |m: &str| DdbError::Validation(format!("One or more parameter values were invalid: {m}"));
+        let invalid = |m: &str| {
+            DdbError::Validation(format!("One or more parameter values were invalid: {m}"))
+        };
         if let Some(s) = self.s {
             return Ok(AttributeValue::S(s));
         }
@@ -256,7 +258,9 @@ impl WireValue {
         }
         if let Some(null) = self.null {
             if !null {
-                return Err(invalid("Null attribute value types must have the value of true"));
+                return Err(invalid(
+                    "Null attribute value types must have the value of true",
+                ));
             }
             return Ok(AttributeValue::Null);
         }
@@ -265,7 +269,9 @@ impl WireValue {
                 return Err(invalid("An string set  may not be empty"));
             }
             if has_duplicates(&ss) {
-                return Err(invalid(&format!("Input collection {ss:?} contains duplicates.")));
+                return Err(invalid(&format!(
+                    "Input collection {ss:?} contains duplicates."
+                )));
             }
             return Ok(AttributeValue::Ss(ss));
         }
@@ -273,9 +279,14 @@ impl WireValue {
             if ns.is_empty() {
                 return Err(invalid("An number set  may not be empty"));
             }
-            let numbers = ns.iter().map(|n| parse_number(n)).collect::<Result<Vec<_>, _>>()?;
+            let numbers = ns
+                .iter()
+                .map(|n| parse_number(n))
+                .collect::<Result<Vec<_>, _>>()?;
             if has_duplicates(&numbers) {
-                return Err(DdbError::Validation("Input collection contains duplicates".into()));
+                return Err(DdbError::Validation(
+                    "Input collection contains duplicates".into(),
+                ));
             }
             return Ok(AttributeValue::Ns(numbers));
         }
@@ -290,7 +301,11 @@ impl WireValue {
             return Ok(AttributeValue::Bs(blobs));
         }
         if let Some(l) = self.l {
-            return l.into_iter().map(WireValue::validate).collect::<Result<_, _>>().map(AttributeValue::L);
+            return l
+                .into_iter()
+                .map(WireValue::validate)
+                .collect::<Result<_, _>>()
+                .map(AttributeValue::L);
         }
         let m = self.m.unwrap_or_default();
         validate_item(m).map(AttributeValue::M)
@@ -299,7 +314,9 @@ impl WireValue {
 
 /// Checks and converts every value of an item.
 pub fn validate_item(item: WireItem) -> Result<Item, DdbError> {
-    item.into_iter().map(|(k, v)| Ok((k, v.validate()?))).collect()
+    item.into_iter()
+        .map(|(k, v)| Ok((k, v.validate()?)))
+        .collect()
 }
 
 fn parse_number(text: &str) -> Result<Number, DdbError> {
@@ -380,22 +397,55 @@ mod tests {
             let stored: AttributeValue = serde_json::from_str(json).unwrap();
             assert_eq!(stored, value);
         }
-        assert_eq!(wire(r#"{"N":"1.50E1"}"#).unwrap().to_string(), r#"{"N":"15"}"#);
-        assert_eq!(wire(r#"{"B":"AAEC/w=="}"#).unwrap(), AttributeValue::B(vec![0, 1, 2, 255]));
+        assert_eq!(
+            wire(r#"{"N":"1.50E1"}"#).unwrap().to_string(),
+            r#"{"N":"15"}"#
+        );
+        assert_eq!(
+            wire(r#"{"B":"AAEC/w=="}"#).unwrap(),
+            AttributeValue::B(vec![0, 1, 2, 255])
+        );
     }
 
     #[test]
     fn invalid_values_get_dynamodb_messages() {
         for (json, message) in [
-            ("{}", "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"),
-            (r#"{"S":"a","N":"1"}"#, "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes"),
-            (r#"{"N":"abc"}"#, "The parameter cannot be converted to a numeric value: abc"),
-            (r#"{"NULL":false}"#, "One or more parameter values were invalid: Null attribute value types must have the value of true"),
-            (r#"{"SS":[]}"#, "One or more parameter values were invalid: An string set  may not be empty"),
-            (r#"{"NS":[]}"#, "One or more parameter values were invalid: An number set  may not be empty"),
-            (r#"{"BS":[]}"#, "One or more parameter values were invalid: Binary sets should not be empty"),
-            (r#"{"NS":["1","1.0"]}"#, "Input collection contains duplicates"),
-            (r#"{"L":[{"N":"1e200"}]}"#, "Number overflow. Attempting to store a number with magnitude larger than supported range"),
+            (
+                "{}",
+                "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
+            ),
+            (
+                r#"{"S":"a","N":"1"}"#,
+                "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+            ),
+            (
+                r#"{"N":"abc"}"#,
+                "The parameter cannot be converted to a numeric value: abc",
+            ),
+            (
+                r#"{"NULL":false}"#,
+                "One or more parameter values were invalid: Null attribute value types must have the value of true",
+            ),
+            (
+                r#"{"SS":[]}"#,
+                "One or more parameter values were invalid: An string set  may not be empty",
+            ),
+            (
+                r#"{"NS":[]}"#,
+                "One or more parameter values were invalid: An number set  may not be empty",
+            ),
+            (
+                r#"{"BS":[]}"#,
+                "One or more parameter values were invalid: Binary sets should not be empty",
+            ),
+            (
+                r#"{"NS":["1","1.0"]}"#,
+                "Input collection contains duplicates",
+            ),
+            (
+                r#"{"L":[{"N":"1e200"}]}"#,
+                "Number overflow. Attempting to store a number with magnitude larger than supported range",
+            ),
         ] {
             let err = wire(json).unwrap_err();
             assert_eq!(err.code(), "ValidationException", "{json}");
@@ -411,8 +461,14 @@ mod tests {
     fn sizes_follow_dynamodb_rules() {
         let mut item = Item::new();
         item.insert("ab".into(), AttributeValue::S("xyz".into()));
-        item.insert("n".into(), AttributeValue::N(Number::parse("12345").unwrap()));
-        item.insert("l".into(), AttributeValue::L(vec![AttributeValue::Bool(true)]));
+        item.insert(
+            "n".into(),
+            AttributeValue::N(Number::parse("12345").unwrap()),
+        );
+        item.insert(
+            "l".into(),
+            AttributeValue::L(vec![AttributeValue::Bool(true)]),
+        );
         // 2+3, 1+(3 digits->3+1=4), 1+(3+1+1)
         assert_eq!(item_size(&item), 5 + 5 + 6);
     }

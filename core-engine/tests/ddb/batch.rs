@@ -1,7 +1,7 @@
 //! BatchGetItem, BatchWriteItem, TransactWriteItems and TransactGetItems.
 
 use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, Get, KeysAndAttributes, Put, PutRequest, DeleteRequest,
+    ConditionCheck, Delete, DeleteRequest, Get, KeysAndAttributes, Put, PutRequest,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TransactGetItem, TransactWriteItem,
     Update, WriteRequest,
 };
@@ -14,14 +14,33 @@ async fn batch_write_then_batch_get() {
     ddb.table("tab1", None).await;
     ddb.table("tab2", Some(ScalarAttributeType::N)).await;
     ddb.put("tab1", item(&[("pk", s("gone"))])).await;
-    let put = |table_item| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(table_item)).build().unwrap()).build();
+    let put = |table_item| {
+        WriteRequest::builder()
+            .put_request(
+                PutRequest::builder()
+                    .set_item(Some(table_item))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
     ddb.client
         .batch_write_item()
-        .request_items("tab1", vec![
-            put(item(&[("pk", s("a")), ("v", n("1"))])),
-            put(item(&[("pk", s("b")), ("v", n("2"))])),
-            WriteRequest::builder().delete_request(DeleteRequest::builder().key("pk", s("gone")).build().unwrap()).build(),
-        ])
+        .request_items(
+            "tab1",
+            vec![
+                put(item(&[("pk", s("a")), ("v", n("1"))])),
+                put(item(&[("pk", s("b")), ("v", n("2"))])),
+                WriteRequest::builder()
+                    .delete_request(
+                        DeleteRequest::builder()
+                            .key("pk", s("gone"))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            ],
+        )
         .request_items("tab2", vec![put(item(&[("pk", s("x")), ("sk", n("1"))]))])
         .send()
         .await
@@ -39,7 +58,13 @@ async fn batch_write_then_batch_get() {
                 .build()
                 .unwrap(),
         )
-        .request_items("tab2", KeysAndAttributes::builder().keys(item(&[("pk", s("x")), ("sk", n("1"))])).build().unwrap())
+        .request_items(
+            "tab2",
+            KeysAndAttributes::builder()
+                .keys(item(&[("pk", s("x")), ("sk", n("1"))]))
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -53,23 +78,45 @@ async fn batch_write_then_batch_get() {
     let (code, message) = code_of(
         ddb.client
             .batch_write_item()
-            .request_items("tab1", vec![put(item(&[("pk", s("a"))])), put(item(&[("pk", s("a"))]))])
+            .request_items(
+                "tab1",
+                vec![put(item(&[("pk", s("a"))])), put(item(&[("pk", s("a"))]))],
+            )
             .send()
             .await,
     );
-    assert_eq!((code.as_str(), message.as_str()), ("ValidationException", "Provided list of item keys contains duplicates"));
-    let many: Vec<_> = (0..26).map(|i| put(item(&[("pk", s(&i.to_string()))]))).collect();
-    let (code, message) = code_of(ddb.client.batch_write_item().request_items("tab1", many).send().await);
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        (
+            "ValidationException",
+            "Provided list of item keys contains duplicates"
+        )
+    );
+    let many: Vec<_> = (0..26)
+        .map(|i| put(item(&[("pk", s(&i.to_string()))])))
+        .collect();
+    let (code, message) = code_of(
+        ddb.client
+            .batch_write_item()
+            .request_items("tab1", many)
+            .send()
+            .await,
+    );
     assert_eq!(code, "ValidationException");
-    assert!(message.contains("Member must have length less than or equal to 25"), "{message}");
+    assert!(
+        message.contains("Member must have length less than or equal to 25"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn transactions_apply_all_or_nothing() {
     let ddb = Ddb::start().await;
     ddb.table("acct", None).await;
-    ddb.put("acct", item(&[("pk", s("alice")), ("balance", n("10"))])).await;
-    ddb.put("acct", item(&[("pk", s("bob")), ("balance", n("0"))])).await;
+    ddb.put("acct", item(&[("pk", s("alice")), ("balance", n("10"))]))
+        .await;
+    ddb.put("acct", item(&[("pk", s("bob")), ("balance", n("0"))]))
+        .await;
     let transfer = |amount: &str| {
         ddb.client
             .transact_write_items()
@@ -82,7 +129,9 @@ async fn transactions_apply_all_or_nothing() {
                             .update_expression("SET balance = balance - :a")
                             .condition_expression("balance >= :a")
                             .expression_attribute_values(":a", n(amount))
-                            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                            .return_values_on_condition_check_failure(
+                                ReturnValuesOnConditionCheckFailure::AllOld,
+                            )
                             .build()
                             .unwrap(),
                     )
@@ -103,7 +152,14 @@ async fn transactions_apply_all_or_nothing() {
             )
             .transact_items(
                 TransactWriteItem::builder()
-                    .put(Put::builder().table_name("acct").item("pk", s(&format!("log-{amount}"))).condition_expression("attribute_not_exists(pk)").build().unwrap())
+                    .put(
+                        Put::builder()
+                            .table_name("acct")
+                            .item("pk", s(&format!("log-{amount}")))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .unwrap(),
+                    )
                     .build(),
             )
     };
@@ -114,27 +170,74 @@ async fn transactions_apply_all_or_nothing() {
     };
     assert_eq!(
         e.message(),
-        Some("Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed, None, ConditionalCheckFailed]")
+        Some(
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [ConditionalCheckFailed, None, ConditionalCheckFailed]"
+        )
     );
     let reasons = e.cancellation_reasons();
     assert_eq!(reasons[0].code(), Some("ConditionalCheckFailed"));
     assert_eq!(reasons[0].item().unwrap()["balance"], n("3"));
     assert_eq!(reasons[1].code(), Some("None"));
     // Nothing of the failed transaction was applied.
-    assert_eq!(ddb.get("acct", item(&[("pk", s("bob"))])).await.unwrap()["balance"], n("7"));
+    assert_eq!(
+        ddb.get("acct", item(&[("pk", s("bob"))])).await.unwrap()["balance"],
+        n("7")
+    );
 
     ddb.client
         .transact_write_items()
-        .transact_items(TransactWriteItem::builder().condition_check(ConditionCheck::builder().table_name("acct").key("pk", s("bob")).condition_expression("balance = :b").expression_attribute_values(":b", n("7")).build().unwrap()).build())
-        .transact_items(TransactWriteItem::builder().delete(Delete::builder().table_name("acct").key("pk", s("log-7")).build().unwrap()).build())
+        .transact_items(
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name("acct")
+                        .key("pk", s("bob"))
+                        .condition_expression("balance = :b")
+                        .expression_attribute_values(":b", n("7"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .transact_items(
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name("acct")
+                        .key("pk", s("log-7"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     let got = ddb
         .client
         .transact_get_items()
-        .transact_items(TransactGetItem::builder().get(Get::builder().table_name("acct").key("pk", s("alice")).build().unwrap()).build())
-        .transact_items(TransactGetItem::builder().get(Get::builder().table_name("acct").key("pk", s("log-7")).build().unwrap()).build())
+        .transact_items(
+            TransactGetItem::builder()
+                .get(
+                    Get::builder()
+                        .table_name("acct")
+                        .key("pk", s("alice"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .transact_items(
+            TransactGetItem::builder()
+                .get(
+                    Get::builder()
+                        .table_name("acct")
+                        .key("pk", s("log-7"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -145,10 +248,33 @@ async fn transactions_apply_all_or_nothing() {
     let (_, message) = code_of(
         ddb.client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(Delete::builder().table_name("acct").key("pk", s("bob")).build().unwrap()).build())
-            .transact_items(TransactWriteItem::builder().delete(Delete::builder().table_name("acct").key("pk", s("bob")).build().unwrap()).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name("acct")
+                            .key("pk", s("bob"))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name("acct")
+                            .key("pk", s("bob"))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
             .send()
             .await,
     );
-    assert_eq!(message, "Transaction request cannot include multiple operations on one item");
+    assert_eq!(
+        message,
+        "Transaction request cannot include multiple operations on one item"
+    );
 }

@@ -18,7 +18,15 @@ async fn a_restart_keeps_tables_indexes_and_items() {
         ddb.table("kept", Some(ScalarAttributeType::N)).await;
         ddb.table("dropped", None).await;
         for i in 0..50 {
-            ddb.put("kept", item(&[("pk", s("p")), ("sk", n(&i.to_string())), ("v", s(&format!("v{i}")))])).await;
+            ddb.put(
+                "kept",
+                item(&[
+                    ("pk", s("p")),
+                    ("sk", n(&i.to_string())),
+                    ("v", s(&format!("v{i}"))),
+                ]),
+            )
+            .await;
         }
         ddb.client
             .update_item()
@@ -30,18 +38,46 @@ async fn a_restart_keeps_tables_indexes_and_items() {
             .send()
             .await
             .unwrap();
-        ddb.client.delete_item().table_name("kept").key("pk", s("p")).key("sk", n("8")).send().await.unwrap();
-        ddb.client.delete_table().table_name("dropped").send().await.unwrap();
+        ddb.client
+            .delete_item()
+            .table_name("kept")
+            .key("pk", s("p"))
+            .key("sk", n("8"))
+            .send()
+            .await
+            .unwrap();
+        ddb.client
+            .delete_table()
+            .table_name("dropped")
+            .send()
+            .await
+            .unwrap();
         ddb.handle.shutdown().await;
     }
     let ddb = Ddb::with(Engine::builder().data_dir(dir.path())).await;
-    assert_eq!(ddb.client.list_tables().send().await.unwrap().table_names(), ["kept"]);
+    assert_eq!(
+        ddb.client.list_tables().send().await.unwrap().table_names(),
+        ["kept"]
+    );
     let out = ddb.client.scan().table_name("kept").send().await.unwrap();
     assert_eq!(out.count(), 49);
-    let got = ddb.get("kept", item(&[("pk", s("p")), ("sk", n("7"))])).await.unwrap();
+    let got = ddb
+        .get("kept", item(&[("pk", s("p")), ("sk", n("7"))]))
+        .await
+        .unwrap();
     assert_eq!(got["v"], s("changed"));
-    assert!(ddb.get("kept", item(&[("pk", s("p")), ("sk", n("8"))])).await.is_none());
-    let described = ddb.client.describe_table().table_name("kept").send().await.unwrap();
+    assert!(
+        ddb.get("kept", item(&[("pk", s("p")), ("sk", n("8"))]))
+            .await
+            .is_none()
+    );
+    let described = ddb
+        .client
+        .describe_table()
+        .table_name("kept")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(described.table().unwrap().item_count(), Some(49));
     ddb.handle.shutdown().await;
 
@@ -51,11 +87,30 @@ async fn a_restart_keeps_tables_indexes_and_items() {
     std::io::Write::write_all(&mut file, &[0x40, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, b'[']).unwrap();
     drop(file);
     let ddb = Ddb::with(Engine::builder().data_dir(dir.path())).await;
-    assert_eq!(ddb.client.scan().table_name("kept").send().await.unwrap().count(), 49);
-    ddb.put("kept", item(&[("pk", s("p")), ("sk", n("100"))])).await;
+    assert_eq!(
+        ddb.client
+            .scan()
+            .table_name("kept")
+            .send()
+            .await
+            .unwrap()
+            .count(),
+        49
+    );
+    ddb.put("kept", item(&[("pk", s("p")), ("sk", n("100"))]))
+        .await;
     ddb.handle.shutdown().await;
     let ddb = Ddb::with(Engine::builder().data_dir(dir.path())).await;
-    assert_eq!(ddb.client.scan().table_name("kept").send().await.unwrap().count(), 50);
+    assert_eq!(
+        ddb.client
+            .scan()
+            .table_name("kept")
+            .send()
+            .await
+            .unwrap()
+            .count(),
+        50
+    );
 }
 
 /// A `core-engine serve` child process.
@@ -74,9 +129,14 @@ impl ChildEngine {
             .spawn()
             .expect("the core-engine binary starts");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let endpoint = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(endpoint.starts_with("http://127.0.0.1:"), "unexpected first line {line:?}");
+        assert!(
+            endpoint.starts_with("http://127.0.0.1:"),
+            "unexpected first line {line:?}"
+        );
         Self { child, endpoint }
     }
 }
@@ -139,7 +199,10 @@ async fn every_acknowledged_conditional_write_survives_sigkill() {
         writer.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.iter().all(|&v| v > 0), "the load acknowledged nothing: {acked:?}");
+    assert!(
+        acked.iter().all(|&v| v > 0),
+        "the load acknowledged nothing: {acked:?}"
+    );
 
     let engine = ChildEngine::spawn(dir.path());
     let ddb = client(&engine.endpoint);
@@ -153,9 +216,14 @@ async fn every_acknowledged_conditional_write_survives_sigkill() {
             .unwrap()
             .item
             .unwrap();
-        let AttributeValue::N(stored) = &got["c"] else { panic!() };
+        let AttributeValue::N(stored) = &got["c"] else {
+            panic!()
+        };
         let stored: u64 = stored.parse().unwrap();
-        assert!(stored == value || stored == value + 1, "writer {writer}: acked {value}, stored {stored}");
+        assert!(
+            stored == value || stored == value + 1,
+            "writer {writer}: acked {value}, stored {stored}"
+        );
     }
     println!("acknowledged counters {acked:?} survived SIGKILL");
 }

@@ -43,28 +43,54 @@ async fn holds(ddb: &Ddb, condition: &str, values: &[(&str, AttributeValue)]) ->
         Ok(_) => true,
         Err(e) => {
             let service = e.into_service_error();
-            assert!(service.is_conditional_check_failed_exception(), "{condition}: {service:?}");
+            assert!(
+                service.is_conditional_check_failed_exception(),
+                "{condition}: {service:?}"
+            );
             false
         }
     }
 }
 
+/// A condition, its placeholder values, and whether it holds for the seeded item.
+type Case = (&'static str, Vec<(&'static str, AttributeValue)>, bool);
+
 #[tokio::test]
 async fn every_condition_form() {
     let ddb = seeded().await;
-    let cases: Vec<(&str, Vec<(&str, AttributeValue)>, bool)> = vec![
+    let cases: Vec<Case> = vec![
         ("#c = :v", vec![(":v", n("10"))], true),
         ("#c <> :v", vec![(":v", n("10"))], false),
         ("#c < :v", vec![(":v", n("10.5"))], true),
         ("#c <= :v", vec![(":v", n("9"))], false),
         ("#c > :v", vec![(":v", n("-1"))], true),
         ("#c >= :v", vec![(":v", n("1e1"))], true),
-        ("#c BETWEEN :a AND :b", vec![(":a", n("5")), (":b", n("10"))], true),
-        ("#c IN (:a, :b)", vec![(":a", n("1")), (":b", n("2"))], false),
-        ("#c = :a AND #n = :b", vec![(":a", n("10")), (":b", s("hello world"))], true),
-        ("#c = :a OR #n = :b", vec![(":a", n("11")), (":b", s("nope"))], false),
+        (
+            "#c BETWEEN :a AND :b",
+            vec![(":a", n("5")), (":b", n("10"))],
+            true,
+        ),
+        (
+            "#c IN (:a, :b)",
+            vec![(":a", n("1")), (":b", n("2"))],
+            false,
+        ),
+        (
+            "#c = :a AND #n = :b",
+            vec![(":a", n("10")), (":b", s("hello world"))],
+            true,
+        ),
+        (
+            "#c = :a OR #n = :b",
+            vec![(":a", n("11")), (":b", s("nope"))],
+            false,
+        ),
         ("NOT #c = :a", vec![(":a", n("11"))], true),
-        ("(#c = :a OR #c = :b) AND NOT (#n = :b)", vec![(":a", n("10")), (":b", s("x"))], true),
+        (
+            "(#c = :a OR #c = :b) AND NOT (#n = :b)",
+            vec![(":a", n("10")), (":b", s("x"))],
+            true,
+        ),
         ("attribute_exists (doc.leaf)", vec![], true),
         ("attribute_not_exists(pk)", vec![], false),
         ("attribute_type(tags, :t)", vec![(":t", s("SS"))], true),
@@ -101,7 +127,10 @@ async fn every_condition_form() {
             Ok(_) => true,
             Err(e) => {
                 let service = e.into_service_error();
-                assert!(service.is_conditional_check_failed_exception(), "{condition}: {service:?}");
+                assert!(
+                    service.is_conditional_check_failed_exception(),
+                    "{condition}: {service:?}"
+                );
                 false
             }
         };
@@ -139,7 +168,9 @@ async fn every_update_form() {
     assert_eq!(got["tally"], n("1"));
     assert_eq!(got["seq"], AttributeValue::L(vec![s("x"), s("y"), s("z")]));
     assert_eq!(got["doc"], AttributeValue::M(item(&[("added", n("1"))])));
-    let AttributeValue::Ss(mut tags) = got["tags"].clone() else { panic!() };
+    let AttributeValue::Ss(mut tags) = got["tags"].clone() else {
+        panic!()
+    };
     tags.sort();
     assert_eq!(tags, ["a", "b", "c"]);
     assert_eq!(got["flags"], AttributeValue::Ss(vec!["b".into()]));
@@ -158,7 +189,10 @@ async fn malformed_expressions_say_where() {
             .await,
     );
     assert_eq!(code, "ValidationException");
-    assert_eq!(message, "Invalid ConditionExpression: Syntax error; token: \"x\", near: \"a x b\"");
+    assert_eq!(
+        message,
+        "Invalid ConditionExpression: Syntax error; token: \"x\", near: \"a x b\""
+    );
     let (_, message) = code_of(
         ddb.client
             .update_item()
@@ -168,7 +202,10 @@ async fn malformed_expressions_say_where() {
             .send()
             .await,
     );
-    assert!(message.starts_with("Invalid UpdateExpression: Syntax error; token: \"<EOF>\""), "{message}");
+    assert!(
+        message.starts_with("Invalid UpdateExpression: Syntax error; token: \"<EOF>\""),
+        "{message}"
+    );
     let (_, message) = code_of(
         ddb.client
             .update_item()
@@ -193,7 +230,10 @@ async fn malformed_expressions_say_where() {
             .send()
             .await,
     );
-    assert_eq!(message, "Invalid UpdateExpression: Attribute name is a reserved keyword; reserved keyword: status");
+    assert_eq!(
+        message,
+        "Invalid UpdateExpression: Attribute name is a reserved keyword; reserved keyword: status"
+    );
     let (_, message) = code_of(
         ddb.client
             .put_item()
@@ -204,7 +244,10 @@ async fn malformed_expressions_say_where() {
             .send()
             .await,
     );
-    assert_eq!(message, "Value provided in ExpressionAttributeValues unused in expressions: keys: {:unused}");
+    assert_eq!(
+        message,
+        "Value provided in ExpressionAttributeValues unused in expressions: keys: {:unused}"
+    );
     let (_, message) = code_of(
         ddb.client
             .update_item()
@@ -216,5 +259,8 @@ async fn malformed_expressions_say_where() {
             .send()
             .await,
     );
-    assert_eq!(message, "An operand in the update expression has an incorrect data type");
+    assert_eq!(
+        message,
+        "An operand in the update expression has an incorrect data type"
+    );
 }

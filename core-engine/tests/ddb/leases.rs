@@ -30,14 +30,47 @@ async fn take(client: &Client, lease: &str, me: &str, seen_counter: u64) -> bool
         .update_item()
         .table_name(TABLE)
         .key("leaseKey", s(lease))
-        .expected("leaseCounter", ExpectedAttributeValue::builder().value(n(&seen_counter.to_string())).build())
-        .attribute_updates("leaseCounter", AttributeValueUpdate::builder().action(AttributeAction::Add).value(n("1")).build())
-        .attribute_updates("leaseOwner", AttributeValueUpdate::builder().action(AttributeAction::Put).value(s(me)).build())
-        .attribute_updates("checkpointOwner", AttributeValueUpdate::builder().action(AttributeAction::Delete).build())
-        .attribute_updates("ownerSwitchesSinceCheckpoint", AttributeValueUpdate::builder().action(AttributeAction::Add).value(n("1")).build())
+        .expected(
+            "leaseCounter",
+            ExpectedAttributeValue::builder()
+                .value(n(&seen_counter.to_string()))
+                .build(),
+        )
+        .attribute_updates(
+            "leaseCounter",
+            AttributeValueUpdate::builder()
+                .action(AttributeAction::Add)
+                .value(n("1"))
+                .build(),
+        )
+        .attribute_updates(
+            "leaseOwner",
+            AttributeValueUpdate::builder()
+                .action(AttributeAction::Put)
+                .value(s(me))
+                .build(),
+        )
+        .attribute_updates(
+            "checkpointOwner",
+            AttributeValueUpdate::builder()
+                .action(AttributeAction::Delete)
+                .build(),
+        )
+        .attribute_updates(
+            "ownerSwitchesSinceCheckpoint",
+            AttributeValueUpdate::builder()
+                .action(AttributeAction::Add)
+                .value(n("1"))
+                .build(),
+        )
         .send()
         .await
-        .map_err(|e| assert!(e.into_service_error().is_conditional_check_failed_exception()))
+        .map_err(|e| {
+            assert!(
+                e.into_service_error()
+                    .is_conditional_check_failed_exception()
+            )
+        })
         .is_ok()
 }
 
@@ -53,7 +86,12 @@ async fn renew(client: &Client, lease: &str, counter: u64) -> bool {
         .expression_attribute_values(":c", n(&counter.to_string()))
         .send()
         .await
-        .map_err(|e| assert!(e.into_service_error().is_conditional_check_failed_exception()))
+        .map_err(|e| {
+            assert!(
+                e.into_service_error()
+                    .is_conditional_check_failed_exception()
+            )
+        })
         .is_ok()
 }
 
@@ -86,14 +124,23 @@ async fn a_worker_fleet_racing_on_leases_has_one_winner_each_time() {
                 .index_name("LeaseOwnerToLeaseKeyIndex")
                 .key_schema(key("leaseOwner", KeyType::Hash))
                 .key_schema(key("leaseKey", KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
                 .build()
                 .unwrap(),
         )
         .send()
         .await
         .unwrap();
-    client.wait_until_table_exists().table_name(TABLE).wait(std::time::Duration::from_secs(10)).await.unwrap();
+    client
+        .wait_until_table_exists()
+        .table_name(TABLE)
+        .wait(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
 
     // createLeaseIfNotExists: every worker tries to create every lease; one wins each.
     let shards: Vec<String> = (0..4).map(|i| format!("shardId-{i:012}")).collect();
@@ -111,7 +158,10 @@ async fn a_worker_fleet_racing_on_leases_has_one_winner_each_time() {
                     .item("checkpoint", s("TRIM_HORIZON"))
                     .item("checkpointSubSequenceNumber", n("0"))
                     .item("ownerSwitchesSinceCheckpoint", n("0"))
-                    .expected("leaseKey", ExpectedAttributeValue::builder().exists(false).build())
+                    .expected(
+                        "leaseKey",
+                        ExpectedAttributeValue::builder().exists(false).build(),
+                    )
                     .send()
                     .await;
                 if created.is_ok() {
@@ -207,7 +257,10 @@ async fn a_worker_fleet_racing_on_leases_has_one_winner_each_time() {
         .send()
         .await
         .unwrap();
-    assert!(!renew(&client, &lease, c).await, "renewal during handoff must fail");
+    assert!(
+        !renew(&client, &lease, c).await,
+        "renewal during handoff must fail"
+    );
 
     // Steal with a stale counter fails, with the current one succeeds.
     assert!(!take(&client, &lease, "thief", c + 100).await);
@@ -226,7 +279,10 @@ async fn a_worker_fleet_racing_on_leases_has_one_winner_each_time() {
         .send()
         .await
         .unwrap();
-    assert_eq!(mine.items(), [item(&[("leaseKey", s(&lease)), ("leaseOwner", s("thief"))])]);
+    assert_eq!(
+        mine.items(),
+        [item(&[("leaseKey", s(&lease)), ("leaseOwner", s("thief"))])]
+    );
 
     // Evict: owner matches -> owner removed, counter bumped; a second evict loses.
     let evict = || {
@@ -234,9 +290,23 @@ async fn a_worker_fleet_racing_on_leases_has_one_winner_each_time() {
             .update_item()
             .table_name(TABLE)
             .key("leaseKey", s(&lease))
-            .expected("leaseOwner", ExpectedAttributeValue::builder().value(s("thief")).build())
-            .attribute_updates("leaseOwner", AttributeValueUpdate::builder().action(AttributeAction::Delete).build())
-            .attribute_updates("leaseCounter", AttributeValueUpdate::builder().action(AttributeAction::Add).value(n("1")).build())
+            .expected(
+                "leaseOwner",
+                ExpectedAttributeValue::builder().value(s("thief")).build(),
+            )
+            .attribute_updates(
+                "leaseOwner",
+                AttributeValueUpdate::builder()
+                    .action(AttributeAction::Delete)
+                    .build(),
+            )
+            .attribute_updates(
+                "leaseCounter",
+                AttributeValueUpdate::builder()
+                    .action(AttributeAction::Add)
+                    .value(n("1"))
+                    .build(),
+            )
             .send()
     };
     let (a, b) = tokio::join!(evict(), evict());
@@ -246,12 +316,35 @@ async fn a_worker_fleet_racing_on_leases_has_one_winner_each_time() {
     // A parallel scan lists every lease once; then the leases are deleted.
     let mut listed = Vec::new();
     for segment in 0..2 {
-        let out = client.scan().table_name(TABLE).segment(segment).total_segments(2).consistent_read(true).send().await.unwrap();
+        let out = client
+            .scan()
+            .table_name(TABLE)
+            .segment(segment)
+            .total_segments(2)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
         listed.extend(out.items().iter().map(|i| i["leaseKey"].clone()));
     }
     assert_eq!(listed.len(), shards.len());
     for shard in &shards {
-        client.delete_item().table_name(TABLE).key("leaseKey", s(shard)).send().await.unwrap();
+        client
+            .delete_item()
+            .table_name(TABLE)
+            .key("leaseKey", s(shard))
+            .send()
+            .await
+            .unwrap();
     }
-    assert_eq!(client.scan().table_name(TABLE).send().await.unwrap().count(), 0);
+    assert_eq!(
+        client
+            .scan()
+            .table_name(TABLE)
+            .send()
+            .await
+            .unwrap()
+            .count(),
+        0
+    );
 }

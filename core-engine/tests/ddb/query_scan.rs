@@ -25,7 +25,11 @@ async fn events() -> Ddb {
                 .index_name("by-owner")
                 .key_schema(key("owner", KeyType::Hash))
                 .key_schema(key("pk", KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
                 .build()
                 .unwrap(),
         )
@@ -34,7 +38,11 @@ async fn events() -> Ddb {
         .unwrap();
     for p in ["a", "b", "c"] {
         for i in 0..10 {
-            let mut it = item(&[("pk", s(p)), ("sk", n(&i.to_string())), ("even", AttributeValue::Bool(i % 2 == 0))]);
+            let mut it = item(&[
+                ("pk", s(p)),
+                ("sk", n(&i.to_string())),
+                ("even", AttributeValue::Bool(i % 2 == 0)),
+            ]);
             if i == 0 {
                 it.insert("owner".into(), s(if p == "c" { "w2" } else { "w1" }));
             }
@@ -66,7 +74,10 @@ async fn query_key_conditions_order_and_filters() {
     };
     let all = query("pk = :p").send().await.unwrap();
     assert_eq!(all.count(), 10);
-    assert_eq!(sks(all.items()), (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        sks(all.items()),
+        (0..10).map(|i| i.to_string()).collect::<Vec<_>>()
+    );
     let out = query("pk = :p AND sk BETWEEN :lo AND :hi")
         .expression_attribute_values(":lo", n("3"))
         .expression_attribute_values(":hi", n("5"))
@@ -106,11 +117,20 @@ async fn query_key_conditions_order_and_filters() {
             .await,
     );
     assert_eq!(code, "ValidationException");
-    assert!(message.contains("Query condition missed key schema element"), "{message}");
-    let (_, message) = code_of(
-        query("pk = :p OR sk = :x").expression_attribute_values(":x", n("1")).send().await,
+    assert!(
+        message.contains("Query condition missed key schema element"),
+        "{message}"
     );
-    assert_eq!(message, "Invalid operator used in KeyConditionExpression: OR");
+    let (_, message) = code_of(
+        query("pk = :p OR sk = :x")
+            .expression_attribute_values(":x", n("1"))
+            .send()
+            .await,
+    );
+    assert_eq!(
+        message,
+        "Invalid operator used in KeyConditionExpression: OR"
+    );
 }
 
 #[tokio::test]
@@ -230,7 +250,10 @@ async fn query_on_an_index() {
             .send()
             .await,
     );
-    assert_eq!(message, "Consistent reads are not supported on global secondary indexes");
+    assert_eq!(
+        message,
+        "Consistent reads are not supported on global secondary indexes"
+    );
 }
 
 #[tokio::test]
@@ -250,7 +273,10 @@ async fn scan_pages_segments_and_filters() {
             .await
             .unwrap();
         for it in out.items() {
-            assert!(all.insert(format!("{:?}/{:?}", it["pk"], it["sk"])), "duplicate {it:?}");
+            assert!(
+                all.insert(format!("{:?}/{:?}", it["pk"], it["sk"])),
+                "duplicate {it:?}"
+            );
         }
         match out.last_evaluated_key {
             Some(key) => start = Some(key),
@@ -287,15 +313,37 @@ async fn scan_pages_segments_and_filters() {
         .await
         .unwrap();
     assert_eq!((out.count(), out.scanned_count()), (6, 30));
-    let out = ddb.client.scan().table_name("events").index_name("by-owner").send().await.unwrap();
+    let out = ddb
+        .client
+        .scan()
+        .table_name("events")
+        .index_name("by-owner")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.count(), 3);
 
-    let (_, message) = code_of(ddb.client.scan().table_name("events").segment(1).send().await);
+    let (_, message) = code_of(
+        ddb.client
+            .scan()
+            .table_name("events")
+            .segment(1)
+            .send()
+            .await,
+    );
     assert_eq!(
         message,
         "The TotalSegments parameter is required but was not present in the request when Segment parameter is present"
     );
-    let (_, message) = code_of(ddb.client.scan().table_name("events").segment(2).total_segments(2).send().await);
+    let (_, message) = code_of(
+        ddb.client
+            .scan()
+            .table_name("events")
+            .segment(2)
+            .total_segments(2)
+            .send()
+            .await,
+    );
     assert_eq!(
         message,
         "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: 2 is not less than TotalSegments: 2"
@@ -319,10 +367,21 @@ async fn scan_pages_stop_at_one_megabyte() {
     let ddb = Ddb::start().await;
     ddb.table("big", None).await;
     for i in 0..12 {
-        ddb.put("big", item(&[("pk", s(&format!("k{i:02}"))), ("blob", s(&"x".repeat(200 * 1024)))])).await;
+        ddb.put(
+            "big",
+            item(&[
+                ("pk", s(&format!("k{i:02}"))),
+                ("blob", s(&"x".repeat(200 * 1024))),
+            ]),
+        )
+        .await;
     }
     let first = ddb.client.scan().table_name("big").send().await.unwrap();
-    assert!(first.count() < 12 && first.count() >= 5, "{}", first.count());
+    assert!(
+        first.count() < 12 && first.count() >= 5,
+        "{}",
+        first.count()
+    );
     let rest = ddb
         .client
         .scan()

@@ -91,9 +91,18 @@ async fn create_describe_list_and_delete() {
         deleted.table_description().unwrap().table_status(),
         Some(&TableStatus::Deleting)
     );
-    let (code, message) = code_of(ddb.client.describe_table().table_name("leases").send().await);
+    let (code, message) = code_of(
+        ddb.client
+            .describe_table()
+            .table_name("leases")
+            .send()
+            .await,
+    );
     assert_eq!(code, "ResourceNotFoundException");
-    assert_eq!(message, "Requested resource not found: Table: leases not found");
+    assert_eq!(
+        message,
+        "Requested resource not found: Table: leases not found"
+    );
 }
 
 #[tokio::test]
@@ -110,7 +119,10 @@ async fn duplicate_and_missing_tables() {
             .send()
             .await,
     );
-    assert_eq!((code.as_str(), message.as_str()), ("ResourceInUseException", "Table already exists: once"));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("ResourceInUseException", "Table already exists: once")
+    );
     let (code, _) = code_of(ddb.client.delete_table().table_name("never").send().await);
     assert_eq!(code, "ResourceNotFoundException");
     let (code, message) = code_of(
@@ -121,7 +133,10 @@ async fn duplicate_and_missing_tables() {
             .send()
             .await,
     );
-    assert_eq!((code.as_str(), message.as_str()), ("ResourceNotFoundException", "Requested resource not found"));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("ResourceNotFoundException", "Requested resource not found")
+    );
 }
 
 #[tokio::test]
@@ -172,7 +187,11 @@ async fn tables_and_indexes_are_creating_then_active_and_waiters_work() {
                         .index_name("LeaseOwnerToLeaseKeyIndex")
                         .key_schema(key("leaseOwner", KeyType::Hash))
                         .key_schema(key("pk", KeyType::Range))
-                        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::KeysOnly)
+                                .build(),
+                        )
                         .build()
                         .unwrap(),
                 )
@@ -181,10 +200,19 @@ async fn tables_and_indexes_are_creating_then_active_and_waiters_work() {
         .send()
         .await
         .unwrap();
-    let index = &updated.table_description().unwrap().global_secondary_indexes()[0];
+    let index = &updated
+        .table_description()
+        .unwrap()
+        .global_secondary_indexes()[0];
     assert_eq!(index.index_status(), Some(&IndexStatus::Creating));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let described = ddb.client.describe_table().table_name("slow").send().await.unwrap();
+    let described = ddb
+        .client
+        .describe_table()
+        .table_name("slow")
+        .send()
+        .await
+        .unwrap();
     let index = &described.table().unwrap().global_secondary_indexes()[0];
     assert_eq!(index.index_name(), Some("LeaseOwnerToLeaseKeyIndex"));
     assert_eq!(index.index_status(), Some(&IndexStatus::Active));
@@ -207,7 +235,13 @@ async fn tables_and_indexes_are_creating_then_active_and_waiters_work() {
         .send()
         .await
         .unwrap();
-    assert!(dropped.table_description().unwrap().global_secondary_indexes().is_empty());
+    assert!(
+        dropped
+            .table_description()
+            .unwrap()
+            .global_secondary_indexes()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -238,7 +272,10 @@ async fn create_table_validation() {
             .send()
             .await,
     );
-    assert!(message.contains("Some index key attributes are not defined in AttributeDefinitions"), "{message}");
+    assert!(
+        message.contains("Some index key attributes are not defined in AttributeDefinitions"),
+        "{message}"
+    );
     let (_, message) = code_of(
         ddb.client
             .create_table()
@@ -264,5 +301,8 @@ async fn create_table_validation() {
             .send()
             .await,
     );
-    assert_eq!(message, "Invalid KeySchema: The first KeySchemaElement is not a HASH key type");
+    assert_eq!(
+        message,
+        "Invalid KeySchema: The first KeySchemaElement is not a HASH key type"
+    );
 }

@@ -76,12 +76,10 @@ fn eval(condition: &Condition, item: &Item) -> bool {
         Condition::Not(a) => !eval(a, item),
         Condition::Exists(path) => resolve(item, path).is_some(),
         Condition::NotExists(path) => resolve(item, path).is_none(),
-        Condition::Type(path, kind) => {
-            match (resolve(item, path), operand(kind, item)) {
-                (Some(value), Some(kind)) => kind.as_s() == Some(value.type_name()),
-                _ => false,
-            }
-        }
+        Condition::Type(path, kind) => match (resolve(item, path), operand(kind, item)) {
+            (Some(value), Some(kind)) => kind.as_s() == Some(value.type_name()),
+            _ => false,
+        },
         Condition::BeginsWith(a, prefix) => match (operand(a, item), operand(prefix, item)) {
             (Some(a), Some(prefix)) => match (a.as_ref(), prefix.as_ref()) {
                 (AttributeValue::S(a), AttributeValue::S(p)) => a.starts_with(p.as_str()),
@@ -126,7 +124,9 @@ fn operand<'i>(operand: &'i Operand, item: &'i Item) -> Option<Cow<'i, Attribute
                 AttributeValue::M(m) => m.len(),
                 _ => return None,
             };
-            Number::parse(&size.to_string()).ok().map(|n| Cow::Owned(AttributeValue::N(n)))
+            Number::parse(&size.to_string())
+                .ok()
+                .map(|n| Cow::Owned(AttributeValue::N(n)))
         }
     }
 }
@@ -180,7 +180,9 @@ pub(crate) fn project(item: &Item, paths: &[Path]) -> Item {
         let Some((PathElem::Attr(head), rest)) = path.0.split_first() else {
             continue;
         };
-        let slot = root.entry(head.clone()).or_insert_with(|| container(rest.first()));
+        let slot = root
+            .entry(head.clone())
+            .or_insert_with(|| container(rest.first()));
         pick(slot, rest, value);
     }
     root.into_iter().map(|(k, v)| (k, build(v))).collect()
@@ -201,11 +203,15 @@ fn pick(slot: &mut Picked, rest: &[PathElem], value: &AttributeValue) {
     };
     match (slot, first) {
         (Picked::Map(map), PathElem::Attr(key)) => {
-            let child = map.entry(key.clone()).or_insert_with(|| container(tail.first()));
+            let child = map
+                .entry(key.clone())
+                .or_insert_with(|| container(tail.first()));
             pick(child, tail, value);
         }
         (Picked::List(list), PathElem::Index(index)) => {
-            let child = list.entry(*index).or_insert_with(|| container(tail.first()));
+            let child = list
+                .entry(*index)
+                .or_insert_with(|| container(tail.first()));
             pick(child, tail, value);
         }
         // A whole value was already picked above this path; it includes this part.
@@ -216,7 +222,9 @@ fn pick(slot: &mut Picked, rest: &[PathElem], value: &AttributeValue) {
 fn build(picked: Picked) -> AttributeValue {
     match picked {
         Picked::Leaf(value) => value,
-        Picked::Map(map) => AttributeValue::M(map.into_iter().map(|(k, v)| (k, build(v))).collect()),
+        Picked::Map(map) => {
+            AttributeValue::M(map.into_iter().map(|(k, v)| (k, build(v))).collect())
+        }
         Picked::List(list) => AttributeValue::L(list.into_values().map(build).collect()),
     }
 }

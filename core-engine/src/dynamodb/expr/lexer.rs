@@ -172,14 +172,31 @@ mod tests {
                 Tok::Eof,
             ]
         );
-        assert_eq!(kinds("a<=b>=c<d>e"), vec![
-            Tok::Ident("a".into()), Tok::Le, Tok::Ident("b".into()), Tok::Ge,
-            Tok::Ident("c".into()), Tok::Lt, Tok::Ident("d".into()), Tok::Gt,
-            Tok::Ident("e".into()), Tok::Eof,
-        ]);
-        assert_eq!(kinds("# : @ é"), vec![
-            Tok::Invalid('#'), Tok::Invalid(':'), Tok::Invalid('@'), Tok::Invalid('é'), Tok::Eof,
-        ]);
+        assert_eq!(
+            kinds("a<=b>=c<d>e"),
+            vec![
+                Tok::Ident("a".into()),
+                Tok::Le,
+                Tok::Ident("b".into()),
+                Tok::Ge,
+                Tok::Ident("c".into()),
+                Tok::Lt,
+                Tok::Ident("d".into()),
+                Tok::Gt,
+                Tok::Ident("e".into()),
+                Tok::Eof,
+            ]
+        );
+        assert_eq!(
+            kinds("# : @ é"),
+            vec![
+                Tok::Invalid('#'),
+                Tok::Invalid(':'),
+                Tok::Invalid('@'),
+                Tok::Invalid('é'),
+                Tok::Eof,
+            ]
+        );
         let tokens = lex("ab  :cd");
         assert_eq!((tokens[1].start, tokens[1].end), (4, 7));
         assert_eq!(tokens[2].text("ab  :cd"), "<EOF>");

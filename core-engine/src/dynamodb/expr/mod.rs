@@ -154,7 +154,10 @@ impl Expressions {
     }
 }
 
-fn unused<'k>(given: Option<impl Iterator<Item = &'k String>>, used: &BTreeSet<String>) -> Vec<&'k str> {
+fn unused<'k>(
+    given: Option<impl Iterator<Item = &'k String>>,
+    used: &BTreeSet<String>,
+) -> Vec<&'k str> {
     given
         .into_iter()
         .flatten()

@@ -155,7 +155,11 @@ impl<'s, 'p> Parser<'s, 'p> {
     fn syntax_error(&self) -> String {
         let at = self.pos.min(self.tokens.len() - 1);
         let token = &self.tokens[at];
-        let from = if at > 0 { self.tokens[at - 1].start } else { token.start };
+        let from = if at > 0 {
+            self.tokens[at - 1].start
+        } else {
+            token.start
+        };
         let to = self.tokens.get(at + 1).map_or(token.end, |next| next.end);
         let near = self.source.get(from..to).unwrap_or("");
         format!(
@@ -353,7 +357,8 @@ impl<'s, 'p> Parser<'s, 'p> {
             self.expect(&Tok::RParen)?;
             return Ok(inner);
         }
-        let is_bool_function = matches!(self.peek(), Tok::Ident(name) if BOOL_FUNCTIONS.contains(&name.as_str()));
+        let is_bool_function =
+            matches!(self.peek(), Tok::Ident(name) if BOOL_FUNCTIONS.contains(&name.as_str()));
         if self.is_call() && is_bool_function {
             let (name, args) = self.call(Self::operand)?;
             return Ok(self.bool_function(&name, args));
@@ -421,20 +426,25 @@ impl<'s, 'p> Parser<'s, 'p> {
             self.wrong_arity(name, args.len());
             return placeholder;
         }
-        let second = if arity == 2 { Some(args.remove(1)) } else { None };
+        let second = if arity == 2 {
+            Some(args.remove(1))
+        } else {
+            None
+        };
         let first = args.remove(0);
         match (name, first, second) {
             ("attribute_exists", Operand::Path(path), None) => Condition::Exists(path),
             ("attribute_not_exists", Operand::Path(path), None) => Condition::NotExists(path),
             ("attribute_type", Operand::Path(path), Some(kind)) => {
                 match &kind {
-                    Operand::Value(AttributeValue::S(type_name)) => {
-                        if !TYPE_NAMES.contains(&type_name.as_str()) {
-                            self.semantic(format!(
-                                "Invalid attribute type name found; type: {type_name}, valid types: {{ B,NULL,SS,BOOL,L,BS,N,NS,S,M }}"
-                            ));
-                        }
+                    Operand::Value(AttributeValue::S(type_name))
+                        if !TYPE_NAMES.contains(&type_name.as_str()) =>
+                    {
+                        self.semantic(format!(
+                            "Invalid attribute type name found; type: {type_name}, valid types: {{ B,NULL,SS,BOOL,L,BS,N,NS,S,M }}"
+                        ));
                     }
+                    Operand::Value(AttributeValue::S(_)) => {}
                     Operand::Value(other) => self.wrong_operand_type(name, other),
                     _ => {}
                 }
@@ -511,7 +521,11 @@ impl<'s, 'p> Parser<'s, 'p> {
                     SetValue::Operand(left)
                 };
                 if let SetValue::Plus(a, b) | SetValue::Minus(a, b) = &value {
-                    let operator = if matches!(value, SetValue::Plus(..)) { "+" } else { "-" };
+                    let operator = if matches!(value, SetValue::Plus(..)) {
+                        "+"
+                    } else {
+                        "-"
+                    };
                     for operand in [a, b] {
                         if let UpdateOperand::Value(v) = operand
                             && !matches!(v, AttributeValue::N(_))
@@ -587,7 +601,10 @@ impl<'s, 'p> Parser<'s, 'p> {
                             }
                         }
                         let second = args.remove(1);
-                        Ok(UpdateOperand::ListAppend(Box::new(args.remove(0)), Box::new(second)))
+                        Ok(UpdateOperand::ListAppend(
+                            Box::new(args.remove(0)),
+                            Box::new(second),
+                        ))
                     }
                     other => {
                         if BOOL_FUNCTIONS.contains(&other) || other == "size" {

@@ -1,12 +1,17 @@
 //! Text vectors for the expression parsers and evaluator.
 
-use super::ast::{Comparator, Condition, Operand, Path, PathElem, SetValue, UpdateAction, UpdateOperand};
+use super::ast::{
+    Comparator, Condition, Operand, Path, PathElem, SetValue, UpdateAction, UpdateOperand,
+};
 use super::*;
 use crate::dynamodb::number::Number;
 
 fn exprs(names: &[(&str, &str)], values: &str) -> Expressions {
     let names = (!names.is_empty()).then(|| {
-        names.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        names
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     });
     let values = (!values.is_empty()).then(|| serde_json::from_str(values).unwrap());
     Expressions::new(names, values).unwrap()
@@ -22,14 +27,19 @@ fn s(text: &str) -> AttributeValue {
 
 fn cond_error(text: &str) -> String {
     let mut e = exprs(&[("#n", "name")], r#"{":v":{"S":"x"},":n":{"N":"1"}}"#);
-    e.condition("ConditionExpression", text).unwrap_err().to_string()
+    e.condition("ConditionExpression", text)
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
 fn parses_the_kcl_lock_client_condition() {
     let mut e = exprs(&[("#key", "leaseKey")], r#"{":value":{"S":"shard-1"}}"#);
     let c = e
-        .condition("ConditionExpression", "#key = :value AND attribute_exists (leaseKey)")
+        .condition(
+            "ConditionExpression",
+            "#key = :value AND attribute_exists (leaseKey)",
+        )
         .unwrap();
     assert_eq!(
         c,
@@ -51,8 +61,12 @@ fn precedence_is_not_then_and_then_or() {
     let c = e
         .condition("ConditionExpression", "a = :v OR NOT b = :v AND c = :v")
         .unwrap();
-    let Condition::Or(_, right) = c else { panic!("{c:?}") };
-    let Condition::And(left, _) = *right else { panic!() };
+    let Condition::Or(_, right) = c else {
+        panic!("{c:?}")
+    };
+    let Condition::And(left, _) = *right else {
+        panic!()
+    };
     assert!(matches!(*left, Condition::Not(_)));
 }
 
@@ -159,7 +173,10 @@ fn semantic_errors_use_dynamodb_words() {
 
 #[test]
 fn placeholders_must_be_defined_valid_and_used() {
-    let mut e = exprs(&[("#a", "a"), ("#b", "b")], r#"{":v":{"S":"x"},":w":{"S":"y"}}"#);
+    let mut e = exprs(
+        &[("#a", "a"), ("#b", "b")],
+        r#"{":v":{"S":"x"},":w":{"S":"y"}}"#,
+    );
     e.condition("ConditionExpression", "#a = :v").unwrap();
     assert_eq!(
         e.finish().unwrap_err().to_string(),
@@ -171,15 +188,26 @@ fn placeholders_must_be_defined_valid_and_used() {
         e.finish().unwrap_err().to_string(),
         "Value provided in ExpressionAttributeValues unused in expressions: keys: {:w}"
     );
-    let err = Expressions::new(Some([("a".to_string(), "b".to_string())].into()), None).unwrap_err();
-    assert_eq!(err.to_string(), "ExpressionAttributeNames contains invalid key: Syntax error; key: \"a\"");
-    let err = Expressions::new(None, Some(serde_json::from_str(r#"{":v":{"N":"x"}}"#).unwrap())).unwrap_err();
+    let err =
+        Expressions::new(Some([("a".to_string(), "b".to_string())].into()), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ExpressionAttributeNames contains invalid key: Syntax error; key: \"a\""
+    );
+    let err = Expressions::new(
+        None,
+        Some(serde_json::from_str(r#"{":v":{"N":"x"}}"#).unwrap()),
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "ExpressionAttributeValues contains invalid value: The parameter cannot be converted to a numeric value: x for key :v"
     );
     let err = Expressions::new(Some(Default::default()), None).unwrap_err();
-    assert_eq!(err.to_string(), "ExpressionAttributeNames must not be empty");
+    assert_eq!(
+        err.to_string(),
+        "ExpressionAttributeNames must not be empty"
+    );
 }
 
 #[test]
@@ -196,10 +224,16 @@ fn update_expressions_parse_every_section() {
         actions[0],
         UpdateAction::Set(
             Path::attr("leaseCounter"),
-            SetValue::Plus(UpdateOperand::Path(Path::attr("leaseCounter")), UpdateOperand::Value(n("1")))
+            SetValue::Plus(
+                UpdateOperand::Path(Path::attr("leaseCounter")),
+                UpdateOperand::Value(n("1"))
+            )
         )
     );
-    assert_eq!(actions[3], UpdateAction::Remove(Path::attr("checkpointOwner")));
+    assert_eq!(
+        actions[3],
+        UpdateAction::Remove(Path::attr("checkpointOwner"))
+    );
     e.finish().unwrap();
 }
 
@@ -286,7 +320,9 @@ fn conditions_evaluate_like_dynamodb() {
         assert_eq!(check(text, v, &it), expected, "{text}");
     }
     let mut e = exprs(&[], r#"{":k":{"S":"k"}}"#);
-    let c = e.condition("ConditionExpression", "attribute_not_exists(leaseKey)").unwrap();
+    let c = e
+        .condition("ConditionExpression", "attribute_not_exists(leaseKey)")
+        .unwrap();
     assert!(eval::evaluate(&c, None));
     let c = e.condition("ConditionExpression", "leaseKey = :k").unwrap();
     assert!(!eval::evaluate(&c, None));
@@ -313,14 +349,26 @@ fn updates_apply_like_dynamodb() {
         serde_json::to_string(&out).unwrap(),
         r#"{"c":{"N":"42"},"d":{"N":"1"},"l":{"L":[{"S":"a"},{"S":"z"}]},"l2":{"L":[{"S":"z"},{"S":"a"}]},"m":{"M":{"k":{"S":"x"}}},"n":{"N":"1"},"s":{"SS":["a","b","c"]}}"#
     );
-    let out = updated(r#"{"s":{"SS":["b","c"]},"l":{"L":[{"N":"0"},{"N":"1"},{"N":"2"}]}}"#, "DELETE s :s REMOVE l[0], l[2]", v).unwrap();
-    assert_eq!(serde_json::to_string(&out).unwrap(), r#"{"l":{"L":[{"N":"1"}]}}"#);
+    let out = updated(
+        r#"{"s":{"SS":["b","c"]},"l":{"L":[{"N":"0"},{"N":"1"},{"N":"2"}]}}"#,
+        "DELETE s :s REMOVE l[0], l[2]",
+        v,
+    )
+    .unwrap();
     assert_eq!(
-        updated("{}", "SET a = b + :one", v).unwrap_err().to_string(),
+        serde_json::to_string(&out).unwrap(),
+        r#"{"l":{"L":[{"N":"1"}]}}"#
+    );
+    assert_eq!(
+        updated("{}", "SET a = b + :one", v)
+            .unwrap_err()
+            .to_string(),
         "The provided expression refers to an attribute that does not exist in the item"
     );
     assert_eq!(
-        updated(r#"{"a":{"S":"x"}}"#, "SET a = a + :one", v).unwrap_err().to_string(),
+        updated(r#"{"a":{"S":"x"}}"#, "SET a = a + :one", v)
+            .unwrap_err()
+            .to_string(),
         "An operand in the update expression has an incorrect data type"
     );
     assert_eq!(
@@ -328,14 +376,18 @@ fn updates_apply_like_dynamodb() {
         "The document path provided in the update expression is invalid for update"
     );
     assert_eq!(
-        updated(r#"{"a":{"S":"x"}}"#, "ADD a :one", v).unwrap_err().to_string(),
+        updated(r#"{"a":{"S":"x"}}"#, "ADD a :one", v)
+            .unwrap_err()
+            .to_string(),
         "An operand in the update expression has an incorrect data type"
     );
 }
 
 #[test]
 fn projections_keep_structure() {
-    let it = item(r#"{"a":{"M":{"b":{"S":"1"},"c":{"S":"2"}}},"l":{"L":[{"S":"x"},{"S":"y"},{"S":"z"}]},"k":{"S":"k"}}"#);
+    let it = item(
+        r#"{"a":{"M":{"b":{"S":"1"},"c":{"S":"2"}}},"l":{"L":[{"S":"x"},{"S":"y"},{"S":"z"}]},"k":{"S":"k"}}"#,
+    );
     let mut e = exprs(&[], "");
     let paths = e.projection("a.c, l[2], l[0], k, absent").unwrap();
     assert_eq!(
@@ -350,7 +402,20 @@ fn hostile_inputs_do_not_panic() {
     assert!(cond_error(&deep).contains("nested too deeply"));
     let nots = format!("{}a = :v", "NOT ".repeat(10_000));
     assert!(cond_error(&nots).contains("nested too deeply"));
-    for text in ["a[99999999999999999999999] = :v", "a[", "#", ":", "size(", "a IN ()", "a BETWEEN :v", "é = :v", "a.", "SET", "REMOVE a,", "\u{0}"] {
+    for text in [
+        "a[99999999999999999999999] = :v",
+        "a[",
+        "#",
+        ":",
+        "size(",
+        "a IN ()",
+        "a BETWEEN :v",
+        "é = :v",
+        "a.",
+        "SET",
+        "REMOVE a,",
+        "\u{0}",
+    ] {
         fuzz_expression(text);
         let _ = cond_error(text);
     }

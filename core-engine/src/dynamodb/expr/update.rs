@@ -14,9 +14,7 @@ fn invalid_path() -> DdbError {
 }
 
 fn wrong_type() -> DdbError {
-    DdbError::Validation(
-        "An operand in the update expression has an incorrect data type".into(),
-    )
+    DdbError::Validation("An operand in the update expression has an incorrect data type".into())
 }
 
 fn missing_attribute() -> DdbError {
@@ -82,7 +80,11 @@ fn set_value(value: &SetValue, item: &Item) -> Result<AttributeValue, DdbError> 
             let (AttributeValue::N(a), AttributeValue::N(b)) = (a, b) else {
                 return Err(wrong_type());
             };
-            let b = if matches!(value, SetValue::Minus(..)) { b.negate() } else { b };
+            let b = if matches!(value, SetValue::Minus(..)) {
+                b.negate()
+            } else {
+                b
+            };
             a.add(&b)
                 .map(AttributeValue::N)
                 .map_err(|e| DdbError::Validation(e.message("")))
@@ -117,9 +119,9 @@ fn add(current: &AttributeValue, value: &AttributeValue) -> Result<AttributeValu
         out
     }
     Ok(match (current, value) {
-        (AttributeValue::N(a), AttributeValue::N(b)) => AttributeValue::N(
-            a.add(b).map_err(|e| DdbError::Validation(e.message("")))?,
-        ),
+        (AttributeValue::N(a), AttributeValue::N(b)) => {
+            AttributeValue::N(a.add(b).map_err(|e| DdbError::Validation(e.message("")))?)
+        }
         (AttributeValue::Ss(a), AttributeValue::Ss(b)) => AttributeValue::Ss(union(a, b)),
         (AttributeValue::Ns(a), AttributeValue::Ns(b)) => AttributeValue::Ns(union(a, b)),
         (AttributeValue::Bs(a), AttributeValue::Bs(b)) => AttributeValue::Bs(union(a, b)),
