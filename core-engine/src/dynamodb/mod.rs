@@ -249,8 +249,10 @@ fn replay(tables: &mut BTreeMap<String, Table>, entry: LogEntry) {
             tables.remove(&name);
         }
         LogEntry::Put { table, item } => {
+            // Only the table key is checked: index key types were checked when the item was
+            // written, and an index added later may not cover it.
             if let Some(table) = tables.get_mut(&table)
-                && let Ok(key) = table.item_key(&item)
+                && let Ok(key) = table.key_of(&Table::key_attributes(&table.meta.key, &item))
             {
                 table.put(key, item);
             }
