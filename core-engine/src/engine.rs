@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, TokioClock};
+use crate::dynamodb::{DdbConfig, DynamoDb};
 use crate::error::Error;
 use crate::faults::{FaultInjector, FaultRule};
 use crate::kinesis::{Kinesis, ServiceConfig};
@@ -37,6 +38,7 @@ struct EngineConfig {
     region: String,
     account_id: String,
     stream_create_delay: Duration,
+    table_create_delay: Duration,
     shard_limit: u32,
     on_demand_stream_limit: u32,
     throughput_limits: bool,
@@ -77,6 +79,7 @@ impl Default for EngineBuilder {
                 region: "us-east-1".into(),
                 account_id: "000000000000".into(),
                 stream_create_delay: Duration::ZERO,
+                table_create_delay: Duration::ZERO,
                 shard_limit: 10_000,
                 throughput_limits: true,
                 subscription_lifetime: Duration::from_secs(300),
@@ -140,6 +143,13 @@ impl EngineBuilder {
     /// How long a new stream stays `CREATING` before it turns `ACTIVE`. Default zero.
     pub fn stream_create_delay(mut self, delay: Duration) -> Self {
         self.config.stream_create_delay = delay;
+        self
+    }
+
+    /// How long a new DynamoDB table or global secondary index stays `CREATING` before it turns
+    /// `ACTIVE`. Default zero.
+    pub fn table_create_delay(mut self, delay: Duration) -> Self {
+        self.config.table_create_delay = delay;
         self
     }
 
@@ -335,7 +345,25 @@ impl Engine {
             faults,
         ));
         spawn_retention(&kinesis, config.retention_check_interval);
-        Ok(Services { kinesis })
+        let dynamodb = DynamoDb::open(
+            DdbConfig {
+                region: config.region.clone(),
+                account_id: config.account_id.clone(),
+                create_delay_ms: i64::try_from(config.table_create_delay.as_millis())
+                    .unwrap_or(i64::MAX),
+            },
+            config.clock.clone(),
+            config
+                .data_dir
+                .as_ref()
+                .map(|d| d.join("dynamodb"))
+                .as_deref(),
+            config.sync_mode,
+        )?;
+        Ok(Services {
+            kinesis,
+            dynamodb: Arc::new(dynamodb),
+        })
     }
 }
 
@@ -371,6 +399,9 @@ async fn serve_until(
     crate::server::serve(listener, services.clone(), shutdown).await;
     if let Err(error) = services.kinesis.storage.close() {
         tracing::error!(%error, "closing storage failed");
+    }
+    if let Err(error) = services.dynamodb.close() {
+        tracing::error!(%error, "closing DynamoDB storage failed");
     }
     tracing::info!("core-engine stopped");
 }

@@ -25,7 +25,9 @@
 //!
 //! The wire protocol is awsJson1.1, or its CBOR variant `application/x-amz-cbor-1.1` (the Java
 //! SDK's default), over HTTP/1.1 or HTTP/2 cleartext: `POST /` with
-//! `X-Amz-Target: Kinesis_20131202.<Operation>`. Errors carry AWS's codes and status codes
+//! `X-Amz-Target: Kinesis_20131202.<Operation>`. The same port also serves the part of DynamoDB
+//! that lease tables need (awsJson1.0, `X-Amz-Target: DynamoDB_20120810.<Operation>`), in
+//! memory or durable in the same data directory. Errors carry AWS's codes and status codes
 //! ([`ApiError`]). Requests must carry SigV4 credentials, but any credentials are accepted.
 //!
 //! # Example
@@ -47,6 +49,7 @@
 //! - [`storage`]: the storage trait, in memory and as a write-ahead log on disk.
 
 pub mod clock;
+mod dynamodb;
 pub mod engine;
 mod error;
 pub mod faults;
@@ -61,3 +64,7 @@ pub use engine::{Engine, EngineBuilder, EngineHandle};
 pub use error::{ApiError, Error};
 pub use faults::{Fault, FaultRule};
 pub use storage::wal::SyncMode;
+
+/// The DynamoDB expression parsers, for the fuzz target in `core-engine/fuzz`. Not a stable API.
+#[doc(hidden)]
+pub use dynamodb::expr::fuzz_expression as __fuzz_expression;

@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 
+use crate::dynamodb::DynamoDb;
 use crate::error::ApiError;
 use crate::kinesis::Kinesis;
 
@@ -29,11 +30,13 @@ const JSON_1_1: &str = "application/x-amz-json-1.1";
 const KINESIS_PREFIX: &str = "Kinesis_20131202.";
 const SUBSCRIBE_TARGET: &str = "Kinesis_20131202.SubscribeToShard";
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
+const DYNAMODB_PREFIX: &str = "DynamoDB_20120810.";
 
 /// The services the engine serves on its one port, picked by the `X-Amz-Target` prefix.
 #[derive(Debug, Clone)]
 pub(crate) struct Services {
     pub(crate) kinesis: Arc<Kinesis>,
+    pub(crate) dynamodb: Arc<DynamoDb>,
 }
 
 /// Answers one HTTP request whose body has been read.
@@ -87,8 +90,11 @@ pub(crate) async fn handle(
             },
         );
     }
+    if let Some(operation) = target.strip_prefix(DYNAMODB_PREFIX) {
+        return Ok(crate::dynamodb::serve(&services.dynamodb, operation, body).await);
+    }
     Ok(wire.error(&ApiError::UnknownOperation(format!(
-        "Unknown target {target:?}: this engine serves {KINESIS_PREFIX}<Operation>"
+        "Unknown target {target:?}: this engine serves {KINESIS_PREFIX}<Operation> and {DYNAMODB_PREFIX}<Operation>"
     ))))
 }
 

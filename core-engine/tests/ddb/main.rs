@@ -1,0 +1,12 @@
+//! End-to-end tests of the DynamoDB API: each starts an engine in-process on a loopback port and
+//! drives it through `aws-sdk-dynamodb`, checking what a user sees (items, codes, messages).
+
+mod batch;
+mod common;
+mod durable;
+mod errors;
+mod expressions;
+mod items;
+mod leases;
+mod query_scan;
+mod tables;
