@@ -1,1 +1,7 @@
-//! `kcl`: the Shardline consumer framework (leases, checkpoints, record processors and retrieval for Kinesis). Its implementation lands with its own issue.
+//! `kcl`: the Shardline consumer framework for Amazon Kinesis.
+#![doc = "(docs in progress)"]
+
+pub mod error;
+pub mod leases;
+
+pub use error::{Error, Result};

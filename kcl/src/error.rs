@@ -1,0 +1,170 @@
+//! The crate's one error type.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// Errors surfaced by `kcl`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// This worker no longer holds the shard's lease: a conditional write on `leaseCounter` failed,
+    /// or renewal has not succeeded for longer than the failover time.
+    #[error("lease for shard {shard_id} lost")]
+    LeaseLost {
+        /// The shard (lease key).
+        shard_id: String,
+    },
+    /// A checkpoint beyond the last delivered record or behind the current checkpoint.
+    #[error("invalid checkpoint: {0}")]
+    InvalidCheckpoint(String),
+    /// The worker is shutting down.
+    #[error("worker is shutting down")]
+    Shutdown,
+    /// A DynamoDB call failed.
+    #[error("DynamoDB {op} failed: {message}")]
+    DynamoDb {
+        /// The operation.
+        op: &'static str,
+        /// What the service or transport said.
+        message: String,
+        /// Whether trying again may succeed (throttling, 5xx, transport).
+        retryable: bool,
+    },
+    /// A Kinesis call failed.
+    #[error("Kinesis {op} failed: {message}")]
+    Kinesis {
+        /// The operation.
+        op: &'static str,
+        /// Error code, when the service gave one.
+        code: Option<String>,
+        /// What the service or transport said.
+        message: String,
+        /// Whether trying again may succeed (throttling, 5xx, transport).
+        retryable: bool,
+    },
+    /// A lease item that does not follow the lease-table schema.
+    #[error("malformed lease {key}: {reason}")]
+    MalformedLease {
+        /// The item's `leaseKey`, if it had one.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The lease table did not become ACTIVE in time.
+    #[error("lease table {0} not active")]
+    TableNotActive(String),
+    /// Invalid configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Whether the failed operation may succeed if tried again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::DynamoDb { retryable, .. } | Error::Kinesis { retryable, .. } => *retryable,
+            Error::TableNotActive(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this worker lost the lease (the processor must stop and must not checkpoint).
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, Error::LeaseLost { .. })
+    }
+
+    /// Whether Kinesis reported an expired shard iterator.
+    pub fn is_expired_iterator(&self) -> bool {
+        matches!(self, Error::Kinesis { code: Some(c), .. } if c == "ExpiredIteratorException")
+    }
+
+    /// Whether Kinesis or DynamoDB throttled the call.
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            Error::Kinesis { code: Some(c), .. } => is_throttling_code(c),
+            Error::DynamoDb { message, .. } => {
+                message.contains("Throttl") || message.contains("ProvisionedThroughputExceeded")
+            }
+            _ => false,
+        }
+    }
+}
+
+fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "LimitExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "KMSThrottlingException"
+    )
+}
+
+/// The error code of an SDK error, if the service returned one.
+pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+) -> (Option<String>, String, bool) {
+    match err {
+        SdkError::ServiceError(e) => {
+            let code = e.err().code().map(str::to_owned);
+            let message = format!(
+                "{}: {}",
+                code.as_deref().unwrap_or("unknown"),
+                e.err().message().unwrap_or_default()
+            );
+            let retryable = code.as_deref().is_some_and(|c| {
+                is_throttling_code(c)
+                    || matches!(
+                        c,
+                        "InternalFailure"
+                            | "InternalServerError"
+                            | "ServiceUnavailable"
+                            | "ServiceUnavailableException"
+                    )
+            });
+            (code, message, retryable)
+        }
+        // Timeouts, dispatch and response failures are transport trouble: worth another try.
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            (None, format!("{err:?}"), true)
+        }
+        _ => (None, format!("{err:?}"), false),
+    }
+}
+
+pub(crate) fn ddb<E, R>(op: &'static str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let (_, message, retryable) = classify(&err);
+    Error::DynamoDb {
+        op,
+        message,
+        retryable,
+    }
+}
+
+pub(crate) fn kinesis<E, R>(op: &'static str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let (code, message, retryable) = classify(&err);
+    Error::Kinesis {
+        op,
+        code,
+        message,
+        retryable,
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,320 @@
+//! Which leases to take: expiry on the observer's clock, fair share, stealing.
+//!
+//! Pure logic over a scan and an instant, so timing is tested without a clock or a table.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use tokio::time::Instant;
+
+use super::Lease;
+
+/// What one worker last saw of each lease's counter, and when it last changed.
+#[derive(Debug, Default)]
+pub(crate) struct Observations {
+    seen: HashMap<String, (u64, Instant)>,
+}
+
+/// Leases to take, each with the counter the take is conditioned on.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// Expired or unowned leases.
+    pub take: Vec<(String, u64)>,
+    /// Leases held by a live, overloaded worker.
+    pub steal: Vec<(String, u64)>,
+    /// Statistics for metrics.
+    pub workers: usize,
+    /// Target leases for this worker.
+    pub target: usize,
+    /// Leases available (expired or unowned).
+    pub expired: usize,
+    /// Leases that could be processed now.
+    pub total: usize,
+}
+
+/// Balancing settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TakerSettings {
+    pub failover: Duration,
+    pub max_leases_for_worker: usize,
+    pub max_leases_to_steal_at_one_time: usize,
+}
+
+impl Observations {
+    /// Records a scan taken at `now`. A counter seen for the first time on an owned lease counts
+    /// as just renewed (the observer cannot know better); an unowned lease is available anyway.
+    pub fn update(&mut self, leases: &[Lease], now: Instant) {
+        let mut next = HashMap::with_capacity(leases.len());
+        for lease in leases {
+            let since = match self.seen.get(&lease.key) {
+                Some((counter, since)) if *counter == lease.counter => *since,
+                _ => now,
+            };
+            next.insert(lease.key.clone(), (lease.counter, since));
+        }
+        self.seen = next;
+    }
+
+    /// Whether `lease` has had no owner, or no counter change for longer than `failover`.
+    pub fn is_expired(&self, lease: &Lease, now: Instant, failover: Duration) -> bool {
+        if lease.owner.is_none() {
+            return true;
+        }
+        match self.seen.get(&lease.key) {
+            Some((counter, since)) if *counter == lease.counter => {
+                now.saturating_duration_since(*since) > failover
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Leases that can be processed now: not finished, and every parent finished or gone.
+pub(crate) fn processable<'a>(leases: &'a [Lease]) -> Vec<&'a Lease> {
+    let by_key: HashMap<&str, &Lease> = leases.iter().map(|l| (l.key.as_str(), l)).collect();
+    leases
+        .iter()
+        .filter(|l| !l.is_finished())
+        .filter(|l| {
+            l.parent_shard_ids.iter().all(|p| {
+                by_key
+                    .get(p.as_str())
+                    .is_none_or(|parent| parent.is_finished())
+            })
+        })
+        .collect()
+}
+
+/// Plans the takes of worker `me`, which currently holds `held`.
+pub(crate) fn plan(
+    me: &str,
+    held: &HashSet<String>,
+    leases: &[Lease],
+    seen: &Observations,
+    now: Instant,
+    settings: TakerSettings,
+) -> Plan {
+    let candidates = processable(leases);
+    let mut available = Vec::new();
+    let mut counts: HashMap<&str, Vec<&Lease>> = HashMap::new();
+    for lease in &candidates {
+        let owner = lease.owner.as_deref();
+        if held.contains(&lease.key) && owner == Some(me) {
+            counts.entry(me).or_default().push(lease);
+        } else if owner == Some(me) || seen.is_expired(lease, now, settings.failover) {
+            // A lease in my name that I do not run (an earlier incarnation of this worker id) is
+            // free: nobody is processing it.
+            available.push(*lease);
+        } else if let Some(owner) = owner {
+            counts.entry(owner).or_default().push(lease);
+        }
+    }
+    counts.entry(me).or_default();
+    let workers = counts.len();
+    let total = candidates.len();
+    let mut target = if total == 0 {
+        0
+    } else if workers >= total {
+        1
+    } else {
+        total.div_ceil(workers)
+    };
+    if target > settings.max_leases_for_worker {
+        tracing::debug!(
+            target,
+            max = settings.max_leases_for_worker,
+            "LeaseSpillover"
+        );
+        metrics::gauge!("LeaseSpillover").set((target - settings.max_leases_for_worker) as f64);
+        target = settings.max_leases_for_worker;
+    }
+    let mine = counts.get(me).map_or(0, Vec::len);
+    let mut plan = Plan {
+        workers,
+        target,
+        expired: available.len(),
+        total,
+        ..Plan::default()
+    };
+    let needed = target.saturating_sub(mine);
+    if needed == 0 {
+        return plan;
+    }
+    let mut rng = rand::rng();
+    if !available.is_empty() {
+        available.shuffle(&mut rng);
+        plan.take = available
+            .iter()
+            .take(needed)
+            .map(|l| (l.key.clone(), l.counter))
+            .collect();
+        return plan;
+    }
+    // Nothing free: steal from the most loaded worker, a few at a time, so the fleet converges
+    // without leases bouncing between workers.
+    let Some((_, victim)) = counts
+        .iter()
+        .filter(|(owner, _)| **owner != me)
+        .max_by_key(|(owner, leases)| (leases.len(), std::cmp::Reverse(**owner)))
+    else {
+        return plan;
+    };
+    let count = victim.len();
+    let to_steal = if count > target {
+        needed.min(count - target)
+    } else if count == target && needed > 1 && count > mine + 1 {
+        1
+    } else {
+        0
+    }
+    .min(settings.max_leases_to_steal_at_one_time);
+    let mut victims = victim.clone();
+    victims.shuffle(&mut rng);
+    plan.steal = victims
+        .iter()
+        .take(to_steal)
+        .map(|l| (l.key.clone(), l.counter))
+        .collect();
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leases::Checkpoint;
+
+    const SETTINGS: TakerSettings = TakerSettings {
+        failover: Duration::from_secs(10),
+        max_leases_for_worker: usize::MAX,
+        max_leases_to_steal_at_one_time: 1,
+    };
+
+    fn lease(key: &str, owner: Option<&str>, counter: u64) -> Lease {
+        let mut l = Lease::new(key, Checkpoint::TrimHorizon);
+        l.owner = owner.map(Into::into);
+        l.counter = counter;
+        l
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_is_judged_on_the_observers_clock() {
+        let mut seen = Observations::default();
+        let leases = vec![lease("a", Some("w1"), 5)];
+        seen.update(&leases, Instant::now());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        seen.update(&leases, Instant::now());
+        assert!(!seen.is_expired(&leases[0], Instant::now(), SETTINGS.failover));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(seen.is_expired(&leases[0], Instant::now(), SETTINGS.failover));
+        // A renewal (counter moved) restarts the observation.
+        let renewed = vec![lease("a", Some("w1"), 6)];
+        seen.update(&renewed, Instant::now());
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(!seen.is_expired(&renewed[0], Instant::now(), SETTINGS.failover));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn takes_its_share_of_unowned_leases() {
+        let leases: Vec<_> = (0..6).map(|i| lease(&format!("s{i}"), None, 0)).collect();
+        let mut seen = Observations::default();
+        seen.update(&leases, Instant::now());
+        let p = plan(
+            "w1",
+            &HashSet::new(),
+            &leases,
+            &seen,
+            Instant::now(),
+            SETTINGS,
+        );
+        assert_eq!(p.take.len(), 6, "alone, a worker takes everything");
+        let mut leases = leases;
+        for l in &mut leases[..3] {
+            l.owner = Some("w2".into());
+        }
+        leases[3].owner = Some("w3".into());
+        seen.update(&leases, Instant::now());
+        let p = plan(
+            "w1",
+            &HashSet::new(),
+            &leases,
+            &seen,
+            Instant::now(),
+            SETTINGS,
+        );
+        assert_eq!(p.target, 2);
+        assert_eq!(p.take.len(), 2);
+        assert!(p.steal.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steals_one_from_the_most_loaded() {
+        let leases: Vec<_> = (0..4)
+            .map(|i| lease(&format!("s{i}"), Some("w2"), 1))
+            .collect();
+        let mut seen = Observations::default();
+        seen.update(&leases, Instant::now());
+        let p = plan(
+            "w1",
+            &HashSet::new(),
+            &leases,
+            &seen,
+            Instant::now(),
+            SETTINGS,
+        );
+        assert!(p.take.is_empty());
+        assert_eq!(p.steal.len(), 1);
+        let held: HashSet<String> = ["s0".to_string(), "s1".to_string()].into();
+        let mut balanced = leases.clone();
+        balanced[0].owner = Some("w1".into());
+        balanced[1].owner = Some("w1".into());
+        seen.update(&balanced, Instant::now());
+        let p = plan("w1", &held, &balanced, &seen, Instant::now(), SETTINGS);
+        assert_eq!(
+            p,
+            Plan {
+                workers: 2,
+                target: 2,
+                total: 4,
+                ..Plan::default()
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn children_wait_for_all_parents() {
+        let mut parent_a = lease("a", Some("w2"), 1);
+        let parent_b = lease("b", Some("w2"), 1);
+        let mut child = lease("c", None, 0);
+        child.parent_shard_ids = vec!["a".into(), "b".into()];
+        let leases = vec![parent_a.clone(), parent_b.clone(), child.clone()];
+        assert_eq!(processable(&leases).len(), 2);
+        parent_a.checkpoint = Checkpoint::ShardEnd;
+        let leases = vec![parent_a.clone(), parent_b, child.clone()];
+        assert!(!processable(&leases).iter().any(|l| l.key == "c"));
+        let leases = vec![parent_a, child];
+        assert!(
+            processable(&leases).iter().any(|l| l.key == "c"),
+            "absent parent counts as done"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn respects_max_leases_for_worker() {
+        let leases: Vec<_> = (0..6).map(|i| lease(&format!("s{i}"), None, 0)).collect();
+        let seen = Observations::default();
+        let settings = TakerSettings {
+            max_leases_for_worker: 2,
+            ..SETTINGS
+        };
+        let p = plan(
+            "w1",
+            &HashSet::new(),
+            &leases,
+            &seen,
+            Instant::now(),
+            settings,
+        );
+        assert_eq!(p.take.len(), 2);
+    }
+}
