@@ -7,6 +7,7 @@
 //! clock, for longer than the failover time; no wall clocks are compared between hosts.
 
 mod checkpoint;
+pub(crate) mod held;
 mod serializer;
 mod table;
 pub(crate) mod taker;

@@ -1,0 +1,132 @@
+//! Worker configuration, with the Java KCL's defaults.
+
+use std::time::{Duration, SystemTime};
+
+/// Where a worker starts reading a shard that has no checkpoint yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialPosition {
+    /// At the tip: only records written after the lease is created (the Java KCL's default).
+    #[default]
+    Latest,
+    /// At the oldest record still retained.
+    TrimHorizon,
+    /// At the first record written at or after this instant.
+    AtTimestamp(SystemTime),
+}
+
+/// How a batch is retried when `process_records` fails. The batch is never skipped: it is
+/// delivered again, with a jittered exponential backoff between attempts, until it succeeds or
+/// the lease is lost or the worker shuts down.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// First backoff (default 500 ms, the Java KCL's `taskBackoffTimeMillis`).
+    pub initial_backoff: Duration,
+    /// Largest backoff (default 30 s).
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Worker configuration. Every field has the Java KCL 2.x default unless noted.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Lease table name (default: the application name).
+    pub table_name: Option<String>,
+    /// A lease whose counter has not moved for this long is expired (default 10 s,
+    /// `failoverTimeMillis`).
+    pub failover_time: Duration,
+    /// Heartbeat period (default failover/3 − 25 ms = 3 308 ms).
+    pub renewal_interval: Option<Duration>,
+    /// How often the lease table is scanned to take expired leases and balance (default: the
+    /// renewal interval, so a dead worker's shards are resumed within failover time plus one
+    /// renewal interval; the Java KCL uses 2 × (failover + 25 ms) = 20 s).
+    pub lease_taker_interval: Option<Duration>,
+    /// Most leases this worker holds (default unlimited).
+    pub max_leases_for_worker: usize,
+    /// Most leases stolen in one taker run (default 1).
+    pub max_leases_to_steal_at_one_time: usize,
+    /// How often shards are listed to find new ones (default 60 s).
+    pub shard_sync_interval: Duration,
+    /// Where new leases start.
+    pub initial_position: InitialPosition,
+    /// GetRecords `Limit` (default 10 000).
+    pub max_records: i32,
+    /// Pause after a read that returned no records (default 1 500 ms; the service allows 5 reads/s).
+    pub idle_time_between_reads: Duration,
+    /// Batches fetched ahead of the processor per shard (default 3).
+    pub max_prefetch_batches: usize,
+    /// Whether `process_records` is called with empty batches (default false).
+    pub call_process_records_even_for_empty: bool,
+    /// Retry of failed `process_records` / `shard_ended` calls.
+    pub processing_retry: RetryPolicy,
+    /// Upper bound of graceful shutdown (default 30 s); processors still running afterwards are
+    /// aborted without a final checkpoint.
+    pub shutdown_timeout: Duration,
+    /// How long a finished lease stays after all its children have leases (default 5 min).
+    pub finished_lease_retention: Duration,
+    /// Wait for a newly created lease table to become ACTIVE (default 60 s).
+    pub table_creation_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            table_name: None,
+            failover_time: Duration::from_secs(10),
+            renewal_interval: None,
+            lease_taker_interval: None,
+            max_leases_for_worker: usize::MAX,
+            max_leases_to_steal_at_one_time: 1,
+            shard_sync_interval: Duration::from_secs(60),
+            initial_position: InitialPosition::Latest,
+            max_records: 10_000,
+            idle_time_between_reads: Duration::from_millis(1_500),
+            max_prefetch_batches: 3,
+            call_process_records_even_for_empty: false,
+            processing_retry: RetryPolicy::default(),
+            shutdown_timeout: Duration::from_secs(30),
+            finished_lease_retention: Duration::from_secs(300),
+            table_creation_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+const EPSILON: Duration = Duration::from_millis(25);
+
+impl Config {
+    /// The effective renewal interval.
+    pub fn renewal_interval(&self) -> Duration {
+        self.renewal_interval.unwrap_or_else(|| {
+            // Whole milliseconds, as the Java KCL computes it: 10 000 / 3 - 25 = 3 308.
+            Duration::from_millis((self.failover_time.as_millis() / 3) as u64)
+                .saturating_sub(EPSILON)
+                .max(Duration::from_millis(10))
+        })
+    }
+
+    /// The effective taker interval.
+    pub fn lease_taker_interval(&self) -> Duration {
+        self.lease_taker_interval
+            .unwrap_or_else(|| self.renewal_interval())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_java_kcl() {
+        let c = Config::default();
+        assert_eq!(c.renewal_interval(), Duration::from_millis(3_308));
+        assert_eq!(c.failover_time, Duration::from_secs(10));
+        assert_eq!(c.initial_position, InitialPosition::Latest);
+    }
+}

@@ -1,0 +1,119 @@
+//! The record-processor contract.
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::checkpointer::Checkpointer;
+use crate::leases::Checkpoint;
+
+/// The error a processor returns; the scheduler logs it and retries (it never skips a batch).
+pub type ProcessorError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One user record (a KPL aggregate is delivered as its user records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Partition key (the user record's own key inside an aggregate).
+    pub partition_key: String,
+    /// Explicit hash key, if the producer set one.
+    pub explicit_hash_key: Option<String>,
+    /// Payload.
+    pub data: Bytes,
+    /// Kinesis sequence number of the (possibly aggregated) record.
+    pub sequence_number: String,
+    /// Index inside the aggregate; 0 for a plain record.
+    pub sub_sequence_number: u64,
+    /// When Kinesis accepted the record.
+    pub approximate_arrival_timestamp: Option<SystemTime>,
+    /// Whether this came out of a KPL aggregate.
+    pub aggregated: bool,
+}
+
+/// What `initialize` is told.
+#[derive(Debug, Clone)]
+pub struct InitializationInput {
+    /// The shard.
+    pub shard_id: String,
+    /// Where processing resumes (records after this are delivered).
+    pub checkpoint: Checkpoint,
+    /// A prepared but uncommitted checkpoint, if any.
+    pub pending_checkpoint: Option<Checkpoint>,
+    /// Application state saved with the prepared checkpoint.
+    pub pending_checkpoint_state: Option<Vec<u8>>,
+}
+
+/// One batch for `process_records`.
+#[derive(Debug, Clone)]
+pub struct ProcessRecordsInput {
+    /// Records in shard order.
+    pub records: Vec<Record>,
+    /// How far the read position is behind the tip of the shard.
+    pub millis_behind_latest: Option<i64>,
+}
+
+/// An application's per-shard logic. The scheduler creates one instance per lease it holds and
+/// calls it serially, in shard order, at least once per record.
+///
+/// Lifecycle: `initialize`, then `process_records` for each batch, then exactly one of
+/// `shard_ended` (the shard was read to its end: call [`Checkpointer::checkpoint`]),
+/// `lease_lost` (another worker has the shard: do not checkpoint), or `shutdown_requested`
+/// (the worker stops: a final checkpoint is allowed).
+pub trait RecordProcessor: Send + 'static {
+    /// Called once before the first batch.
+    fn initialize(
+        &mut self,
+        input: InitializationInput,
+    ) -> impl Future<Output = Result<(), ProcessorError>> + Send {
+        let _ = input;
+        async { Ok(()) }
+    }
+
+    /// Processes a batch. An error makes the scheduler deliver the same batch again after a
+    /// backoff (see [`crate::RetryPolicy`]).
+    fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> impl Future<Output = Result<(), ProcessorError>> + Send;
+
+    /// Another worker took the lease; checkpointing is no longer possible.
+    fn lease_lost(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// The shard was read to its end. Must call `checkpointer.checkpoint()`, which records
+    /// `SHARD_END` so the child shards can start; it is called again until it does.
+    fn shard_ended(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+    ) -> impl Future<Output = Result<(), ProcessorError>> + Send;
+
+    /// The worker is shutting down gracefully; a final checkpoint may be written.
+    fn shutdown_requested(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+    ) -> impl Future<Output = Result<(), ProcessorError>> + Send {
+        let _ = checkpointer;
+        async { Ok(()) }
+    }
+}
+
+/// Creates a processor for a shard.
+pub trait RecordProcessorFactory: Send + Sync + 'static {
+    /// The processor type.
+    type Processor: RecordProcessor;
+    /// A processor for `shard_id`.
+    fn create(&self, shard_id: &str) -> Self::Processor;
+}
+
+impl<F, P> RecordProcessorFactory for F
+where
+    F: Fn(&str) -> P + Send + Sync + 'static,
+    P: RecordProcessor,
+{
+    type Processor = P;
+    fn create(&self, shard_id: &str) -> P {
+        self(shard_id)
+    }
+}
