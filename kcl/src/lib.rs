@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod leases;
 pub mod processor;
+pub mod retrieval;
 
 pub use checkpointer::{Checkpointer, PreparedCheckpoint};
 pub use config::{Config, InitialPosition, RetryPolicy};

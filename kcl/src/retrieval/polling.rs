@@ -1,0 +1,217 @@
+//! One fetch task per shard: GetRecords in a loop, ahead of the processor by at most a few batches.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::{ChildShard, ShardIteratorType};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::StreamRef;
+use crate::error::{self, Result};
+use crate::leases::{Checkpoint, SequenceNumber};
+use crate::processor::Record;
+
+/// What the fetch task hands to the shard consumer.
+#[derive(Debug)]
+pub(crate) enum Fetched {
+    /// Records after the checkpoint, in order (may be empty).
+    Batch {
+        records: Vec<Record>,
+        millis_behind_latest: Option<i64>,
+    },
+    /// The shard is closed and fully read.
+    ShardEnd { children: Vec<ChildShard> },
+}
+
+/// Polling settings.
+#[derive(Debug, Clone)]
+pub(crate) struct FetcherSettings {
+    pub max_records: i32,
+    pub idle_time_between_reads: Duration,
+    pub max_prefetch_batches: usize,
+    pub timestamp: Option<SystemTime>,
+}
+
+/// Starts reading `shard_id` after `start`; the task ends at shard end or when the receiver is
+/// dropped.
+pub(crate) fn spawn_fetcher(
+    client: Client,
+    stream: StreamRef,
+    shard_id: String,
+    start: Checkpoint,
+    hash_range: (u128, u128),
+    settings: FetcherSettings,
+) -> (mpsc::Receiver<Fetched>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(settings.max_prefetch_batches.max(1));
+    let fetcher = Fetcher {
+        client,
+        stream,
+        shard_id,
+        start,
+        hash_range,
+        settings,
+        last_read: None,
+    };
+    (rx, tokio::spawn(fetcher.run(tx)))
+}
+
+struct Fetcher {
+    client: Client,
+    stream: StreamRef,
+    shard_id: String,
+    start: Checkpoint,
+    hash_range: (u128, u128),
+    settings: FetcherSettings,
+    /// Sequence number of the last Kinesis record read (whole aggregate).
+    last_read: Option<String>,
+}
+
+impl Fetcher {
+    async fn run(mut self, tx: mpsc::Sender<Fetched>) {
+        let mut backoff = super::backoff(Duration::from_millis(200), Duration::from_secs(10));
+        let mut iterator: Option<String> = None;
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            let current = match iterator.take() {
+                Some(it) => it,
+                None => match self.iterator().await {
+                    Ok(it) => it,
+                    Err(e) => {
+                        tracing::warn!(shard = %self.shard_id, error = %e, "GetShardIterator failed");
+                        tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(1))).await;
+                        continue;
+                    }
+                },
+            };
+            let out = match self
+                .client
+                .get_records()
+                .shard_iterator(&current)
+                .limit(self.settings.max_records)
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = error::kinesis("GetRecords", e);
+                    if e.is_expired_iterator() {
+                        // A fresh iterator after the last record read (or at the checkpoint).
+                        metrics::counter!("ExpiredIterator", "shard" => self.shard_id.clone())
+                            .increment(1);
+                        tracing::info!(shard = %self.shard_id, "shard iterator expired");
+                        continue;
+                    }
+                    if !e.is_throttling() {
+                        tracing::warn!(shard = %self.shard_id, error = %e, "GetRecords failed");
+                    }
+                    iterator = Some(current);
+                    tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(1))).await;
+                    continue;
+                }
+            };
+            backoff = super::backoff(Duration::from_millis(200), Duration::from_secs(10));
+            let records = self.user_records(out.records);
+            let empty = records.is_empty();
+            if (!empty || out.next_shard_iterator.is_some())
+                && tx
+                    .send(Fetched::Batch {
+                        records,
+                        millis_behind_latest: out.millis_behind_latest,
+                    })
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+            match out.next_shard_iterator {
+                Some(next) => iterator = Some(next),
+                None => {
+                    let children = out.child_shards.unwrap_or_default();
+                    let _ = tx.send(Fetched::ShardEnd { children }).await;
+                    return;
+                }
+            }
+            if empty {
+                tokio::time::sleep(self.settings.idle_time_between_reads).await;
+            }
+        }
+    }
+
+    async fn iterator(&self) -> Result<String> {
+        let request = self
+            .client
+            .get_shard_iterator()
+            .set_stream_name(self.stream.name())
+            .set_stream_arn(self.stream.arn())
+            .shard_id(&self.shard_id);
+        let request = match (&self.last_read, &self.start) {
+            (Some(seq), _) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+            (None, Checkpoint::Sequence(s)) => request
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(&s.sequence),
+            (None, Checkpoint::Latest) => request.shard_iterator_type(ShardIteratorType::Latest),
+            (None, Checkpoint::AtTimestamp) => match self.settings.timestamp {
+                Some(t) => request
+                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                    .timestamp(DateTime::from(t)),
+                None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            },
+            (None, _) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let out = request
+            .send()
+            .await
+            .map_err(|e| error::kinesis("GetShardIterator", e))?;
+        out.shard_iterator.ok_or_else(|| crate::Error::Kinesis {
+            op: "GetShardIterator",
+            code: None,
+            message: "no iterator in the answer".into(),
+            retryable: true,
+        })
+    }
+
+    /// Deaggregates, drops what the checkpoint already covers, remembers the read position.
+    fn user_records(&mut self, records: Vec<aws_sdk_kinesis::types::Record>) -> Vec<Record> {
+        let mut out = Vec::with_capacity(records.len());
+        let after = self.start.sequence().cloned();
+        for record in records {
+            let arrival = record
+                .approximate_arrival_timestamp
+                .and_then(|t| SystemTime::try_from(t).ok());
+            let data = Bytes::from(record.data.into_inner());
+            let aggregated = data.starts_with(&[0xF3, 0x89, 0x9A, 0xC2]);
+            let users = kpl::aggregation::deaggregate_for_shard(
+                &record.partition_key,
+                None,
+                &data,
+                self.hash_range.0,
+                self.hash_range.1,
+            );
+            for user in users {
+                let position =
+                    SequenceNumber::new(&*record.sequence_number, user.sub_sequence_number);
+                if after.as_ref().is_some_and(|a| position <= *a) {
+                    continue;
+                }
+                out.push(Record {
+                    partition_key: user.partition_key,
+                    explicit_hash_key: user.explicit_hash_key,
+                    data: user.data,
+                    sequence_number: record.sequence_number.clone(),
+                    sub_sequence_number: user.sub_sequence_number,
+                    approximate_arrival_timestamp: arrival,
+                    aggregated,
+                });
+            }
+            self.last_read = Some(record.sequence_number);
+        }
+        out
+    }
+}
