@@ -3,10 +3,13 @@
 
 pub mod checkpointer;
 pub mod config;
+mod consumer;
 pub mod error;
 pub mod leases;
 pub mod processor;
 pub mod retrieval;
+mod scheduler;
+mod shard_sync;
 
 pub use checkpointer::{Checkpointer, PreparedCheckpoint};
 pub use config::{Config, InitialPosition, RetryPolicy};
@@ -15,3 +18,4 @@ pub use processor::{
     InitializationInput, ProcessRecordsInput, ProcessorError, Record, RecordProcessor,
     RecordProcessorFactory,
 };
+pub use scheduler::Scheduler;

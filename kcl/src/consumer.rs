@@ -1,0 +1,281 @@
+//! One shard's consumer: initialize, deliver batches (retrying failures), end, stop.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_sdk_kinesis::types::ChildShard;
+use tokio::sync::watch;
+
+use crate::checkpointer::Checkpointer;
+use crate::config::{Config, InitialPosition};
+use crate::leases::held::HeldLease;
+use crate::leases::{Checkpoint, Lease, LeaseTable, SequenceNumber};
+use crate::processor::{InitializationInput, ProcessRecordsInput, RecordProcessor};
+use crate::retrieval::{Fetched, FetcherSettings, StreamRef, backoff, spawn_fetcher};
+
+/// How a consumer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Checkpointed at SHARD_END.
+    ShardEnded,
+    /// Another worker has the lease.
+    LeaseLost,
+    /// Graceful shutdown; the lease is still held and should be given up.
+    Shutdown,
+    /// Reading stopped unexpectedly; the lease should be given up so it is retaken.
+    Failed,
+}
+
+/// What a consumer needs besides its processor.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub stream: StreamRef,
+    pub table: LeaseTable,
+    pub config: Arc<Config>,
+}
+
+enum Step {
+    Done,
+    Stop(Exit),
+}
+
+/// Runs `processor` on the shard of `lease` from the checkpoint in `snapshot`.
+pub(crate) async fn run<P: RecordProcessor>(
+    ctx: Context,
+    lease: Arc<HeldLease>,
+    snapshot: Lease,
+    mut processor: P,
+    mut shutdown: watch::Receiver<bool>,
+) -> Exit {
+    let shard = lease.key.clone();
+    let mut checkpointer = Checkpointer::new(lease.clone(), snapshot.checkpoint.clone());
+    let init = InitializationInput {
+        shard_id: shard.clone(),
+        checkpoint: snapshot.checkpoint.clone(),
+        pending_checkpoint: snapshot.pending_checkpoint.clone(),
+        pending_checkpoint_state: snapshot.pending_checkpoint_state.clone(),
+    };
+    let mut retry = Retry::new(&ctx.config);
+    loop {
+        match processor.initialize(init.clone()).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "initialize failed; retrying");
+                if let Step::Stop(exit) = retry
+                    .wait(&lease, &mut shutdown, &mut processor, &mut checkpointer)
+                    .await
+                {
+                    return exit;
+                }
+            }
+        }
+    }
+    let settings = FetcherSettings {
+        max_records: ctx.config.max_records,
+        idle_time_between_reads: ctx.config.idle_time_between_reads,
+        max_prefetch_batches: ctx.config.max_prefetch_batches,
+        timestamp: match ctx.config.initial_position {
+            InitialPosition::AtTimestamp(t) => Some(t),
+            _ => None,
+        },
+    };
+    let (mut batches, fetcher) = spawn_fetcher(
+        ctx.kinesis.clone(),
+        ctx.stream.clone(),
+        shard.clone(),
+        snapshot.checkpoint.clone(),
+        snapshot.hash_range.unwrap_or((0, u128::MAX)),
+        settings,
+    );
+    let _abort_fetcher = AbortOnDrop(fetcher);
+    loop {
+        let fetched = tokio::select! {
+            biased;
+            _ = lease.lost() => return lost(&mut processor).await,
+            _ = requested(&mut shutdown) => {
+                return stop(&mut processor, &mut checkpointer).await;
+            }
+            fetched = batches.recv() => fetched,
+        };
+        match fetched {
+            None => {
+                tracing::error!("record fetcher stopped");
+                return Exit::Failed;
+            }
+            Some(Fetched::Batch {
+                records,
+                millis_behind_latest,
+            }) => {
+                if let Some(ms) = millis_behind_latest {
+                    metrics::gauge!("MillisBehindLatest", "shard" => shard.clone()).set(ms as f64);
+                }
+                if records.is_empty() && !ctx.config.call_process_records_even_for_empty {
+                    continue;
+                }
+                if let Some(last) = records.last() {
+                    checkpointer.delivered(SequenceNumber::new(
+                        &*last.sequence_number,
+                        last.sub_sequence_number,
+                    ));
+                }
+                let count = records.len() as u64;
+                let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+                let input = ProcessRecordsInput {
+                    records,
+                    millis_behind_latest,
+                };
+                let mut retry = Retry::new(&ctx.config);
+                loop {
+                    if lease.is_lost() {
+                        return lost(&mut processor).await;
+                    }
+                    let started = Instant::now();
+                    let result = processor
+                        .process_records(input.clone(), &mut checkpointer)
+                        .await;
+                    metrics::histogram!("RecordProcessor.processRecords.Time", "shard" => shard.clone())
+                        .record(started.elapsed().as_secs_f64() * 1000.0);
+                    match result {
+                        Ok(()) => {
+                            metrics::counter!("RecordsProcessed", "shard" => shard.clone())
+                                .increment(count);
+                            metrics::counter!("DataBytesProcessed", "shard" => shard.clone())
+                                .increment(bytes as u64);
+                            break;
+                        }
+                        Err(e) => {
+                            // Never skip the batch (the Java KCL does): deliver it again.
+                            tracing::warn!(error = %e, records = count, "process_records failed; retrying the batch");
+                            metrics::counter!("ProcessRecordsFailures", "shard" => shard.clone())
+                                .increment(1);
+                            if let Step::Stop(exit) = retry
+                                .wait(&lease, &mut shutdown, &mut processor, &mut checkpointer)
+                                .await
+                            {
+                                return exit;
+                            }
+                        }
+                    }
+                }
+            }
+            Some(Fetched::ShardEnd { children }) => {
+                return shard_end(&ctx, &lease, children, processor, checkpointer, shutdown).await;
+            }
+        }
+    }
+}
+
+async fn shard_end<P: RecordProcessor>(
+    ctx: &Context,
+    lease: &Arc<HeldLease>,
+    children: Vec<ChildShard>,
+    mut processor: P,
+    mut checkpointer: Checkpointer,
+    mut shutdown: watch::Receiver<bool>,
+) -> Exit {
+    // Child leases exist before the parent is marked finished, so no child is ever orphaned.
+    let mut retry = Retry::new(&ctx.config);
+    for child in &children {
+        let mut lease_item = Lease::new(child.shard_id.clone(), Checkpoint::TrimHorizon);
+        lease_item.parent_shard_ids = child.parent_shards.clone();
+        lease_item.hash_range = crate::shard_sync::hash_range(child.hash_key_range.as_ref());
+        loop {
+            match ctx.table.create_if_absent(&lease_item).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, child = %child.shard_id, "creating child lease failed");
+                    if let Step::Stop(exit) = retry
+                        .wait(lease, &mut shutdown, &mut processor, &mut checkpointer)
+                        .await
+                    {
+                        return exit;
+                    }
+                }
+            }
+        }
+    }
+    checkpointer.reached_shard_end(children.iter().map(|c| c.shard_id.clone()).collect());
+    let mut retry = Retry::new(&ctx.config);
+    loop {
+        if lease.is_lost() {
+            return lost(&mut processor).await;
+        }
+        match processor.shard_ended(&mut checkpointer).await {
+            Ok(()) if *checkpointer.current() == Checkpoint::ShardEnd => {
+                tracing::info!("shard ended");
+                return Exit::ShardEnded;
+            }
+            Ok(()) => {
+                tracing::error!("shard_ended returned without checkpointing; calling it again")
+            }
+            Err(e) => tracing::warn!(error = %e, "shard_ended failed; retrying"),
+        }
+        if let Step::Stop(exit) = retry
+            .wait(lease, &mut shutdown, &mut processor, &mut checkpointer)
+            .await
+        {
+            return exit;
+        }
+    }
+}
+
+async fn requested(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn lost<P: RecordProcessor>(processor: &mut P) -> Exit {
+    processor.lease_lost().await;
+    Exit::LeaseLost
+}
+
+async fn stop<P: RecordProcessor>(processor: &mut P, checkpointer: &mut Checkpointer) -> Exit {
+    if let Err(e) = processor.shutdown_requested(checkpointer).await {
+        tracing::warn!(error = %e, "shutdown_requested failed");
+    }
+    Exit::Shutdown
+}
+
+/// Backoff between attempts, interrupted by a lost lease or a shutdown request.
+struct Retry<I> {
+    delays: I,
+}
+
+impl Retry<()> {
+    fn new(config: &Config) -> Retry<impl Iterator<Item = std::time::Duration>> {
+        Retry {
+            delays: backoff(
+                config.processing_retry.initial_backoff,
+                config.processing_retry.max_backoff,
+            ),
+        }
+    }
+}
+
+impl<I: Iterator<Item = std::time::Duration>> Retry<I> {
+    async fn wait<P: RecordProcessor>(
+        &mut self,
+        lease: &HeldLease,
+        shutdown: &mut watch::Receiver<bool>,
+        processor: &mut P,
+        checkpointer: &mut Checkpointer,
+    ) -> Step {
+        let delay = self
+            .delays
+            .next()
+            .unwrap_or(std::time::Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Step::Done,
+            _ = lease.lost() => Step::Stop(lost(processor).await),
+            _ = requested(shutdown) => Step::Stop(stop(processor, checkpointer).await),
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
