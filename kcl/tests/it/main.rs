@@ -1,1 +1,8 @@
-//! Engine-backed tests.
+//! Engine-backed tests: several workers in one process against the in-process engine.
+
+mod common;
+mod failover;
+mod java_table;
+mod lease_table;
+mod processing;
+mod resharding;

@@ -1,0 +1,348 @@
+//! Shared set-up: an engine, clients, a recording processor and worker handles.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::primitives::Blob;
+use core_engine::{Engine, EngineHandle};
+use kcl::{
+    Checkpointer, Config, InitialPosition, ProcessRecordsInput, ProcessorError, RecordProcessor,
+    RecordProcessorFactory, Scheduler,
+};
+
+#[allow(dead_code)] // the handle keeps the engine running
+pub struct Env {
+    pub handle: EngineHandle,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+}
+
+impl Env {
+    pub async fn start() -> Self {
+        let handle = Engine::builder().build().unwrap().start().await.unwrap();
+        let url = handle.endpoint_url();
+        let kinesis = aws_sdk_kinesis::Client::from_conf(
+            aws_sdk_kinesis::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(&url)
+                .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "t"))
+                .build(),
+        );
+        let ddb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+                .endpoint_url(&url)
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "AKIDTEST", "secret", None, None, "t",
+                ))
+                .build(),
+        );
+        Self {
+            handle,
+            kinesis,
+            ddb,
+        }
+    }
+
+    pub async fn create_stream(&self, name: &str, shards: i32) {
+        self.kinesis
+            .create_stream()
+            .stream_name(name)
+            .shard_count(shards)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Puts a record; returns (shard, sequence number).
+    pub async fn put(&self, stream: &str, key: &str, data: &str) -> (String, String) {
+        let out = self
+            .kinesis
+            .put_record()
+            .stream_name(stream)
+            .partition_key(key)
+            .data(Blob::new(data.as_bytes()))
+            .send()
+            .await
+            .unwrap();
+        (out.shard_id, out.sequence_number)
+    }
+
+    /// Puts a record into the shard whose range starts at `hash`.
+    pub async fn put_at(&self, stream: &str, hash: u128, data: &str) -> String {
+        self.kinesis
+            .put_record()
+            .stream_name(stream)
+            .partition_key("k")
+            .explicit_hash_key(hash.to_string())
+            .data(Blob::new(data.as_bytes()))
+            .send()
+            .await
+            .unwrap()
+            .shard_id
+    }
+
+    /// Open shards and their starting hash keys.
+    pub async fn open_shards(&self, stream: &str) -> Vec<(String, u128)> {
+        let shards = self
+            .kinesis
+            .list_shards()
+            .stream_name(stream)
+            .send()
+            .await
+            .unwrap()
+            .shards
+            .unwrap_or_default();
+        shards
+            .into_iter()
+            .filter(|s| {
+                s.sequence_number_range
+                    .as_ref()
+                    .is_none_or(|r| r.ending_sequence_number.is_none())
+            })
+            .map(|s| {
+                let start = s.hash_key_range.unwrap().starting_hash_key.parse().unwrap();
+                (s.shard_id, start)
+            })
+            .collect()
+    }
+
+    /// Lease owners by shard.
+    pub async fn owners(&self, app: &str) -> HashMap<String, Option<String>> {
+        kcl::leases::LeaseTable::new(self.ddb.clone(), app)
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| !l.is_finished())
+            .map(|l| (l.key, l.owner))
+            .collect()
+    }
+}
+
+/// Short timings so fleets converge in seconds.
+pub fn fast_config() -> Config {
+    Config {
+        failover_time: Duration::from_millis(1500),
+        idle_time_between_reads: Duration::from_millis(50),
+        shard_sync_interval: Duration::from_secs(1),
+        initial_position: InitialPosition::TrimHorizon,
+        shutdown_timeout: Duration::from_secs(5),
+        processing_retry: kcl::RetryPolicy {
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        },
+        ..Config::default()
+    }
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub struct Delivery {
+    pub worker: String,
+    pub shard: String,
+    pub key: String,
+    pub data: String,
+    pub sequence: String,
+    pub sub_sequence: u64,
+    pub at: Instant,
+}
+
+/// Everything every processor saw or did, shared by a test's workers.
+#[derive(Debug, Default)]
+pub struct Log {
+    pub deliveries: Mutex<Vec<Delivery>>,
+    pub events: Mutex<Vec<String>>,
+    /// Batches to fail before succeeding (counted down across the fleet).
+    pub fail_batches: AtomicUsize,
+    /// Whether processors checkpoint after each batch (else only at shutdown/shard end).
+    pub no_batch_checkpoints: std::sync::atomic::AtomicBool,
+}
+
+impl Log {
+    pub fn data(&self) -> Vec<String> {
+        self.deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| d.data.clone())
+            .collect()
+    }
+
+    pub fn event(&self, e: String) {
+        self.events.lock().unwrap().push(e);
+    }
+
+    pub fn events(&self) -> Vec<String> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Whether every item of `expected` was delivered.
+    pub fn has_all(&self, expected: &[String]) -> bool {
+        let data: std::collections::HashSet<String> = self.data().into_iter().collect();
+        expected.iter().all(|e| data.contains(e))
+    }
+}
+
+#[derive(Debug)]
+pub struct Recorder {
+    worker: String,
+    shard: String,
+    log: Arc<Log>,
+}
+
+impl RecordProcessor for Recorder {
+    async fn initialize(&mut self, input: kcl::InitializationInput) -> Result<(), ProcessorError> {
+        self.log.event(format!(
+            "init {} {} {}",
+            self.worker, self.shard, input.checkpoint
+        ));
+        Ok(())
+    }
+
+    async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        {
+            let mut deliveries = self.log.deliveries.lock().unwrap();
+            for r in &input.records {
+                deliveries.push(Delivery {
+                    worker: self.worker.clone(),
+                    shard: self.shard.clone(),
+                    key: r.partition_key.clone(),
+                    data: String::from_utf8_lossy(&r.data).into_owned(),
+                    sequence: r.sequence_number.clone(),
+                    sub_sequence: r.sub_sequence_number,
+                    at: Instant::now(),
+                });
+            }
+        }
+        let fail = self
+            .log
+            .fail_batches
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            self.log.event(format!("fail {}", self.shard));
+            return Err("injected failure".into());
+        }
+        if !self.log.no_batch_checkpoints.load(Ordering::SeqCst)
+            && let Err(e) = checkpointer.checkpoint().await
+        {
+            self.log.event(format!(
+                "checkpoint-error {} {} lost={}",
+                self.worker,
+                self.shard,
+                e.is_lease_lost()
+            ));
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn lease_lost(&mut self) {
+        self.log
+            .event(format!("lease_lost {} {}", self.worker, self.shard));
+    }
+
+    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
+        self.log
+            .event(format!("shard_ended {} {}", self.worker, self.shard));
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+
+    async fn shutdown_requested(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        self.log
+            .event(format!("shutdown {} {}", self.worker, self.shard));
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Factory {
+    worker: String,
+    log: Arc<Log>,
+}
+
+impl RecordProcessorFactory for Factory {
+    type Processor = Recorder;
+    fn create(&self, shard_id: &str) -> Recorder {
+        Recorder {
+            worker: self.worker.clone(),
+            shard: shard_id.to_owned(),
+            log: self.log.clone(),
+        }
+    }
+}
+
+pub struct Worker {
+    pub scheduler: Arc<Scheduler<Factory>>,
+    pub task: tokio::task::JoinHandle<kcl::Result<()>>,
+}
+
+impl Worker {
+    pub fn start(env: &Env, app: &str, stream: &str, id: &str, log: &Arc<Log>, config: Config) -> Self {
+        let scheduler = Arc::new(
+            Scheduler::new(
+                env.kinesis.clone(),
+                env.ddb.clone(),
+                app,
+                stream,
+                id,
+                Factory {
+                    worker: id.to_owned(),
+                    log: log.clone(),
+                },
+                config,
+            )
+            .unwrap(),
+        );
+        let runner = scheduler.clone();
+        let task = tokio::spawn(async move { runner.run().await });
+        Self { scheduler, task }
+    }
+
+    /// Crash: stop at once, leases left to expire.
+    pub fn kill(self) {
+        self.task.abort();
+    }
+
+    /// Graceful shutdown.
+    pub async fn stop(self) {
+        self.scheduler.shutdown();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Count of leases per owner.
+pub fn per_owner(owners: &HashMap<String, Option<String>>) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for owner in owners.values().flatten() {
+        *counts.entry(owner.clone()).or_default() += 1;
+    }
+    counts
+}

@@ -1,0 +1,151 @@
+//! Fleet behaviour: even spread, failover after a crash, a joining worker taking its share.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::{Env, Log, Worker, eventually, fast_config, per_owner};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_spread_evenly_and_every_record_is_delivered() {
+    let env = Env::start().await;
+    env.create_stream("spread", 6).await;
+    let log = Arc::new(Log::default());
+    let workers: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|id| Worker::start(&env, "spread-app", "spread", id, &log, fast_config()))
+        .collect();
+    let mut expected = Vec::new();
+    for i in 0..60 {
+        let data = format!("r{i}");
+        env.put("spread", &format!("key-{i}"), &data).await;
+        expected.push(data);
+    }
+    eventually(Duration::from_secs(30), "an even spread", async || {
+        let counts = per_owner(&env.owners("spread-app").await);
+        counts.len() == 3 && counts.values().all(|c| *c == 2)
+    })
+    .await;
+    eventually(Duration::from_secs(20), "every record", async || log.has_all(&expected)).await;
+    for w in workers {
+        w.stop().await;
+    }
+}
+
+/// Kills worker "b" of two, keeps writing to every shard, and returns how long until each of
+/// b's shards had a record processed by "a" (the worst shard), checking nothing was lost.
+async fn measure_failover(config: kcl::Config, stream: &str) -> Duration {
+    let env = Env::start().await;
+    env.create_stream(stream, 4).await;
+    let app = format!("{stream}-app");
+    let log = Arc::new(Log::default());
+    let a = Worker::start(&env, &app, stream, "a", &log, config.clone());
+    let b = Worker::start(&env, &app, stream, "b", &log, config.clone());
+    let shards = env.open_shards(stream).await;
+    let mut expected = Vec::new();
+    for (i, (_, hash)) in shards.iter().enumerate() {
+        let data = format!("before-{i}");
+        env.put_at(stream, *hash, &data).await;
+        expected.push(data);
+    }
+    eventually(Duration::from_secs(60), "two leases each", async || {
+        let counts = per_owner(&env.owners(&app).await);
+        counts.get("a") == Some(&2) && counts.get("b") == Some(&2)
+    })
+    .await;
+    eventually(Duration::from_secs(30), "first records", async || log.has_all(&expected)).await;
+    let owners = env.owners(&app).await;
+    let b_shards: Vec<String> = owners
+        .iter()
+        .filter(|(_, o)| o.as_deref() == Some("b"))
+        .map(|(s, _)| s.clone())
+        .collect();
+
+    b.kill();
+    let killed = Instant::now();
+    let mut round = 0;
+    let mut taken_over: HashMap<String, Duration> = HashMap::new();
+    while taken_over.len() < b_shards.len() {
+        assert!(killed.elapsed() < Duration::from_secs(90), "no failover");
+        for (shard, hash) in &shards {
+            let data = format!("after-{round}-{shard}");
+            env.put_at(stream, *hash, &data).await;
+            expected.push(data);
+        }
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for d in log.deliveries.lock().unwrap().iter() {
+            if d.worker == "a" && b_shards.contains(&d.shard) && d.at > killed {
+                taken_over
+                    .entry(d.shard.clone())
+                    .or_insert_with(|| d.at.duration_since(killed));
+            }
+        }
+    }
+    eventually(Duration::from_secs(30), "every record after failover", async || {
+        log.has_all(&expected)
+    })
+    .await;
+    // Resumed from the checkpoint: b's last checkpointed records are not redelivered to a.
+    for d in log.deliveries.lock().unwrap().iter() {
+        if d.worker == "a" && d.data.starts_with("before-") {
+            assert!(!b_shards.contains(&d.shard), "{} redelivered", d.data);
+        }
+    }
+    a.stop().await;
+    taken_over.into_values().max().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_workers_shards_resume_from_checkpoint_short_failover() {
+    let config = fast_config();
+    let bound = config.failover_time + config.renewal_interval() * 2 + Duration::from_secs(1);
+    let took = measure_failover(config, "failover-short").await;
+    println!("failover (failover_time 1.5 s): {took:?}");
+    assert!(took <= bound, "failover took {took:?}, bound {bound:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_workers_shards_resume_from_checkpoint_default_failover() {
+    let config = kcl::Config {
+        failover_time: kcl::Config::default().failover_time,
+        ..fast_config()
+    };
+    let bound = config.failover_time + config.renewal_interval() * 2 + Duration::from_secs(1);
+    let took = measure_failover(config, "failover-default").await;
+    println!("failover (failover_time 10 s, default): {took:?}");
+    assert!(took <= bound, "failover took {took:?}, bound {bound:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_worker_takes_its_share() {
+    let env = Env::start().await;
+    env.create_stream("join", 4).await;
+    let log = Arc::new(Log::default());
+    let a = Worker::start(&env, "join-app", "join", "a", &log, fast_config());
+    eventually(Duration::from_secs(20), "a holding all", async || {
+        per_owner(&env.owners("join-app").await).get("a") == Some(&4)
+    })
+    .await;
+    let joined = Instant::now();
+    let b = Worker::start(&env, "join-app", "join", "b", &log, fast_config());
+    let mut expected = Vec::new();
+    let mut i = 0;
+    eventually(Duration::from_secs(30), "a 2/2 split", async || {
+        let data = format!("j{i}");
+        i += 1;
+        env.put("join", &format!("k{i}"), &data).await;
+        expected.push(data);
+        let counts = per_owner(&env.owners("join-app").await);
+        counts.get("a") == Some(&2) && counts.get("b") == Some(&2)
+    })
+    .await;
+    println!("join to balanced: {:?}", joined.elapsed());
+    eventually(Duration::from_secs(20), "every record", async || log.has_all(&expected)).await;
+    assert!(
+        log.events().iter().any(|e| e.starts_with("lease_lost a")),
+        "stolen leases are reported lost to their old processor"
+    );
+    b.stop().await;
+    a.stop().await;
+}

@@ -1,0 +1,124 @@
+//! Processor contract: retries without skipping, graceful shutdown, fencing after a steal.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kcl::leases::{Checkpoint, LeaseTable};
+
+use crate::common::{Env, Log, Worker, eventually, fast_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_is_retried_not_skipped() {
+    let env = Env::start().await;
+    env.create_stream("retry", 1).await;
+    let log = Arc::new(Log::default());
+    log.fail_batches.store(3, Ordering::SeqCst);
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        let data = format!("r{i}");
+        env.put("retry", "k", &data).await;
+        expected.push(data);
+    }
+    let w = Worker::start(&env, "retry-app", "retry", "w", &log, fast_config());
+    eventually(Duration::from_secs(20), "success after failures", async || {
+        log.fail_batches.load(Ordering::SeqCst) == 0 && log.has_all(&expected)
+            && log.data().len() >= 4 * expected.len()
+    })
+    .await;
+    // The same batch was delivered four times (three failures, one success), in order.
+    let data = log.data();
+    for attempt in data.chunks(expected.len()).take(4) {
+        assert_eq!(attempt, expected.as_slice());
+    }
+    eventually(Duration::from_secs(10), "the checkpoint", async || {
+        let lease = LeaseTable::new(env.ddb.clone(), "retry-app")
+            .get("shardId-000000000000")
+            .await
+            .unwrap()
+            .unwrap();
+        matches!(lease.checkpoint, Checkpoint::Sequence(_))
+    })
+    .await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_checkpoints_and_releases_leases() {
+    let env = Env::start().await;
+    env.create_stream("graceful", 2).await;
+    let log = Arc::new(Log::default());
+    log.no_batch_checkpoints.store(true, Ordering::SeqCst);
+    let w = Worker::start(&env, "graceful-app", "graceful", "w", &log, fast_config());
+    let mut last = std::collections::HashMap::new();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let data = format!("g{i}");
+        let (shard, seq) = env.put("graceful", &format!("k{i}"), &data).await;
+        last.insert(shard, seq);
+        expected.push(data);
+    }
+    eventually(Duration::from_secs(20), "every record", async || log.has_all(&expected)).await;
+    w.stop().await;
+    let leases = LeaseTable::new(env.ddb.clone(), "graceful-app").list().await.unwrap();
+    assert_eq!(leases.len(), 2);
+    for lease in leases {
+        assert_eq!(lease.owner, None, "released at shutdown");
+        if let Some(seq) = last.get(&lease.key) {
+            assert_eq!(lease.checkpoint, Checkpoint::at(seq.clone(), 0));
+        }
+    }
+    assert_eq!(log.events().iter().filter(|e| e.starts_with("shutdown")).count(), 2);
+
+    // A new worker resumes after the checkpoints: nothing is delivered twice.
+    let before = log.data().len();
+    env.put("graceful", "k", "after").await;
+    let w = Worker::start(&env, "graceful-app", "graceful", "w2", &log, fast_config());
+    eventually(Duration::from_secs(20), "the new record", async || {
+        log.has_all(&["after".to_string()])
+    })
+    .await;
+    w.stop().await;
+    assert_eq!(log.data().len(), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_is_fenced_after_a_steal() {
+    let env = Env::start().await;
+    env.create_stream("fence", 1).await;
+    let log = Arc::new(Log::default());
+    let w = Worker::start(&env, "fence-app", "fence", "w", &log, fast_config());
+    env.put("fence", "k", "first").await;
+    eventually(Duration::from_secs(20), "first", async || log.has_all(&["first".into()])).await;
+    let table = LeaseTable::new(env.ddb.clone(), "fence-app");
+    // Another worker steals the lease (a conditional take on the counter it saw).
+    loop {
+        let lease = table.get("shardId-000000000000").await.unwrap().unwrap();
+        if table.take(&lease.key, "thief", lease.counter).await.unwrap() {
+            break;
+        }
+    }
+    env.put("fence", "k", "second").await;
+    eventually(Duration::from_secs(20), "lease lost", async || {
+        log.events().iter().any(|e| e.starts_with("lease_lost w"))
+    })
+    .await;
+    let lease = table.get("shardId-000000000000").await.unwrap().unwrap();
+    assert_eq!(lease.owner.as_deref(), Some("thief"));
+    // Whatever the old owner processed after the steal, its checkpoints did not land.
+    if log.has_all(&["second".into()]) {
+        assert!(
+            log.events().iter().any(|e| e.contains("checkpoint-error w") && e.ends_with("lost=true"))
+        );
+    }
+    assert_ne!(
+        lease.checkpoint.sequence().map(|s| s.sequence.clone()),
+        log.deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|d| d.data == "second")
+            .map(|d| d.sequence.clone())
+    );
+    w.stop().await;
+}
