@@ -112,6 +112,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             consumers: JoinSet::new(),
             seen: Observations::default(),
             finished_since: HashMap::new(),
+            next_expiry: None,
         };
         let mut stop = self.stop.subscribe();
         let mut renew = tokio::time::interval(config.renewal_interval());
@@ -139,6 +140,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 _ = sync.tick() => needs_sync = true,
                 _ = take.tick() => self.take_round(&mut state, &mut needs_sync).await,
                 _ = self.take_now.notified() => self.take_round(&mut state, &mut needs_sync).await,
+                _ = until(state.next_expiry) => self.take_round(&mut state, &mut needs_sync).await,
             }
         }
         self.graceful_stop(state).await;
@@ -192,6 +194,10 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         metrics::gauge!("TotalLeases").set(plan.total as f64);
         metrics::gauge!("ExpiredLeases").set(plan.expired as f64);
         metrics::gauge!("NeededLeases").set(plan.target.saturating_sub(state.held.len()) as f64);
+        state.next_expiry =
+            state
+                .seen
+                .next_expiry(&leases, &self.worker_id, now, config.failover_time);
         let by_key: HashMap<&str, &Lease> = leases.iter().map(|l| (l.key.as_str(), l)).collect();
         for (stolen, list) in [(false, &plan.take), (true, &plan.steal)] {
             for (key, counter) in list {
@@ -340,6 +346,15 @@ struct State {
     consumers: JoinSet<(String, Exit)>,
     seen: Observations,
     finished_since: HashMap<String, Instant>,
+    /// When a lease of another worker expires unless renewed.
+    next_expiry: Option<Instant>,
+}
+
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[allow(dead_code)]

@@ -70,6 +70,30 @@ impl Observations {
     }
 }
 
+impl Observations {
+    /// When the next lease held by another worker expires if its counter does not move, so the
+    /// taker can look right then instead of up to one taker interval later.
+    pub fn next_expiry(
+        &self,
+        leases: &[Lease],
+        me: &str,
+        now: Instant,
+        failover: Duration,
+    ) -> Option<Instant> {
+        leases
+            .iter()
+            .filter(|l| !l.is_finished() && l.owner.as_deref().is_some_and(|o| o != me))
+            .filter_map(|l| match self.seen.get(&l.key) {
+                Some((counter, since)) if *counter == l.counter => {
+                    Some(*since + failover + Duration::from_millis(1))
+                }
+                _ => None,
+            })
+            .filter(|at| *at > now)
+            .min()
+    }
+}
+
 /// Leases that can be processed now: not finished, and every parent finished or gone.
 pub(crate) fn processable<'a>(leases: &'a [Lease]) -> Vec<&'a Lease> {
     let by_key: HashMap<&str, &Lease> = leases.iter().map(|l| (l.key.as_str(), l)).collect();
@@ -207,11 +231,22 @@ mod tests {
         assert!(!seen.is_expired(&leases[0], Instant::now(), SETTINGS.failover));
         tokio::time::advance(Duration::from_millis(1)).await;
         assert!(seen.is_expired(&leases[0], Instant::now(), SETTINGS.failover));
+        assert_eq!(
+            seen.next_expiry(&leases, "w2", Instant::now(), SETTINGS.failover),
+            None,
+            "already expired"
+        );
         // A renewal (counter moved) restarts the observation.
         let renewed = vec![lease("a", Some("w1"), 6)];
         seen.update(&renewed, Instant::now());
         tokio::time::advance(Duration::from_secs(9)).await;
         assert!(!seen.is_expired(&renewed[0], Instant::now(), SETTINGS.failover));
+        let at = seen.next_expiry(&renewed, "w2", Instant::now(), SETTINGS.failover);
+        assert_eq!(at, Some(Instant::now() + Duration::from_millis(1_001)));
+        assert_eq!(
+            seen.next_expiry(&renewed, "w1", Instant::now(), SETTINGS.failover),
+            None
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -117,7 +117,8 @@ impl Env {
         kcl::leases::LeaseTable::new(self.ddb.clone(), app)
             .list()
             .await
-            .unwrap()
+            // The table may not exist yet.
+            .unwrap_or_default()
             .into_iter()
             .filter(|l| !l.is_finished())
             .map(|l| (l.key, l.owner))
@@ -293,7 +294,14 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn start(env: &Env, app: &str, stream: &str, id: &str, log: &Arc<Log>, config: Config) -> Self {
+    pub fn start(
+        env: &Env,
+        app: &str,
+        stream: &str,
+        id: &str,
+        log: &Arc<Log>,
+        config: Config,
+    ) -> Self {
         let scheduler = Arc::new(
             Scheduler::new(
                 env.kinesis.clone(),

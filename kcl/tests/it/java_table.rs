@@ -32,18 +32,28 @@ async fn picks_up_from_java_kcl_checkpoints() {
                 .stream_name("java")
                 .partition_key("pk")
                 .explicit_hash_key(hash.to_string())
-                .data(aws_sdk_kinesis::primitives::Blob::new(format!("{shard}-{i}")))
+                .data(aws_sdk_kinesis::primitives::Blob::new(format!(
+                    "{shard}-{i}"
+                )))
                 .send()
                 .await
                 .unwrap();
-            seqs.entry(shard.clone()).or_default().push(out.sequence_number);
+            seqs.entry(shard.clone())
+                .or_default()
+                .push(out.sequence_number);
         }
     }
     env.ddb
         .create_table()
         .table_name("java-app")
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(KeySchemaElement::builder().attribute_name("leaseKey").key_type(KeyType::Hash).build().unwrap())
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("leaseKey")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
         .attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name("leaseKey")
@@ -80,7 +90,11 @@ async fn picks_up_from_java_kcl_checkpoints() {
         env.ddb
             .put_item()
             .table_name("java-app")
-            .set_item(Some(item.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()))
+            .set_item(Some(
+                item.iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            ))
             .send()
             .await
             .unwrap();
@@ -91,15 +105,20 @@ async fn picks_up_from_java_kcl_checkpoints() {
         .map(|i| format!("{s0}-{i}"))
         .chain((0..5).map(|i| format!("{s1}-{i}")))
         .collect();
-    eventually(Duration::from_secs(20), "records after the Java checkpoints", async || {
-        log.has_all(&expected)
-    })
+    eventually(
+        Duration::from_secs(20),
+        "records after the Java checkpoints",
+        async || log.has_all(&expected),
+    )
     .await;
     let mut data = log.data();
     data.sort();
     let mut want = expected.clone();
     want.sort();
-    assert_eq!(data, want, "nothing before the Java checkpoint is reprocessed");
+    assert_eq!(
+        data, want,
+        "nothing before the Java checkpoint is reprocessed"
+    );
     w.stop().await;
     // The items stay readable by Java: same attribute names and types.
     let item = env

@@ -10,9 +10,15 @@ use crate::common::Env;
 async fn table_is_created_on_demand_and_writes_are_fenced() {
     let env = Env::start().await;
     let table = LeaseTable::new(env.ddb.clone(), "fenced-app");
-    table.create_if_not_exists(Duration::from_secs(10)).await.unwrap();
+    table
+        .create_if_not_exists(Duration::from_secs(10))
+        .await
+        .unwrap();
     // Idempotent.
-    table.create_if_not_exists(Duration::from_secs(10)).await.unwrap();
+    table
+        .create_if_not_exists(Duration::from_secs(10))
+        .await
+        .unwrap();
     let described = env
         .ddb
         .describe_table()
@@ -29,12 +35,20 @@ async fn table_is_created_on_demand_and_writes_are_fenced() {
 
     let lease = Lease::new("shardId-000000000000", Checkpoint::TrimHorizon);
     assert!(table.create_if_absent(&lease).await.unwrap());
-    assert!(!table.create_if_absent(&lease).await.unwrap(), "create is if-absent");
+    assert!(
+        !table.create_if_absent(&lease).await.unwrap(),
+        "create is if-absent"
+    );
 
     // Eight workers race to take the lease seen at counter 0: exactly one wins.
     let races = (0..8).map(|i| {
         let table = table.clone();
-        async move { table.take("shardId-000000000000", &format!("w{i}"), 0).await.unwrap() }
+        async move {
+            table
+                .take("shardId-000000000000", &format!("w{i}"), 0)
+                .await
+                .unwrap()
+        }
     });
     let wins = futures::future::join_all(races).await;
     assert_eq!(wins.iter().filter(|w| **w).count(), 1);
@@ -49,22 +63,58 @@ async fn table_is_created_on_demand_and_writes_are_fenced() {
     assert!(table.renew("shardId-000000000000", 1).await.unwrap());
 
     // Another worker steals at counter 2: the old owner's checkpoint at counter 2 is refused.
-    assert!(table.take("shardId-000000000000", "thief", 2).await.unwrap());
+    assert!(
+        table
+            .take("shardId-000000000000", "thief", 2)
+            .await
+            .unwrap()
+    );
     let update = CheckpointUpdate {
         checkpoint: Some(Checkpoint::at("100", 0)),
         ..CheckpointUpdate::default()
     };
-    assert!(!table.checkpoint("shardId-000000000000", &winner, 2, update.clone()).await.unwrap());
-    assert!(table.checkpoint("shardId-000000000000", "thief", 3, update).await.unwrap());
+    assert!(
+        !table
+            .checkpoint("shardId-000000000000", &winner, 2, update.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        table
+            .checkpoint("shardId-000000000000", "thief", 3, update)
+            .await
+            .unwrap()
+    );
     let stored = table.get("shardId-000000000000").await.unwrap().unwrap();
     assert_eq!(stored.checkpoint, Checkpoint::at("100", 0));
-    assert_eq!(stored.owner_switches_since_checkpoint, 0, "a checkpoint resets owner switches");
+    assert_eq!(
+        stored.owner_switches_since_checkpoint, 0,
+        "a checkpoint resets owner switches"
+    );
     assert_eq!(stored.counter, 4);
 
     // Eviction needs the owner; updates never create items.
-    assert!(!table.evict("shardId-000000000000", &winner, 4).await.unwrap());
-    assert!(table.evict("shardId-000000000000", "thief", 4).await.unwrap());
-    assert_eq!(table.get("shardId-000000000000").await.unwrap().unwrap().owner, None);
+    assert!(
+        !table
+            .evict("shardId-000000000000", &winner, 4)
+            .await
+            .unwrap()
+    );
+    assert!(
+        table
+            .evict("shardId-000000000000", "thief", 4)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        table
+            .get("shardId-000000000000")
+            .await
+            .unwrap()
+            .unwrap()
+            .owner,
+        None
+    );
     assert!(!table.renew("no-such-shard", 0).await.unwrap());
     assert!(table.get("no-such-shard").await.unwrap().is_none());
     table.delete("shardId-000000000000").await.unwrap();

@@ -21,10 +21,15 @@ async fn a_failed_batch_is_retried_not_skipped() {
         expected.push(data);
     }
     let w = Worker::start(&env, "retry-app", "retry", "w", &log, fast_config());
-    eventually(Duration::from_secs(20), "success after failures", async || {
-        log.fail_batches.load(Ordering::SeqCst) == 0 && log.has_all(&expected)
-            && log.data().len() >= 4 * expected.len()
-    })
+    eventually(
+        Duration::from_secs(20),
+        "success after failures",
+        async || {
+            log.fail_batches.load(Ordering::SeqCst) == 0
+                && log.has_all(&expected)
+                && log.data().len() >= 4 * expected.len()
+        },
+    )
     .await;
     // The same batch was delivered four times (three failures, one success), in order.
     let data = log.data();
@@ -58,9 +63,15 @@ async fn graceful_shutdown_checkpoints_and_releases_leases() {
         last.insert(shard, seq);
         expected.push(data);
     }
-    eventually(Duration::from_secs(20), "every record", async || log.has_all(&expected)).await;
+    eventually(Duration::from_secs(20), "every record", async || {
+        log.has_all(&expected)
+    })
+    .await;
     w.stop().await;
-    let leases = LeaseTable::new(env.ddb.clone(), "graceful-app").list().await.unwrap();
+    let leases = LeaseTable::new(env.ddb.clone(), "graceful-app")
+        .list()
+        .await
+        .unwrap();
     assert_eq!(leases.len(), 2);
     for lease in leases {
         assert_eq!(lease.owner, None, "released at shutdown");
@@ -68,7 +79,13 @@ async fn graceful_shutdown_checkpoints_and_releases_leases() {
             assert_eq!(lease.checkpoint, Checkpoint::at(seq.clone(), 0));
         }
     }
-    assert_eq!(log.events().iter().filter(|e| e.starts_with("shutdown")).count(), 2);
+    assert_eq!(
+        log.events()
+            .iter()
+            .filter(|e| e.starts_with("shutdown"))
+            .count(),
+        2
+    );
 
     // A new worker resumes after the checkpoints: nothing is delivered twice.
     let before = log.data().len();
@@ -89,12 +106,19 @@ async fn checkpoint_is_fenced_after_a_steal() {
     let log = Arc::new(Log::default());
     let w = Worker::start(&env, "fence-app", "fence", "w", &log, fast_config());
     env.put("fence", "k", "first").await;
-    eventually(Duration::from_secs(20), "first", async || log.has_all(&["first".into()])).await;
+    eventually(Duration::from_secs(20), "first", async || {
+        log.has_all(&["first".into()])
+    })
+    .await;
     let table = LeaseTable::new(env.ddb.clone(), "fence-app");
     // Another worker steals the lease (a conditional take on the counter it saw).
     loop {
         let lease = table.get("shardId-000000000000").await.unwrap().unwrap();
-        if table.take(&lease.key, "thief", lease.counter).await.unwrap() {
+        if table
+            .take(&lease.key, "thief", lease.counter)
+            .await
+            .unwrap()
+        {
             break;
         }
     }
@@ -108,7 +132,9 @@ async fn checkpoint_is_fenced_after_a_steal() {
     // Whatever the old owner processed after the steal, its checkpoints did not land.
     if log.has_all(&["second".into()]) {
         assert!(
-            log.events().iter().any(|e| e.contains("checkpoint-error w") && e.ends_with("lost=true"))
+            log.events()
+                .iter()
+                .any(|e| e.contains("checkpoint-error w") && e.ends_with("lost=true"))
         );
     }
     assert_ne!(

@@ -54,9 +54,11 @@ async fn split_and_merge_under_load_keep_per_key_order() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     running.store(false, Ordering::SeqCst);
     let sent = producer.await.unwrap();
-    eventually(Duration::from_secs(60), "every record through the lineage", async || {
-        log.has_all(&sent)
-    })
+    eventually(
+        Duration::from_secs(60),
+        "every record through the lineage",
+        async || log.has_all(&sent),
+    )
     .await;
 
     // Per key, first deliveries come in production order, across parent and children.
@@ -72,11 +74,26 @@ async fn split_and_merge_under_load_keep_per_key_order() {
     }
     // Every shard in the lineage was processed to its end by someone, children after parents.
     let events = log.events();
-    for parent in ["shardId-000000000000", "shardId-000000000001", "shardId-000000000002"] {
-        assert!(events.iter().any(|e| e.starts_with("shard_ended") && e.ends_with(parent)), "{parent}");
+    for parent in [
+        "shardId-000000000000",
+        "shardId-000000000001",
+        "shardId-000000000002",
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with("shard_ended") && e.ends_with(parent)),
+            "{parent}"
+        );
     }
-    let leases = kcl::leases::LeaseTable::new(env.ddb.clone(), "reshard-app").list().await.unwrap();
-    let merged = leases.iter().find(|l| l.key == "shardId-000000000003").unwrap();
+    let leases = kcl::leases::LeaseTable::new(env.ddb.clone(), "reshard-app")
+        .list()
+        .await
+        .unwrap();
+    let merged = leases
+        .iter()
+        .find(|l| l.key == "shardId-000000000003")
+        .unwrap();
     assert_eq!(merged.parent_shard_ids.len(), 2);
     a.stop().await;
     b.stop().await;
