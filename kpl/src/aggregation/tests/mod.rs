@@ -1,0 +1,3 @@
+//! Tests of the aggregation codec.
+
+mod vectors;
