@@ -1,5 +1,6 @@
 //! Tests of the aggregation codec: byte vectors, exact sizes, round trips, the KCL's rules, and robustness.
 
+mod decode;
 mod size;
 mod vectors;
 
