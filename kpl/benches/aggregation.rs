@@ -1,9 +1,9 @@
-//! Codec micro-benchmark: user records/s through `Aggregator` (size_with + push per record, finish per aggregate)
-//! and through `deaggregate`, for 100-byte records with a distinct partition key each, in aggregates of at most
-//! 51,200 bytes (the KPL's AggregationMaxSize default).
+//! Codec micro-benchmark: user records/s through `Aggregator` (size_with + push per record, finish
+//! per aggregate) and through `deaggregate`, for 100-byte records with a distinct partition key
+//! each, in aggregates of at most 51,200 bytes (the KPL's AggregationMaxSize default).
 //!
-//! `cargo bench -p kpl --bench aggregation` (optimized); `cargo test -p kpl --bench aggregation` runs it
-//! unoptimized as a smoke test.
+//! `cargo bench -p kpl --bench aggregation` (optimized); `cargo test -p kpl --bench aggregation`
+//! runs it unoptimized as a smoke test.
 
 use std::hint::black_box;
 use std::time::Instant;

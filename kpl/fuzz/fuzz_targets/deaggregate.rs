@@ -1,16 +1,18 @@
 //! Feeds arbitrary bytes to the KPL aggregation decoder.
 //!
-//! Each input is read twice: as it is, and as the protobuf of an aggregate (behind the magic, with a matching MD5
-//! trailer) so that mutations reach the protobuf parser instead of stopping at the digest check.
+//! Each input is read twice: as it is, and as the protobuf of an aggregate (behind the magic, with
+//! a matching MD5 trailer) so that mutations reach the protobuf parser instead of stopping at the
+//! digest check.
 //!
-//! Checks that `deaggregate` and `deaggregate_for_shard` never panic, that the shard variant returns either what
-//! `deaggregate` returns or nothing, and that any aggregate read from the input re-encodes to one that reads back
-//! as the same user records with an exactly predicted size.
+//! Checks that `deaggregate` and `deaggregate_for_shard` never panic, that the shard variant
+//! returns either what `deaggregate` returns or nothing, and that any aggregate read from the input
+//! re-encodes to one that reads back as the same user records with an exactly predicted size.
 //!
-//! From `kpl/`, with `cargo install cargo-fuzz` done once. Only a stable toolchain is needed: `RUSTC_BOOTSTRAP=1`
-//! lets it take cargo-fuzz's nightly-only flags (`-Zsanitizer=address`). The first directory collects the corpus
-//! (libFuzzer wants it to exist), the second holds the committed seeds (the byte vectors of the unit tests, whole
-//! and as bare protobuf); `--dev` builds unoptimized, drop it for speed.
+//! From `kpl/`, with `cargo install cargo-fuzz` done once. Only a stable toolchain is needed:
+//! `RUSTC_BOOTSTRAP=1` lets it take cargo-fuzz's nightly-only flags (`-Zsanitizer=address`). The
+//! first directory collects the corpus (libFuzzer wants it to exist), the second holds the
+//! committed seeds (the byte vectors of the unit tests, whole and as bare protobuf); `--dev` builds
+//! unoptimized, drop it for speed.
 //!
 //! ```text
 //! mkdir -p fuzz/corpus/deaggregate

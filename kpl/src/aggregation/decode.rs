@@ -7,18 +7,19 @@ use md5::{Digest, Md5};
 use prost::Message;
 
 use super::proto::AggregatedRecord;
-use super::{DIGEST_LEN, MAGIC, UserRecord, parse_decimal_u128, partition_key_hash};
+use super::{DIGEST_LEN, MAGIC, UserRecord, lenient_hash_key, partition_key_hash};
 
 /// Splits a Kinesis record into its user records.
 ///
-/// Returns the record itself (the given keys, `data` unchanged, sub-sequence number 0) unless it is an aggregate:
-/// it starts with [`MAGIC`], has more than 16 bytes after it, its MD5 trailer matches the bytes between, those
-/// bytes parse as an `AggregatedRecord` with every proto2 required field present, and every index points into its
-/// table. Otherwise returns the user records with sub-sequence numbers `0..n` (none for an aggregate of zero
-/// records, as the KCL). Each record's data is a slice of `data`, not a copy.
+/// Returns the record itself (the given keys, `data` unchanged, sub-sequence number 0) unless it is
+/// an aggregate: it starts with [`MAGIC`], has more than 16 bytes after it, its MD5 trailer matches
+/// the bytes between, those bytes parse as an `AggregatedRecord` with every proto2 required field
+/// present, and every index points into its table. Otherwise returns the user records with
+/// sub-sequence numbers `0..n` (none for an aggregate of zero records, as the KCL). Each record's
+/// data is a slice of `data`, not a copy.
 ///
-/// The KCL delivers the records before a bad index and logs an error; this delivers the record as-is instead, so
-/// nothing is lost or half-delivered.
+/// The KCL delivers the records before a bad index and logs an error; this delivers the record
+/// as-is instead, so nothing is lost or half-delivered.
 pub fn deaggregate(
     partition_key: &str,
     explicit_hash_key: Option<&str>,
@@ -32,13 +33,16 @@ pub fn deaggregate(
     }
 }
 
-/// [`deaggregate`] for a record read from the shard whose hash keys are `starting_hash_key..=ending_hash_key`.
+/// [`deaggregate`] for a record read from the shard whose hash keys are
+/// `starting_hash_key..=ending_hash_key`.
 ///
-/// The KCL drops a whole aggregate when any of its user records' [`hash_key`](super::hash_key) lies outside the shard: such an
-/// aggregate was put on the wrong shard (after a reshard, or by a producer that did not aggregate per shard), and
-/// the same records are read from the right shard too. This does the same and logs a warning; it also drops an
-/// aggregate holding an explicit hash key that is not a decimal 128-bit integer, where the KCL logs an error and
-/// delivers the records before it. A record that is not an aggregate is delivered as-is without a check, as the KCL.
+/// The KCL drops a whole aggregate when any of its user records' [`hash_key`](super::hash_key)
+/// lies outside the shard: such an aggregate was put where some of its records do not belong (by a
+/// producer that did not aggregate per shard, or across a reshard), and KCL consumers see none of
+/// its records. This does the same and logs a warning. Explicit hash keys are read as the KCL reads
+/// them (an optional sign, leading zeros allowed); an aggregate holding one that is not a number is
+/// dropped too, where the KCL logs an error and delivers the records before it. A record that is
+/// not an aggregate is delivered as-is without a check, as by the KCL.
 pub fn deaggregate_for_shard(
     partition_key: &str,
     explicit_hash_key: Option<&str>,
@@ -68,7 +72,8 @@ enum Decoded {
     Dropped,
 }
 
-/// Reads an aggregate; with `shard`, checks every record's hash key against it in record order, as the KCL does.
+/// Reads an aggregate; with `shard`, checks every record's hash key against it in record order, as
+/// the KCL does.
 fn decode(data: &Bytes, shard: Option<RangeInclusive<u128>>) -> Decoded {
     if data.len() <= MAGIC.len() + DIGEST_LEN || data[..MAGIC.len()] != MAGIC {
         return Decoded::NotAggregated;
@@ -93,8 +98,8 @@ fn decode(data: &Bytes, shard: Option<RangeInclusive<u128>>) -> Decoded {
         .iter()
         .map(|k| lossy(k))
         .collect();
-    // Hash keys per table entry, computed when first needed: a partition key is usually shared by many records,
-    // and one only referenced next to an explicit hash key is never hashed.
+    // Hash keys per table entry, computed when first needed: a partition key is usually shared by
+    // many records, and one only referenced next to an explicit hash key is never hashed.
     let mut pk_hashes: Vec<Option<u128>> = Vec::new();
     let mut ehk_hashes: Vec<Option<Option<u128>>> = Vec::new();
     if shard.is_some() {
@@ -122,7 +127,7 @@ fn decode(data: &Bytes, shard: Option<RangeInclusive<u128>>) -> Decoded {
         if let Some(shard) = &shard {
             let hash = match ehk_index {
                 Some(i) => {
-                    *ehk_hashes[i].get_or_insert_with(|| parse_decimal_u128(&explicit_hash_keys[i]))
+                    *ehk_hashes[i].get_or_insert_with(|| lenient_hash_key(&explicit_hash_keys[i]))
                 }
                 None => Some(
                     *pk_hashes[pk_index]

@@ -1,10 +1,11 @@
-//! The writer: a hand-written protobuf encoder that keeps the aggregate in its final byte form as records arrive.
+//! The writer: a hand-written protobuf encoder that keeps the aggregate in its final byte form as
+//! records arrive.
 //!
-//! Why not build prost structs and serialize them at the end: the producer asks for the exact size before every
-//! record (to close an aggregate at `AggregationMaxSize`), so the encoder needs byte-exact incremental accounting
-//! anyway, and writing each record straight into one buffer costs no allocation per record and leaves
-//! [`Aggregator::finish`] with three copies and an MD5. The output is checked against prost's encoding of the same
-//! message in the tests.
+//! Why not build prost structs and serialize them at the end: the producer asks for the exact size
+//! before every record (to close an aggregate at `AggregationMaxSize`), so the encoder needs
+//! byte-exact incremental accounting anyway, and writing each record straight into one buffer costs
+//! no allocation per record and leaves [`Aggregator::finish`] with three copies and an MD5. The
+//! output is checked against prost's encoding of the same message in the tests.
 
 use std::fmt;
 use std::hash::BuildHasher;
@@ -66,10 +67,12 @@ struct Slot {
     index: u64,
 }
 
-/// One of the two string tables, deduplicated like the KPL's `KeySet`: each distinct key once, in order of first use.
+/// One of the two string tables, deduplicated like the KPL's `KeySet`: each distinct key once, in
+/// order of first use.
 ///
-/// The keys live only in `encoded`, already serialized as table entries; the hash table indexes into it, so a new
-/// key costs no allocation of its own (most producers use a distinct partition key per record).
+/// The keys live only in `encoded`, already serialized as table entries; the hash table indexes
+/// into it, so a new key costs no allocation of its own (most producers use a distinct partition
+/// key per record).
 #[derive(Clone, Default)]
 struct KeyTable {
     tag: u8,
@@ -77,15 +80,6 @@ struct KeyTable {
     slots: HashTable<Slot>,
     count: u64,
     hasher: foldhash::fast::RandomState,
-}
-
-impl fmt::Debug for KeyTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyTable")
-            .field("keys", &self.count)
-            .field("encoded_len", &self.encoded.len())
-            .finish()
-    }
 }
 
 impl KeyTable {
@@ -145,19 +139,34 @@ impl KeyTable {
 
 /// Builds one aggregated Kinesis record from user records.
 ///
-/// Records are serialized as they are pushed, so [`size`](Self::size) and [`size_with`](Self::size_with) are exact
-/// and O(1) (one hash lookup per key) and [`finish`](Self::finish) only concatenates and hashes.
+/// Records are serialized as they are pushed, so [`size`](Self::size) and
+/// [`size_with`](Self::size_with) are exact and O(1) (one hash lookup per key) and
+/// [`finish`](Self::finish) only concatenates and hashes.
 ///
-/// Explicit hash keys are stored as given: the caller validates them (see [`hash_key`](super::hash_key)), as the
-/// KPL's `addUserRecord` does. An aggregate of zero records finishes as 20 bytes that readers take for a plain
-/// record, and one of a single record is better sent as that record; choosing is the producer's job.
-#[derive(Debug, Clone)]
+/// Explicit hash keys are stored as given. The caller validates them first, as the KPL's
+/// `addUserRecord` does: [`hash_key`](super::hash_key) accepts only the canonical decimal form that
+/// the KPL stores after re-rendering the user's key. An aggregate of zero records
+/// finishes as 20 bytes that readers take for a plain record, and one of a single record is better
+/// sent as that record; choosing is the producer's job.
+#[derive(Clone)]
 pub struct Aggregator {
     partition_keys: KeyTable,
     explicit_hash_keys: KeyTable,
     /// The serialized `records` entries, tags and lengths included.
     records: Vec<u8>,
     count: usize,
+}
+
+impl fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Counts, not the serialized bytes, which can be megabytes.
+        f.debug_struct("Aggregator")
+            .field("records", &self.count)
+            .field("size", &self.size())
+            .field("partition_keys", &self.partition_keys.count)
+            .field("explicit_hash_keys", &self.explicit_hash_keys.count)
+            .finish()
+    }
 }
 
 impl Default for Aggregator {
@@ -177,8 +186,8 @@ impl Aggregator {
         Self::default()
     }
 
-    /// An empty aggregate with room for `bytes` of serialized records (for example `AggregationMaxSize`), so the
-    /// record buffer never grows while it fills.
+    /// An empty aggregate with room for `bytes` of serialized records (for example
+    /// `AggregationMaxSize`), so the record buffer never grows while it fills.
     pub fn with_capacity(bytes: usize) -> Self {
         Self {
             records: Vec::with_capacity(bytes),
@@ -249,7 +258,8 @@ impl Aggregator {
         self.count += 1;
     }
 
-    /// The aggregated record: magic, protobuf, MD5 of the protobuf. Its length is [`size`](Self::size).
+    /// The aggregated record: magic, protobuf, MD5 of the protobuf. Its length is
+    /// [`size`](Self::size).
     pub fn finish(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.size());
         out.extend_from_slice(&MAGIC);

@@ -1,8 +1,9 @@
 //! The KPL aggregation format: many user records packed into one Kinesis record.
 //!
-//! This is the format the reference Kinesis Producer Library writes and the Kinesis Client Library, AWS Lambda's
-//! Kinesis integration and `aws-kinesis-agg` read. [`Aggregator`] writes it byte for byte as the KPL does;
-//! [`deaggregate`] and [`deaggregate_for_shard`] read it with the KCL's rules.
+//! This is the format the reference Kinesis Producer Library writes and the Kinesis Client Library,
+//! AWS Lambda's Kinesis integration and `aws-kinesis-agg` read. [`Aggregator`] writes it byte for
+//! byte as the KPL does; [`deaggregate`] and [`deaggregate_for_shard`] read it with the KCL's
+//! rules.
 //!
 //! # The bytes
 //!
@@ -30,14 +31,16 @@
 //! message Tag { required string key = 1; optional string value = 2; }
 //! ```
 //!
-//! `len` and `varint` are base-128 varints: seven bits per byte, least significant group first, the high bit set on
-//! every byte but the last (`300` is `AC 02`). The writer emits fields in field-number order, as the KPL's C++
-//! serializer does: every partition-key table entry, then every explicit-hash-key table entry, then the records;
-//! inside a record the partition-key index (always, even when 0), the explicit-hash-key index (only when the user
-//! record has an explicit hash key), then the data. Both tables hold each distinct key once, in order of first use,
-//! and records refer to them by zero-based index.
+//! `len` and `varint` are base-128 varints: seven bits per byte, least significant group first, the
+//! high bit set on every byte but the last (`300` is `AC 02`). The writer emits fields in
+//! field-number order, as the KPL's C++ serializer does: every partition-key table entry, then
+//! every explicit-hash-key table entry, then the records; inside a record the partition-key index
+//! (always, even when 0), the explicit-hash-key index (only when the user record has an explicit
+//! hash key), then the data. Both tables hold each distinct key once, in order of first use, and
+//! records refer to them by zero-based index.
 //!
-//! Worked example: partition-key table `["pk1"]`, two records with data `"hi"` and `"yo"`, no explicit hash key:
+//! Worked example: partition-key table `["pk1"]`, two records with data `"hi"` and `"yo"`, no
+//! explicit hash key:
 //!
 //! ```text
 //! f3 89 9a c2                 magic
@@ -49,16 +52,18 @@
 //!
 //! # Addressing the Kinesis record (the producer's job, not this module's)
 //!
-//! The KPL sends a container holding a single user record as that record's raw data with its own partition key, and
-//! a container of two or more as an aggregate with partition key `"a"` and, as explicit hash key, the first user
-//! record's [`hash_key`] in decimal. Every user record in one aggregate must hash into the shard the aggregate lands
-//! on: the KCL drops the whole aggregate otherwise (see [`deaggregate_for_shard`]).
+//! The KPL sends a container holding a single user record as that record's raw data with its own
+//! partition key, and a container of two or more as an aggregate with partition key `"a"` and, as
+//! explicit hash key, the first user record's [`hash_key`] in decimal. Every user record in one
+//! aggregate must hash into the shard the aggregate lands on: the KCL drops the whole aggregate
+//! otherwise (see [`deaggregate_for_shard`]).
 //!
 //! # Reading
 //!
-//! A Kinesis record is an aggregate only if it starts with [`MAGIC`], has more than [`DIGEST_LEN`] bytes after it,
-//! its MD5 trailer matches and its protobuf parses; anything else is delivered as-is, as one user record. Decoding
-//! accepts fields in any order, skips unknown fields, and never panics.
+//! A Kinesis record is an aggregate only if it starts with [`MAGIC`], has more than [`DIGEST_LEN`]
+//! bytes after it, its MD5 trailer matches and its protobuf parses; anything else is delivered
+//! as-is, as one user record. Decoding accepts fields in any order, skips unknown fields, and never
+//! panics.
 
 mod decode;
 mod encode;
@@ -78,7 +83,8 @@ pub const MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
 /// Length of the MD5 trailer.
 pub const DIGEST_LEN: usize = 16;
 
-/// Bytes an aggregate has besides its protobuf: [`MAGIC`] and the MD5 trailer (the KPL's `kFixedOverhead`).
+/// Bytes an aggregate has besides its protobuf: [`MAGIC`] and the MD5 trailer (the KPL's
+/// `kFixedOverhead`).
 pub const FIXED_OVERHEAD: usize = MAGIC.len() + DIGEST_LEN;
 
 /// A user record taken out of a Kinesis record.
@@ -96,14 +102,17 @@ pub struct UserRecord {
 
 /// The 128-bit hash key that places a record on a shard.
 ///
-/// With an explicit hash key, that key read as an unsigned decimal integer; otherwise the MD5 of the UTF-8
-/// partition key read as a big-endian unsigned 128-bit integer, as Kinesis, the KPL and the KCL compute it.
+/// With an explicit hash key, that key read as a decimal integer; otherwise the MD5 of the UTF-8
+/// partition key read as a big-endian unsigned 128-bit integer, as Kinesis, the KPL and the KCL
+/// compute it.
 ///
-/// Returns `None` if the explicit hash key is not a decimal integer in `0..=2^128-1`: it must be one or more ASCII
-/// digits, with no sign, space or other character. Leading zeros are accepted, as the KPL and the KCL accept them;
-/// the Kinesis API's own `ExplicitHashKey` field rejects them, so send `hash.to_string()` there.
+/// Returns `None` unless the explicit hash key is written as the Kinesis API requires: a decimal
+/// integer in `0..=2^128-1`, ASCII digits only, without sign, spaces or leading zeros. A key that
+/// passes is also the form the KPL stores in an aggregate's table (it re-renders the user's key in
+/// base 10), so it can go to [`Aggregator::push`] as it is.
 pub fn hash_key(partition_key: &str, explicit_hash_key: Option<&str>) -> Option<u128> {
     match explicit_hash_key {
+        Some(ehk) if ehk.len() > 1 && ehk.starts_with('0') => None,
         Some(ehk) => parse_decimal_u128(ehk),
         None => Some(partition_key_hash(partition_key)),
     }
@@ -114,7 +123,8 @@ fn partition_key_hash(partition_key: &str) -> u128 {
     u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
 }
 
-/// Digits only: `u128::from_str` would also take a leading `+`, which no explicit hash key may carry.
+/// One or more ASCII digits, leading zeros allowed, at most `2^128-1`. (`u128::from_str` would
+/// also take a leading `+`.)
 fn parse_decimal_u128(s: &str) -> Option<u128> {
     if s.is_empty() {
         return None;
@@ -123,4 +133,16 @@ fn parse_decimal_u128(s: &str) -> Option<u128> {
         let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
         acc.checked_mul(10)?.checked_add(u128::from(digit))
     })
+}
+
+/// An explicit hash key found in an aggregate, read as the KCL reads it (Java's `BigInteger`): an
+/// optional sign, then decimal digits, leading zeros allowed. `None` for a value outside
+/// `0..=2^128-1` or not a number; either way the record cannot be in any shard.
+fn lenient_hash_key(ehk: &str) -> Option<u128> {
+    match ehk.as_bytes().first() {
+        Some(b'+') => parse_decimal_u128(&ehk[1..]),
+        // "-0" is zero; every other negative number is outside every shard.
+        Some(b'-') => parse_decimal_u128(&ehk[1..]).filter(|v| *v == 0),
+        _ => parse_decimal_u128(ehk),
+    }
 }

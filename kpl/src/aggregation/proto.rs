@@ -1,12 +1,14 @@
 //! The `AggregatedRecord` protobuf as prost messages, for reading.
 //!
-//! These mirror `aws/kinesis/protobuf/messages.proto` of the KPL with two deliberate liberties, both so that
-//! decoding gives what the Java KCL's proto2 parser gives:
-//! - proto2 `required` fields are declared `optional`, because prost does not enforce `required`: the decoder checks
-//!   their presence itself and treats a missing one as a parse failure, as protobuf-java does.
-//! - `string` fields are declared `bytes`: protobuf-java does not validate UTF-8 in proto2 strings (it replaces
-//!   invalid sequences when the string is read), whereas prost would reject the whole message. The decoder converts
-//!   them lossily, which yields the same strings (and so the same MD5 hash keys) as the KCL.
+//! These mirror `aws/kinesis/protobuf/messages.proto` of the KPL with two deliberate liberties,
+//! both so that decoding gives what the Java KCL's proto2 parser gives:
+//! - proto2 `required` fields are declared `optional`, because prost does not enforce `required`:
+//!   the decoder checks their presence itself and treats a missing one as a parse failure, as
+//!   protobuf-java does.
+//! - `string` fields are declared `bytes`: protobuf-java does not validate UTF-8 in proto2 strings
+//!   (it replaces invalid sequences when the string is read), whereas prost would reject the whole
+//!   message. The decoder converts them lossily, which yields the same strings (and so the same MD5
+//!   hash keys) as the KCL.
 //!
 //! `data` is [`Bytes`]: decoding from a `Bytes` buffer slices it instead of copying.
 
@@ -55,7 +57,8 @@ pub(super) struct Tag {
 }
 
 impl AggregatedRecord {
-    /// Whether every proto2 `required` field is present, the check protobuf-java makes when parsing.
+    /// Whether every proto2 `required` field is present, the check protobuf-java makes when
+    /// parsing.
     pub(super) fn has_required_fields(&self) -> bool {
         self.records.iter().all(|r| {
             r.partition_key_index.is_some()

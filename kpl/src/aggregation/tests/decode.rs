@@ -1,5 +1,5 @@
-//! The reader: the KCL's as-is and drop rules, tolerance of field order and unknown fields, zero copy, and a
-//! deterministic mutation loop.
+//! The reader: the KCL's as-is and drop rules, tolerance of field order and unknown fields, zero
+//! copy, and a deterministic mutation loop.
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
@@ -119,7 +119,8 @@ const BAD_SECOND_INDEX: [u8; 17] = [
 fn records_are_checked_in_order_as_the_kcl_does() {
     let bytes = Bytes::from(wrap(&BAD_SECOND_INDEX));
     let a = hash_key("a", None).unwrap();
-    // Record 0 lies outside the shard: the aggregate is dropped before record 1's bad index is seen.
+    // Record 0 lies outside the shard: the aggregate is dropped before record 1's bad index is
+    // seen.
     assert_eq!(
         deaggregate_for_shard("a", None, &bytes, a + 1, u128::MAX),
         Vec::new()
@@ -148,8 +149,9 @@ fn fields_in_any_order_and_unknown_fields() {
          0a 01 62 \
          1a 07 08 07 1a 01 7a 08 01 \
          5d 00 00 80 3f 61 01 02 03 04 05 06 07 08");
-    // Records before the tables; unknown fields 5 (bytes), 15 (varint), 11 (fixed32) and 12 (fixed64); a record
-    // whose data comes before its index, with an unknown fixed32 and a tag; a repeated index (the last one counts).
+    // Records before the tables; unknown fields 5 (bytes), 15 (varint), 11 (fixed32) and 12
+    // (fixed64); a record whose data comes before its index, with an unknown fixed32 and a tag; a
+    // repeated index (the last one counts).
     assert_eq!(
         read(&wrap(&proto)),
         vec![
@@ -214,7 +216,8 @@ fn shard_range_keeps_an_aggregate_inside_it() {
 #[test]
 fn one_record_outside_the_shard_drops_the_whole_aggregate() {
     let pk1 = hash_key("pk1", None).unwrap();
-    // Outside by one, through an explicit hash key (first, middle or last record) or a partition key's MD5.
+    // Outside by one, through an explicit hash key (first, middle or last record) or a partition
+    // key's MD5.
     let cases: [(&[Input<'_>], u128, u128); 5] = [
         (
             &[("x", Some("99"), b"1"), ("y", Some("150"), b"2")],
@@ -272,6 +275,39 @@ fn invalid_explicit_hash_key_drops_the_aggregate_only_with_a_range() {
     assert_eq!(deaggregate("a", None, &bytes), expected(&inputs));
 }
 
+#[test]
+fn explicit_hash_keys_are_read_as_the_kcl_reads_them() {
+    // Java's BigInteger takes a sign and leading zeros; other producers' aggregates may hold them.
+    let inputs: [Input<'_>; 4] = [
+        ("x", Some("007"), b"1"),
+        ("y", Some("+10"), b"2"),
+        ("z", Some("-0"), b"3"),
+        ("w", Some(&"0".repeat(50)), b"4"),
+    ];
+    let bytes = Bytes::from(aggregate(&inputs));
+    assert_eq!(
+        deaggregate_for_shard("a", None, &bytes, 0, 10),
+        expected(&inputs)
+    );
+    assert_eq!(deaggregate_for_shard("a", None, &bytes, 1, 10), Vec::new());
+    assert_eq!(deaggregate_for_shard("a", None, &bytes, 0, 9), Vec::new());
+    for bad in [
+        "-1",
+        "+",
+        "-",
+        "1-",
+        "++1",
+        "340282366920938463463374607431768211456",
+    ] {
+        let bytes = Bytes::from(aggregate(&[("x", Some(bad), b"1")]));
+        assert_eq!(
+            deaggregate_for_shard("a", None, &bytes, 0, u128::MAX),
+            Vec::new(),
+            "{bad}"
+        );
+    }
+}
+
 /// What the mutation loop saw, to show it reached every path.
 #[derive(Default, Debug)]
 struct Tally {
@@ -280,8 +316,8 @@ struct Tally {
     dropped: usize,
 }
 
-/// Reads `bytes` both ways and checks what comes out is either the record as-is or records that re-encode to an
-/// aggregate reading back the same.
+/// Reads `bytes` both ways and checks what comes out is either the record as-is or records that
+/// re-encode to an aggregate reading back the same.
 fn check_robust(bytes: &[u8], rng: &mut Rng, tally: &mut Tally) {
     let input = Bytes::copy_from_slice(bytes);
     let out = deaggregate("a", Some("1"), &input);
@@ -357,7 +393,8 @@ fn mutations_and_truncations_never_panic() {
         let noise: Vec<u8> = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
         check_robust(&wrap(&noise), &mut rng, &mut tally);
     }
-    // Every outcome occurs, so the loop reaches past the digest check into the parser and the range check.
+    // Every outcome occurs, so the loop reaches past the digest check into the parser and the range
+    // check.
     assert!(
         tally.as_is > 1000 && tally.records > 500 && tally.dropped > 100,
         "{tally:?}"

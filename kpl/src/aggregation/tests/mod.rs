@@ -1,4 +1,5 @@
-//! Tests of the aggregation codec: byte vectors, exact sizes, round trips, the KCL's rules, and robustness.
+//! Tests of the aggregation codec: byte vectors, exact sizes, round trips, the KCL's rules, and
+//! robustness.
 
 mod decode;
 mod size;
@@ -24,7 +25,8 @@ fn hex(s: &str) -> Vec<u8> {
 /// A user record as the tests describe one: partition key, explicit hash key, data.
 type Input<'a> = (&'a str, Option<&'a str>, &'a [u8]);
 
-/// Aggregates `records`, checking on the way that `size_with` predicted each step and `size` the result.
+/// Aggregates `records`, checking on the way that `size_with` predicted each step and `size` the
+/// result.
 fn aggregate(records: &[Input<'_>]) -> Vec<u8> {
     let mut agg = Aggregator::new();
     for &(pk, ehk, data) in records {

@@ -1,5 +1,5 @@
-//! `size()` and `size_with()` are exact, over many random aggregates; each one also round-trips and matches
-//! prost's encoding of the same message.
+//! `size()` and `size_with()` are exact, over many random aggregates; each one also round-trips and
+//! matches prost's encoding of the same message.
 
 use super::super::Aggregator;
 use super::super::encode::{put_varint, varint_len};

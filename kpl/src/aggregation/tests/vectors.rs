@@ -1,6 +1,7 @@
-//! Byte-level vectors. Every expected hex string was produced outside this crate, twice: by a few lines of Python
-//! writing the protobuf varints by hand (hashlib for the MD5), and by the `aws_kinesis_agg` PyPI package (1.2.3,
-//! protobuf 7.36), which serializes with Google's protobuf runtime, as the KPL does; both gave the same bytes.
+//! Byte-level vectors. Every expected hex string was produced outside this crate, twice: by a few
+//! lines of Python writing the protobuf varints by hand (hashlib for the MD5), and by the
+//! `aws_kinesis_agg` PyPI package (1.2.3, protobuf 7.36), which serializes with Google's protobuf
+//! runtime, as the KPL does; both gave the same bytes.
 
 use super::super::{FIXED_OVERHEAD, hash_key};
 use super::{Input, aggregate, expected, hex, prost_encoding, read};
@@ -91,7 +92,8 @@ fn deduplicated_keys() {
 
 #[test]
 fn two_byte_lengths() {
-    // A 200-byte key, 300 and 130 bytes of data: lengths 0xc8 01, 0xac 02, 0x82 01 and record lengths over 127.
+    // A 200-byte key, 300 and 130 bytes of data: lengths 0xc8 01, 0xac 02, 0x82 01 and record
+    // lengths over 127.
     let long_key = "p".repeat(200);
     let want = format!(
         "f3899ac2 0ac801{} 0a0171 1ab10208001aac02{} 1a870108011a8201{} ba70b9259839d6cf8d2092c91682cfa5",
@@ -139,10 +141,10 @@ fn hash_keys() {
         hash_key("x", Some("340282366920938463463374607431768211455")),
         Some(u128::MAX)
     );
-    assert_eq!(hash_key("x", Some("007")), Some(7));
-    assert_eq!(hash_key("x", Some(&"0".repeat(60))), Some(0));
     for bad in [
         "",
+        "007",
+        "00",
         "340282366920938463463374607431768211456",
         "+1",
         "-1",
