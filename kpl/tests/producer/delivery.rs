@@ -148,3 +148,100 @@ async fn flush_sends_without_waiting_for_the_buffer_time() {
     let read: HashMap<_, _> = setup.read_user_records("flush").await;
     assert_eq!(read.len(), 10);
 }
+
+#[tokio::test]
+async fn aggregated_records_are_delivered_once_in_order_and_deaggregate() {
+    let config = Config {
+        record_max_buffered_time: Duration::from_millis(50),
+        ..Config::default()
+    };
+    let setup = deliver_all(config, "aggregated").await;
+    // The 2,000 user records travelled in far fewer Kinesis records.
+    let mut kinesis_records = 0;
+    for shard in setup
+        .client
+        .list_shards()
+        .stream_name("aggregated")
+        .send()
+        .await
+        .unwrap()
+        .shards
+        .unwrap()
+    {
+        let iterator = setup
+            .client
+            .get_shard_iterator()
+            .stream_name("aggregated")
+            .shard_id(shard.shard_id)
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap();
+        let out = setup
+            .client
+            .get_records()
+            .shard_iterator(iterator)
+            .send()
+            .await
+            .unwrap();
+        kinesis_records += out.records.len();
+        for record in &out.records {
+            if user_records_in(record) > 1 {
+                assert_eq!(
+                    record.partition_key, "a",
+                    "aggregates carry the one-byte key the KPL uses"
+                );
+            }
+        }
+    }
+    assert!(
+        kinesis_records < 200,
+        "2,000 user records in {kinesis_records} Kinesis records"
+    );
+}
+
+/// How many user records a Kinesis record holds, decoded as consumers do.
+fn user_records_in(record: &aws_sdk_kinesis::types::Record) -> usize {
+    let data = bytes::Bytes::from(record.data.as_ref().to_vec());
+    kpl::aggregation::deaggregate(&record.partition_key, None, &data).len()
+}
+
+#[tokio::test]
+async fn aggregated_deliveries_carry_sub_sequence_numbers() {
+    let setup = Setup::unlimited("subseq", 1).await;
+    let config = Config {
+        record_max_buffered_time: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "subseq", config)
+        .await
+        .unwrap();
+    let mut futures = Vec::new();
+    for i in 0..5 {
+        futures.push(
+            producer
+                .put(Record::new(format!("k{i}"), format!("v{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    producer.flush();
+    let deliveries: Vec<_> = settle(futures)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.sequence_number == deliveries[0].sequence_number),
+        "one aggregate"
+    );
+    let subs: Vec<_> = deliveries.iter().map(|d| d.sub_sequence_number).collect();
+    assert_eq!(subs, [Some(0), Some(1), Some(2), Some(3), Some(4)]);
+    let read = setup.read_user_records("subseq").await;
+    assert_eq!(read["k3"][0].sub_sequence_number, 3);
+    assert_eq!(read["k3"][0].data.as_ref(), b"v3");
+}

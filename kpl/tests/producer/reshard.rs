@@ -74,3 +74,8 @@ async fn load_across_a_split(aggregation: bool, stream: &str) {
 async fn a_split_and_a_merge_during_a_load_lose_nothing() {
     load_across_a_split(false, "reshard-plain").await;
 }
+
+#[tokio::test]
+async fn aggregates_across_a_split_and_a_merge_lose_nothing_and_never_straddle() {
+    load_across_a_split(true, "reshard-aggregated").await;
+}
