@@ -1,5 +1,6 @@
 //! Engine-backed tests: several workers in one process against the in-process engine.
 
+mod aggregation;
 mod common;
 mod failover;
 mod java_table;
