@@ -1,5 +1,97 @@
-//! `kcl`: the Shardline consumer framework for Amazon Kinesis.
-#![doc = "(docs in progress)"]
+//! `kcl`: the Shardline consumer framework for Amazon Kinesis Data Streams.
+//!
+//! A consumer application is a fleet of workers. Each worker runs a [`Scheduler`]; the fleet
+//! shares one DynamoDB **lease table** (named after the application) and decides through it who
+//! reads which shard and how far each shard was read.
+//!
+//! # Leases
+//!
+//! There is one lease item per shard, in the Java KCL 2.x schema (`leaseKey`, `leaseOwner`,
+//! `leaseCounter`, `checkpoint`, ...; see [`leases`]), so a fleet can move between the Java KCL
+//! and `kcl` and carry on from the same checkpoints. A worker holding a lease renews it every
+//! [`Config::renewal_interval`] by bumping `leaseCounter`. Every other worker measures, on its own
+//! clock, how long a lease's counter has stood still; past [`Config::failover_time`] the lease is
+//! expired and any worker may take it with a write conditioned on the counter it saw, so exactly
+//! one wins. Workers take their fair share (leases / workers, capped by
+//! [`Config::max_leases_for_worker`]) and, when nothing is free, steal from the most loaded worker
+//! a few leases at a time. A crashed worker's shards are resumed by the others within failover
+//! time plus one renewal interval.
+//!
+//! # Checkpoints
+//!
+//! A [`RecordProcessor`] gets the records of one shard, serially and in order, at least once. It
+//! records progress with its [`Checkpointer`] at a (sequence, sub-sequence) position: the
+//! sub-sequence number addresses a user record inside a KPL aggregate, so a checkpoint can fall in
+//! the middle of one. Every checkpoint write is fenced on `leaseCounter`: once another worker owns
+//! the lease, the old owner's writes fail with [`Error::LeaseLost`]. Work after the last checkpoint
+//! is delivered again to the next owner. A batch whose processing fails is delivered again (after
+//! a backoff, see [`RetryPolicy`]), never skipped.
+//!
+//! # Shard lifecycle
+//!
+//! A lease starts at the [`InitialPosition`] (or, for a child shard, at its beginning). When a
+//! shard is closed by a split or a merge and read to its end, the worker creates the children's
+//! leases, calls [`RecordProcessor::shard_ended`], which must checkpoint (that writes
+//! `SHARD_END`), and stops. A child is taken only when every parent is at `SHARD_END` (or gone),
+//! so records of one partition key stay in order across the reshard. Finished leases are deleted
+//! after [`Config::finished_lease_retention`] once their children have leases.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use kcl::{Checkpointer, Config, ProcessRecordsInput, ProcessorError, RecordProcessor, Scheduler};
+//!
+//! struct Printer;
+//!
+//! impl RecordProcessor for Printer {
+//!     async fn process_records(
+//!         &mut self,
+//!         input: ProcessRecordsInput,
+//!         checkpointer: &mut Checkpointer,
+//!     ) -> Result<(), ProcessorError> {
+//!         for record in &input.records {
+//!             println!("{} {:?}", record.partition_key, record.data);
+//!         }
+//!         checkpointer.checkpoint().await?;
+//!         Ok(())
+//!     }
+//!
+//!     async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
+//!         checkpointer.checkpoint().await?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), kcl::Error> {
+//! let aws = aws_config::load_from_env().await;
+//! let scheduler = std::sync::Arc::new(Scheduler::new(
+//!     aws_sdk_kinesis::Client::new(&aws),
+//!     aws_sdk_dynamodb::Client::new(&aws),
+//!     "my-application",
+//!     "my-stream",
+//!     "worker-1",
+//!     |_shard: &str| Printer,
+//!     Config::default(),
+//! )?);
+//! let worker = tokio::spawn({
+//!     let scheduler = scheduler.clone();
+//!     async move { scheduler.run().await }
+//! });
+//! // ... later: stop gracefully, letting processors write a final checkpoint.
+//! scheduler.shutdown();
+//! worker.await.expect("worker task")?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Metrics
+//!
+//! Through the [`metrics`](https://docs.rs/metrics) facade, with the Java KCL's names:
+//! `MillisBehindLatest`, `RecordsProcessed`, `DataBytesProcessed`,
+//! `RecordProcessor.processRecords.Time` and `ExpiredIterator` per shard; `CurrentLeases`,
+//! `TakenLeases`, `StolenLeases`, `LostLeases`, `ExpiredLeases`, `NumWorkers`, `TotalLeases`,
+//! `NeededLeases` and `LeaseSpillover` for lease management. Each shard consumer runs in a
+//! `shard` tracing span.
 
 pub mod checkpointer;
 pub mod config;
@@ -18,4 +110,5 @@ pub use processor::{
     InitializationInput, ProcessRecordsInput, ProcessorError, Record, RecordProcessor,
     RecordProcessorFactory,
 };
+pub use retrieval::StreamRef;
 pub use scheduler::Scheduler;

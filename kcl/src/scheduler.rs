@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -355,28 +354,4 @@ async fn until(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>(_: T) {}
-    struct Nop;
-    impl crate::RecordProcessor for Nop {
-        async fn process_records(
-            &mut self,
-            _: crate::ProcessRecordsInput,
-            _: &mut crate::Checkpointer,
-        ) -> std::result::Result<(), crate::ProcessorError> {
-            Ok(())
-        }
-        async fn shard_ended(
-            &mut self,
-            c: &mut crate::Checkpointer,
-        ) -> std::result::Result<(), crate::ProcessorError> {
-            Ok(c.checkpoint().await?)
-        }
-    }
-    let _ = Duration::ZERO;
-    let _ = is_send::<fn()>;
-    let _ = |s: &'static Scheduler<fn(&str) -> Nop>| is_send(s.run());
 }

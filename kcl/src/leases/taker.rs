@@ -95,7 +95,7 @@ impl Observations {
 }
 
 /// Leases that can be processed now: not finished, and every parent finished or gone.
-pub(crate) fn processable<'a>(leases: &'a [Lease]) -> Vec<&'a Lease> {
+pub(crate) fn processable(leases: &[Lease]) -> Vec<&Lease> {
     let by_key: HashMap<&str, &Lease> = leases.iter().map(|l| (l.key.as_str(), l)).collect();
     leases
         .iter()
