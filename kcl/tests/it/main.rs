@@ -5,5 +5,6 @@ mod common;
 mod failover;
 mod java_table;
 mod lease_table;
+mod positions;
 mod processing;
 mod resharding;
