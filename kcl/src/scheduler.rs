@@ -109,6 +109,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         let mut state = State {
             held: HashMap::new(),
             consumers: JoinSet::new(),
+            tasks: HashMap::new(),
             seen: Observations::default(),
             finished_since: HashMap::new(),
             next_expiry: None,
@@ -127,13 +128,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 biased;
                 _ = stopped(&mut stop) => break,
                 _ = renew.tick() => self.renew_all(&state).await,
-                Some(done) = state.consumers.join_next() => {
-                    if let Ok((key, exit)) = done {
-                        self.finished(&mut state, &key, exit).await;
-                        if exit == Exit::ShardEnded {
-                            // Children may be ready now: look at once rather than next period.
-                            self.take_now.notify_one();
-                        }
+                Some(done) = state.consumers.join_next_with_id() => {
+                    let Some((key, exit)) = state.outcome(done) else { continue };
+                    self.finished(&mut state, &key, exit).await;
+                    if exit == Exit::ShardEnded {
+                        // Children may be ready now: look at once rather than next period.
+                        self.take_now.notify_one();
                     }
                 }
                 _ = sync.tick() => needs_sync = true,
@@ -279,13 +279,14 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         let key = lease.key.clone();
         let ctx = self.ctx.clone();
         let task_lease = held.clone();
-        state.consumers.spawn(
+        let task = state.consumers.spawn(
             async move {
                 let exit = consumer::run(ctx, task_lease, lease, processor, stop_rx).await;
                 (key, exit)
             }
             .instrument(span),
         );
+        state.tasks.insert(task.id(), held.key.clone());
         state
             .held
             .insert(held.key.clone(), Running { lease: held, stop });
@@ -321,9 +322,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 }
                 // Keep the leases alive while processors write their final checkpoints.
                 _ = renew.tick() => self.renew_all(&state).await,
-                done = state.consumers.join_next() => match done {
-                    Some(Ok((key, exit))) => self.finished(&mut state, &key, exit).await,
-                    Some(Err(_)) => {}
+                done = state.consumers.join_next_with_id() => match done {
+                    Some(done) => {
+                        if let Some((key, exit)) = state.outcome(done) {
+                            self.finished(&mut state, &key, exit).await;
+                        }
+                    }
                     None => break,
                 },
             }
@@ -343,10 +347,35 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 struct State {
     held: HashMap<String, Running>,
     consumers: JoinSet<(String, Exit)>,
+    /// Shard of each consumer task, to release the lease of a consumer that panicked.
+    tasks: HashMap<tokio::task::Id, String>,
     seen: Observations,
     finished_since: HashMap<String, Instant>,
     /// When a lease of another worker expires unless renewed.
     next_expiry: Option<Instant>,
+}
+
+impl State {
+    /// The shard and exit of a finished consumer task; a panicked processor counts as failed, so
+    /// its lease is given up and the shard retried rather than left renewed but idle.
+    fn outcome(
+        &mut self,
+        done: std::result::Result<(tokio::task::Id, (String, Exit)), tokio::task::JoinError>,
+    ) -> Option<(String, Exit)> {
+        match done {
+            Ok((id, outcome)) => {
+                self.tasks.remove(&id);
+                Some(outcome)
+            }
+            Err(e) => {
+                let key = self.tasks.remove(&e.id())?;
+                if e.is_panic() {
+                    tracing::error!(shard = %key, "record processor panicked");
+                }
+                Some((key, Exit::Failed))
+            }
+        }
+    }
 }
 
 async fn until(deadline: Option<Instant>) {

@@ -163,6 +163,8 @@ pub struct Log {
     pub fail_batches: AtomicUsize,
     /// Whether processors checkpoint after each batch (else only at shutdown/shard end).
     pub no_batch_checkpoints: std::sync::atomic::AtomicBool,
+    /// Whether the next batch panics the processor.
+    pub panic_once: std::sync::atomic::AtomicBool,
 }
 
 impl Log {
@@ -224,6 +226,9 @@ impl RecordProcessor for Recorder {
                     at: Instant::now(),
                 });
             }
+        }
+        if self.log.panic_once.swap(false, Ordering::SeqCst) {
+            panic!("injected processor panic");
         }
         let fail = self
             .log

@@ -148,3 +148,25 @@ async fn checkpoint_is_fenced_after_a_steal() {
     );
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_processor_gets_its_batch_again() {
+    let env = Env::start().await;
+    env.create_stream("panic", 1).await;
+    let log = Arc::new(Log::default());
+    log.panic_once.store(true, Ordering::SeqCst);
+    env.put("panic", "k", "p0").await;
+    let w = Worker::start(&env, "panic-app", "panic", "w", &log, fast_config());
+    eventually(
+        Duration::from_secs(20),
+        "redelivery after the panic",
+        async || log.data().iter().filter(|d| *d == "p0").count() >= 2,
+    )
+    .await;
+    env.put("panic", "k", "p1").await;
+    eventually(Duration::from_secs(20), "later records", async || {
+        log.has_all(&["p1".into()])
+    })
+    .await;
+    w.stop().await;
+}

@@ -12,8 +12,12 @@ async fn split_and_merge_under_load_keep_per_key_order() {
     let env = Arc::new(Env::start().await);
     env.create_stream("reshard", 1).await;
     let log = Arc::new(Log::default());
-    let a = Worker::start(&env, "reshard-app", "reshard", "a", &log, fast_config());
-    let b = Worker::start(&env, "reshard-app", "reshard", "b", &log, fast_config());
+    let config = kcl::Config {
+        finished_lease_retention: Duration::ZERO,
+        ..fast_config()
+    };
+    let a = Worker::start(&env, "reshard-app", "reshard", "a", &log, config.clone());
+    let b = Worker::start(&env, "reshard-app", "reshard", "b", &log, config);
     let running = Arc::new(AtomicBool::new(true));
     let producer = {
         let env = env.clone();
