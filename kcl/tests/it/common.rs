@@ -22,7 +22,11 @@ pub struct Env {
 
 impl Env {
     pub async fn start() -> Self {
-        let handle = Engine::builder().build().unwrap().start().await.unwrap();
+        Self::with(Engine::builder()).await
+    }
+
+    pub async fn with(builder: core_engine::EngineBuilder) -> Self {
+        let handle = builder.build().unwrap().start().await.unwrap();
         let url = handle.endpoint_url();
         let kinesis = aws_sdk_kinesis::Client::from_conf(
             aws_sdk_kinesis::Config::builder()

@@ -170,3 +170,41 @@ async fn a_panicking_processor_gets_its_batch_again() {
     .await;
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_expired_iterators_lose_and_repeat_nothing() {
+    use core_engine::{Engine, Fault, FaultRule};
+    let rule = |fault, times| {
+        FaultRule::new("GetRecords", fault)
+            .with_probability(0.5)
+            .times(times)
+    };
+    let env = Env::with(
+        Engine::builder()
+            .fault(rule(Fault::Throttle, 10))
+            .fault(rule(Fault::ExpireIterator, 5)),
+    )
+    .await;
+    env.create_stream("faulty", 2).await;
+    let log = Arc::new(Log::default());
+    let w = Worker::start(&env, "faulty-app", "faulty", "w", &log, fast_config());
+    let mut expected = Vec::new();
+    for i in 0..40 {
+        let data = format!("f{i}");
+        env.put("faulty", &format!("k{i}"), &data).await;
+        expected.push(data);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eventually(Duration::from_secs(30), "every record", async || {
+        log.has_all(&expected)
+    })
+    .await;
+    w.stop().await;
+    let mut data = log.data();
+    data.sort();
+    expected.sort();
+    assert_eq!(
+        data, expected,
+        "each record exactly once despite the faults"
+    );
+}
