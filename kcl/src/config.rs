@@ -52,6 +52,10 @@ pub struct Config {
     pub max_leases_for_worker: usize,
     /// Most leases stolen in one taker run (default 1).
     pub max_leases_to_steal_at_one_time: usize,
+    /// How long a worker waits before processing a lease it stole (default: the renewal interval
+    /// plus 100 ms). The previous owner learns of the steal at its next renewal and stops, so the
+    /// two never process the shard at the same time (the Java KCL starts at once and overlaps).
+    pub stolen_lease_start_delay: Option<Duration>,
     /// How often shards are listed to find new ones (default 60 s).
     pub shard_sync_interval: Duration,
     /// Where new leases start.
@@ -84,6 +88,7 @@ impl Default for Config {
             lease_taker_interval: None,
             max_leases_for_worker: usize::MAX,
             max_leases_to_steal_at_one_time: 1,
+            stolen_lease_start_delay: None,
             shard_sync_interval: Duration::from_secs(60),
             initial_position: InitialPosition::Latest,
             max_records: 10_000,
@@ -109,6 +114,12 @@ impl Config {
                 .saturating_sub(EPSILON)
                 .max(Duration::from_millis(10))
         })
+    }
+
+    /// The effective start delay for stolen leases.
+    pub fn stolen_lease_start_delay(&self) -> Duration {
+        self.stolen_lease_start_delay
+            .unwrap_or_else(|| self.renewal_interval() + Duration::from_millis(100))
     }
 
     /// The effective taker interval.

@@ -1,7 +1,7 @@
 //! One shard's consumer: initialize, deliver batches (retrying failures), end, stop.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::types::ChildShard;
 use tokio::sync::watch;
@@ -47,7 +47,17 @@ pub(crate) async fn run<P: RecordProcessor>(
     snapshot: Lease,
     mut processor: P,
     mut shutdown: watch::Receiver<bool>,
+    start_delay: Duration,
 ) -> Exit {
+    if !start_delay.is_zero() {
+        // A stolen lease: let the previous owner notice at its next renewal and stop, so the
+        // shard is never processed by two workers at once.
+        tokio::select! {
+            _ = tokio::time::sleep(start_delay) => {}
+            _ = lease.lost() => return Exit::LeaseLost,
+            _ = requested(&mut shutdown) => return Exit::Shutdown,
+        }
+    }
     let shard = lease.key.clone();
     let mut checkpointer = Checkpointer::new(lease.clone(), snapshot.checkpoint.clone());
     let init = InitializationInput {

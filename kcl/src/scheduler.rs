@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -215,7 +216,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                         let mut lease = (*lease).clone();
                         lease.counter = counter + 1;
                         lease.owner = Some(self.worker_id.clone());
-                        self.start_consumer(state, lease);
+                        let delay = if stolen {
+                            config.stolen_lease_start_delay()
+                        } else {
+                            Duration::ZERO
+                        };
+                        self.start_consumer(state, lease, delay);
                     }
                     Ok(false) => tracing::debug!(shard = %key, "lost the race for a lease"),
                     Err(e) => tracing::warn!(shard = %key, error = %e, "taking a lease failed"),
@@ -265,7 +271,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         state.finished_since = still_finished;
     }
 
-    fn start_consumer(&self, state: &mut State, lease: Lease) {
+    fn start_consumer(&self, state: &mut State, lease: Lease, delay: Duration) {
         let held = HeldLease::new(
             self.ctx.table.clone(),
             lease.key.clone(),
@@ -281,7 +287,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         let task_lease = held.clone();
         let task = state.consumers.spawn(
             async move {
-                let exit = consumer::run(ctx, task_lease, lease, processor, stop_rx).await;
+                let exit = consumer::run(ctx, task_lease, lease, processor, stop_rx, delay).await;
                 (key, exit)
             }
             .instrument(span),

@@ -157,6 +157,27 @@ async fn a_joining_worker_takes_its_share() {
         log.events().iter().any(|e| e.starts_with("lease_lost a")),
         "stolen leases are reported lost to their old processor"
     );
+    // No overlap: on every shard b stole, a's last delivery precedes b's first.
+    let deliveries = log.deliveries.lock().unwrap().clone();
+    for shard in deliveries
+        .iter()
+        .filter(|d| d.worker == "b")
+        .map(|d| &d.shard)
+    {
+        let a_last = deliveries
+            .iter()
+            .filter(|d| d.worker == "a" && &d.shard == shard)
+            .map(|d| d.at)
+            .max();
+        let b_first = deliveries
+            .iter()
+            .filter(|d| d.worker == "b" && &d.shard == shard)
+            .map(|d| d.at)
+            .min();
+        if let (Some(a_last), Some(b_first)) = (a_last, b_first) {
+            assert!(a_last < b_first, "{shard} processed by a and b at once");
+        }
+    }
     b.stop().await;
     a.stop().await;
 }
