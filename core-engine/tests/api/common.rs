@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
 use core_engine::{Engine, EngineBuilder, EngineHandle, ManualClock};
@@ -126,24 +125,7 @@ pub fn client(endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
-/// The AWS error code and message of a failed call.
-pub fn code_of<T, E, R>(
-    result: Result<T, aws_sdk_kinesis::error::SdkError<E, R>>,
-) -> (String, String)
-where
-    T: std::fmt::Debug,
-    E: ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
-{
-    let err = result.expect_err("the call should fail");
-    let service = err
-        .as_service_error()
-        .unwrap_or_else(|| panic!("expected a service error, got {err:?}"));
-    (
-        service.code().unwrap_or("<no code>").to_owned(),
-        service.message().unwrap_or("").to_owned(),
-    )
-}
+pub use crate::support::code_of;
 
 /// A stream name unique to the calling test.
 pub fn name(tag: &str) -> String {

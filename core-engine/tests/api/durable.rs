@@ -1,8 +1,6 @@
 //! Durable mode: data survives a clean restart and a SIGKILL in the middle of a write load.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +9,7 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use core_engine::Engine;
 
 use crate::common::{TestEngine, client};
+use crate::support::ChildEngine;
 
 #[tokio::test]
 async fn a_restart_keeps_streams_records_and_settings() {
@@ -111,58 +110,10 @@ async fn a_restart_keeps_streams_records_and_settings() {
 /// Acknowledged records per shard: (sequence number, data).
 type AckedByShard = HashMap<String, Vec<(u128, Vec<u8>)>>;
 
-/// A `core-engine serve` child process.
-struct ChildEngine {
-    child: Child,
-    endpoint: String,
-}
-
-impl ChildEngine {
-    fn spawn(data_dir: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_core-engine"))
-            // The load writes as fast as it can; this test is about durability, not limits.
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--throughput-limits",
-                "false",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the core-engine binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let endpoint = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(
-            endpoint.starts_with("http://127.0.0.1:"),
-            "unexpected first line {line:?}"
-        );
-        Self { child, endpoint }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL on Unix
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for ChildEngine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_record_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = ChildEngine::spawn(dir.path());
+    let engine = ChildEngine::spawn(dir.path(), &["--throughput-limits", "false"]);
     let kinesis = client(&engine.endpoint);
     kinesis
         .create_stream()
@@ -221,7 +172,7 @@ async fn every_acknowledged_record_survives_sigkill() {
     let total: usize = acked.values().map(Vec::len).sum();
     assert!(total > 0, "the load acknowledged nothing before the kill");
 
-    let engine = ChildEngine::spawn(dir.path());
+    let engine = ChildEngine::spawn(dir.path(), &["--throughput-limits", "false"]);
     let reader = TestEngine {
         handle: dummy_handle().await,
         client: client(&engine.endpoint),

@@ -14,3 +14,5 @@ mod records;
 mod reshard;
 mod shards;
 mod streams;
+#[path = "../support/mod.rs"]
+mod support;

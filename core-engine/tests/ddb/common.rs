@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
@@ -128,21 +127,4 @@ pub fn client(endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
-/// The AWS error code and message of a failed call.
-pub fn code_of<T, E, R>(
-    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
-) -> (String, String)
-where
-    T: std::fmt::Debug,
-    E: ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
-{
-    let err = result.expect_err("the call should fail");
-    let service = err
-        .as_service_error()
-        .unwrap_or_else(|| panic!("expected a service error, got {err:?}"));
-    (
-        service.code().unwrap_or("<no code>").to_owned(),
-        service.message().unwrap_or("").to_owned(),
-    )
-}
+pub use crate::support::code_of;

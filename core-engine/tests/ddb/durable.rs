@@ -1,7 +1,5 @@
 //! Durable mode: tables and items survive a restart, a torn log tail and a SIGKILL.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,6 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ScalarAttributeType};
 use core_engine::Engine;
 
 use crate::common::{Ddb, client, create_table, item, n, s};
+use crate::support::ChildEngine;
 
 #[tokio::test]
 async fn a_restart_keeps_tables_indexes_and_items() {
@@ -113,45 +112,10 @@ async fn a_restart_keeps_tables_indexes_and_items() {
     );
 }
 
-/// A `core-engine serve` child process.
-struct ChildEngine {
-    child: Child,
-    endpoint: String,
-}
-
-impl ChildEngine {
-    fn spawn(data_dir: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_core-engine"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the core-engine binary starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let endpoint = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(
-            endpoint.starts_with("http://127.0.0.1:"),
-            "unexpected first line {line:?}"
-        );
-        Self { child, endpoint }
-    }
-}
-
-impl Drop for ChildEngine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_conditional_write_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = ChildEngine::spawn(dir.path());
+    let engine = ChildEngine::spawn(dir.path(), &[]);
     let ddb = client(&engine.endpoint);
     create_table(&ddb, "crash", "pk", None).await;
     // Each writer bumps its own counter with a conditional update; the last acknowledged value
@@ -194,7 +158,7 @@ async fn every_acknowledged_conditional_write_survives_sigkill() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    drop(engine); // SIGKILL
+    engine.kill();
     for writer in writers {
         writer.await.unwrap();
     }
@@ -204,7 +168,7 @@ async fn every_acknowledged_conditional_write_survives_sigkill() {
         "the load acknowledged nothing: {acked:?}"
     );
 
-    let engine = ChildEngine::spawn(dir.path());
+    let engine = ChildEngine::spawn(dir.path(), &[]);
     let ddb = client(&engine.endpoint);
     for (writer, &value) in acked.iter().enumerate() {
         let got = ddb

@@ -9,4 +9,6 @@ mod expressions;
 mod items;
 mod leases;
 mod query_scan;
+#[path = "../support/mod.rs"]
+mod support;
 mod tables;

@@ -26,6 +26,9 @@ pub(crate) use pending::Pending;
 use send::{Batch, BatchOutcome};
 use shard::{Container, ShardBuffer};
 
+/// Most commands handled between two pumps.
+const COMMANDS_PER_PUMP: usize = 4096;
+
 /// Messages from producer handles to the worker.
 // Nearly every command is a Put: boxing it would add an allocation per record for nothing.
 #[allow(clippy::large_enum_variant)]
@@ -119,7 +122,17 @@ impl Worker {
             let wake = self.next_wake(now);
             tokio::select! {
                 command = commands.recv(), if commands_open => match command {
-                    Some(command) => self.on_command(command),
+                    Some(command) => {
+                        self.on_command(command);
+                        // Take what else is queued before pumping: pumping looks at every
+                        // shard, so doing it per record would make the worker fall behind.
+                        for _ in 0..COMMANDS_PER_PUMP {
+                            match commands.try_recv() {
+                                Ok(command) => self.on_command(command),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => commands_open = false,
                 },
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {

@@ -84,12 +84,7 @@ impl ShardBuffer {
     /// Adds a user record: to the aggregate being built, or on its own.
     pub(crate) fn add(&mut self, pending: Pending, config: &Config) {
         let record = &pending.record;
-        let alone = Aggregator::new().size_with(
-            &record.partition_key,
-            record.explicit_hash_key.as_deref(),
-            record.data.len(),
-        );
-        if !config.aggregation_enabled || alone > config.aggregation_max_size {
+        if !config.aggregation_enabled || !fits_alone(record, config.aggregation_max_size) {
             self.ready.push_back(self.single(pending));
             return;
         }
@@ -226,4 +221,21 @@ impl ShardBuffer {
         }
         all
     }
+}
+
+/// Whether a record fits in an aggregate of at most `max` bytes on its own. The cheap bound
+/// settles almost every record; only records near the limit are measured exactly.
+fn fits_alone(record: &crate::record::Record, max: usize) -> bool {
+    // Magic, digest, table entries, indexes and length prefixes take well under 64 bytes.
+    const SLACK: usize = 64;
+    let key_bytes =
+        record.partition_key.len() + record.explicit_hash_key.as_ref().map_or(0, String::len);
+    if record.data.len() + key_bytes + SLACK <= max {
+        return true;
+    }
+    Aggregator::new().size_with(
+        &record.partition_key,
+        record.explicit_hash_key.as_deref(),
+        record.data.len(),
+    ) <= max
 }
