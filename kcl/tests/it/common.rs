@@ -167,6 +167,8 @@ pub struct Log {
     pub fail_batches: AtomicUsize,
     /// Whether processors checkpoint after each batch (else only at shutdown/shard end).
     pub no_batch_checkpoints: std::sync::atomic::AtomicBool,
+    /// Whether `shutdown_requested` never returns.
+    pub hang_on_shutdown: std::sync::atomic::AtomicBool,
     /// Whether the next batch panics the processor.
     pub panic_once: std::sync::atomic::AtomicBool,
 }
@@ -275,6 +277,9 @@ impl RecordProcessor for Recorder {
     ) -> Result<(), ProcessorError> {
         self.log
             .event(format!("shutdown {} {}", self.worker, self.shard));
+        if self.log.hang_on_shutdown.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         checkpointer.checkpoint().await?;
         Ok(())
     }

@@ -208,3 +208,43 @@ async fn throttling_and_expired_iterators_lose_and_repeat_nothing() {
         "each record exactly once despite the faults"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_and_hands_leases_over_at_once() {
+    let env = Env::start().await;
+    env.create_stream("bounded", 2).await;
+    let log = Arc::new(Log::default());
+    let config = kcl::Config {
+        shutdown_timeout: Duration::from_secs(1),
+        ..fast_config()
+    };
+    let a = Worker::start(&env, "bounded-app", "bounded", "a", &log, config.clone());
+    eventually(Duration::from_secs(20), "a holding both", async || {
+        crate::common::per_owner(&env.owners("bounded-app").await).get("a") == Some(&2)
+    })
+    .await;
+    let b = Worker::start(&env, "bounded-app", "bounded", "b", &log, config.clone());
+    eventually(Duration::from_secs(20), "one each", async || {
+        let counts = crate::common::per_owner(&env.owners("bounded-app").await);
+        counts.get("a") == Some(&1) && counts.get("b") == Some(&1)
+    })
+    .await;
+    // a's processor never finishes shutting down: the worker still stops within the bound.
+    log.hang_on_shutdown.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    a.stop().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    log.hang_on_shutdown.store(false, Ordering::SeqCst);
+    // Its lease was given up, so b takes it without waiting for the failover time.
+    let released = std::time::Instant::now();
+    eventually(Duration::from_secs(20), "b holding both", async || {
+        crate::common::per_owner(&env.owners("bounded-app").await).get("b") == Some(&2)
+    })
+    .await;
+    assert!(
+        released.elapsed() < config.failover_time,
+        "taken before expiry"
+    );
+    b.stop().await;
+}
