@@ -204,7 +204,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 let Some(lease) = by_key.get(key.as_str()) else {
                     continue;
                 };
-                match self.ctx.table.take(key, &self.worker_id, *counter).await {
+                match self
+                    .ctx
+                    .table
+                    .take(key, &self.worker_id, *counter, lease.owner.as_deref())
+                    .await
+                {
                     Ok(true) => {
                         let name = if stolen {
                             "StolenLeases"

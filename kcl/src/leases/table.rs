@@ -189,27 +189,35 @@ impl LeaseTable {
     }
 
     /// Takes the lease for `owner` if its counter is still `seen_counter` (the value in the scan
-    /// that judged it expired or stealable); the new counter is `seen_counter + 1`.
-    pub async fn take(&self, key: &str, owner: &str, seen_counter: u64) -> Result<bool> {
-        self.update(
-            "take",
-            key,
-            "SET #c = :new, #o = :me ADD #sw :one REMOVE #co",
-            "#c = :old",
-            &[
-                ("#c", LEASE_COUNTER),
-                ("#o", LEASE_OWNER),
-                ("#sw", OWNER_SWITCHES),
-                ("#co", CHECKPOINT_OWNER),
-            ],
-            vec![
-                (":new", n(seen_counter + 1)),
-                (":old", n(seen_counter)),
-                (":me", s(owner)),
-                (":one", n(1)),
-            ],
-        )
-        .await
+    /// that judged it expired or stealable); the new counter is `seen_counter + 1`. As in the Java
+    /// KCL, `ownerSwitchesSinceCheckpoint` counts only a change from another owner.
+    pub async fn take(
+        &self,
+        key: &str,
+        owner: &str,
+        seen_counter: u64,
+        previous_owner: Option<&str>,
+    ) -> Result<bool> {
+        let switch = previous_owner.is_some_and(|p| p != owner);
+        let mut names = vec![
+            ("#c", LEASE_COUNTER),
+            ("#o", LEASE_OWNER),
+            ("#co", CHECKPOINT_OWNER),
+        ];
+        let mut values = vec![
+            (":new", n(seen_counter + 1)),
+            (":old", n(seen_counter)),
+            (":me", s(owner)),
+        ];
+        let expression = if switch {
+            names.push(("#sw", OWNER_SWITCHES));
+            values.push((":one", n(1)));
+            "SET #c = :new, #o = :me ADD #sw :one REMOVE #co"
+        } else {
+            "SET #c = :new, #o = :me REMOVE #co"
+        };
+        self.update("take", key, expression, "#c = :old", &names, values)
+            .await
     }
 
     /// Gives the lease up (no owner), if `owner` still holds it at `counter`.

@@ -45,7 +45,7 @@ async fn table_is_created_on_demand_and_writes_are_fenced() {
         let table = table.clone();
         async move {
             table
-                .take("shardId-000000000000", &format!("w{i}"), 0)
+                .take("shardId-000000000000", &format!("w{i}"), 0, None)
                 .await
                 .unwrap()
         }
@@ -56,7 +56,10 @@ async fn table_is_created_on_demand_and_writes_are_fenced() {
     let stored = table.get("shardId-000000000000").await.unwrap().unwrap();
     assert_eq!(stored.owner.as_deref(), Some(winner.as_str()));
     assert_eq!(stored.counter, 1);
-    assert_eq!(stored.owner_switches_since_checkpoint, 1);
+    assert_eq!(
+        stored.owner_switches_since_checkpoint, 0,
+        "taking an unowned lease is no owner switch"
+    );
 
     // Renewal on a stale counter fails; on the current one it bumps the counter.
     assert!(!table.renew("shardId-000000000000", 0).await.unwrap());
@@ -65,10 +68,12 @@ async fn table_is_created_on_demand_and_writes_are_fenced() {
     // Another worker steals at counter 2: the old owner's checkpoint at counter 2 is refused.
     assert!(
         table
-            .take("shardId-000000000000", "thief", 2)
+            .take("shardId-000000000000", "thief", 2, Some(&winner))
             .await
             .unwrap()
     );
+    let stolen = table.get("shardId-000000000000").await.unwrap().unwrap();
+    assert_eq!(stolen.owner_switches_since_checkpoint, 1);
     let update = CheckpointUpdate {
         checkpoint: Some(Checkpoint::at("100", 0)),
         ..CheckpointUpdate::default()

@@ -115,7 +115,7 @@ async fn checkpoint_is_fenced_after_a_steal() {
     loop {
         let lease = table.get("shardId-000000000000").await.unwrap().unwrap();
         if table
-            .take(&lease.key, "thief", lease.counter)
+            .take(&lease.key, "thief", lease.counter, lease.owner.as_deref())
             .await
             .unwrap()
         {
