@@ -104,10 +104,16 @@ async fn measure_failover(config: kcl::Config, stream: &str) -> Duration {
     taken_over.into_values().max().unwrap()
 }
 
+/// Room for a busy machine's scheduling delays on top of the failover design target.
+const SCHEDULING_SLACK: Duration = Duration::from_secs(10);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_workers_shards_resume_from_checkpoint_short_failover() {
     let config = fast_config();
-    let bound = config.failover_time + config.renewal_interval() + Duration::from_secs(1);
+    // A sanity bound, not a speed check: timing is measured and reported (run with
+    // --nocapture), and a loaded machine must not fail the test. The design target is
+    // failover_time + renewal_interval; the slack only catches a worker that never takes over.
+    let bound = config.failover_time + config.renewal_interval() + SCHEDULING_SLACK;
     let took = measure_failover(config, "failover-short").await;
     println!("failover (failover_time 1.5 s): {took:?}");
     assert!(took <= bound, "failover took {took:?}, bound {bound:?}");
@@ -119,7 +125,10 @@ async fn crashed_workers_shards_resume_from_checkpoint_default_failover() {
         failover_time: kcl::Config::default().failover_time,
         ..fast_config()
     };
-    let bound = config.failover_time + config.renewal_interval() + Duration::from_secs(1);
+    // A sanity bound, not a speed check: timing is measured and reported (run with
+    // --nocapture), and a loaded machine must not fail the test. The design target is
+    // failover_time + renewal_interval; the slack only catches a worker that never takes over.
+    let bound = config.failover_time + config.renewal_interval() + SCHEDULING_SLACK;
     let took = measure_failover(config, "failover-default").await;
     println!("failover (failover_time 10 s, default): {took:?}");
     assert!(took <= bound, "failover took {took:?}, bound {bound:?}");
