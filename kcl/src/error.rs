@@ -77,6 +77,11 @@ impl Error {
         matches!(self, Error::Kinesis { code: Some(c), .. } if c == "ExpiredIteratorException")
     }
 
+    /// Whether Kinesis reported that the stream or shard does not exist (any more).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Kinesis { code: Some(c), .. } if c == "ResourceNotFoundException")
+    }
+
     /// Whether Kinesis or DynamoDB throttled the call.
     pub fn is_throttling(&self) -> bool {
         match self {

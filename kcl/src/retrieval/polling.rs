@@ -81,6 +81,18 @@ impl Fetcher {
                 Some(it) => it,
                 None => match self.iterator().await {
                     Ok(it) => it,
+                    Err(e) if e.is_not_found() => {
+                        // The shard is gone: closed and past retention. Like the Java KCL,
+                        // treat it as its end, so the lease is finished and its children
+                        // (which shard sync finds) can start instead of waiting forever.
+                        tracing::warn!(shard = %self.shard_id, "shard no longer exists; treating it as ended");
+                        let _ = tx
+                            .send(Fetched::ShardEnd {
+                                children: Vec::new(),
+                            })
+                            .await;
+                        return;
+                    }
                     Err(e) => {
                         tracing::warn!(shard = %self.shard_id, error = %e, "GetShardIterator failed");
                         tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(1))).await;

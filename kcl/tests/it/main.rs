@@ -2,6 +2,7 @@
 
 mod aggregation;
 mod common;
+mod expired;
 mod failover;
 mod java_table;
 mod lease_table;
