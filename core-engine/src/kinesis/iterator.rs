@@ -58,14 +58,10 @@ impl Kinesis {
                 &format!("satisfy enum value set: [{}]", ITERATOR_TYPES.join(", ")),
             );
         }
-        if let Some(seq) = &input.starting_sequence_number {
-            v.check(
-                sequence::is_well_formed(seq),
-                seq,
-                "startingSequenceNumber",
-                "satisfy regular expression pattern: 0|([1-9]\\d{0,128})",
-            );
-        }
+        v.sequence_number(
+            input.starting_sequence_number.as_deref(),
+            "startingSequenceNumber",
+        );
         let name = self.stream_target(
             input.stream_name.as_deref(),
             input.stream_arn.as_deref(),

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::faults::Fault;
 use crate::model::hash::{parse_hash_key, partition_key_hash};
-use crate::model::sequence;
 use crate::model::shard::shard_id;
 use crate::model::stream::Stream;
 use crate::protocol::json::Blob;
@@ -22,7 +21,6 @@ const MODEL_MAX_DATA_BYTES: usize = 10 << 20;
 const MAX_PUT_RECORDS: usize = 500;
 /// Largest PutRecords payload (data plus partition keys): 10 MiB.
 const MAX_PUT_RECORDS_BYTES: usize = 10 << 20;
-const HASH_KEY_PATTERN: &str = "0|([1-9]\\d{0,38})";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -125,14 +123,7 @@ fn check_record(
         None => v.missing(&path("partitionKey")),
         Some(key) => v.length(key, &path("partitionKey"), 1, 256),
     }
-    if let Some(hash_key) = explicit_hash_key {
-        v.check(
-            crate::model::is_plain_decimal(hash_key) && hash_key.len() <= 39,
-            hash_key,
-            &path("explicitHashKey"),
-            &format!("satisfy regular expression pattern: {HASH_KEY_PATTERN}"),
-        );
-    }
+    v.hash_key(explicit_hash_key, &path("explicitHashKey"));
 }
 
 /// Applies the checks that need the validated values: the record size limit and the hash key's
@@ -182,14 +173,10 @@ impl Kinesis {
             "",
             &mut v,
         );
-        if let Some(seq) = &input.sequence_number_for_ordering {
-            v.check(
-                sequence::is_well_formed(seq),
-                seq,
-                "sequenceNumberForOrdering",
-                "satisfy regular expression pattern: 0|([1-9]\\d{0,128})",
-            );
-        }
+        v.sequence_number(
+            input.sequence_number_for_ordering.as_deref(),
+            "sequenceNumberForOrdering",
+        );
         let name = self.stream_target(
             input.stream_name.as_deref(),
             input.stream_arn.as_deref(),

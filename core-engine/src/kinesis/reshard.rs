@@ -127,14 +127,7 @@ impl Kinesis {
         let mut v = Violations::default();
         check_shard_member(&input.shard_to_split, "shardToSplit", &mut v);
         v.require(&input.new_starting_hash_key, "newStartingHashKey");
-        if let Some(key) = &input.new_starting_hash_key {
-            v.check(
-                crate::model::is_plain_decimal(key) && key.len() <= 39,
-                key,
-                "newStartingHashKey",
-                "satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
-            );
-        }
+        v.hash_key(input.new_starting_hash_key.as_deref(), "newStartingHashKey");
         let name = self.stream_target(
             input.stream_name.as_deref(),
             input.stream_arn.as_deref(),

@@ -73,6 +73,30 @@ impl Violations {
         );
     }
 
+    /// Checks an optional sequence number's shape (`0|([1-9]\d{0,128})`).
+    pub(crate) fn sequence_number(&mut self, value: Option<&str>, path: &str) {
+        if let Some(seq) = value {
+            self.check(
+                crate::model::sequence::is_well_formed(seq),
+                seq,
+                path,
+                "satisfy regular expression pattern: 0|([1-9]\\d{0,128})",
+            );
+        }
+    }
+
+    /// Checks an optional hash key's shape (`0|([1-9]\d{0,38})`); its range is checked apart.
+    pub(crate) fn hash_key(&mut self, value: Option<&str>, path: &str) {
+        if let Some(key) = value {
+            self.check(
+                crate::model::is_plain_decimal(key) && key.len() <= 39,
+                key,
+                path,
+                "satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
+            );
+        }
+    }
+
     /// Checks an optional stream name.
     pub(crate) fn stream_name(&mut self, name: Option<&str>, path: &str) {
         if let Some(name) = name {
