@@ -1,0 +1,503 @@
+//! Shardline quickstart: the whole system in one process, with something going wrong.
+//!
+//! Starts an embedded engine, creates a stream, produces a clickstream with `kpl`, and consumes it
+//! with a fleet of `kcl` workers computing per-user features. A third of the way in it splits a
+//! shard; two thirds in it crashes a worker. At the end it checks that every acknowledged record
+//! was processed, in order per user, and reports how many were processed twice.
+//!
+//! ```text
+//! cargo run --release -p examples --bin quickstart -- --help
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use examples::clickstream::Generator;
+use examples::clients;
+use examples::features::{FeatureFactory, Report, Shared};
+use kcl::{Config, InitialPosition, Scheduler};
+use tokio::sync::RwLock;
+
+const STREAM: &str = "clickstream";
+const APP: &str = "user-features";
+
+/// Shardline quickstart: an embedded Kinesis engine, a KPL producer writing a clickstream, and a
+/// fleet of KCL workers computing per-user features, while a shard is split and a worker crashes.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// How long to produce, in seconds. The split happens at 1/3, the crash at 2/3.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Click events produced per second.
+    #[arg(long, default_value_t = 5000)]
+    rate: u64,
+    /// Shards the stream starts with.
+    #[arg(long, default_value_t = 4)]
+    shards: i32,
+    /// Consumer workers (each one a kcl Scheduler, as a separate host would run).
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Distinct users (partition keys).
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// Keep the engine's data in this directory (durable, fsynced); in memory otherwise.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// One consumer worker.
+struct Worker {
+    id: String,
+    scheduler: Arc<Scheduler<FeatureFactory>>,
+    task: tokio::task::JoinHandle<kcl::Result<()>>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.duration == 0 || args.rate == 0 || args.shards < 1 || args.workers < 1 {
+        bail!("--duration, --rate, --shards and --workers must be at least 1");
+    }
+    let report = run(args).await?;
+    if !report.ok() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<Report> {
+    let started = Instant::now();
+    let mut builder = core_engine::Engine::builder();
+    if let Some(dir) = &args.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    // Throughput limits stay on, as in AWS: the producer and consumers must live with them.
+    let engine = builder
+        .build()
+        .context("configuring the engine")?
+        .start()
+        .await
+        .context("starting the engine")?;
+    let endpoint = engine.endpoint_url();
+    let kinesis = clients::kinesis(&endpoint);
+    let ddb = clients::dynamodb(&endpoint);
+    println!(
+        "engine at {endpoint} ({}, AWS throughput limits on)",
+        match &args.data_dir {
+            Some(dir) => format!("durable in {}", dir.display()),
+            None => "in memory".into(),
+        }
+    );
+
+    create_stream(&kinesis, args.shards).await?;
+    println!(
+        "stream {STREAM}: {} shards; producing {} events/s from {} users for {}s; {} workers",
+        args.shards, args.rate, args.users, args.duration, args.workers
+    );
+
+    let shared = Shared::default();
+    let mut workers: Vec<Worker> = (1..=args.workers)
+        .map(|n| start_worker(&kinesis, &ddb, &format!("worker-{n}"), &shared))
+        .collect::<Result<_>>()?;
+
+    let producer_config = kpl::Config {
+        // Per-user order is checked at the end, so no two PutRecords calls may race for a shard
+        // (the KPL's default lets them, and a retry may also overtake later records).
+        preserve_order: true,
+        ..kpl::Config::default()
+    };
+    let producer = kpl::Producer::new(kinesis.clone(), STREAM, producer_config.clone())
+        .await
+        .context("starting the producer")?;
+    let slot = Arc::new(RwLock::new(Some(producer)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pending = Arc::new(AtomicU64::new(0));
+    let producing = tokio::spawn(produce(
+        slot.clone(),
+        args.rate,
+        args.users,
+        shared.clone(),
+        stop.clone(),
+        pending.clone(),
+    ));
+
+    let display = Display::new();
+    let leases = kcl::leases::LeaseTable::new(ddb.clone(), APP);
+    let run_for = Duration::from_secs(args.duration);
+    let (mut split_done, mut crash_done) = (false, false);
+    let mut last = (Instant::now(), 0u64, 0u64);
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+    while started.elapsed() < run_for {
+        ticker.tick().await;
+        let elapsed = started.elapsed();
+        if !split_done && elapsed >= run_for / 3 {
+            split_done = true;
+            // kpl keeps per-key order across retries but not across a split it did not see
+            // coming: an aggregate sent to the parent can land in the wrong child and be
+            // re-sent after newer records. So the producer is drained around the split and
+            // restarted with the new shard map.
+            let old = slot.write().await.take();
+            if let Some(old) = old {
+                settle(old, &shared).await;
+            }
+            display.event(&split_a_shard(&kinesis).await?);
+            let fresh = kpl::Producer::new(kinesis.clone(), STREAM, producer_config.clone())
+                .await
+                .context("restarting the producer")?;
+            *slot.write().await = Some(fresh);
+        }
+        if !crash_done && elapsed >= run_for * 2 / 3 && workers.len() > 1 {
+            crash_done = true;
+            // Abort the worker's task: its leases are left to expire, as if its host died.
+            let victim = workers.remove(0);
+            victim.task.abort();
+            display.event(&format!(
+                "crashed {} (its shards move to the others after the failover time)",
+                victim.id
+            ));
+        }
+        last = display.status(&shared, &leases, last).await;
+    }
+
+    // Stop producing and settle every put.
+    stop.store(true, Ordering::SeqCst);
+    producing.await.context("producer task")?;
+    let last_producer = slot.write().await.take();
+    if let Some(producer) = last_producer {
+        settle(producer, &shared).await;
+    }
+    while pending.load(Ordering::SeqCst) > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    display.event("producer stopped; waiting for the consumers to catch up (60s at most)");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !shared.caught_up() && Instant::now() < deadline {
+        ticker.tick().await;
+        last = display.status(&shared, &leases, last).await;
+    }
+    let caught_up = shared.caught_up();
+    display.event(if caught_up {
+        "consumers caught up; shutting down"
+    } else {
+        "consumers did not catch up in time; shutting down"
+    });
+
+    for worker in workers {
+        worker.scheduler.shutdown();
+        match tokio::time::timeout(Duration::from_secs(15), worker.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => eprintln!("{} stopped with an error: {e}", worker.id),
+            Ok(Err(e)) => eprintln!("{} task failed: {e}", worker.id),
+            Err(_) => eprintln!("{} did not stop within 15s", worker.id),
+        }
+    }
+    engine.shutdown().await;
+
+    let report = shared.report();
+    print_summary(&report, &shared, started.elapsed());
+    Ok(report)
+}
+
+async fn create_stream(kinesis: &aws_sdk_kinesis::Client, shards: i32) -> Result<()> {
+    kinesis
+        .create_stream()
+        .stream_name(STREAM)
+        .shard_count(shards)
+        .send()
+        .await
+        .context("creating the stream")?;
+    wait_active(kinesis).await
+}
+
+async fn wait_active(kinesis: &aws_sdk_kinesis::Client) -> Result<()> {
+    for _ in 0..600 {
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(STREAM)
+            .send()
+            .await
+            .context("describing the stream")?;
+        if summary
+            .stream_description_summary
+            .is_some_and(|s| s.stream_status == aws_sdk_kinesis::types::StreamStatus::Active)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("stream {STREAM} did not become active")
+}
+
+fn start_worker(
+    kinesis: &aws_sdk_kinesis::Client,
+    ddb: &aws_sdk_dynamodb::Client,
+    id: &str,
+    shared: &Shared,
+) -> Result<Worker> {
+    let config = Config {
+        // Shorter than the 10s default so the crash is visible within a short demo.
+        failover_time: Duration::from_secs(3),
+        shard_sync_interval: Duration::from_secs(1),
+        // 4 reads/s per shard stays under Kinesis' 5 GetRecords/s limit.
+        idle_time_between_reads: Duration::from_millis(250),
+        initial_position: InitialPosition::TrimHorizon,
+        shutdown_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let scheduler = Arc::new(
+        Scheduler::new(
+            kinesis.clone(),
+            ddb.clone(),
+            APP,
+            STREAM,
+            id,
+            FeatureFactory(shared.clone()),
+            config,
+        )
+        .with_context(|| format!("configuring {id}"))?,
+    );
+    let runner = scheduler.clone();
+    let task = tokio::spawn(async move { runner.run().await });
+    Ok(Worker {
+        id: id.to_owned(),
+        scheduler,
+        task,
+    })
+}
+
+/// Delivers everything `producer` holds and stops it; what it could not send counts as failed.
+async fn settle(producer: kpl::Producer, shared: &Shared) {
+    producer.flush_all(Duration::from_secs(30)).await;
+    let unsent = producer.shutdown(Duration::from_secs(5)).await;
+    shared.lock().producer_failures += unsent.len() as u64;
+}
+
+/// Puts `rate` events per second until `stop`, recording each acknowledgement in `shared`.
+/// Pauses while `slot` is empty.
+async fn produce(
+    slot: Arc<RwLock<Option<kpl::Producer>>>,
+    rate: u64,
+    users: usize,
+    shared: Shared,
+    stop: Arc<AtomicBool>,
+    pending: Arc<AtomicU64>,
+) {
+    let mut generator = Generator::new(users, 42);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        // Catch up to the target count for the time elapsed (10ms steps keep it smooth).
+        let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+        // Holding the read lock while putting lets a swap of producers wait for these puts.
+        let guard = slot.read().await;
+        let Some(producer) = guard.as_ref() else {
+            drop(guard);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        while sent < due && !stop.load(Ordering::SeqCst) {
+            let event = generator.next_event();
+            sent += 1;
+            let record = kpl::Record::new(event.user.clone(), event.to_bytes());
+            pending.fetch_add(1, Ordering::SeqCst);
+            let (shared, pending) = (shared.clone(), pending.clone());
+            match producer.put(record).await {
+                Ok(delivery) => {
+                    tokio::spawn(async move {
+                        match delivery.await {
+                            Ok(_) => shared.acked(event.user, event.seq),
+                            Err(_) => shared.lock().producer_failures += 1,
+                        }
+                        pending.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+                Err(_) => {
+                    shared.lock().producer_failures += 1;
+                    pending.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+        drop(guard);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Splits the open shard with the most hash keys in half.
+async fn split_a_shard(kinesis: &aws_sdk_kinesis::Client) -> Result<String> {
+    let shards = kinesis
+        .list_shards()
+        .stream_name(STREAM)
+        .send()
+        .await
+        .context("listing shards")?
+        .shards
+        .unwrap_or_default();
+    let widest = shards
+        .iter()
+        .filter(|s| {
+            s.sequence_number_range
+                .as_ref()
+                .is_none_or(|r| r.ending_sequence_number.is_none())
+        })
+        .filter_map(|s| {
+            let range = s.hash_key_range.as_ref()?;
+            let start: u128 = range.starting_hash_key.parse().ok()?;
+            let end: u128 = range.ending_hash_key.parse().ok()?;
+            Some((end - start, start, s.shard_id.clone()))
+        })
+        .max()
+        .context("no open shard to split")?;
+    let (width, start, shard) = widest;
+    kinesis
+        .split_shard()
+        .stream_name(STREAM)
+        .shard_to_split(&shard)
+        .new_starting_hash_key((start + width / 2 + 1).to_string())
+        .send()
+        .await
+        .with_context(|| format!("splitting {shard}"))?;
+    wait_active(kinesis).await?;
+    Ok(format!(
+        "split {shard} in two (producer drained and restarted around it)"
+    ))
+}
+
+/// Live progress: a refreshed line on a terminal, one plain line per second otherwise.
+struct Display {
+    terminal: bool,
+    started: Instant,
+}
+
+impl Display {
+    fn new() -> Self {
+        Self {
+            terminal: std::io::stdout().is_terminal(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Prints a one-off event on its own line.
+    fn event(&self, what: &str) {
+        let secs = self.started.elapsed().as_secs_f64();
+        if self.terminal {
+            println!("\r\x1b[2K[{secs:5.1}s] {what}");
+        } else {
+            println!("[{secs:5.1}s] {what}");
+        }
+    }
+
+    /// Prints the status; `last` is (when, acked, processed) of the previous status.
+    async fn status(
+        &self,
+        shared: &Shared,
+        leases: &kcl::leases::LeaseTable,
+        last: (Instant, u64, u64),
+    ) -> (Instant, u64, u64) {
+        let now = Instant::now();
+        let (acked, distinct, processed) = shared.progress();
+        let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
+        let produced_rate = (acked - last.1) as f64 / secs;
+        let consumed_rate = (processed - last.2) as f64 / secs;
+        let owners = owners(leases).await;
+        let line = format!(
+            "[{:5.1}s] produced {acked} ({produced_rate:.0}/s)  consumed {processed} ({consumed_rate:.0}/s)  lag {}  leases {owners}",
+            self.started.elapsed().as_secs_f64(),
+            acked.saturating_sub(distinct),
+        );
+        if self.terminal {
+            print!("\r\x1b[2K{line}");
+            let _ = std::io::stdout().flush();
+        } else {
+            println!("{line}");
+        }
+        (now, acked, processed)
+    }
+}
+
+/// "worker-1:[0,3] worker-2:[1]" from the lease table (shard ids shortened to their number).
+async fn owners(leases: &kcl::leases::LeaseTable) -> String {
+    let Ok(list) = leases.list().await else {
+        // The table is created by the first worker; until then there is nothing to show.
+        return "-".into();
+    };
+    let mut by_owner: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for lease in list.into_iter().filter(|l| !l.is_finished()) {
+        let short = lease
+            .key
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .map_or(lease.key.clone(), |n| n.to_string());
+        let owner = lease.owner.unwrap_or_else(|| "unowned".into());
+        by_owner.entry(owner).or_default().push(short);
+    }
+    by_owner
+        .into_iter()
+        .map(|(owner, shards)| format!("{owner}:[{}]", shards.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn print_summary(report: &Report, shared: &Shared, took: Duration) {
+    let verdict = |ok: bool| if ok { "ok" } else { "FAILED" };
+    println!();
+    println!("== summary ({:.1}s)", took.as_secs_f64());
+    println!(
+        "produced (acknowledged)   {:>9}   (producer failures: {})",
+        report.acked, report.producer_failures
+    );
+    println!(
+        "processed                 {:>9}   ({} distinct)",
+        report.processed, report.distinct
+    );
+    println!(
+        "lost                      {:>9}   {}",
+        report.lost,
+        verdict(report.lost == 0)
+    );
+    println!(
+        "per-user order violations {:>9}   {}",
+        report.order_violations,
+        verdict(report.order_violations == 0)
+    );
+    println!(
+        "processed more than once  {:>9}   (allowed: work after a checkpoint is redone after a crash)",
+        report.duplicates
+    );
+    if report.malformed > 0 {
+        println!("malformed records         {:>9}   FAILED", report.malformed);
+    }
+    if report.unacked_processed > 0 {
+        println!(
+            "processed but not acked   {:>9}   (a put reported failed had landed)",
+            report.unacked_processed
+        );
+    }
+    {
+        let state = shared.lock();
+        let busiest = state.users.iter().max_by_key(|(_, f)| f.events);
+        if let Some((user, f)) = busiest {
+            println!(
+                "features of {} users; busiest {user}: {} events, {} checkouts, last page {}",
+                report.users, f.events, f.checkouts, f.last_page
+            );
+        }
+    }
+    println!(
+        "result: {}",
+        if report.ok() {
+            "OK, every acknowledged record was processed, in order per user"
+        } else {
+            "FAILED"
+        }
+    );
+}

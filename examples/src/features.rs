@@ -1,0 +1,284 @@
+//! Per-user features computed by a fleet of `kcl` workers, and the ledger that checks the run.
+//!
+//! The state is in memory, shared by every processor of every worker through [`Shared`]. A
+//! feature is updated only by an event newer than the last one applied for that user, so the
+//! replays that follow a crash (records after the last checkpoint are delivered again) do not
+//! count twice.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use kcl::{
+    Checkpointer, ProcessRecordsInput, ProcessorError, RecordProcessor, RecordProcessorFactory,
+};
+
+use crate::clickstream::Event;
+
+/// Features of one user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserFeatures {
+    /// Distinct events seen.
+    pub events: u64,
+    /// Last page viewed.
+    pub last_page: String,
+    /// Times the user reached `/checkout`.
+    pub checkouts: u64,
+    /// Sequence number of the last event applied.
+    pub last_seq: Option<u64>,
+}
+
+/// Everything the processors saw, and everything the producer got acknowledged.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Features by user.
+    pub users: HashMap<String, UserFeatures>,
+    /// Each user's sequence numbers in the order processors received them (replays included).
+    pub arrivals: HashMap<String, Vec<u64>>,
+    /// Each user's sequence numbers the producer got acknowledged.
+    pub acked: HashMap<String, Vec<u64>>,
+    /// Records handed to processors (replays included).
+    pub processed: u64,
+    /// Distinct (user, seq) processed.
+    pub distinct: HashSet<(String, u64)>,
+    /// Records whose data did not parse (kept, never dropped silently).
+    pub malformed: Vec<String>,
+    /// Records the producer finally failed to deliver.
+    pub producer_failures: u64,
+}
+
+/// The shared state: clone it into every processor.
+#[derive(Clone, Debug, Default)]
+pub struct Shared(Arc<Mutex<State>>);
+
+impl Shared {
+    /// Locks the state. A processor that panicked while holding it left consistent data
+    /// (every update is a few assignments), so poisoning is ignored.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that the producer delivered `event`.
+    pub fn acked(&self, user: String, seq: u64) {
+        self.lock().acked.entry(user).or_default().push(seq);
+    }
+
+    /// Counts of acknowledged and distinct processed records.
+    pub fn progress(&self) -> (u64, u64, u64) {
+        let s = self.lock();
+        let acked = s.acked.values().map(|v| v.len() as u64).sum();
+        (acked, s.distinct.len() as u64, s.processed)
+    }
+
+    /// Whether every acknowledged record was processed.
+    pub fn caught_up(&self) -> bool {
+        let s = self.lock();
+        s.acked.iter().all(|(user, seqs)| {
+            seqs.iter()
+                .all(|&q| s.distinct.contains(&(user.clone(), q)))
+        })
+    }
+
+    /// Checks the run; see [`Report`].
+    pub fn report(&self) -> Report {
+        let s = self.lock();
+        let mut report = Report {
+            acked: 0,
+            processed: s.processed,
+            distinct: s.distinct.len() as u64,
+            lost: 0,
+            order_violations: 0,
+            duplicates: 0,
+            unacked_processed: 0,
+            malformed: s.malformed.len() as u64,
+            producer_failures: s.producer_failures,
+            users: s.users.len() as u64,
+        };
+        let empty = Vec::new();
+        for (user, acked) in &s.acked {
+            let mut expected = acked.clone();
+            expected.sort_unstable();
+            report.acked += expected.len() as u64;
+            let position: HashMap<u64, usize> =
+                expected.iter().enumerate().map(|(i, &q)| (q, i)).collect();
+            let mut seen = HashSet::new();
+            let mut next = 0;
+            for &q in s.arrivals.get(user).unwrap_or(&empty) {
+                if !seen.insert(q) {
+                    // A replay of something already processed: allowed, counted.
+                    report.duplicates += 1;
+                    continue;
+                }
+                match position.get(&q) {
+                    // Delivered although the producer reported a failure (a timed-out call
+                    // that succeeded): not an order question.
+                    None => report.unacked_processed += 1,
+                    // In order (a gap is a loss, counted below).
+                    Some(&i) if i >= next => next = i + 1,
+                    // Arrived after a later event of the same user.
+                    Some(_) => report.order_violations += 1,
+                }
+            }
+            report.lost += expected.iter().filter(|q| !seen.contains(q)).count() as u64;
+        }
+        // Users the producer never got acknowledged but whose records arrived anyway.
+        for (user, arrivals) in &s.arrivals {
+            if !s.acked.contains_key(user) {
+                report.unacked_processed += arrivals.iter().collect::<HashSet<_>>().len() as u64;
+            }
+        }
+        report
+    }
+}
+
+/// The verdict of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Records the producer got acknowledged.
+    pub acked: u64,
+    /// Records handed to processors, replays included.
+    pub processed: u64,
+    /// Distinct records processed.
+    pub distinct: u64,
+    /// Acknowledged records never processed. Must be 0.
+    pub lost: u64,
+    /// Records of a user processed before an earlier one of the same user. Must be 0.
+    pub order_violations: u64,
+    /// Records processed more than once (allowed: work after the last checkpoint is redone).
+    pub duplicates: u64,
+    /// Records processed although the producer reported them failed.
+    pub unacked_processed: u64,
+    /// Records whose data did not parse. Must be 0.
+    pub malformed: u64,
+    /// Records the producer failed to deliver.
+    pub producer_failures: u64,
+    /// Users with features.
+    pub users: u64,
+}
+
+impl Report {
+    /// Whether nothing was lost, reordered or unreadable.
+    pub fn ok(&self) -> bool {
+        self.lost == 0 && self.order_violations == 0 && self.malformed == 0
+    }
+}
+
+/// Computes features for the records of one shard, and checkpoints after each batch.
+#[derive(Debug)]
+pub struct FeatureProcessor {
+    shared: Shared,
+}
+
+impl FeatureProcessor {
+    /// A processor writing into `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self { shared }
+    }
+
+    fn apply(&self, records: &[kcl::Record]) {
+        let mut guard = self.shared.lock();
+        let state = &mut *guard;
+        for record in records {
+            state.processed += 1;
+            let event = match Event::parse(&record.data) {
+                Ok(event) => event,
+                Err(e) => {
+                    // Kept and reported: the summary fails on any malformed record.
+                    state.malformed.push(format!(
+                        "{} {}: {e}",
+                        record.sequence_number, record.sub_sequence_number
+                    ));
+                    continue;
+                }
+            };
+            state
+                .arrivals
+                .entry(event.user.clone())
+                .or_default()
+                .push(event.seq);
+            state.distinct.insert((event.user.clone(), event.seq));
+            let features = state.users.entry(event.user).or_default();
+            // Only newer events change features, so replays are harmless.
+            if features.last_seq.is_none_or(|last| event.seq > last) {
+                features.events += 1;
+                features.checkouts += u64::from(event.page == "/checkout");
+                features.last_page = event.page;
+                features.last_seq = Some(event.seq);
+            }
+        }
+    }
+}
+
+impl RecordProcessor for FeatureProcessor {
+    async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        self.apply(&input.records);
+        // The state is updated before the checkpoint, so a crash in between only replays.
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+
+    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+
+    async fn shutdown_requested(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+/// Creates a [`FeatureProcessor`] per shard, all writing into the same [`Shared`] state.
+#[derive(Clone, Debug, Default)]
+pub struct FeatureFactory(pub Shared);
+
+impl RecordProcessorFactory for FeatureFactory {
+    type Processor = FeatureProcessor;
+
+    fn create(&self, _shard_id: &str) -> FeatureProcessor {
+        FeatureProcessor::new(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrive(shared: &Shared, user: &str, seqs: &[u64]) {
+        let mut s = shared.lock();
+        for &q in seqs {
+            s.arrivals.entry(user.into()).or_default().push(q);
+            s.distinct.insert((user.into(), q));
+        }
+    }
+
+    #[test]
+    fn replays_are_duplicates_and_gaps_are_losses() {
+        let shared = Shared::default();
+        for q in 0..5 {
+            shared.acked("a".into(), q);
+        }
+        arrive(&shared, "a", &[0, 1, 2, 1, 2, 3]);
+        let r = shared.report();
+        assert_eq!((r.lost, r.order_violations, r.duplicates), (1, 0, 2));
+        assert!(!r.ok());
+    }
+
+    #[test]
+    fn reordering_is_a_violation() {
+        let shared = Shared::default();
+        for q in 0..3 {
+            shared.acked("a".into(), q);
+        }
+        arrive(&shared, "a", &[0, 2, 1]);
+        let r = shared.report();
+        assert_eq!((r.lost, r.order_violations), (0, 1));
+        assert!(shared.caught_up());
+    }
+}
