@@ -174,7 +174,8 @@ impl FeatureProcessor {
         Self { shared }
     }
 
-    fn apply(&self, records: &[kcl::Record]) {
+    /// Applies a batch to the shared state (without checkpointing).
+    pub fn apply(&self, records: &[kcl::Record]) {
         let mut guard = self.shared.lock();
         let state = &mut *guard;
         for record in records {

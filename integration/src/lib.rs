@@ -1,1 +1,29 @@
-//! End-to-end tests of engine, producer and consumer together; they land with the quickstart issue.
+//! End-to-end tests of Shardline: the engine, a `kpl` producer and a fleet of `kcl` workers
+//! together (the tests are in `tests/e2e/`; this library is their harness).
+//!
+//! The workload is the quickstart's clickstream (`examples::clickstream`): every event carries its
+//! user's sequence number, so [`examples::features::Shared::report`] can tell lost records,
+//! per-user reordering and replays apart.
+//!
+//! # Endpoints
+//!
+//! By default every test starts its own engine in-process. Set `KINESIS_ENDPOINT` (and
+//! `DYNAMODB_ENDPOINT` for the lease tables; it defaults to `KINESIS_ENDPOINT`) to run the suite
+//! against a running engine (`core-engine serve`), another emulator, or AWS:
+//!
+//! ```text
+//! KINESIS_ENDPOINT=http://127.0.0.1:4567 cargo test -p integration
+//! ```
+//!
+//! Credentials come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`
+//! (dummies when unset, which the engine accepts) and the region from `AWS_REGION` (default
+//! `us-east-1`). Streams and lease tables get unique names. Tests that need to control the
+//! engine itself (fault injection, restarts) are skipped against external endpoints.
+
+pub mod env;
+pub mod fleet;
+pub mod load;
+
+pub use env::TestEnv;
+pub use fleet::{Fleet, StallSwitch};
+pub use load::Load;

@@ -1,0 +1,39 @@
+//! Throttling and injected faults while records flow.
+
+use std::time::Duration;
+
+use core_engine::{Engine, Fault, FaultRule};
+use integration::TestEnv;
+
+use crate::{Run, assert_sound};
+
+/// Throttled and failing PutRecords, failing and slow GetRecords, throttled lease writes: the
+/// producer retries in order, the consumers retry reads, and nothing is lost or reordered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_during_the_run_lose_nothing() {
+    let env = TestEnv::with(Engine::builder().fault_seed(7)).await;
+    if !env.is_local() {
+        eprintln!("skipped: fault injection needs the in-process engine");
+        return;
+    }
+    let run = Run::start(env, 3, 2).await;
+    let faults = run.env.engine.as_ref().expect("local engine").faults();
+    let load = run.load(1_500).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for rule in [
+        FaultRule::new("PutRecords", Fault::Throttle).with_probability(0.2),
+        FaultRule::new("PutRecords", Fault::InternalFailure).with_probability(0.05),
+        FaultRule::new("GetRecords", Fault::InternalFailure).with_probability(0.1),
+        FaultRule::new("GetRecords", Fault::Throttle).with_probability(0.1),
+        FaultRule::new("GetRecords", Fault::Latency { ms: 200 }).with_probability(0.1),
+        FaultRule::new("GetRecords", Fault::ExpireIterator).with_probability(0.05),
+        FaultRule::new("UpdateItem", Fault::Throttle).with_probability(0.05),
+    ] {
+        faults.add(rule).expect("valid rule");
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    faults.clear();
+    load.stop().await;
+    let report = run.finish().await;
+    assert_sound(&report);
+}
