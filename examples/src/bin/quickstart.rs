@@ -60,22 +60,34 @@ struct Worker {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    if args.duration == 0 || args.rate == 0 || args.shards < 1 || args.workers < 1 {
-        bail!("--duration, --rate, --shards and --workers must be at least 1");
+    match run(args).await {
+        Ok(report) if report.ok() => std::process::ExitCode::SUCCESS,
+        Ok(_) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            // One line with its causes, not a backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
     }
-    let report = run(args).await?;
-    if !report.ok() {
-        std::process::exit(1);
-    }
-    Ok(())
 }
 
 async fn run(args: Args) -> Result<Report> {
+    if args.duration == 0 || args.rate == 0 || args.shards < 1 || args.workers < 1 {
+        bail!("--duration, --rate, --shards and --workers must be at least 1");
+    }
     let started = Instant::now();
     let mut builder = core_engine::Engine::builder();
     if let Some(dir) = &args.data_dir {
+        // A previous run's stream would be there already, with events the checks do not know.
+        let used = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+        if used {
+            bail!(
+                "{} is not empty (a previous run?); give --data-dir a new or empty directory",
+                dir.display()
+            );
+        }
         builder = builder.data_dir(dir);
     }
     // Throughput limits stay on, as in AWS: the producer and consumers must live with them.
