@@ -171,6 +171,7 @@ async fn run(args: Args) -> Result<Report> {
             // Abort the worker's task: its leases are left to expire, as if its host died.
             let victim = workers.remove(0);
             victim.task.abort();
+            display.crashed(&victim.id);
             display.event(&format!(
                 "crashed {} (its shards move to the others after the failover time)",
                 victim.id
@@ -387,6 +388,8 @@ async fn split_a_shard(kinesis: &aws_sdk_kinesis::Client) -> Result<String> {
 struct Display {
     terminal: bool,
     started: Instant,
+    /// Crashed workers: they show in the lease table until their leases expire.
+    crashed: std::sync::Mutex<Vec<String>>,
 }
 
 impl Display {
@@ -394,6 +397,7 @@ impl Display {
         Self {
             terminal: std::io::stdout().is_terminal(),
             started: Instant::now(),
+            crashed: std::sync::Mutex::default(),
         }
     }
 
@@ -404,6 +408,13 @@ impl Display {
             println!("\r\x1b[2K[{secs:5.1}s] {what}");
         } else {
             println!("[{secs:5.1}s] {what}");
+        }
+    }
+
+    /// Marks `id` as crashed in the lease display.
+    fn crashed(&self, id: &str) {
+        if let Ok(mut crashed) = self.crashed.lock() {
+            crashed.push(id.to_owned());
         }
     }
 
@@ -419,7 +430,8 @@ impl Display {
         let secs = now.duration_since(last.0).as_secs_f64().max(0.001);
         let produced_rate = (acked - last.1) as f64 / secs;
         let consumed_rate = (processed - last.2) as f64 / secs;
-        let owners = owners(leases).await;
+        let crashed = self.crashed.lock().map(|c| c.clone()).unwrap_or_default();
+        let owners = owners(leases, &crashed).await;
         let line = format!(
             "[{:5.1}s] produced {acked} ({produced_rate:.0}/s)  consumed {processed} ({consumed_rate:.0}/s)  lag {}  leases {owners}",
             self.started.elapsed().as_secs_f64(),
@@ -436,7 +448,7 @@ impl Display {
 }
 
 /// "worker-1:[0,3] worker-2:[1]" from the lease table (shard ids shortened to their number).
-async fn owners(leases: &kcl::leases::LeaseTable) -> String {
+async fn owners(leases: &kcl::leases::LeaseTable, crashed: &[String]) -> String {
     let Ok(list) = leases.list().await else {
         // The table is created by the first worker; until then there is nothing to show.
         return "-".into();
@@ -449,7 +461,11 @@ async fn owners(leases: &kcl::leases::LeaseTable) -> String {
             .next()
             .and_then(|n| n.parse::<u64>().ok())
             .map_or(lease.key.clone(), |n| n.to_string());
-        let owner = lease.owner.unwrap_or_else(|| "unowned".into());
+        let owner = match lease.owner {
+            Some(owner) if crashed.contains(&owner) => format!("{owner}(crashed)"),
+            Some(owner) => owner,
+            None => "unowned".into(),
+        };
         by_owner.entry(owner).or_default().push(short);
     }
     by_owner
