@@ -447,7 +447,7 @@ impl Display {
     }
 }
 
-/// "worker-1:[0,3] worker-2:[1]" from the lease table (shard ids shortened to their number).
+/// `worker-1:[0,3] worker-2:[1]` from the lease table (shard ids shortened to their number).
 async fn owners(leases: &kcl::leases::LeaseTable, crashed: &[String]) -> String {
     let Ok(list) = leases.list().await else {
         // The table is created by the first worker; until then there is nothing to show.
