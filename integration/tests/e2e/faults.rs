@@ -7,7 +7,7 @@ use integration::TestEnv;
 
 use crate::{Run, assert_sound};
 
-/// Throttled and failing PutRecords, failing and slow GetRecords, throttled lease writes: the
+/// Throttled and failing PutRecords; failing, throttled, slow and expiring GetRecords: the
 /// producer retries in order, the consumers retry reads, and nothing is lost or reordered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_during_the_run_lose_nothing() {
@@ -20,18 +20,26 @@ async fn faults_during_the_run_lose_nothing() {
     let faults = run.env.engine.as_ref().expect("local engine").faults();
     let load = run.load(1_500).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    for rule in [
+    // A large `times` never runs out here, but counts down on every hit: proof each rule fired.
+    const BUDGET: u64 = 1_000_000;
+    let rules = [
         FaultRule::new("PutRecords", Fault::Throttle).with_probability(0.2),
         FaultRule::new("PutRecords", Fault::InternalFailure).with_probability(0.05),
         FaultRule::new("GetRecords", Fault::InternalFailure).with_probability(0.1),
         FaultRule::new("GetRecords", Fault::Throttle).with_probability(0.1),
         FaultRule::new("GetRecords", Fault::Latency { ms: 200 }).with_probability(0.1),
         FaultRule::new("GetRecords", Fault::ExpireIterator).with_probability(0.05),
-        FaultRule::new("UpdateItem", Fault::Throttle).with_probability(0.05),
-    ] {
-        faults.add(rule).expect("valid rule");
+    ];
+    for rule in rules {
+        faults.add(rule.times(BUDGET)).expect("valid rule");
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
+    for rule in faults.rules() {
+        assert!(
+            rule.times.is_some_and(|left| left < BUDGET),
+            "rule never fired: {rule:?}"
+        );
+    }
     faults.clear();
     load.stop().await;
     let report = run.finish().await;
