@@ -38,8 +38,11 @@ pub struct State {
     pub acked: HashMap<String, Vec<u64>>,
     /// Records handed to processors (replays included).
     pub processed: u64,
-    /// Distinct (user, seq) processed.
-    pub distinct: HashSet<(String, u64)>,
+    /// Distinct (user, seq) processed, with the processor instance that processed it first.
+    pub distinct: HashMap<(String, u64), u64>,
+    /// Records the processor instance that first processed them was handed again: only a
+    /// failed batch explains that; replays after a lease moved go to a new instance.
+    pub self_repeats: u64,
     /// Records whose data did not parse (kept, never dropped silently).
     pub malformed: Vec<String>,
     /// Records the producer finally failed to deliver.
@@ -74,7 +77,7 @@ impl Shared {
         let s = self.lock();
         s.acked.iter().all(|(user, seqs)| {
             seqs.iter()
-                .all(|&q| s.distinct.contains(&(user.clone(), q)))
+                .all(|&q| s.distinct.contains_key(&(user.clone(), q)))
         })
     }
 
@@ -88,6 +91,7 @@ impl Shared {
             lost: 0,
             order_violations: 0,
             duplicates: 0,
+            self_repeats: s.self_repeats,
             unacked_processed: 0,
             malformed: s.malformed.len() as u64,
             producer_failures: s.producer_failures,
@@ -145,6 +149,8 @@ pub struct Report {
     pub order_violations: u64,
     /// Records processed more than once (allowed: work after the last checkpoint is redone).
     pub duplicates: u64,
+    /// Duplicates handed to the same processor instance (see [`State::self_repeats`]).
+    pub self_repeats: u64,
     /// Records processed although the producer reported them failed.
     pub unacked_processed: u64,
     /// Records whose data did not parse. Must be 0.
@@ -166,12 +172,16 @@ impl Report {
 #[derive(Debug)]
 pub struct FeatureProcessor {
     shared: Shared,
+    /// Unique per processor instance, to tell replays after a lease move from repeats.
+    instance: u64,
 }
 
 impl FeatureProcessor {
     /// A processor writing into `shared`.
     pub fn new(shared: Shared) -> Self {
-        Self { shared }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let instance = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { shared, instance }
     }
 
     /// Applies a batch to the shared state (without checkpointing).
@@ -196,7 +206,18 @@ impl FeatureProcessor {
                 .entry(event.user.clone())
                 .or_default()
                 .push(event.seq);
-            state.distinct.insert((event.user.clone(), event.seq));
+            let first = *state
+                .distinct
+                .entry((event.user.clone(), event.seq))
+                .or_insert(self.instance);
+            let seen_before = state.arrivals[&event.user]
+                .iter()
+                .filter(|&&q| q == event.seq)
+                .count()
+                > 1;
+            if first == self.instance && seen_before {
+                state.self_repeats += 1;
+            }
             let features = state.users.entry(event.user).or_default();
             // Only newer events change features, so replays are harmless.
             if features.last_seq.is_none_or(|last| event.seq > last) {
@@ -255,7 +276,7 @@ mod tests {
         let mut s = shared.lock();
         for &q in seqs {
             s.arrivals.entry(user.into()).or_default().push(q);
-            s.distinct.insert((user.into(), q));
+            s.distinct.insert((user.into(), q), 0);
         }
     }
 
@@ -269,6 +290,47 @@ mod tests {
         let r = shared.report();
         assert_eq!((r.lost, r.order_violations, r.duplicates), (1, 0, 2));
         assert!(!r.ok());
+    }
+
+    fn record(user: &str, seq: u64) -> kcl::Record {
+        let event = crate::clickstream::Event {
+            user: user.into(),
+            seq,
+            page: "/home".into(),
+            at_ms: 0,
+        };
+        kcl::Record {
+            partition_key: user.into(),
+            explicit_hash_key: None,
+            data: event.to_bytes().into(),
+            sequence_number: "1".into(),
+            sub_sequence_number: 0,
+            approximate_arrival_timestamp: None,
+            aggregated: false,
+        }
+    }
+
+    #[test]
+    fn replays_count_once_and_repeats_to_the_same_processor_are_told_apart() {
+        let shared = Shared::default();
+        shared.acked("a".into(), 0);
+        shared.acked("a".into(), 1);
+        let (first, next_owner) = (
+            FeatureProcessor::new(shared.clone()),
+            FeatureProcessor::new(shared.clone()),
+        );
+        first.apply(&[record("a", 0), record("a", 1)]);
+        next_owner.apply(&[record("a", 1)]);
+        assert_eq!(shared.lock().self_repeats, 0);
+        first.apply(&[record("a", 1)]);
+        assert_eq!(shared.lock().self_repeats, 1);
+        let r = shared.report();
+        assert_eq!((r.lost, r.order_violations, r.duplicates), (0, 0, 2));
+        assert_eq!(
+            shared.lock().users["a"].events,
+            2,
+            "replays do not count twice"
+        );
     }
 
     #[test]
