@@ -27,13 +27,10 @@ async fn splits_under_load_keep_order() {
     assert_sound(&report);
 }
 
-/// The same with KPL aggregation on. An aggregate in flight to the parent when it closes can
-/// land in the child that does not own all its user records; kpl then re-sends those records,
-/// after newer ones of the same keys that already went to the right child. Nothing is lost,
-/// but per-key order breaks; the quickstart drains its producer around its split for this
-/// reason.
+/// The same with KPL aggregation on and `preserve_order`. An aggregate in flight to the parent
+/// when it closes can land in a child that does not own all its user records; kpl re-sends those
+/// records ahead of anything newer for their keys, so per-key order holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "kpl re-sends records of an aggregate that landed in the wrong child after newer records"]
 async fn splits_under_load_keep_order_with_aggregation() {
     let run = Run::start(TestEnv::start().await, 2, 2).await;
     let load = run.load(3_000).await;

@@ -137,7 +137,10 @@ impl Worker {
                 },
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
                     match done {
-                        Ok(outcome) => self.on_outcome(outcome),
+                        Ok(outcome) => {
+                            self.on_outcome(outcome);
+                            self.reroute_closed();
+                        }
                         Err(error) => tracing::error!(%error, "a PutRecords task failed"),
                     }
                 }
@@ -258,25 +261,8 @@ impl Worker {
     }
 
     fn on_map(&mut self, map: Result<ShardMap, String>) {
-        match map {
-            Ok(map) => {
-                tracing::debug!(shards = map.open_count(), "refreshed the shard map");
-                self.map = map;
-                // Buffers of shards that closed are emptied and their records routed again.
-                let closed: Vec<Arc<str>> = self
-                    .shards
-                    .keys()
-                    .filter(|id| self.map.find(id).is_none_or(|s| !s.open))
-                    .cloned()
-                    .collect();
-                for id in closed {
-                    if let Some(buffer) = self.shards.remove(&id) {
-                        for pending in buffer.into_pending() {
-                            self.accept(pending);
-                        }
-                    }
-                }
-            }
+        let map = match map {
+            Ok(map) => map,
             Err(error) => {
                 tracing::warn!(%error, "could not refresh the shard map; retrying");
                 let now = Instant::now();
@@ -284,18 +270,55 @@ impl Worker {
                     self.retry(pending, now);
                 }
                 for (container, _, _) in std::mem::take(&mut self.unverified) {
+                    self.release_hold(&container);
                     for pending in container.users {
                         self.retry(pending, now);
                     }
                 }
                 return;
             }
+        };
+        tracing::debug!(shards = map.open_count(), "refreshed the shard map");
+        self.map = map;
+        for (id, buffer) in self.shards.iter_mut() {
+            if self.map.find(id).is_none_or(|s| !s.open) {
+                buffer.closed = true;
+            }
         }
+        // Oldest first, so each key keeps its order: aggregates sent before anything still
+        // buffered are settled (and, if they straddle shards, routed again) first; then the
+        // records buffered for shards that closed; then records that had no shard.
+        for (container, shard_id, sequence_number) in std::mem::take(&mut self.unverified) {
+            self.release_hold(&container);
+            self.verify(container, shard_id, sequence_number);
+        }
+        self.reroute_closed();
         for pending in std::mem::take(&mut self.unrouted) {
             self.accept(pending);
         }
-        for (container, shard_id, sequence_number) in std::mem::take(&mut self.unverified) {
-            self.verify(container, shard_id, sequence_number);
+    }
+
+    /// Routes the records of closed shards' buffers to the open shards, once nothing of theirs
+    /// is in flight or awaiting the map, so no older record can be overtaken by a newer one.
+    pub(super) fn reroute_closed(&mut self) {
+        let idle: Vec<Arc<str>> = self
+            .shards
+            .iter()
+            .filter(|(_, buffer)| buffer.can_reroute())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            if let Some(buffer) = self.shards.remove(&id) {
+                for pending in buffer.into_pending() {
+                    self.accept(pending);
+                }
+            }
+        }
+    }
+
+    fn release_hold(&mut self, container: &Container) {
+        if let Some(buffer) = self.shards.get_mut(&container.shard) {
+            buffer.awaiting_map = buffer.awaiting_map.saturating_sub(1);
         }
     }
 
@@ -310,13 +333,14 @@ impl Worker {
             container.deliver(&shard_id, &sequence_number);
         } else {
             tracing::debug!(shard = %shard_id, "aggregate landed across shards; re-aggregating");
-            let now = Instant::now();
+            // Kinesis did not fail these records: they are routed again at once, ahead of
+            // anything newer for their shards.
             for mut pending in container.users {
                 pending.note_error(
                     "WrongShard",
                     "the aggregate landed on a shard that does not own all its records",
                 );
-                self.retry(pending, now);
+                self.accept(pending);
             }
         }
     }

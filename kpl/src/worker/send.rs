@@ -75,12 +75,15 @@ impl Batch {
         let mut containers = Vec::new();
         let mut bytes = 0;
         'shards: for buffer in shards.values_mut() {
+            if buffer.closed {
+                continue; // its records wait to be routed to the open shards
+            }
             let mut taken_here = 0;
             while let Some(front) = buffer.ready.front() {
                 let due = take_all || front.deadline <= now;
                 let waiting = front.not_before.is_some_and(|t| t > now);
-                let ordered_busy =
-                    config.preserve_order && (buffer.in_flight > 0 || taken_here > 0);
+                let ordered_busy = config.preserve_order
+                    && (buffer.in_flight > 0 || buffer.awaiting_map > 0 || taken_here > 0);
                 if !due || waiting || ordered_busy {
                     break;
                 }
@@ -205,6 +208,9 @@ impl Worker {
                     }
                     if container.aggregated && *container.shard != shard_id {
                         // The shard map is stale; the aggregate may straddle the new shards.
+                        if let Some(buffer) = self.shards.get_mut(&container.shard) {
+                            buffer.awaiting_map += 1;
+                        }
                         self.unverified.push((container, shard_id, sequence_number));
                         self.refresh_map();
                     } else {

@@ -66,6 +66,12 @@ pub(crate) struct ShardBuffer {
     pub(crate) limiter: ShardLimiter,
     /// Kinesis records of this shard in flight (order-preserving mode sends one at a time).
     pub(crate) in_flight: usize,
+    /// Aggregates of this shard that landed elsewhere and wait for a fresh shard map; in
+    /// order-preserving mode nothing newer is sent meanwhile.
+    pub(crate) awaiting_map: usize,
+    /// The shard closed; its records are routed again once none is in flight or awaiting the
+    /// map, so none of them can be overtaken by newer ones.
+    pub(crate) closed: bool,
 }
 
 impl ShardBuffer {
@@ -78,6 +84,8 @@ impl ShardBuffer {
             ready: VecDeque::new(),
             limiter: ShardLimiter::new(rate_limit, now),
             in_flight: 0,
+            awaiting_map: 0,
+            closed: false,
         }
     }
 
@@ -209,16 +217,20 @@ impl ShardBuffer {
         [building, ready].into_iter().flatten().min()
     }
 
+    /// Whether a closed shard's buffer can hand its records over to the open shards.
+    pub(crate) fn can_reroute(&self) -> bool {
+        self.closed && self.in_flight == 0 && self.awaiting_map == 0
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.building.is_empty() && self.ready.is_empty() && self.in_flight == 0
     }
 
     /// Every user record held, for re-routing or shutdown.
+    /// Oldest first: sealed records, in queue order, then the aggregate being built.
     pub(crate) fn into_pending(self) -> Vec<Pending> {
-        let mut all = self.building;
-        for container in self.ready {
-            all.extend(container.users);
-        }
+        let mut all: Vec<Pending> = self.ready.into_iter().flat_map(|c| c.users).collect();
+        all.extend(self.building);
         all
     }
 }
