@@ -57,8 +57,9 @@ pub struct Config {
     pub max_outstanding_records: usize,
     /// Most bytes of user records buffered or in flight.
     pub max_outstanding_bytes: usize,
-    /// Keep records with the same partition key in order even across retries, by having at
-    /// most one Kinesis record in flight per shard (slower).
+    /// Keep records with the same partition key in order even across retries and resharding,
+    /// by having at most one Kinesis record in flight per shard (slower). Without it, a retried
+    /// record can land after newer records of its key, as with the KPL.
     pub preserve_order: bool,
     /// First retry delay; later ones grow exponentially, with jitter.
     pub retry_min_delay: Duration,
