@@ -210,6 +210,14 @@ async fn shard_iterator_requests_are_checked() {
         .await
         .unwrap()
         .shard_id;
+    // A GetShardIterator request on stream "it", to complete per case.
+    let iterator = |shard: &str, kind: ShardIteratorType| {
+        client
+            .get_shard_iterator()
+            .stream_name("it")
+            .shard_id(shard)
+            .shard_iterator_type(kind)
+    };
     let other_shard = if shard_of_seq == "shardId-000000000000" {
         "shardId-000000000001"
     } else {
@@ -217,11 +225,7 @@ async fn shard_iterator_requests_are_checked() {
     };
 
     let (code, message) = code_of(
-        client
-            .get_shard_iterator()
-            .stream_name("it")
-            .shard_id("shardId-000000000009")
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        iterator("shardId-000000000009", ShardIteratorType::TrimHorizon)
             .send()
             .await,
     );
@@ -231,11 +235,7 @@ async fn shard_iterator_requests_are_checked() {
         "Shard shardId-000000000009 in stream it under account 000000000000 does not exist"
     );
     let (code, message) = code_of(
-        client
-            .get_shard_iterator()
-            .stream_name("it")
-            .shard_id(&shard_of_seq)
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        iterator(&shard_of_seq, ShardIteratorType::TrimHorizon)
             .starting_sequence_number(&seq)
             .send()
             .await,
@@ -246,21 +246,13 @@ async fn shard_iterator_requests_are_checked() {
         "{message}"
     );
     let (code, _) = code_of(
-        client
-            .get_shard_iterator()
-            .stream_name("it")
-            .shard_id(&shard_of_seq)
-            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        iterator(&shard_of_seq, ShardIteratorType::AtSequenceNumber)
             .send()
             .await,
     );
     assert_eq!(code, "InvalidArgumentException");
     let (code, message) = code_of(
-        client
-            .get_shard_iterator()
-            .stream_name("it")
-            .shard_id(other_shard)
-            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+        iterator(other_shard, ShardIteratorType::AfterSequenceNumber)
             .starting_sequence_number(&seq)
             .send()
             .await,
@@ -271,44 +263,28 @@ async fn shard_iterator_requests_are_checked() {
         "{message}"
     );
     let (code, _) = code_of(
-        client
-            .get_shard_iterator()
-            .stream_name("it")
-            .shard_id(&shard_of_seq)
-            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        iterator(&shard_of_seq, ShardIteratorType::AtSequenceNumber)
             .starting_sequence_number("12345")
             .send()
             .await,
     );
     assert_eq!(code, "InvalidArgumentException");
     let (code, _) = code_of(
-        client
-            .get_shard_iterator()
-            .stream_name("it")
-            .shard_id(&shard_of_seq)
-            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        iterator(&shard_of_seq, ShardIteratorType::AtSequenceNumber)
             .starting_sequence_number("01")
             .send()
             .await,
     );
     assert_eq!(code, "ValidationException");
     let (code, _) = code_of(
-        client
-            .get_shard_iterator()
-            .stream_name("it")
-            .shard_id(&shard_of_seq)
-            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+        iterator(&shard_of_seq, ShardIteratorType::AtTimestamp)
             .send()
             .await,
     );
     assert_eq!(code, "InvalidArgumentException");
     let future = aws_sdk_kinesis::primitives::DateTime::from_secs(4_000_000_000);
     let (code, message) = code_of(
-        client
-            .get_shard_iterator()
-            .stream_name("it")
-            .shard_id(&shard_of_seq)
-            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+        iterator(&shard_of_seq, ShardIteratorType::AtTimestamp)
             .timestamp(future)
             .send()
             .await,

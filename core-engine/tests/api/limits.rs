@@ -1,5 +1,6 @@
 //! Per-shard throughput limits, driven on virtual time, and the switch that turns them off.
 
+use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use core_engine::Engine;
@@ -18,35 +19,33 @@ fn entries(count: usize, size: usize) -> Vec<PutRecordsRequestEntry> {
         .collect()
 }
 
+/// One PutRecords of `count` records of `size` bytes, each with its own partition key.
+async fn put_batch(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    count: usize,
+    size: usize,
+) -> PutRecordsOutput {
+    client
+        .put_records()
+        .stream_name(stream)
+        .set_records(Some(entries(count, size)))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn put_records_fails_only_the_records_over_a_shards_limit() {
     let (engine, clock) = TestEngine::with_manual_clock().await;
     engine.create_stream("hot", 1).await;
     let client = &engine.client;
-    let first = client
-        .put_records()
-        .stream_name("hot")
-        .set_records(Some(entries(500, 10)))
-        .send()
-        .await
-        .unwrap();
+    let first = put_batch(client, "hot", 500, 10).await;
     assert_eq!(first.failed_record_count, Some(0));
-    let second = client
-        .put_records()
-        .stream_name("hot")
-        .set_records(Some(entries(500, 10)))
-        .send()
-        .await
-        .unwrap();
+    let second = put_batch(client, "hot", 500, 10).await;
     assert_eq!(second.failed_record_count, Some(0));
     // The 1,001st record within the same second is over 1,000 records/s.
-    let third = client
-        .put_records()
-        .stream_name("hot")
-        .set_records(Some(entries(10, 10)))
-        .send()
-        .await
-        .unwrap();
+    let third = put_batch(client, "hot", 10, 10).await;
     assert_eq!(third.failed_record_count, Some(10));
     let failed = &third.records[0];
     assert_eq!(
@@ -72,21 +71,9 @@ async fn put_records_fails_only_the_records_over_a_shards_limit() {
     assert_eq!(code, "ProvisionedThroughputExceededException");
     // Half a second later, half the capacity is back.
     clock.advance(500);
-    let later = client
-        .put_records()
-        .stream_name("hot")
-        .set_records(Some(entries(500, 10)))
-        .send()
-        .await
-        .unwrap();
+    let later = put_batch(client, "hot", 500, 10).await;
     assert_eq!(later.failed_record_count, Some(0));
-    let over = client
-        .put_records()
-        .stream_name("hot")
-        .set_records(Some(entries(50, 10)))
-        .send()
-        .await
-        .unwrap();
+    let over = put_batch(client, "hot", 50, 10).await;
     assert_eq!(over.failed_record_count, Some(50));
     // Failed records were not written.
     let written = engine.read_all("hot", "shardId-000000000000").await.len();
@@ -167,13 +154,7 @@ async fn reads_are_limited_by_calls_and_by_bytes() {
     clock.advance(1_000);
     // Fill the shard with 8 MB over 8 virtual seconds, then read it in one call.
     for _ in 0..8 {
-        let out = client
-            .put_records()
-            .stream_name("reads")
-            .set_records(Some(entries(1, 1_000_000)))
-            .send()
-            .await
-            .unwrap();
+        let out = put_batch(client, "reads", 1, 1_000_000).await;
         assert_eq!(out.failed_record_count, Some(0));
         clock.advance(1_000);
     }
@@ -237,14 +218,7 @@ async fn with_limits_off_nothing_is_throttled() {
     let engine = TestEngine::with(Engine::builder().throughput_limits(false)).await;
     engine.create_stream("free", 1).await;
     for _ in 0..6 {
-        let out = engine
-            .client
-            .put_records()
-            .stream_name("free")
-            .set_records(Some(entries(500, 1_000)))
-            .send()
-            .await
-            .unwrap();
+        let out = put_batch(&engine.client, "free", 500, 1_000).await;
         assert_eq!(out.failed_record_count, Some(0));
     }
     let iterator = engine
