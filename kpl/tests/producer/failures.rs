@@ -18,6 +18,9 @@ async fn throttled_and_failed_records_are_retried_until_delivered() {
         aggregation_enabled: false,
         rate_limit: 300,
         retry_min_delay: Duration::from_millis(20),
+        // Each attempt fails with probability 0.3 whatever came before: a short cap gives every
+        // record ~100 attempts inside its 30 s TTL, so none expires by bad luck (0.3^100).
+        retry_max_delay: Duration::from_millis(250),
         ..Config::default()
     };
     let producer = Producer::new(setup.client.clone(), "rough", config)
@@ -198,6 +201,7 @@ async fn order_is_kept_per_key_across_retries_when_asked() {
         preserve_order: true,
         aggregation_enabled: false,
         retry_min_delay: Duration::from_millis(5),
+        retry_max_delay: Duration::from_millis(250),
         record_max_buffered_time: Duration::from_millis(5),
         ..Config::default()
     };
