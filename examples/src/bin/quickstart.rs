@@ -22,7 +22,6 @@ use examples::clickstream::Generator;
 use examples::clients;
 use examples::features::{FeatureFactory, Report, Shared};
 use kcl::{Config, InitialPosition, Scheduler};
-use tokio::sync::RwLock;
 
 const STREAM: &str = "clickstream";
 const APP: &str = "user-features";
@@ -125,14 +124,13 @@ async fn run(args: Args) -> Result<Report> {
         preserve_order: true,
         ..kpl::Config::default()
     };
-    let producer = kpl::Producer::new(kinesis.clone(), STREAM, producer_config.clone())
+    let producer = kpl::Producer::new(kinesis.clone(), STREAM, producer_config)
         .await
         .context("starting the producer")?;
-    let slot = Arc::new(RwLock::new(Some(producer)));
     let stop = Arc::new(AtomicBool::new(false));
     let pending = Arc::new(AtomicU64::new(0));
     let producing = tokio::spawn(produce(
-        slot.clone(),
+        producer.clone(),
         args.rate,
         args.users,
         shared.clone(),
@@ -152,19 +150,10 @@ async fn run(args: Args) -> Result<Report> {
         let elapsed = started.elapsed();
         if !split_done && elapsed >= run_for / 3 {
             split_done = true;
-            // kpl keeps per-key order across retries but not across a split it did not see
-            // coming: an aggregate sent to the parent can land in the wrong child and be
-            // re-sent after newer records. So the producer is drained around the split and
-            // restarted with the new shard map.
-            let old = slot.write().await.take();
-            if let Some(old) = old {
-                settle(old, &shared).await;
-            }
+            // Under load: the producer learns of the split from where its puts land and
+            // re-routes, keeping each user's order (aggregates that would straddle the new
+            // children are re-split and re-sent ahead of newer records).
             display.event(&split_a_shard(&kinesis).await?);
-            let fresh = kpl::Producer::new(kinesis.clone(), STREAM, producer_config.clone())
-                .await
-                .context("restarting the producer")?;
-            *slot.write().await = Some(fresh);
         }
         if !crash_done && elapsed >= run_for * 2 / 3 && workers.len() > 1 {
             crash_done = true;
@@ -183,10 +172,7 @@ async fn run(args: Args) -> Result<Report> {
     // Stop producing and settle every put.
     stop.store(true, Ordering::SeqCst);
     producing.await.context("producer task")?;
-    let last_producer = slot.write().await.take();
-    if let Some(producer) = last_producer {
-        settle(producer, &shared).await;
-    }
+    settle(producer, &shared).await;
     while pending.load(Ordering::SeqCst) > 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -295,9 +281,8 @@ async fn settle(producer: kpl::Producer, shared: &Shared) {
 }
 
 /// Puts `rate` events per second until `stop`, recording each acknowledgement in `shared`.
-/// Pauses while `slot` is empty.
 async fn produce(
-    slot: Arc<RwLock<Option<kpl::Producer>>>,
+    producer: kpl::Producer,
     rate: u64,
     users: usize,
     shared: Shared,
@@ -310,13 +295,6 @@ async fn produce(
     while !stop.load(Ordering::SeqCst) {
         // Catch up to the target count for the time elapsed (10ms steps keep it smooth).
         let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
-        // Holding the read lock while putting lets a swap of producers wait for these puts.
-        let guard = slot.read().await;
-        let Some(producer) = guard.as_ref() else {
-            drop(guard);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
         while sent < due && !stop.load(Ordering::SeqCst) {
             let event = generator.next_event();
             sent += 1;
@@ -339,7 +317,6 @@ async fn produce(
                 }
             }
         }
-        drop(guard);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -379,9 +356,7 @@ async fn split_a_shard(kinesis: &aws_sdk_kinesis::Client) -> Result<String> {
         .await
         .with_context(|| format!("splitting {shard}"))?;
     wait_active(kinesis).await?;
-    Ok(format!(
-        "split {shard} in two (producer drained and restarted around it)"
-    ))
+    Ok(format!("split {shard} in two while producing"))
 }
 
 /// Live progress: a refreshed line on a terminal, one plain line per second otherwise.
