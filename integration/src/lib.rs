@@ -27,3 +27,9 @@ pub mod load;
 pub use env::TestEnv;
 pub use fleet::{Fleet, StallSwitch};
 pub use load::Load;
+
+/// The README's Rust code blocks (the five-minute tour included), compiled as doctests so the
+/// README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
