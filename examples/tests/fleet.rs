@@ -2,7 +2,7 @@
 //! 4-shard stream served by an engine in this process; the one holding the most shards is
 //! SIGKILLed, and its shards must be taken by the survivors and checkpointed further.
 //!
-//! Only deadlines are asserted, never speeds: the run takes about 15 s in a debug build.
+//! Only deadlines are asserted, never speeds: the run takes a few seconds in a debug build.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};

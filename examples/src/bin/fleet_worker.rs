@@ -43,7 +43,7 @@ struct Args {
     /// Application name: the fleet's identity, and the name of its lease table.
     #[arg(long, default_value = fleet::DEFAULT_APP)]
     app: String,
-    /// Worker id written as lease owner [default: <hostname>-<pid>].
+    /// Worker id written as lease owner [default: HOSTNAME-PID].
     #[arg(long)]
     worker_id: Option<String>,
     /// A lease not renewed for this long is taken by others (kcl's default is 10 000 ms; the
