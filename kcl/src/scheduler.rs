@@ -199,6 +199,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 .seen
                 .next_expiry(&leases, &self.worker_id, now, config.failover_time);
         let by_key: HashMap<&str, &Lease> = leases.iter().map(|l| (l.key.as_str(), l)).collect();
+        let mut lost_a_take = false;
         for (stolen, list) in [(false, &plan.take), (true, &plan.steal)] {
             for (key, counter) in list {
                 let Some(lease) = by_key.get(key.as_str()) else {
@@ -228,12 +229,22 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                         };
                         self.start_consumer(state, lease, delay);
                     }
-                    Ok(false) => tracing::debug!(shard = %key, "lost the race for a lease"),
+                    Ok(false) => {
+                        tracing::debug!(shard = %key, "lost the race for a lease");
+                        lost_a_take |= !stolen;
+                    }
                     Err(e) => tracing::warn!(shard = %key, error = %e, "taking a lease failed"),
                 }
             }
         }
         self.clean_up(state, &leases, now).await;
+        if lost_a_take {
+            // Another worker took that free lease first; others expired at the same moment may
+            // still be free, and `next_expiry` no longer points at them: look again at once
+            // rather than a renewal interval later. Each lost race means a lease went to another
+            // worker, so this ends.
+            self.take_now.notify_one();
+        }
     }
 
     async fn sync_shards(&self, leases: &[Lease]) -> Result<usize> {
