@@ -13,6 +13,7 @@
 pub mod app;
 pub mod cli;
 pub mod clickstream_features;
+pub mod iot_alerts;
 pub mod produce;
 pub mod read;
 
