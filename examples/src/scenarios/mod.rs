@@ -14,6 +14,7 @@ pub mod app;
 pub mod cli;
 pub mod clickstream_features;
 pub mod iot_alerts;
+pub mod log_fanout;
 pub mod produce;
 pub mod read;
 
