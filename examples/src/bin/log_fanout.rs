@@ -26,9 +26,9 @@ struct Args {
     /// Shards of the stream.
     #[arg(long, default_value_t = 2)]
     shards: i32,
-    /// Milliseconds the error monitor takes per batch.
-    #[arg(long, default_value_t = 50)]
-    monitor_delay_ms: u64,
+    /// Milliseconds the error monitor takes per line (it is the slow one).
+    #[arg(long, default_value_t = 2)]
+    monitor_ms_per_line: u64,
 }
 
 #[tokio::main]
@@ -49,7 +49,7 @@ async fn main_inner(args: Args) -> Result<bool> {
         duration: args.common.duration()?,
         rate: args.rate.max(1),
         shards: args.shards.max(1),
-        monitor_delay: Duration::from_millis(args.monitor_delay_ms),
+        monitor_delay_per_line: Duration::from_millis(args.monitor_ms_per_line),
         suffix: target.suffix.clone(),
         ..Options::default()
     };

@@ -107,14 +107,14 @@ pub struct Rates {
     pub malformed: u64,
 }
 
-/// Counts lines and errors per service, taking `delay` per batch (a slow downstream, such as
-/// a metrics API with a rate limit).
+/// Counts lines and errors per service, taking `delay_per_line` for each line (a slow
+/// downstream, such as a rate-limited metrics API).
 #[derive(Debug)]
 pub struct ErrorMonitor {
     /// Where counts go.
     pub rates: Shared<Rates>,
-    /// Time each batch takes.
-    pub delay: Duration,
+    /// Time each line takes.
+    pub delay_per_line: Duration,
 }
 
 impl RecordProcessor for ErrorMonitor {
@@ -123,7 +123,8 @@ impl RecordProcessor for ErrorMonitor {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        tokio::time::sleep(self.delay).await;
+        let lines = input.records.len() as u32;
+        tokio::time::sleep(self.delay_per_line * lines).await;
         {
             let mut rates = self.rates.lock();
             for record in &input.records {

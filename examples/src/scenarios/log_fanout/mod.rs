@@ -18,9 +18,8 @@
 //! consume records away from another.
 //!
 //! Here the archiver runs from the start; the error monitor is deployed only once the archiver
-//! has caught up, starts from TRIM_HORIZON with the whole stream as backlog, and is slow (small
-//! reads and a delay per batch, like a rate-limited metrics API). Both must end up with every
-//! line.
+//! has caught up, starts from TRIM_HORIZON with the whole stream as backlog, and is slow (a
+//! delay per line, like a rate-limited metrics API). Both must end up with every line.
 //!
 //! # Guarantees it relies on
 //! - **Independent checkpoints per application** (one lease table each): the report checks both
@@ -64,10 +63,8 @@ pub struct Options {
     pub shards: i32,
     /// Seed of the simulation.
     pub seed: u64,
-    /// Most records the error monitor reads at a time.
-    pub monitor_max_records: i32,
-    /// Time the error monitor takes per batch.
-    pub monitor_delay: Duration,
+    /// Time the error monitor takes per line.
+    pub monitor_delay_per_line: Duration,
     /// Longest wait for an application to catch up.
     pub catch_up_timeout: Duration,
     /// Appended to the stream and application names.
@@ -81,8 +78,7 @@ impl Default for Options {
             rate: 200,
             shards: 2,
             seed: 5,
-            monitor_max_records: 50,
-            monitor_delay: Duration::from_millis(50),
+            monitor_delay_per_line: Duration::from_millis(2),
             catch_up_timeout: Duration::from_secs(60),
             suffix: String::new(),
         }
@@ -133,7 +129,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     // Deployed late, from TRIM_HORIZON: the whole stream is its backlog.
     let rates = Shared::<Rates>::default();
     let shared = rates.clone();
-    let delay = options.monitor_delay;
+    let delay_per_line = options.monitor_delay_per_line;
     let monitor_started_at = started.elapsed();
     let monitor = Worker::start(
         clients,
@@ -142,12 +138,9 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         "monitor-1",
         move |_: &str| ErrorMonitor {
             rates: shared.clone(),
-            delay,
+            delay_per_line,
         },
-        kcl::Config {
-            max_records: options.monitor_max_records.max(1),
-            ..kcl_config()
-        },
+        kcl_config(),
     )?;
     let last = last_seq(&produced.acked);
     let monitor_done = wait_until(options.catch_up_timeout, || async {
@@ -161,6 +154,8 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     archiver.stop().await?;
     monitor.stop().await?;
 
+    let archiver_checkpoints = checkpointed(clients, &archiver_app).await?;
+    let monitor_checkpoints = checkpointed(clients, &monitor_app).await?;
     let expected_rates = count_rates(&produced.acked);
     let archive = archive.lock();
     let archived = archived_lines(&archive);
@@ -173,7 +168,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         deliveries: archive.lines.values().map(|v| v.len() as u64).sum(),
         distinct: archived.len() as u64,
         lost: expected.iter().filter(|k| !archived.contains(*k)).count() as u64,
-        checkpointed_shards: checkpointed(clients, &archiver_app).await?,
+        checkpointed_shards: archiver_checkpoints,
     };
     let counted: u64 = rates.services.values().map(|r| r.lines).sum();
     let monitor = AppReport {
@@ -184,7 +179,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         deliveries: counted + rates.redelivered,
         distinct: counted,
         lost: (expected.len() as u64).saturating_sub(counted),
-        checkpointed_shards: checkpointed(clients, &monitor_app).await?,
+        checkpointed_shards: monitor_checkpoints,
     };
     let mut services: Vec<(String, Rate, Rate)> = expected_rates
         .into_iter()
