@@ -1,6 +1,7 @@
-//! The worker-fleet walkthrough (`FLEET.md`), automated: three `fleet_worker` processes share a
-//! 4-shard stream served by an engine in this process; the one holding the most shards is
-//! SIGKILLed, and its shards must be taken by the survivors and checkpointed further.
+//! The worker-fleet walkthrough (README, "A worker fleet as separate processes"), automated:
+//! three `fleet_worker` processes share a 4-shard stream served by an engine in this process;
+//! the one holding the most shards is SIGKILLed, and its shards must be taken by the survivors
+//! and checkpointed further.
 //!
 //! Only deadlines are asserted, never speeds: the run takes a few seconds in a debug build.
 
