@@ -113,6 +113,8 @@ impl Future for DeliveryFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.reply).poll(cx).map(|result| {
+            // A buffered record settles its future even when dropped (`Pending`'s `Drop`), so
+            // the sender only vanishes unsent if the process is going down with it.
             result.unwrap_or_else(|_| {
                 Err(PutFailure {
                     error: PutError::Shutdown,

@@ -23,7 +23,9 @@ pub(crate) struct Pending {
     pub(crate) expires: Instant,
     pub(crate) attempts: Vec<Attempt>,
     backoff: ExponentialBackoff,
-    reply: oneshot::Sender<Result<Delivery, PutFailure>>,
+    /// Taken when the future is settled. A `Pending` dropped unsettled (a worker that panicked,
+    /// a buffer dropped by mistake) settles it in `Drop`, handing the record back.
+    reply: Option<oneshot::Sender<Result<Delivery, PutFailure>>>,
     /// Held until settled: this is what bounds the producer's memory.
     _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
@@ -51,14 +53,26 @@ impl Pending {
             expires: now + config.record_ttl,
             attempts: Vec::new(),
             backoff,
-            reply,
+            reply: Some(reply),
             _permits: permits,
         }
     }
 
-    /// The record, dropping the outcome sender (whose future then reports a shutdown).
-    pub(crate) fn into_record(self) -> Record {
-        self.record
+    /// The record, for a caller that gets it back directly: the future is dropped unsettled.
+    pub(crate) fn into_record(mut self) -> Record {
+        self.reply = None;
+        self.take_record()
+    }
+
+    fn take_record(&mut self) -> Record {
+        std::mem::replace(&mut self.record, Record::new("", bytes::Bytes::new()))
+    }
+
+    fn settle(&mut self, outcome: Result<Delivery, PutFailure>) {
+        if let Some(reply) = self.reply.take() {
+            // The caller may have dropped the future: then nobody wants the outcome.
+            let _ = reply.send(outcome);
+        }
     }
 
     /// The delay before the next retry: exponential with jitter, capped.
@@ -105,7 +119,7 @@ impl Pending {
 
     /// Settles the future with a delivery.
     pub(crate) fn deliver(
-        self,
+        mut self,
         shard_id: &str,
         sequence_number: &str,
         sub_sequence_number: Option<u64>,
@@ -118,9 +132,9 @@ impl Pending {
             shard_id: shard_id.to_owned(),
             sequence_number: sequence_number.to_owned(),
             sub_sequence_number,
-            attempts: self.attempts,
+            attempts: std::mem::take(&mut self.attempts),
         };
-        let _ = self.reply.send(Ok(delivery));
+        self.settle(Ok(delivery));
     }
 
     /// Settles the future as expired: not delivered within its TTL.
@@ -138,16 +152,75 @@ impl Pending {
     }
 
     /// Settles the future with a failure, and gives the record to the caller too.
-    pub(crate) fn fail_returning(self, error: PutError) -> Record {
+    pub(crate) fn fail_returning(mut self, error: PutError) -> Record {
         if matches!(error, PutError::Expired { .. }) {
             metrics::counter!("UserRecordExpired").increment(1);
         }
-        let record = self.record.clone();
-        let _ = self.reply.send(Err(PutFailure {
+        let record = self.take_record();
+        let attempts = std::mem::take(&mut self.attempts);
+        self.settle(Err(PutFailure {
             error,
-            record: self.record,
-            attempts: self.attempts,
+            record: record.clone(),
+            attempts,
         }));
         record
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.reply.is_some() {
+            tracing::error!("a buffered record was dropped unsettled; handing it back");
+            let failure = PutFailure {
+                error: PutError::Shutdown,
+                record: self.take_record(),
+                attempts: std::mem::take(&mut self.attempts),
+            };
+            self.settle(Err(failure));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    fn pending(record: Record) -> (Pending, oneshot::Receiver<Result<Delivery, PutFailure>>) {
+        let semaphore = Arc::new(Semaphore::new(10));
+        let permits = (
+            semaphore.clone().try_acquire_owned().unwrap(),
+            semaphore.try_acquire_owned().unwrap(),
+        );
+        let (reply, receiver) = oneshot::channel();
+        let pending = Pending::new(record, 7, &Config::default(), reply, permits);
+        (pending, receiver)
+    }
+
+    #[tokio::test]
+    async fn a_pending_dropped_unsettled_hands_its_record_back() {
+        let (pending, receiver) = pending(Record::new("user-1", "payload"));
+        drop(pending);
+        let failure = receiver.await.unwrap().unwrap_err();
+        assert_eq!(failure.error, PutError::Shutdown);
+        assert_eq!(failure.record, Record::new("user-1", "payload"));
+    }
+
+    #[tokio::test]
+    async fn a_settled_pending_settles_once() {
+        let (pending, receiver) = pending(Record::new("user-1", "payload"));
+        pending.deliver("shardId-000000000000", "42", None);
+        let delivery = receiver.await.unwrap().unwrap();
+        assert_eq!(delivery.sequence_number, "42");
+    }
+
+    #[tokio::test]
+    async fn a_record_taken_back_directly_leaves_the_future_unsettled() {
+        let (pending, receiver) = pending(Record::new("user-1", "payload"));
+        assert_eq!(pending.into_record(), Record::new("user-1", "payload"));
+        assert!(receiver.await.is_err(), "no second copy of the record");
     }
 }
