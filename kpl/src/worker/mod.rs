@@ -167,15 +167,35 @@ impl Worker {
         }
     }
 
-    /// Routes a user record to its predicted shard's buffer.
+    /// Takes a new (or retried) user record: to its predicted shard's buffer, or, keeping
+    /// per-key order, behind the older records of a closed shard that covered its key.
     fn accept(&mut self, pending: Pending) {
+        let config = &self.shared.config;
+        if config.preserve_order
+            && let Some(parent) = self.shards.iter_mut().find_map(|(id, buffer)| {
+                let covers = self.map.find(id).is_some_and(|r| r.contains(pending.hash));
+                (buffer.closed && covers).then_some(buffer)
+            })
+        {
+            // The key's shard closed but still holds older records of it, in flight or queued:
+            // queue behind them, or a child could take this record first. They all move to the
+            // children, in order, once nothing of the closed shard is in flight.
+            parent.add(pending, config);
+            return;
+        }
+        self.route(pending);
+    }
+
+    /// Routes a user record to the open shard its hash key falls in, whatever is still queued
+    /// for a closed shard: for records older than everything queued there.
+    fn route(&mut self, pending: Pending) {
+        let config = &self.shared.config;
         let Some(range) = self.map.route(pending.hash) else {
             self.unrouted.push(pending);
             self.refresh_map();
             return;
         };
         let id = range.id.clone();
-        let config = &self.shared.config;
         let buffer = self
             .shards
             .entry(id.clone())
@@ -301,16 +321,19 @@ impl Worker {
     /// Routes the records of closed shards' buffers to the open shards, once nothing of theirs
     /// is in flight or awaiting the map, so no older record can be overtaken by a newer one.
     pub(super) fn reroute_closed(&mut self) {
-        let idle: Vec<Arc<str>> = self
+        let mut idle: Vec<Arc<str>> = self
             .shards
             .iter()
             .filter(|(_, buffer)| buffer.can_reroute())
             .map(|(id, _)| id.clone())
             .collect();
+        // Parents before children (shard ids grow with each reshard): older records first.
+        idle.sort();
         for id in idle {
             if let Some(buffer) = self.shards.remove(&id) {
                 for pending in buffer.into_pending() {
-                    self.accept(pending);
+                    // Not `accept`: a closed child still queued holds newer records than these.
+                    self.route(pending);
                 }
             }
         }
@@ -340,7 +363,8 @@ impl Worker {
                     "WrongShard",
                     "the aggregate landed on a shard that does not own all its records",
                 );
-                self.accept(pending);
+                // Older than anything queued for the closed shard: ahead of it, not behind.
+                self.route(pending);
             }
         }
     }

@@ -2,14 +2,23 @@
 
 use std::time::Duration;
 
+use core_engine::{Engine, Fault, FaultRule};
 use kpl::{Config, Producer, Record};
 
 use crate::common::{Setup, settle};
 
-async fn load_across_a_split(aggregation: bool, stream: &str) {
-    let setup = Setup::unlimited(stream, 2).await;
+/// Puts `total` records over 97 keys, splitting a shard after a third and merging two after two
+/// thirds. With `preserve_order`, each key must also read back in put order (parents before
+/// children).
+async fn load_across_a_split(aggregation: bool, preserve_order: bool, total: usize, stream: &str) {
+    // Slow calls keep batches in flight while the shards change under them.
+    let builder = Engine::builder()
+        .throughput_limits(false)
+        .fault(FaultRule::new("PutRecords", Fault::Latency { ms: 20 }).with_probability(0.5));
+    let setup = Setup::new(builder, stream, 2).await;
     let config = Config {
         aggregation_enabled: aggregation,
+        preserve_order,
         record_max_buffered_time: Duration::from_millis(20),
         ..Config::default()
     };
@@ -17,8 +26,8 @@ async fn load_across_a_split(aggregation: bool, stream: &str) {
         .await
         .unwrap();
     let mut futures = Vec::new();
-    for i in 0..6_000 {
-        if i == 2_000 {
+    for i in 0..total {
+        if i == total / 3 {
             setup
                 .client
                 .split_shard()
@@ -29,7 +38,7 @@ async fn load_across_a_split(aggregation: bool, stream: &str) {
                 .await
                 .unwrap();
         }
-        if i == 4_000 {
+        if i == total * 2 / 3 {
             setup
                 .client
                 .merge_shards()
@@ -51,12 +60,17 @@ async fn load_across_a_split(aggregation: bool, stream: &str) {
         }
     }
     let outcomes = settle(futures).await;
-    assert!(outcomes.iter().all(Result::is_ok), "every record delivered");
+    if let Some(Err(failure)) = outcomes.iter().find(|o| o.is_err()) {
+        panic!(
+            "every record delivered; {} not, the first: {failure:?}",
+            outcomes.iter().filter(|o| o.is_err()).count()
+        );
+    }
     // What consumers read, with the rule that drops aggregates straddling shards.
     let read = setup.read_user_records(stream).await;
     assert_eq!(
         read.values().map(Vec::len).sum::<usize>(),
-        6_000,
+        total,
         "nothing lost, nothing twice"
     );
     for (key, records) in read {
@@ -66,16 +80,32 @@ async fn load_across_a_split(aggregation: bool, stream: &str) {
             .collect();
         let mut sorted = data.clone();
         sorted.sort();
-        assert_eq!(data.len(), sorted.len(), "{key}");
+        sorted.dedup();
+        assert_eq!(data.len(), sorted.len(), "{key}: no record twice");
+        if preserve_order {
+            assert_eq!(data, sorted, "{key}: read back in put order");
+        }
     }
 }
 
 #[tokio::test]
 async fn a_split_and_a_merge_during_a_load_lose_nothing() {
-    load_across_a_split(false, "reshard-plain").await;
+    load_across_a_split(false, false, 6_000, "reshard-plain").await;
 }
 
 #[tokio::test]
 async fn aggregates_across_a_split_and_a_merge_lose_nothing_and_never_straddle() {
-    load_across_a_split(true, "reshard-aggregated").await;
+    load_across_a_split(true, false, 6_000, "reshard-aggregated").await;
+}
+
+/// Unaggregated and ordered, one Kinesis record per shard is in flight at a time: slow by
+/// design, hence the smaller load.
+#[tokio::test]
+async fn order_is_kept_per_key_across_a_split_and_a_merge_when_asked() {
+    load_across_a_split(false, true, 1_500, "reshard-ordered").await;
+}
+
+#[tokio::test]
+async fn aggregates_keep_per_key_order_across_a_split_and_a_merge_when_asked() {
+    load_across_a_split(true, true, 6_000, "reshard-ordered-aggregated").await;
 }
