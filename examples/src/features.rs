@@ -242,11 +242,6 @@ impl RecordProcessor for FeatureProcessor {
         Ok(())
     }
 
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
     async fn shutdown_requested(
         &mut self,
         checkpointer: &mut Checkpointer,

@@ -83,11 +83,17 @@ pub trait RecordProcessor: Send + 'static {
     }
 
     /// The shard was read to its end. Must call `checkpointer.checkpoint()`, which records
-    /// `SHARD_END` so the child shards can start; it is called again until it does.
+    /// `SHARD_END` so the child shards can start; it is called again until it does. The default
+    /// does just that; override it to flush what the processor holds first.
     fn shard_ended(
         &mut self,
         checkpointer: &mut Checkpointer,
-    ) -> impl Future<Output = Result<(), ProcessorError>> + Send;
+    ) -> impl Future<Output = Result<(), ProcessorError>> + Send {
+        async move {
+            checkpointer.checkpoint().await?;
+            Ok(())
+        }
+    }
 
     /// The worker is shutting down gracefully; a final checkpoint may be written.
     fn shutdown_requested(

@@ -120,11 +120,6 @@ impl RecordProcessor for FeatureWriter {
         self.cache.clear();
     }
 
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
     async fn shutdown_requested(
         &mut self,
         checkpointer: &mut Checkpointer,

@@ -59,11 +59,6 @@ impl RecordProcessor for AlertProcessor {
         Ok(())
     }
 
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
     async fn shutdown_requested(
         &mut self,
         checkpointer: &mut Checkpointer,

@@ -63,11 +63,6 @@ impl RecordProcessor for Archiver {
         Ok(())
     }
 
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
     async fn shutdown_requested(
         &mut self,
         checkpointer: &mut Checkpointer,
@@ -146,11 +141,6 @@ impl RecordProcessor for ErrorMonitor {
                 rate.errors += u64::from(line.level == Level::Error);
             }
         }
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
-    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
         checkpointer.checkpoint().await?;
         Ok(())
     }
