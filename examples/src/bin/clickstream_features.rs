@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use examples::scenarios::cli::{CommonArgs, Target};
+use examples::scenarios::cli::{self, CommonArgs, Target};
 use examples::scenarios::clickstream_features::{Options, run};
 
 /// A kpl producer writes clicks; a kcl application folds them into per-user features in a
@@ -37,14 +37,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match main_inner(Args::parse()).await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    cli::exit_code(main_inner(Args::parse()).await)
 }
 
 async fn main_inner(args: Args) -> Result<bool> {

@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use examples::scenarios::cli::{CommonArgs, Target};
+use examples::scenarios::cli::{self, CommonArgs, Target};
 use examples::scenarios::iot_alerts::{Options, run};
 
 /// Simulated devices send readings with spikes at known points; a kcl application keeps
@@ -34,14 +34,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match main_inner(Args::parse()).await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    cli::exit_code(main_inner(Args::parse()).await)
 }
 
 async fn main_inner(args: Args) -> Result<bool> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use examples::scenarios::cli::{CommonArgs, Target};
+use examples::scenarios::cli::{self, CommonArgs, Target};
 use examples::scenarios::log_fanout::{Options, run};
 
 /// Hosts ship log lines to one stream; two kcl applications with their own lease tables read
@@ -33,14 +33,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match main_inner(Args::parse()).await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    cli::exit_code(main_inner(Args::parse()).await)
 }
 
 async fn main_inner(args: Args) -> Result<bool> {

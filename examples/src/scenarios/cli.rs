@@ -95,3 +95,16 @@ impl Target {
         }
     }
 }
+
+/// The process exit code for a scenario's outcome: 0 when every check held, 1 when one failed,
+/// 2 (with the error and its causes on stderr) when the run itself failed.
+pub fn exit_code(outcome: Result<bool>) -> std::process::ExitCode {
+    match outcome {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
