@@ -72,6 +72,9 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     map: ShardMap,
     shards: HashMap<Arc<str>, ShardBuffer>,
+    /// The buffers of `shards` whose shard closed, until they are re-routed (usually none, so
+    /// `accept` pays nothing for them).
+    closed: Vec<Arc<str>>,
     /// Records whose shard is unknown until the map is refreshed (gaps in the hash space).
     unrouted: Vec<Pending>,
     retries: BinaryHeap<Retry>,
@@ -95,6 +98,7 @@ impl Worker {
             shared,
             map,
             shards: HashMap::new(),
+            closed: Vec::new(),
             unrouted: Vec::new(),
             retries: BinaryHeap::new(),
             in_flight: JoinSet::new(),
@@ -172,10 +176,14 @@ impl Worker {
     fn accept(&mut self, pending: Pending) {
         let config = &self.shared.config;
         if config.preserve_order
-            && let Some(parent) = self.shards.iter_mut().find_map(|(id, buffer)| {
-                let covers = self.map.find(id).is_some_and(|r| r.contains(pending.hash));
-                (buffer.closed && covers).then_some(buffer)
-            })
+            // The newest closed shard of the key: a closed child holds newer records than its
+            // closed parent (ids are zero-padded, so they order as they were created).
+            && let Some(id) = self
+                .closed
+                .iter()
+                .filter(|id| self.map.find(id).is_some_and(|r| r.contains(pending.hash)))
+                .max()
+            && let Some(parent) = self.shards.get_mut(id)
         {
             // The key's shard closed but still holds older records of it, in flight or queued:
             // queue behind them, or a child could take this record first. They all move to the
@@ -301,8 +309,9 @@ impl Worker {
         tracing::debug!(shards = map.open_count(), "refreshed the shard map");
         self.map = map;
         for (id, buffer) in self.shards.iter_mut() {
-            if self.map.find(id).is_none_or(|s| !s.open) {
+            if !buffer.closed && self.map.find(id).is_none_or(|s| !s.open) {
                 buffer.closed = true;
+                self.closed.push(id.clone());
             }
         }
         // Oldest first, so each key keeps its order: aggregates sent before anything still
@@ -329,6 +338,7 @@ impl Worker {
             .collect();
         // Parents before children (shard ids grow with each reshard): older records first.
         idle.sort();
+        self.closed.retain(|id| !idle.contains(id));
         for id in idle {
             if let Some(buffer) = self.shards.remove(&id) {
                 for pending in buffer.into_pending() {
