@@ -107,7 +107,7 @@ async fn run(args: Args) -> Result<Report> {
         }
     );
 
-    create_stream(&kinesis, args.shards).await?;
+    clients::create_stream(&kinesis, STREAM, args.shards).await?;
     println!(
         "stream {STREAM}: {} shards; producing {} events/s from {} users for {}s; {} workers",
         args.shards, args.rate, args.users, args.duration, args.workers
@@ -204,36 +204,6 @@ async fn run(args: Args) -> Result<Report> {
     let report = shared.report();
     print_summary(&report, &shared, started.elapsed());
     Ok(report)
-}
-
-async fn create_stream(kinesis: &aws_sdk_kinesis::Client, shards: i32) -> Result<()> {
-    kinesis
-        .create_stream()
-        .stream_name(STREAM)
-        .shard_count(shards)
-        .send()
-        .await
-        .context("creating the stream")?;
-    wait_active(kinesis).await
-}
-
-async fn wait_active(kinesis: &aws_sdk_kinesis::Client) -> Result<()> {
-    for _ in 0..600 {
-        let summary = kinesis
-            .describe_stream_summary()
-            .stream_name(STREAM)
-            .send()
-            .await
-            .context("describing the stream")?;
-        if summary
-            .stream_description_summary
-            .is_some_and(|s| s.stream_status == aws_sdk_kinesis::types::StreamStatus::Active)
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("stream {STREAM} did not become active")
 }
 
 fn start_worker(
@@ -355,7 +325,7 @@ async fn split_a_shard(kinesis: &aws_sdk_kinesis::Client) -> Result<String> {
         .send()
         .await
         .with_context(|| format!("splitting {shard}"))?;
-    wait_active(kinesis).await?;
+    clients::wait_active(kinesis, STREAM).await?;
     Ok(format!("split {shard} in two while producing"))
 }
 

@@ -20,8 +20,7 @@ pub mod read;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use aws_sdk_kinesis::types::StreamStatus;
+use anyhow::Result;
 use tokio::time::Instant;
 
 use crate::clients;
@@ -43,37 +42,6 @@ impl Clients {
             dynamodb: clients::dynamodb(endpoint),
         }
     }
-}
-
-/// Creates stream `name` with `shards` shards and waits until it is active.
-pub async fn create_stream(
-    kinesis: &aws_sdk_kinesis::Client,
-    name: &str,
-    shards: i32,
-) -> Result<()> {
-    kinesis
-        .create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await
-        .with_context(|| format!("creating stream {name}"))?;
-    let active = wait_until(Duration::from_secs(30), || async {
-        let summary = kinesis
-            .describe_stream_summary()
-            .stream_name(name)
-            .send()
-            .await
-            .with_context(|| format!("describing stream {name}"))?;
-        Ok(summary
-            .stream_description_summary
-            .is_some_and(|s| s.stream_status == StreamStatus::Active))
-    })
-    .await?;
-    if !active {
-        bail!("stream {name} did not become active within 30s");
-    }
-    Ok(())
 }
 
 /// Polls `done` every 100 ms until it returns true (then returns true) or `limit` passes (then

@@ -148,7 +148,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     let stream = format!("clickstream{}", options.suffix);
     let table = format!("user-features{}", options.suffix);
     let app = format!("feature-writer{}", options.suffix);
-    super::create_stream(&clients.kinesis, &stream, options.shards).await?;
+    crate::clients::create_stream(&clients.kinesis, &stream, options.shards).await?;
     store::create_table(&clients.dynamodb, &table).await?;
 
     let live = Arc::new(std::sync::Mutex::new(Counters::default()));

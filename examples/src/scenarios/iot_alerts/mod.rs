@@ -136,8 +136,8 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     let telemetry = format!("telemetry{}", options.suffix);
     let alerts = format!("alerts{}", options.suffix);
     let app = format!("anomaly-detector{}", options.suffix);
-    super::create_stream(&clients.kinesis, &telemetry, options.shards).await?;
-    super::create_stream(&clients.kinesis, &alerts, 1).await?;
+    crate::clients::create_stream(&clients.kinesis, &telemetry, options.shards).await?;
+    crate::clients::create_stream(&clients.kinesis, &alerts, 1).await?;
 
     let alert_producer = produce::producer(&clients.kinesis, &alerts).await?;
     let progress = Progress::default();

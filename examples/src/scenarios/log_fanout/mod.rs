@@ -91,7 +91,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     let stream = format!("logs{}", options.suffix);
     let archiver_app = format!("log-archiver{}", options.suffix);
     let monitor_app = format!("error-monitor{}", options.suffix);
-    super::create_stream(&clients.kinesis, &stream, options.shards).await?;
+    crate::clients::create_stream(&clients.kinesis, &stream, options.shards).await?;
 
     let archive = Shared::<Archive>::default();
     let shared = archive.clone();
