@@ -6,7 +6,9 @@
 //!   connection is closed.
 //! - A connection with no request in flight for the idle timeout is closed. A request in
 //!   flight (a SubscribeToShard stream included) is never cut.
-//! - At most `max_connections` connections are served; one more is answered with HTTP 503
+//! - At most `max_connections` connections are served. One more takes the place of an open
+//!   connection with no request in flight (one that never sent a request first, then the one
+//!   idle longest), which is closed; if every connection is busy, it is answered HTTP 503
 //!   `ServiceUnavailable` and closed, while the others carry on.
 //! - A body declared larger than [`MAX_BODY_BYTES`] is refused (413) before it is read, one
 //!   that streams past it is cut there, and one that stalls for the header read timeout
@@ -16,6 +18,7 @@ mod conn;
 mod limit;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +31,13 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::protocol::{self, Body, DropConnection, MAX_BODY_BYTES, Services};
-use conn::{Timeouts, TrackedBody, TrackedIo, Tracker};
+use conn::{Open, Timeouts, TrackedBody, TrackedIo, Tracker};
 use limit::default_max_connections;
 
 /// How long in-flight requests may take to finish once shutdown starts.
@@ -71,6 +75,15 @@ impl Default for ListenerConfig {
     }
 }
 
+/// What every connection's task shares.
+struct Shared {
+    builder: auto::Builder<TokioExecutor>,
+    services: Services,
+    timeouts: Timeouts,
+    open: Arc<Open>,
+    stopped: watch::Receiver<bool>,
+}
+
 /// Serves `listener` until `shutdown` completes, then lets in-flight requests finish.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -79,8 +92,8 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // The watchdog below times heads out; hyper's own timeout would also cut idle keep-alive
-    // connections that SDK pools want to reuse.
+    // The watchdog in `run_connection` times heads out; hyper's own timeout would also cut
+    // idle keep-alive connections that SDK pools want to reuse.
     builder.http1().header_read_timeout(None);
     builder
         .http2()
@@ -90,14 +103,20 @@ pub(crate) async fn serve(
     let max = config
         .max_connections
         .unwrap_or_else(default_max_connections);
-    let timeouts = Timeouts {
-        header_read: config.header_read_timeout,
-        idle: config.idle_timeout,
-    };
+    let (stop, stopped) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        builder,
+        services,
+        timeouts: Timeouts {
+            header_read: config.header_read_timeout,
+            idle: config.idle_timeout,
+        },
+        open: Arc::default(),
+        stopped,
+    });
     // Each connection holds a slot until it ends, so all slots back means all are done.
     let slots = Arc::new(Semaphore::new(max));
-    let refusals = Arc::new(Semaphore::new(limit::REFUSALS_AT_ONCE));
-    let (stop, stopped) = watch::channel(false);
+    let over_limit = Arc::new(Semaphore::new(limit::OVER_LIMIT_AT_ONCE));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -111,75 +130,12 @@ pub(crate) async fn serve(
                         continue;
                     }
                 };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, max, "refused a connection over the connection limit");
-                    limit::refuse(socket, &refusals, max);
-                    continue;
-                };
-                let _ = socket.set_nodelay(true);
-                let tracker = Tracker::new();
-                let service = {
-                    let services = services.clone();
-                    let tracker = tracker.clone();
-                    service_fn(move |request| {
-                        let in_flight = tracker.begin();
-                        let services = services.clone();
-                        async move {
-                            let response = answer_or_500(&services, request, timeouts).await?;
-                            // The request stays in flight until its answer has been sent.
-                            Ok::<_, DropConnection>(
-                                response.map(|body| TrackedBody::new(body, in_flight)),
-                            )
-                        }
-                    })
-                };
-                let io = TokioIo::new(TrackedIo::new(socket, tracker.clone()));
-                let connection = builder.serve_connection(io, service).into_owned();
-                let mut stopped = stopped.clone();
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    tokio::pin!(connection);
-                    // When this connection must be gone by, once it has been asked to close.
-                    let mut closing: Option<tokio::time::Instant> = None;
-                    loop {
-                        let check = match tracker.check(timeouts) {
-                            Ok(next) => next,
-                            Err(why) if closing.is_none() => {
-                                tracing::debug!(%peer, why, "closing connection");
-                                if !tracker.is_http2() {
-                                    // Nothing in flight: drop the socket.
-                                    break;
-                                }
-                                connection.as_mut().graceful_shutdown();
-                                closing = Some(tokio::time::Instant::now() + GOAWAY_GRACE);
-                                continue;
-                            }
-                            Err(_) => closing.unwrap_or_else(tokio::time::Instant::now),
-                        };
-                        let wake = closing.map_or(check, |by| by.min(check));
-                        tokio::select! {
-                            result = connection.as_mut() => {
-                                if let Err(error) = result {
-                                    tracing::debug!(%peer, %error, "connection ended with an error");
-                                }
-                                break;
-                            }
-                            _ = stopped.wait_for(|stop| *stop), if closing.is_none() => {
-                                if tracker.is_idle() && !tracker.is_http2() {
-                                    break;
-                                }
-                                connection.as_mut().graceful_shutdown();
-                                closing = Some(tokio::time::Instant::now() + DRAIN_TIMEOUT);
-                            }
-                            () = tracker.changed() => {}
-                            () = tokio::time::sleep_until(wake) => {
-                                if closing.is_some_and(|by| tokio::time::Instant::now() >= by) {
-                                    break;
-                                }
-                            }
-                        }
+                match slots.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        tokio::spawn(run_connection(shared.clone(), socket, peer, slot));
                     }
-                });
+                    Err(_) => make_room(&shared, &slots, &over_limit, max, socket, peer),
+                }
             }
             () = &mut shutdown => break,
         }
@@ -192,6 +148,109 @@ pub(crate) async fn serve(
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+    }
+}
+
+/// A connection over the limit: closes the open connection most willing to go (one with no
+/// request in flight) and serves the new one in its place, or, if every connection is busy,
+/// answers 503. Never holds up the accept loop.
+fn make_room(
+    shared: &Arc<Shared>,
+    slots: &Arc<Semaphore>,
+    over_limit: &Arc<Semaphore>,
+    max: usize,
+    socket: TcpStream,
+    peer: SocketAddr,
+) {
+    let Ok(handling) = over_limit.clone().try_acquire_owned() else {
+        tracing::warn!(%peer, "closed a connection over the connection limit");
+        return;
+    };
+    let evicted = shared.open.evict_one();
+    let shared = shared.clone();
+    let slots = slots.clone();
+    tokio::spawn(async move {
+        if evicted
+            && let Ok(Ok(slot)) =
+                tokio::time::timeout(limit::ROOM_WAIT, slots.acquire_owned()).await
+        {
+            drop(handling);
+            return run_connection(shared, socket, peer, slot).await;
+        }
+        tracing::warn!(%peer, max, "refused a connection over the connection limit");
+        limit::refuse(socket, max).await;
+        drop(handling);
+    });
+}
+
+/// Serves one connection until it ends, closing it when it stalls or idles (see
+/// [`Tracker::check`]) or when the engine stops.
+async fn run_connection(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    _slot: OwnedSemaphorePermit,
+) {
+    let _ = socket.set_nodelay(true);
+    let tracker = Tracker::new();
+    let _listed = shared.open.register(&tracker);
+    let timeouts = shared.timeouts;
+    let service = {
+        let services = shared.services.clone();
+        let tracker = tracker.clone();
+        service_fn(move |request| {
+            let in_flight = tracker.begin();
+            let services = services.clone();
+            async move {
+                let response = answer_or_500(&services, request, timeouts).await?;
+                // The request stays in flight until its answer has been sent.
+                Ok::<_, DropConnection>(response.map(|body| TrackedBody::new(body, in_flight)))
+            }
+        })
+    };
+    let io = TokioIo::new(TrackedIo::new(socket, tracker.clone()));
+    let connection = shared.builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut stopped = shared.stopped.clone();
+    // When this connection must be gone by, once it has been asked to close.
+    let mut closing: Option<Instant> = None;
+    loop {
+        let check = match tracker.check(timeouts) {
+            Ok(next) => next,
+            Err(why) if closing.is_none() => {
+                tracing::debug!(%peer, why, "closing connection");
+                if !tracker.is_http2() {
+                    // Nothing in flight: drop the socket.
+                    return;
+                }
+                connection.as_mut().graceful_shutdown();
+                closing = Some(Instant::now() + GOAWAY_GRACE);
+                continue;
+            }
+            Err(_) => closing.unwrap_or_else(Instant::now),
+        };
+        let wake = closing.map_or(check, |by| by.min(check));
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopped.wait_for(|stop| *stop), if closing.is_none() => {
+                if tracker.is_idle() && !tracker.is_http2() {
+                    return;
+                }
+                connection.as_mut().graceful_shutdown();
+                closing = Some(Instant::now() + DRAIN_TIMEOUT);
+            }
+            () = tracker.changed() => {}
+            () = tokio::time::sleep_until(wake) => {
+                if closing.is_some_and(|by| Instant::now() >= by) {
+                    return;
+                }
+            }
+        }
     }
 }
 

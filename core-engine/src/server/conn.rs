@@ -1,9 +1,11 @@
 //! What one connection is doing, so the listener can close it when it idles or stalls: requests
 //! in flight, when the last one ended, and whether a request head has started to arrive.
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
@@ -31,6 +33,8 @@ struct State {
     idle_since: Instant,
     /// Whether the client spoke HTTP/2; unknown until its first bytes.
     http2: Option<bool>,
+    /// Asked to close, to make room for a new connection.
+    evicted: bool,
 }
 
 /// The limits a connection's watchdog applies.
@@ -51,6 +55,7 @@ impl Tracker {
                 head_started: None,
                 idle_since: now,
                 http2: None,
+                evicted: false,
             })),
             changed: Arc::new(Notify::new()),
         }
@@ -102,6 +107,8 @@ impl Tracker {
         let now = Instant::now();
         let (deadline, why) = if state.in_flight > 0 {
             return Ok(now + limits.idle);
+        } else if state.evicted {
+            return Err("closed to make room for a new connection");
         } else if let Some(started) = state.head_started {
             (
                 started + limits.header_read,
@@ -120,6 +127,75 @@ impl Tracker {
         } else {
             Ok(deadline)
         }
+    }
+}
+
+impl Tracker {
+    /// How willing this connection is to make room, lowest first: one that never sent a
+    /// request, then the one idle longest. `None` while a request is in flight.
+    fn eviction_rank(&self) -> Option<(bool, Instant)> {
+        let state = self.state.lock();
+        if state.in_flight > 0 || state.evicted {
+            return None;
+        }
+        Some(match state.received {
+            0 => (false, state.accepted),
+            _ => (true, state.idle_since),
+        })
+    }
+
+    fn evict(&self) {
+        self.state.lock().evicted = true;
+        self.changed.notify_one();
+    }
+}
+
+/// The open connections, so that one with nothing in flight can make room for a new one.
+#[derive(Debug, Default)]
+pub(super) struct Open {
+    connections: Mutex<HashMap<u64, Tracker>>,
+    next_id: AtomicU64,
+}
+
+impl Open {
+    /// Lists a connection until the returned guard is dropped.
+    pub(super) fn register(self: &Arc<Self>, tracker: &Tracker) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.connections.lock().insert(id, tracker.clone());
+        Registered {
+            open: self.clone(),
+            id,
+        }
+    }
+
+    /// Asks the connection most willing to close (see [`Tracker::eviction_rank`]) to close;
+    /// false if every connection has a request in flight.
+    pub(super) fn evict_one(&self) -> bool {
+        let connections = self.connections.lock();
+        let victim = connections
+            .values()
+            .filter_map(|tracker| Some((tracker.eviction_rank()?, tracker)))
+            .min_by_key(|(rank, _)| *rank);
+        match victim {
+            Some((_, tracker)) => {
+                tracker.evict();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A listed connection; dropping it removes it from the list.
+#[derive(Debug)]
+pub(super) struct Registered {
+    open: Arc<Open>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.connections.lock().remove(&self.id);
     }
 }
 

@@ -1,12 +1,10 @@
 //! The connection limit: its default, from the process's open-file limit, and the answer a
 //! connection over it gets.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 
 /// The most connections served by default, when the open-file limit allows it.
 const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -14,8 +12,12 @@ const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// File descriptors left for everything but served connections: logs, refusals, the runtime.
 const RESERVED_FDS: u64 = 128;
 
-/// Refused connections being answered at once; past this, more are closed without an answer.
-pub(super) const REFUSALS_AT_ONCE: usize = 64;
+/// Connections over the limit being handled at once (waiting for room or being refused);
+/// past this, more are closed without an answer.
+pub(super) const OVER_LIMIT_AT_ONCE: usize = 64;
+
+/// How long a connection over the limit waits for another to make room.
+pub(super) const ROOM_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a refused connection may take to receive its answer.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -43,45 +45,38 @@ fn open_file_limit() -> Option<u64> {
 }
 
 /// Answers a connection over the limit with HTTP 503 `ServiceUnavailable` (which the AWS SDKs
-/// retry) and closes it, without holding up the accept loop. If many are being refused at
-/// once, the connection is closed at once instead.
-pub(super) fn refuse(mut socket: TcpStream, refusals: &Arc<Semaphore>, max: usize) {
-    let Ok(permit) = refusals.clone().try_acquire_owned() else {
-        return;
-    };
-    tokio::spawn(async move {
-        let _permit = permit;
-        let body = format!(
-            r#"{{"__type":"ServiceUnavailable","message":"The engine is serving its maximum of {max} connections; retry later."}}"#
-        );
-        let answer = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/x-amz-json-1.1\r\n\
-             x-amzn-ErrorType: ServiceUnavailable\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
-            // Answer once the request head is in (an HTTP client takes an answer that comes
-            // before its request as a broken connection), or at once if it is slow to come.
-            let mut head = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let _ = tokio::time::timeout(REFUSAL_TIMEOUT / 2, async {
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(read) => head.extend_from_slice(&chunk[..read]),
-                    }
+/// retry) and closes it.
+pub(super) async fn refuse(mut socket: TcpStream, max: usize) {
+    let body = format!(
+        r#"{{"__type":"ServiceUnavailable","message":"The engine is serving its maximum of {max} connections, all busy; retry later."}}"#
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/x-amz-json-1.1\r\n\
+         x-amzn-ErrorType: ServiceUnavailable\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        // Answer once the request head is in (an HTTP client takes an answer that comes
+        // before its request as a broken connection), or at once if it is slow to come.
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT / 2, async {
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => head.extend_from_slice(&chunk[..read]),
                 }
-            })
-            .await;
-            socket.write_all(answer.as_bytes()).await?;
-            socket.shutdown().await?;
-            // Read what the client sent, so that closing does not reset the connection before
-            // the client has read the answer.
-            while socket.read(&mut chunk).await? > 0 {}
-            Ok::<_, std::io::Error>(())
+            }
         })
         .await;
-    });
+        socket.write_all(answer.as_bytes()).await?;
+        socket.shutdown().await?;
+        // Read what the client sent, so that closing does not reset the connection before
+        // the client has read the answer.
+        while socket.read(&mut chunk).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -217,41 +217,76 @@ async fn a_subscription_outlives_the_idle_timeout() {
     assert_eq!(seen, 4);
 }
 
+/// A connection whose ListStreams body has stopped half way: a request in flight.
+async fn busy(engine_addr: &str) -> TcpStream {
+    let mut socket = TcpStream::connect(engine_addr).await.unwrap();
+    socket
+        .write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n\
+              X-Amz-Target: Kinesis_20131202.ListStreams\r\nAuthorization: x\r\n\
+              Content-Length: 12\r\n\r\n{\"Limit\":",
+        )
+        .await
+        .unwrap();
+    socket
+}
+
 #[tokio::test]
-async fn connections_over_the_limit_are_refused_while_others_carry_on() {
-    let engine = TestEngine::with(Engine::builder().max_connections(4)).await;
-    engine.create_stream("busy", 1).await;
-    // The SDK client holds one pooled connection; three raw ones fill the rest.
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        let mut socket = connect(&engine).await;
-        socket.write_all(list_streams().as_bytes()).await.unwrap();
-        assert_eq!(read_response(&mut socket).await.0, 200);
-        held.push(socket);
-    }
+async fn when_every_connection_is_busy_more_are_refused_and_the_busy_ones_finish() {
+    let engine =
+        TestEngine::with(with_timeouts(PATIENCE * 3, PATIENCE * 3).max_connections(2)).await;
+    let addr = engine.handle.local_addr().to_string();
+    let mut first = busy(&addr).await;
+    let mut second = busy(&addr).await;
+    // Let the engine take both requests in before the next connection.
+    tokio::time::sleep(Duration::from_millis(250)).await;
     let mut extra = connect(&engine).await;
+    extra.write_all(list_streams().as_bytes()).await.unwrap();
     let (status, body) = read_response(&mut extra).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("maximum of 4 connections"), "{body}");
-    // A new SDK client sees a ServiceUnavailable error (retries are off in these tests).
-    let newcomer = client(&engine.handle.endpoint_url());
-    let (code, _) = code_of(newcomer.list_streams().send().await);
+    assert!(body.contains("maximum of 2 connections"), "{body}");
+    // An SDK client sees a ServiceUnavailable error (retries are off in these tests).
+    let (code, _) = code_of(engine.client.list_streams().send().await);
     assert_eq!(code, "ServiceUnavailable");
-    // The connected client carries on.
-    for _ in 0..3 {
-        engine.put("busy", "k", b"x").await;
+    // The busy requests carry on and are answered.
+    for socket in [&mut first, &mut second] {
+        socket.write_all(b"10}").await.unwrap();
+        assert_eq!(read_response(socket).await.0, 200);
     }
-    // Once a connection closes, a new one is served.
-    drop(held.pop());
-    let served = async {
-        loop {
-            if newcomer.list_streams().send().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, served).await.unwrap();
+    // Now idle, they make room for new clients.
+    engine.create_stream("after", 1).await;
+    engine.put("after", "k", b"x").await;
+    assert!(closed_by_engine(&mut first).await || closed_by_engine(&mut second).await);
+}
+
+#[tokio::test]
+async fn a_flood_of_idle_connections_cannot_lock_clients_out() {
+    let engine =
+        TestEngine::with(with_timeouts(PATIENCE * 3, PATIENCE * 3).max_connections(3)).await;
+    engine.create_stream("flood", 1).await;
+    // Connections that never send a request go first, oldest first.
+    let mut flood = Vec::new();
+    for _ in 0..6 {
+        flood.push(connect(&engine).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // With the SDK client's connection, 3 fit: each new one closed the oldest silent one.
+    for (i, socket) in flood.iter_mut().enumerate().take(4) {
+        assert!(closed_by_engine(socket).await, "silent connection {i}");
+    }
+    // The client that was already connected keeps working, and a new one gets in.
+    engine.put("flood", "k", b"x").await;
+    let newcomer = client(&engine.handle.endpoint_url());
+    newcomer.list_streams().send().await.unwrap();
+    assert!(
+        closed_by_engine(&mut flood[4]).await,
+        "the older remaining one"
+    );
+    engine.put("flood", "k", b"y").await;
+    assert_eq!(
+        engine.read_all("flood", "shardId-000000000000").await.len(),
+        2
+    );
 }
 
 /// Opens an HTTP/2 (prior knowledge) connection; gives its sender and the task driving it,
@@ -313,13 +348,15 @@ async fn the_serve_command_takes_the_listener_flags() {
         ],
     );
     let addr = child.endpoint.trim_start_matches("http://").to_owned();
-    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    let mut stalled = busy(&addr).await;
+    // Let the engine take the request in (a connection that has not sent one would make room).
+    tokio::time::sleep(Duration::from_millis(250)).await;
     let mut refused = TcpStream::connect(&addr).await.unwrap();
     refused.write_all(list_streams().as_bytes()).await.unwrap();
     let (status, _) = read_response(&mut refused).await;
     assert_eq!(status, 503, "one connection at most");
     assert!(
-        closed_by_engine(&mut silent).await,
-        "closed by the header timeout"
+        closed_by_engine(&mut stalled).await,
+        "a stalled body is closed after the header read timeout"
     );
 }
