@@ -17,6 +17,7 @@ use crate::faults::{FaultInjector, FaultRule};
 use crate::kinesis::{Kinesis, ServiceConfig};
 use crate::model::registry::Registry;
 use crate::protocol::Services;
+use crate::server::ListenerConfig;
 use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
 use crate::storage::{MemoryStorage, Storage};
 
@@ -47,6 +48,7 @@ struct EngineConfig {
     fault_seed: u64,
     retention_check_interval: Duration,
     clock: Arc<dyn Clock>,
+    listener: ListenerConfig,
 }
 
 /// Builds an [`Engine`].
@@ -88,6 +90,7 @@ impl Default for EngineBuilder {
                 on_demand_stream_limit: 50,
                 retention_check_interval: Duration::from_secs(60),
                 clock: Arc::new(TokioClock::new()),
+                listener: ListenerConfig::default(),
             },
         }
     }
@@ -202,6 +205,31 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a client may take to send its first request after connecting, and to send
+    /// an HTTP/1 request head once it has started one; a request body that makes no progress
+    /// for this long also has its connection closed. Default 10 seconds.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.listener.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a connection with no request in flight stays open. Default 120 seconds,
+    /// longer than AWS SDKs keep idle pooled connections (60 to 90 seconds), so that a client
+    /// normally closes its idle connections first. A request in flight, such as a
+    /// SubscribeToShard stream, is never cut.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.listener.idle_timeout = timeout;
+        self
+    }
+
+    /// The most connections served at once; one more is answered HTTP 503
+    /// `ServiceUnavailable` (which SDKs retry) and closed, and the others carry on. Default
+    /// 4,096, lowered to 128 below the process's open-file limit (`ulimit -n`) if that is lower.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.config.listener.max_connections = Some(max);
+        self
+    }
+
     /// Checks the settings.
     pub fn build(self) -> Result<Engine, Error> {
         let config = self.config;
@@ -226,6 +254,15 @@ impl EngineBuilder {
         }
         for rule in &config.faults {
             rule.validate().map_err(Error::Config)?;
+        }
+        let listener = &config.listener;
+        if listener.header_read_timeout.is_zero() || listener.idle_timeout.is_zero() {
+            return Err(Error::Config(
+                "header read and idle timeouts must not be zero".into(),
+            ));
+        }
+        if listener.max_connections == Some(0) {
+            return Err(Error::Config("max connections must be at least 1".into()));
         }
         if config.retention_check_interval.is_zero() {
             return Err(Error::Config(
@@ -254,10 +291,11 @@ impl Engine {
             addr: self.config.listen,
             source,
         })?;
+        let limits = self.config.listener;
         let services = self.open()?;
         let faults = services.kinesis.faults.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_until(listener, services, async {
+        let task = tokio::spawn(serve_until(listener, services, limits, async {
             let _ = stopped.await;
         }));
         tracing::info!(endpoint = %format!("http://{local_addr}"), "core-engine started");
@@ -276,8 +314,9 @@ impl Engine {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
+        let limits = self.config.listener;
         let services = self.open()?;
-        serve_until(listener, services, shutdown).await;
+        serve_until(listener, services, limits, shutdown).await;
         Ok(())
     }
 
@@ -394,9 +433,10 @@ fn spawn_retention(kinesis: &Arc<Kinesis>, every: Duration) {
 async fn serve_until(
     listener: TcpListener,
     services: Services,
+    limits: ListenerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    crate::server::serve(listener, services.clone(), shutdown).await;
+    crate::server::serve(listener, services.clone(), limits, shutdown).await;
     if let Err(error) = services.kinesis.storage.close() {
         tracing::error!(%error, "closing storage failed");
     }
