@@ -90,7 +90,8 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }
-    let engine = builder.build()?;
+    // Recovery first: "listening" must mean that the data directory opened.
+    let engine = builder.build()?.recover()?;
     let listener =
         TcpListener::bind(args.listen)
             .await

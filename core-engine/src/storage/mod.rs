@@ -22,6 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+pub(crate) mod framed;
 mod memory;
 pub mod wal;
 

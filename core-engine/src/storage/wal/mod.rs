@@ -109,11 +109,14 @@ use super::{
 };
 
 mod format;
+pub(crate) mod fs;
 mod metadata;
 mod recovery;
 mod segment;
 mod writer;
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod format_tests;
 #[cfg(test)]
@@ -162,7 +165,7 @@ pub struct FileStorage {
     release_lock: Mutex<()>,
     /// An exclusive lock on `<dir>/LOCK`, held until close, so that two engines never share a
     /// data directory.
-    dir_lock: Mutex<Option<std::fs::File>>,
+    dir_lock: Mutex<Option<Box<dyn Send + Sync>>>,
 }
 
 impl fmt::Debug for FileStorage {
@@ -181,27 +184,30 @@ impl FileStorage {
     /// # Errors
     /// [`StorageError::Io`] if the directory or its `wal/` subdirectory cannot be created or synced.
     pub fn open(dir: &Path, options: WalOptions) -> Result<Self, StorageError> {
+        Self::open_in(Arc::new(fs::OsFs), dir, options)
+    }
+
+    /// [`FileStorage::open`] on the file system `fs`.
+    pub(crate) fn open_in(
+        fs: Arc<dyn fs::FileSystem>,
+        dir: &Path,
+        options: WalOptions,
+    ) -> Result<Self, StorageError> {
         let wal_dir = dir.join("wal");
-        std::fs::create_dir_all(&wal_dir).map_err(io_error(&wal_dir))?;
+        fs.create_dir_all(&wal_dir).map_err(io_error(&wal_dir))?;
         let lock_path = dir.join("LOCK");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_error(&lock_path))?;
-        lock.try_lock().map_err(|err| match err {
-            std::fs::TryLockError::WouldBlock => StorageError::Unavailable(
+        let lock = fs.lock(&lock_path).map_err(|err| match err.kind() {
+            io::ErrorKind::WouldBlock => StorageError::Unavailable(
                 format!(
                     "data directory {} is in use by another engine",
                     dir.display()
                 )
                 .into(),
             ),
-            std::fs::TryLockError::Error(source) => io_error(&lock_path)(source),
+            _ => io_error(&lock_path)(err),
         })?;
         // Makes the creation of `wal/` itself durable.
-        sync_dir(dir)?;
+        sync_dir(&*fs, dir)?;
         let (durability, _) = watch::channel(Durability::default());
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
@@ -217,6 +223,7 @@ impl FileStorage {
             sync: options.sync,
             segment_bytes: options.segment_bytes,
             wal_dir,
+            fs,
             group_syncs: AtomicU64::new(0),
             #[cfg(test)]
             hooks: writer::TestHooks::default(),
@@ -267,7 +274,7 @@ impl Storage for FileStorage {
 
     fn save_metadata(&self, snapshot: &[u8]) -> Result<(), StorageError> {
         let _guard = self.metadata_lock.lock();
-        metadata::save(&self.dir, snapshot)
+        metadata::save(&*self.shared.fs, &self.dir, snapshot)
     }
 
     fn recover(&self) -> Result<Recovery, StorageError> {
@@ -279,7 +286,7 @@ impl Storage for FileStorage {
             }
             Phase::Closed => return Err(StorageError::Unavailable("storage is closed".into())),
         }
-        let found = recovery::run(&self.dir, &self.shared.wal_dir)?;
+        let found = recovery::run(&*self.shared.fs, &self.dir, &self.shared.wal_dir)?;
         *self.shared.segments.lock() = found.segments;
         // Everything recovered is on disk (recovery synced the last segment).
         self.shared.durability.send_replace(Durability {
@@ -315,10 +322,13 @@ impl Storage for FileStorage {
             .retain(|seg| !victims.iter().any(|v| v.first_lsn == seg.first_lsn));
         let mut freed = 0;
         for seg in &victims {
-            std::fs::remove_file(&seg.path).map_err(io_error(&seg.path))?;
+            self.shared
+                .fs
+                .remove(&seg.path)
+                .map_err(io_error(&seg.path))?;
             freed += seg.bytes;
         }
-        sync_dir(&self.shared.wal_dir)?;
+        sync_dir(&*self.shared.fs, &self.shared.wal_dir)?;
         Ok(freed)
     }
 
@@ -356,13 +366,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
 }
 
 /// Makes entry changes in `dir` (creations, renames, deletions) durable.
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    #[cfg(unix)]
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))?;
-    // Elsewhere directories cannot be opened as files; renames are durable through other means.
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+fn sync_dir(fs: &dyn fs::FileSystem, dir: &Path) -> Result<(), StorageError> {
+    fs.sync_dir(dir).map_err(io_error(dir))
 }
