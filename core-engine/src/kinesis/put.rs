@@ -395,7 +395,10 @@ impl Kinesis {
             .iter()
             .any(|p| matches!(p, Err(Refusal::Throttled(_))))
         {
-            self.scale_on_demand(stream, now)?;
+            // The records are durable and answered whatever happens to the scaling.
+            if let Err(error) = self.scale_on_demand(stream, now) {
+                tracing::warn!(stream = %stream.name, %error, "on-demand scale-out failed");
+            }
         }
         Ok(placed)
     }

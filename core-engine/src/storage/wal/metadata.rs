@@ -10,16 +10,26 @@ use super::{format, io_error, sync_dir};
 const FILE: &str = "metadata";
 const TMP_FILE: &str = "metadata.tmp";
 
-/// Replaces the snapshot in `dir`; durable when this returns.
-pub(super) fn save(fs: &dyn FileSystem, dir: &Path, snapshot: &[u8]) -> Result<(), StorageError> {
+/// Writes `snapshot` to the temporary file in `dir` and syncs it; [`install`] makes it the
+/// snapshot. A failure here leaves the current snapshot as it was.
+pub(super) fn write_tmp(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    snapshot: &[u8],
+) -> Result<(), StorageError> {
     let tmp = dir.join(TMP_FILE);
-    let path = dir.join(FILE);
     let mut file = fs.create(&tmp).map_err(io_error(&tmp))?;
     file.write_all(&format::encode_metadata(snapshot))
         .and_then(|()| file.sync())
-        .map_err(io_error(&tmp))?;
-    drop(file);
-    fs.rename(&tmp, &path).map_err(io_error(&path))?;
+        .map_err(io_error(&tmp))
+}
+
+/// Renames the temporary file over the snapshot and syncs the directory; durable when this
+/// returns.
+pub(super) fn install(fs: &dyn FileSystem, dir: &Path) -> Result<(), StorageError> {
+    let path = dir.join(FILE);
+    fs.rename(&dir.join(TMP_FILE), &path)
+        .map_err(io_error(&path))?;
     sync_dir(fs, dir)
 }
 

@@ -120,6 +120,8 @@ mod crash_tests;
 #[cfg(test)]
 mod format_tests;
 #[cfg(test)]
+mod sim_fs;
+#[cfg(test)]
 mod tests;
 
 use writer::{Phase, Queue, Shared};
@@ -274,7 +276,14 @@ impl Storage for FileStorage {
 
     fn save_metadata(&self, snapshot: &[u8]) -> Result<(), StorageError> {
         let _guard = self.metadata_lock.lock();
-        metadata::save(&*self.shared.fs, &self.dir, snapshot)
+        if let Some(failure) = &self.shared.queue.lock().failure {
+            return Err(StorageError::Unavailable(failure.clone()));
+        }
+        let fs = &*self.shared.fs;
+        metadata::write_tmp(fs, &self.dir, snapshot)?;
+        // Once the rename is under way, a failure leaves it unknown which snapshot a restart
+        // finds, so the engine must not acknowledge anything more (as after a failed fsync).
+        metadata::install(fs, &self.dir).inspect_err(|err| self.shared.fail(err))
     }
 
     fn recover(&self) -> Result<Recovery, StorageError> {

@@ -107,7 +107,7 @@ impl Shared {
     }
 
     /// Marks the log failed so that nothing more is acknowledged.
-    fn fail(&self, err: &StorageError) {
+    pub fn fail(&self, err: &StorageError) {
         tracing::error!(error = %err, "write-ahead log failed; refusing further appends");
         let failure: Arc<str> = format!("write-ahead log failed: {err}").into();
         self.queue.lock().failure = Some(failure.clone());
