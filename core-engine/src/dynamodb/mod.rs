@@ -205,7 +205,7 @@ impl DynamoDb {
 
     /// Runs `operation` on a JSON `body`.
     pub(crate) fn dispatch(&self, operation: &str, body: &[u8]) -> Result<Vec<u8>, DdbError> {
-        let result = match operation {
+        match operation {
             "CreateTable" => reply(self.create_table(decode(body)?)),
             "DescribeTable" => reply(self.describe_table(decode(body)?)),
             "UpdateTable" => reply(self.update_table(decode(body)?)),
@@ -224,8 +224,7 @@ impl DynamoDb {
             other => Err(DdbError::UnknownOperation(format!(
                 "Operation {other} is not supported by this engine"
             ))),
-        };
-        result
+        }
     }
 }
 

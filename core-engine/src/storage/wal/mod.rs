@@ -23,11 +23,12 @@
 //!      8     4  format version, u32 = 1
 //!     12     8  first LSN, u64; must equal the file name
 //! ```
-//! Frames follow back to back from offset 20, one per appended batch; the k-th frame (from 0)
-//! of a segment has LSN `first LSN + k`:
+//! Frames follow back to back from offset 20, one per appended batch, in the CRC-framed format
+//! shared with the DynamoDB log (`storage::framed`: payload length 1 ..= 64 MiB, CRC32,
+//! payload); the k-th frame (from 0) of a segment has LSN `first LSN + k`:
 //! ```text
 //! offset  size  field
-//!      0     4  payload length n, u32, at most 64 MiB
+//!      0     4  payload length n, u32, 1 ..= 64 MiB
 //!      4     4  CRC32 of the n payload bytes, u32
 //!      8     n  payload:
 //!                 0   8  stream id, u64
@@ -77,17 +78,35 @@
 //!   crash of the process (the kernel still holds the data), not of the machine. Segments are
 //!   still synced at rollover, on close, and at recovery.
 //!
+//! # Ordering rule: metadata first
+//! The log holds records; the metadata holds the streams and shards they belong to. A change of
+//! topology (CreateStream, DeleteStream, SplitShard, MergeShards, UpdateShardCount, on-demand
+//! scale-out) is saved in the metadata — synced and renamed into place — before it takes effect
+//! in memory; while it is being saved, puts to the stream wait, and a new stream is not in the
+//! registry yet. So every record in the log was routed by a topology the metadata on disk
+//! already describes, and a crash at any point leaves either the old or the new metadata, both
+//! consistent with the log. Stream ids come from a high-water mark saved with the stream that
+//! uses one, and recovery also continues above every id in the log, so an id is never reused. A
+//! metadata save that fails at or after its rename leaves unknown which snapshot a restart
+//! finds, so it fails the storage like a failed `fsync` (see `Kinesis::reshape` and the
+//! crash-point tests in `crash_tests.rs`).
+//!
 //! # Recovery
 //! [`Storage::recover`] must run once, after [`FileStorage::open`] and before the first append
 //! (appends before it fail with [`StorageError::Unavailable`], since the log position is not
-//! known yet). It reads the metadata and every segment in LSN order. In the last segment the
-//! first frame that does not decode (short, length past the end of file or above 64 MiB, CRC
-//! mismatch, malformed payload) starts a torn tail: the file is cut there and synced, and the cut
-//! size is reported as [`Recovery::truncated_bytes`]. The same in any other segment, a bad
-//! segment header, or segments whose LSNs overlap are [`StorageError::Corrupt`] naming the file
-//! and offset, because dropping acknowledged data from the middle of the log is never silent.
+//! known yet). It reads the metadata and every segment in LSN order, with the torn-tail policy of
+//! `storage::framed`: in the last segment an incomplete last frame (running past the end
+//! of the file, or followed only by zeros) is cut there and synced, and the cut size is reported
+//! as [`Recovery::truncated_bytes`]. Any other frame that does not read back (a CRC mismatch of
+//! a complete frame, a bad length, a malformed payload, a bad frame in any earlier segment), a
+//! bad segment header, or segments whose LSNs overlap are [`StorageError::Corrupt`] naming the
+//! file and offset, and nothing is changed: dropping acknowledged data is never silent.
 //! Gaps between segments are legal: [`Storage::release`] may delete any closed segment. The next
 //! append gets the LSN after the last intact frame.
+//!
+//! # File operations
+//! Every file operation goes through `fs::FileSystem`, so the crash-point tests can run this
+//! code on a simulated disk that fails or crashes at any write, sync, rename or directory sync.
 //!
 //! # Release
 //! For every segment the storage keeps (and rebuilds at recovery) the newest arrival time of each
