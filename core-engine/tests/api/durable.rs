@@ -521,3 +521,20 @@ async fn a_data_directory_serves_one_engine_at_a_time() {
     );
     first.shutdown().await;
 }
+
+#[test]
+fn the_binary_says_listening_only_after_recovery_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("metadata"), b"not a metadata file").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_core-engine"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("listening"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("corrupt data"), "{stderr}");
+}
