@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::MutexGuard;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -11,7 +12,6 @@ use crate::model::hash::{parse_hash_key, partition_key_hash};
 use crate::model::shard::shard_id;
 use crate::model::stream::{Stream, StreamState};
 use crate::protocol::json::Blob;
-use parking_lot::MutexGuard;
 
 use super::Kinesis;
 use super::validate::Violations;

@@ -139,6 +139,14 @@ impl Registry {
         }
         for batch in batches {
             let Some(stream) = by_id.get(&batch.stream_id) else {
+                if batch.stream_id >= snapshot.next_stream_id {
+                    // Left by a creation the metadata never recorded (older versions saved
+                    // the metadata after the stream took puts): ids continue above it.
+                    tracing::warn!(
+                        stream_id = batch.stream_id,
+                        "ignoring records of a stream the metadata does not know"
+                    );
+                }
                 continue; // deleted since
             };
             let mut state = stream.state.lock();
