@@ -15,7 +15,6 @@ use crate::dynamodb::{DdbConfig, DynamoDb};
 use crate::error::Error;
 use crate::faults::{FaultInjector, FaultRule};
 use crate::kinesis::{Kinesis, ServiceConfig};
-use crate::model::registry::Registry;
 use crate::protocol::Services;
 use crate::server::ListenerConfig;
 use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
@@ -314,10 +313,17 @@ impl Engine {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
+        self.recover()?.run(listener, shutdown).await
+    }
+
+    /// Opens storage and recovers any data without serving yet, so that a caller can announce
+    /// that it is ready only once recovery succeeded.
+    pub fn recover(self) -> Result<RecoveredEngine, Error> {
         let limits = self.config.listener;
-        let services = self.open()?;
-        serve_until(listener, services, limits, shutdown).await;
-        Ok(())
+        Ok(RecoveredEngine {
+            services: self.open()?,
+            limits,
+        })
     }
 
     /// Opens storage and rebuilds the services' state from it.
@@ -333,13 +339,6 @@ impl Engine {
             }
             None => Arc::new(MemoryStorage::new()),
         };
-        let recovery = storage.recover()?;
-        if recovery.truncated_bytes > 0 {
-            tracing::warn!(
-                bytes = recovery.truncated_bytes,
-                "cut a torn tail off the log"
-            );
-        }
         let service = ServiceConfig {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
@@ -351,38 +350,15 @@ impl Engine {
             throughput_limits: config.throughput_limits,
             subscription_lifetime: config.subscription_lifetime,
         };
-        let arn = |name: &str| {
-            format!(
-                "arn:aws:kinesis:{}:{}:stream/{name}",
-                config.region, config.account_id
-            )
-        };
-        let batches = recovery.batches.len();
-        let registry = Registry::restore(
-            recovery.metadata.as_deref(),
-            recovery.batches,
-            arn,
-            config.clock.now_ms(),
-        )
-        .map_err(|reason| crate::storage::StorageError::Corrupt {
-            path: config.data_dir.clone().unwrap_or_default().join("metadata"),
-            reason,
-        })?;
-        if config.data_dir.is_some() {
-            tracing::info!(
-                streams = registry.list().len(),
-                batches,
-                "recovered data directory"
-            );
-        }
         let faults = Arc::new(FaultInjector::new(config.fault_seed, config.faults.clone()));
-        let kinesis = Arc::new(Kinesis::new(
+        let metadata_path = config.data_dir.clone().unwrap_or_default().join("metadata");
+        let kinesis = Arc::new(Kinesis::recover(
             service,
-            registry,
             storage,
             config.clock.clone(),
             faults,
-        ));
+            metadata_path,
+        )?);
         spawn_retention(&kinesis, config.retention_check_interval);
         let dynamodb = DynamoDb::open(
             DdbConfig {
@@ -403,6 +379,26 @@ impl Engine {
             kinesis,
             dynamodb: Arc::new(dynamodb),
         })
+    }
+}
+
+/// An engine whose data is recovered, ready to serve; see [`Engine::recover`].
+#[derive(Debug)]
+pub struct RecoveredEngine {
+    services: Services,
+    limits: ListenerConfig,
+}
+
+impl RecoveredEngine {
+    /// Serves `listener` until `shutdown` completes; returns once in-flight requests are done
+    /// and storage is closed.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        serve_until(listener, self.services, self.limits, shutdown).await;
+        Ok(())
     }
 }
 

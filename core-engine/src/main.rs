@@ -108,7 +108,8 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
     if let Some(max) = args.max_connections {
         builder = builder.max_connections(usize::try_from(max).unwrap_or(usize::MAX));
     }
-    let engine = builder.build()?;
+    // Recovery first: "listening" must mean that the data directory opened.
+    let engine = builder.build()?.recover()?;
     let listener =
         TcpListener::bind(args.listen)
             .await
