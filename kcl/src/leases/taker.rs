@@ -56,6 +56,14 @@ impl Observations {
         self.seen = next;
     }
 
+    /// When this worker first saw `key` at `counter`, if that is the counter it last saw.
+    pub fn since(&self, key: &str, counter: u64) -> Option<Instant> {
+        match self.seen.get(key) {
+            Some((seen, since)) if *seen == counter => Some(*since),
+            _ => None,
+        }
+    }
+
     /// Whether `lease` has had no owner, or no counter change for longer than `failover`.
     pub fn is_expired(&self, lease: &Lease, now: Instant, failover: Duration) -> bool {
         if lease.owner.is_none() {
