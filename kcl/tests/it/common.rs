@@ -158,9 +158,54 @@ pub struct Delivery {
     pub at: Instant,
 }
 
+/// One call of a processor on a shard, from start to return (or cancellation).
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub struct Busy {
+    pub worker: String,
+    pub shard: String,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+/// A checkpoint the processor was told succeeded.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub struct Acked {
+    pub worker: String,
+    pub shard: String,
+    pub sequence: String,
+    pub at: Instant,
+}
+
+/// Records a processor call's interval when dropped, so a cancelled call counts too.
+struct BusyGuard<'a> {
+    log: &'a Log,
+    worker: &'a str,
+    shard: &'a str,
+    start: Instant,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.log.busy.lock().unwrap().push(Busy {
+            worker: self.worker.to_owned(),
+            shard: self.shard.to_owned(),
+            start: self.start,
+            end: Instant::now(),
+        });
+    }
+}
+
 /// Everything every processor saw or did, shared by a test's workers.
 #[derive(Debug, Default)]
 pub struct Log {
+    /// Processor calls, to check no two workers processed a shard at once.
+    pub busy: Mutex<Vec<Busy>>,
+    /// Checkpoints acknowledged to processors.
+    pub acked: Mutex<Vec<Acked>>,
+    /// Extra time each `process_records` takes, in milliseconds.
+    pub process_delay_ms: std::sync::atomic::AtomicU64,
     pub deliveries: Mutex<Vec<Delivery>>,
     pub events: Mutex<Vec<String>>,
     /// Batches to fail before succeeding (counted down across the fleet).
@@ -191,6 +236,42 @@ impl Log {
         self.events.lock().unwrap().clone()
     }
 
+    /// Pairs of calls of different workers on one shard that overlapped in time.
+    pub fn overlaps(&self) -> Vec<(Busy, Busy)> {
+        let busy = self.busy.lock().unwrap().clone();
+        let mut found = Vec::new();
+        for (i, a) in busy.iter().enumerate() {
+            for b in &busy[i + 1..] {
+                if a.shard == b.shard
+                    && a.worker != b.worker
+                    && a.start < b.end
+                    && b.start < a.end
+                {
+                    found.push((a.clone(), b.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    /// Records delivered again after a checkpoint covering them was acknowledged (to anyone)
+    /// before the delivery: a lost checkpoint.
+    pub fn redelivered_after_ack(&self) -> Vec<Delivery> {
+        let acked = self.acked.lock().unwrap().clone();
+        let deliveries = self.deliveries.lock().unwrap().clone();
+        deliveries
+            .into_iter()
+            .filter(|d| {
+                acked.iter().any(|a| {
+                    a.shard == d.shard
+                        && a.at < d.at
+                        && kcl::leases::SequenceNumber::new(&*d.sequence, d.sub_sequence)
+                            <= kcl::leases::SequenceNumber::new(&*a.sequence, u64::MAX)
+                })
+            })
+            .collect()
+    }
+
     /// Whether every item of `expected` was delivered.
     pub fn has_all(&self, expected: &[String]) -> bool {
         let data: std::collections::HashSet<String> = self.data().into_iter().collect();
@@ -219,6 +300,12 @@ impl RecordProcessor for Recorder {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
+        let _busy = BusyGuard {
+            log: &self.log,
+            worker: &self.worker,
+            shard: &self.shard,
+            start: Instant::now(),
+        };
         {
             let mut deliveries = self.log.deliveries.lock().unwrap();
             for r in &input.records {
@@ -245,16 +332,32 @@ impl RecordProcessor for Recorder {
             self.log.event(format!("fail {}", self.shard));
             return Err("injected failure".into());
         }
-        if !self.log.no_batch_checkpoints.load(Ordering::SeqCst)
-            && let Err(e) = checkpointer.checkpoint().await
-        {
-            self.log.event(format!(
-                "checkpoint-error {} {} lost={}",
-                self.worker,
-                self.shard,
-                e.is_lease_lost()
-            ));
-            return Err(e.into());
+        let delay = self.log.process_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if !self.log.no_batch_checkpoints.load(Ordering::SeqCst) {
+            match checkpointer.checkpoint().await {
+                Ok(()) => {
+                    if let Some(last) = input.records.last() {
+                        self.log.acked.lock().unwrap().push(Acked {
+                            worker: self.worker.clone(),
+                            shard: self.shard.clone(),
+                            sequence: last.sequence_number.clone(),
+                            at: Instant::now(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    self.log.event(format!(
+                        "checkpoint-error {} {} lost={}",
+                        self.worker,
+                        self.shard,
+                        e.is_lease_lost()
+                    ));
+                    return Err(e.into());
+                }
+            }
         }
         Ok(())
     }
@@ -265,6 +368,12 @@ impl RecordProcessor for Recorder {
     }
 
     async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
+        let _busy = BusyGuard {
+            log: &self.log,
+            worker: &self.worker,
+            shard: &self.shard,
+            start: Instant::now(),
+        };
         self.log
             .event(format!("shard_ended {} {}", self.worker, self.shard));
         checkpointer.checkpoint().await?;
@@ -275,6 +384,12 @@ impl RecordProcessor for Recorder {
         &mut self,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
+        let _busy = BusyGuard {
+            log: &self.log,
+            worker: &self.worker,
+            shard: &self.shard,
+            start: Instant::now(),
+        };
         self.log
             .event(format!("shutdown {} {}", self.worker, self.shard));
         if self.log.hang_on_shutdown.load(Ordering::SeqCst) {

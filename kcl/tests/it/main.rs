@@ -9,3 +9,4 @@ mod lease_table;
 mod positions;
 mod processing;
 mod resharding;
+mod robustness;
