@@ -321,3 +321,72 @@ pub(crate) async fn keep_renewed(lease: Arc<HeldLease>, interval: Duration) {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMING: LeaseTiming = LeaseTiming {
+        validity: Duration::from_millis(9_000),
+        renewal_timeout: Duration::from_millis(3_308),
+    };
+
+    /// A lease whose table is never reached: these tests only move the clock.
+    fn lease(sent: Instant) -> Arc<HeldLease> {
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+                .build(),
+        );
+        HeldLease::new(
+            LeaseTable::new(client, "t"),
+            "shard".into(),
+            "me".into(),
+            1,
+            sent,
+            TIMING,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn validity_runs_from_the_send_time_of_the_last_acknowledged_write() {
+        let taken_sent = Instant::now();
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let held = lease(taken_sent);
+        tokio::time::advance(Duration::from_millis(8_799)).await;
+        assert!(!held.is_lost());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(held.is_lost(), "deadline = send time of the take + validity");
+
+        let held = lease(Instant::now());
+        tokio::time::advance(Duration::from_secs(3)).await;
+        // A renewal sent now, answered 2 s later, counts from now.
+        let sent = Instant::now();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        held.written(1, sent);
+        assert_eq!(held.counter(), 2);
+        tokio::time::advance(Duration::from_millis(6_999)).await;
+        assert!(!held.is_lost());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(held.is_lost());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_holder_stops_at_its_deadline_without_hearing_from_the_table() {
+        let held = lease(Instant::now());
+        let started = Instant::now();
+        held.lost().await;
+        assert_eq!(started.elapsed(), TIMING.validity);
+        assert!(held.is_lost());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_after_the_deadline_does_not_revive_the_lease() {
+        let held = lease(Instant::now());
+        let sent = Instant::now() + Duration::from_secs(5);
+        tokio::time::advance(TIMING.validity).await;
+        held.written(1, sent);
+        assert!(held.is_lost(), "the shard may already have been stopped");
+    }
+}
