@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn parents_come_first_and_children_link_them() {
         let missing = missing_leases(&resharded(), &[], InitialPosition::TrimHorizon);
-        let p = vec!["p".to_string()];
+        let p = ["p".to_string()];
         assert_eq!(
             keys(&missing),
             vec![
@@ -251,7 +251,7 @@ mod tests {
         // children without p (the old rule treated the table as not new and skipped p).
         let seen = vec![Lease::new("s0", Checkpoint::TrimHorizon)];
         let missing = missing_leases(&resharded(), &seen, InitialPosition::TrimHorizon);
-        let p = vec!["p".to_string()];
+        let p = ["p".to_string()];
         assert_eq!(
             keys(&missing),
             vec![
@@ -265,7 +265,7 @@ mod tests {
     #[test]
     fn latest_skips_closed_history_but_still_records_parents() {
         let missing = missing_leases(&resharded(), &[], InitialPosition::Latest);
-        let p = vec!["p".to_string()];
+        let p = ["p".to_string()];
         assert_eq!(
             keys(&missing),
             vec![
@@ -297,7 +297,7 @@ mod tests {
             Lease::new("c1", Checkpoint::TrimHorizon),
         ];
         let missing = missing_leases(&resharded(), &seen, InitialPosition::TrimHorizon);
-        let p = vec!["p".to_string()];
+        let p = ["p".to_string()];
         assert_eq!(
             keys(&missing),
             vec![("c2", &p[..], &Checkpoint::TrimHorizon)]
@@ -314,7 +314,7 @@ mod tests {
         ];
         let seen = vec![Lease::new("p", Checkpoint::at("5", 0))];
         let missing = missing_leases(&shards, &seen, InitialPosition::Latest);
-        let (pc, cg) = (vec!["p".to_string()], vec!["c".to_string()]);
+        let (pc, cg) = (["p".to_string()], ["c".to_string()]);
         assert_eq!(
             keys(&missing),
             vec![

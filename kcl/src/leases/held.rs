@@ -357,7 +357,10 @@ mod tests {
         tokio::time::advance(Duration::from_millis(8_799)).await;
         assert!(!held.is_lost());
         tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(held.is_lost(), "deadline = send time of the take + validity");
+        assert!(
+            held.is_lost(),
+            "deadline = send time of the take + validity"
+        );
 
         let held = lease(Instant::now());
         tokio::time::advance(Duration::from_secs(3)).await;

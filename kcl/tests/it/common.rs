@@ -178,6 +178,15 @@ pub struct Acked {
     pub at: Instant,
 }
 
+/// A test's action run from inside a processor.
+pub struct Hook(pub Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
 /// Records a processor call's interval when dropped, so a cancelled call counts too.
 struct BusyGuard<'a> {
     log: &'a Log,
@@ -204,6 +213,8 @@ pub struct Log {
     pub busy: Mutex<Vec<Busy>>,
     /// Checkpoints acknowledged to processors.
     pub acked: Mutex<Vec<Acked>>,
+    /// Runs once, right before the next checkpoint of any processor.
+    pub before_checkpoint: Mutex<Option<Hook>>,
     /// Extra time each `process_records` takes, in milliseconds.
     pub process_delay_ms: std::sync::atomic::AtomicU64,
     pub deliveries: Mutex<Vec<Delivery>>,
@@ -242,10 +253,7 @@ impl Log {
         let mut found = Vec::new();
         for (i, a) in busy.iter().enumerate() {
             for b in &busy[i + 1..] {
-                if a.shard == b.shard
-                    && a.worker != b.worker
-                    && a.start < b.end
-                    && b.start < a.end
+                if a.shard == b.shard && a.worker != b.worker && a.start < b.end && b.start < a.end
                 {
                     found.push((a.clone(), b.clone()));
                 }
@@ -337,6 +345,10 @@ impl RecordProcessor for Recorder {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         if !self.log.no_batch_checkpoints.load(Ordering::SeqCst) {
+            let hook = self.log.before_checkpoint.lock().unwrap().take();
+            if let Some(Hook(hook)) = hook {
+                hook();
+            }
             match checkpointer.checkpoint().await {
                 Ok(()) => {
                     if let Some(last) = input.records.last() {

@@ -159,7 +159,10 @@ async fn check_lineage(env: &Env, app: &str, log: &Log, sent: &[String]) {
             firsts.push(d);
         }
     }
-    assert_eq!(firsts, sent, "records of one key out of order across the split");
+    assert_eq!(
+        firsts, sent,
+        "records of one key out of order across the split"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

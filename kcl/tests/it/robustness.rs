@@ -13,7 +13,8 @@ use crate::common::{Env, Log, Worker, eventually, fast_config, per_owner};
 async fn a_hung_get_records_is_timed_out_and_read_again() {
     // One GetRecords answered two minutes late: without a timeout the shard stalls that long.
     let env = Env::with(
-        Engine::builder().fault(FaultRule::new("GetRecords", Fault::Latency { ms: 120_000 }).times(1)),
+        Engine::builder()
+            .fault(FaultRule::new("GetRecords", Fault::Latency { ms: 120_000 }).times(1)),
     )
     .await;
     env.create_stream("hung-read", 1).await;
@@ -66,7 +67,11 @@ async fn renewal_keeps_going_while_processors_are_slow() {
         log.has_all(&expected)
     })
     .await;
-    assert_eq!(env.owners("slow-app").await, owners, "a lease changed hands");
+    assert_eq!(
+        env.owners("slow-app").await,
+        owners,
+        "a lease changed hands"
+    );
     let events = log.events();
     assert!(
         !events.iter().any(|e| e.starts_with("lease_lost")),
