@@ -108,7 +108,9 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
 
     /// Asks [`run`](Self::run) to stop gracefully: no more leases are taken, every processor gets
     /// `shutdown_requested` (and may checkpoint), then the leases are given up so other workers
-    /// take them at once. Bounded by [`Config::shutdown_timeout`].
+    /// take them at once. `run` returns within [`Config::shutdown_timeout`] plus one
+    /// [`Config::dynamodb_timeout`], even when DynamoDB does not answer at all (the leases are
+    /// then left to expire).
     pub fn shutdown(&self) {
         self.stop.send_replace(true);
     }

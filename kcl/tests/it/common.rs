@@ -487,6 +487,19 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl AsyncFnMu
     }
 }
 
+/// Whether each lease's owner in `owners` runs a consumer on it (a lease just taken from another
+/// worker may still wait for the previous owner's lease to run out).
+pub fn owners_started(log: &Log, owners: &HashMap<String, Option<String>>) -> bool {
+    let events = log.events();
+    owners.iter().all(|(shard, owner)| {
+        owner.as_ref().is_some_and(|o| {
+            events
+                .iter()
+                .any(|e| e.starts_with(&format!("init {o} {shard} ")))
+        })
+    })
+}
+
 /// Count of leases per owner.
 pub fn per_owner(owners: &HashMap<String, Option<String>>) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
