@@ -2,6 +2,7 @@
 
 mod aggregation;
 mod common;
+mod dynamodb_faults;
 mod expired;
 mod failover;
 mod java_table;

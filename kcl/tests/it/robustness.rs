@@ -11,10 +11,10 @@ use crate::common::{Env, Log, Worker, eventually, fast_config, owners_started, p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_get_records_is_timed_out_and_read_again() {
-    // One GetRecords answered two minutes late: without a timeout the shard stalls that long.
+    // One GetRecords answered a minute late: without a timeout the shard stalls that long.
     let env = Env::with(
         Engine::builder()
-            .fault(FaultRule::new("GetRecords", Fault::Latency { ms: 120_000 }).times(1)),
+            .fault(FaultRule::new("GetRecords", Fault::Latency { ms: 60_000 }).times(1)),
     )
     .await;
     env.create_stream("hung-read", 1).await;
