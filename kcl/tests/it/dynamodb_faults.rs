@@ -243,3 +243,54 @@ async fn start_up_survives_failing_calls() {
     .await;
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_whose_answer_was_dropped_is_confirmed_not_assumed() {
+    let app = "dropped-cp-app";
+    let env = Arc::new(Env::start().await);
+    env.create_stream("dropped-cp", 1).await;
+    let log = Arc::new(Log::default());
+    let w = Worker::start(&env, app, "dropped-cp", "w", &log, fast_config());
+    env.put("dropped-cp", "k", "first").await;
+    eventually(Duration::from_secs(30), "the first record", async || {
+        log.has_all(&["first".into()])
+    })
+    .await;
+    // The next lease-table write (the checkpoint that follows) is applied and its answer lost;
+    // the one after is not applied at all.
+    *log.before_checkpoint.lock().unwrap() = Some(Hook(Box::new({
+        let env = env.clone();
+        move || {
+            let faults = env.handle.faults();
+            let rule = |fault| {
+                FaultRule::dynamodb("UpdateItem", fault)
+                    .on_table(app)
+                    .times(1)
+            };
+            faults.add(rule(Fault::DropAfterApply)).unwrap();
+            faults.add(rule(Fault::DropConnection)).unwrap();
+        }
+    })));
+    let (shard, seq) = env.put("dropped-cp", "k", "second").await;
+    eventually(
+        Duration::from_secs(30),
+        "the acknowledged checkpoint",
+        async || log.acked.lock().unwrap().iter().any(|a| a.sequence == seq),
+    )
+    .await;
+    let lease = LeaseTable::new(env.ddb.clone(), app)
+        .get(&shard)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.checkpoint, Checkpoint::at(seq.clone(), 0));
+    assert_eq!(lease.owner.as_deref(), Some("w"));
+    let events = log.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.starts_with("lease_lost") || e.starts_with("checkpoint-error")),
+        "the write landed, so the lease is still held: {events:?}"
+    );
+    w.stop().await;
+}
