@@ -36,16 +36,7 @@ impl Env {
                 .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "t"))
                 .build(),
         );
-        let ddb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-                .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-                .endpoint_url(&url)
-                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                    "AKIDTEST", "secret", None, None, "t",
-                ))
-                .build(),
-        );
+        let ddb = ddb_client(&url);
         Self {
             handle,
             kinesis,
@@ -127,6 +118,78 @@ impl Env {
             .filter(|l| !l.is_finished())
             .map(|l| (l.key, l.owner))
             .collect()
+    }
+}
+
+/// A DynamoDB client for the engine (or a proxy) at `url`.
+pub fn ddb_client(url: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(url)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "t",
+            ))
+            .build(),
+    )
+}
+
+/// A TCP proxy in front of the engine that can be cut: from then on every connection through it,
+/// open or new, stays open and never answers (a worker partitioned from its lease table).
+#[allow(dead_code)]
+pub struct Partition {
+    pub url: String,
+    cut: tokio::sync::watch::Sender<bool>,
+    _accept: tokio::task::JoinHandle<()>,
+}
+
+#[allow(dead_code)]
+impl Partition {
+    pub async fn start(env: &Env) -> Self {
+        let target = env
+            .handle
+            .endpoint_url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (cut, rx) = tokio::sync::watch::channel(false);
+        let accept = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let cut = *rx.borrow();
+                if cut {
+                    held.push(client);
+                    continue;
+                }
+                let mut rx = rx.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                        _ = async { drop(rx.wait_for(|cut| *cut).await) } => {
+                            drop(upstream);
+                            // Keep the client's connection open, silent.
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            cut,
+            _accept: accept,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
     }
 }
 
@@ -443,10 +506,23 @@ impl Worker {
         log: &Arc<Log>,
         config: Config,
     ) -> Self {
+        Self::start_with(env, env.ddb.clone(), app, stream, id, log, config)
+    }
+
+    /// A worker reaching DynamoDB through `ddb`.
+    pub fn start_with(
+        env: &Env,
+        ddb: aws_sdk_dynamodb::Client,
+        app: &str,
+        stream: &str,
+        id: &str,
+        log: &Arc<Log>,
+        config: Config,
+    ) -> Self {
         let scheduler = Arc::new(
             Scheduler::new(
                 env.kinesis.clone(),
-                env.ddb.clone(),
+                ddb,
                 app,
                 stream,
                 id,

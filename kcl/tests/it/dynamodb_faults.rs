@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use core_engine::{Engine, Fault, FaultRule};
 use kcl::leases::{Checkpoint, LeaseTable, SequenceNumber};
 
-use crate::common::{Env, Hook, Log, Worker, eventually, fast_config, owners_started, per_owner};
+use crate::common::{
+    Env, Hook, Log, Partition, Worker, eventually, fast_config, owners_started, per_owner,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_overlap_and_no_lost_checkpoint_under_dynamodb_latency_and_dropped_answers() {
@@ -291,4 +293,80 @@ async fn a_checkpoint_whose_answer_was_dropped_is_confirmed_not_assumed() {
         "the write landed, so the lease is still held: {events:?}"
     );
     w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cut_off_from_dynamodb_stops_before_another_takes_over() {
+    let app = "cut-app";
+    let env = Arc::new(Env::start().await);
+    env.create_stream("cut", 1).await;
+    let log = Arc::new(Log::default());
+    let partition = Partition::start(&env).await;
+    let a = Worker::start_with(
+        &env,
+        crate::common::ddb_client(&partition.url),
+        app,
+        "cut",
+        "a",
+        &log,
+        fast_config(),
+    );
+    eventually(Duration::from_secs(30), "a running the shard", async || {
+        log.events().iter().any(|e| e.starts_with("init a "))
+    })
+    .await;
+    let b = Worker::start(&env, app, "cut", "b", &log, fast_config());
+    let running = Arc::new(AtomicBool::new(true));
+    let producer = {
+        let env = env.clone();
+        let running = running.clone();
+        tokio::spawn(async move {
+            let mut sent = Vec::new();
+            let mut n = 0;
+            while running.load(Ordering::SeqCst) {
+                let data = format!("c{n}");
+                env.put("cut", "k", &data).await;
+                sent.push(data);
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            sent
+        })
+    };
+    eventually(Duration::from_secs(30), "a processing", async || {
+        log.deliveries.lock().unwrap().len() > 20
+    })
+    .await;
+    // a's lease-table connection hangs: its renewals and checkpoints get no answer, while it
+    // still reads the stream.
+    partition.cut();
+    eventually(Duration::from_secs(30), "b taking over", async || {
+        log.deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d.worker == "b")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.store(false, Ordering::SeqCst);
+    let sent = producer.await.unwrap();
+    eventually(Duration::from_secs(30), "every record", async || {
+        log.has_all(&sent)
+    })
+    .await;
+    let overlaps = log.overlaps();
+    assert!(
+        overlaps.is_empty(),
+        "a and b processed the shard at once: {overlaps:?}"
+    );
+    assert!(
+        log.events()
+            .iter()
+            .any(|e| e == "lease_lost a shardId-000000000000"),
+        "a stopped the shard on its own: {:?}",
+        log.events()
+    );
+    a.kill();
+    b.stop().await;
 }
