@@ -228,7 +228,8 @@ pub struct Busy {
     pub worker: String,
     pub shard: String,
     pub start: Instant,
-    pub end: Instant,
+    /// `None` while the call is still running.
+    pub end: Option<Instant>,
 }
 
 /// A checkpoint the processor was told succeeded.
@@ -250,22 +251,31 @@ impl std::fmt::Debug for Hook {
     }
 }
 
-/// Records a processor call's interval when dropped, so a cancelled call counts too.
+/// Logs a processor call from its start; its end when dropped, so a cancelled call counts too.
 struct BusyGuard<'a> {
     log: &'a Log,
-    worker: &'a str,
-    shard: &'a str,
-    start: Instant,
+    index: usize,
+}
+
+impl<'a> BusyGuard<'a> {
+    fn new(log: &'a Log, worker: &str, shard: &str) -> Self {
+        let mut busy = log.busy.lock().unwrap();
+        busy.push(Busy {
+            worker: worker.to_owned(),
+            shard: shard.to_owned(),
+            start: Instant::now(),
+            end: None,
+        });
+        Self {
+            log,
+            index: busy.len() - 1,
+        }
+    }
 }
 
 impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
-        self.log.busy.lock().unwrap().push(Busy {
-            worker: self.worker.to_owned(),
-            shard: self.shard.to_owned(),
-            start: self.start,
-            end: Instant::now(),
-        });
+        self.log.busy.lock().unwrap()[self.index].end = Some(Instant::now());
     }
 }
 
@@ -310,13 +320,27 @@ impl Log {
         self.events.lock().unwrap().clone()
     }
 
-    /// Pairs of calls of different workers on one shard that overlapped in time.
+    /// Pairs of calls of different workers on one shard that overlapped in time (a call still
+    /// running counts as running until now).
     pub fn overlaps(&self) -> Vec<(Busy, Busy)> {
-        let busy = self.busy.lock().unwrap().clone();
+        let now = Instant::now();
+        let busy: Vec<Busy> = self
+            .busy
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| Busy {
+                end: Some(b.end.unwrap_or(now)),
+                ..b.clone()
+            })
+            .collect();
         let mut found = Vec::new();
         for (i, a) in busy.iter().enumerate() {
             for b in &busy[i + 1..] {
-                if a.shard == b.shard && a.worker != b.worker && a.start < b.end && b.start < a.end
+                if a.shard == b.shard
+                    && a.worker != b.worker
+                    && Some(a.start) < b.end
+                    && Some(b.start) < a.end
                 {
                     found.push((a.clone(), b.clone()));
                 }
@@ -371,12 +395,7 @@ impl RecordProcessor for Recorder {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        let _busy = BusyGuard {
-            log: &self.log,
-            worker: &self.worker,
-            shard: &self.shard,
-            start: Instant::now(),
-        };
+        let _busy = BusyGuard::new(&self.log, &self.worker, &self.shard);
         {
             let mut deliveries = self.log.deliveries.lock().unwrap();
             for r in &input.records {
@@ -443,12 +462,7 @@ impl RecordProcessor for Recorder {
     }
 
     async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
-        let _busy = BusyGuard {
-            log: &self.log,
-            worker: &self.worker,
-            shard: &self.shard,
-            start: Instant::now(),
-        };
+        let _busy = BusyGuard::new(&self.log, &self.worker, &self.shard);
         self.log
             .event(format!("shard_ended {} {}", self.worker, self.shard));
         checkpointer.checkpoint().await?;
@@ -459,12 +473,7 @@ impl RecordProcessor for Recorder {
         &mut self,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        let _busy = BusyGuard {
-            log: &self.log,
-            worker: &self.worker,
-            shard: &self.shard,
-            start: Instant::now(),
-        };
+        let _busy = BusyGuard::new(&self.log, &self.worker, &self.shard);
         self.log
             .event(format!("shutdown {} {}", self.worker, self.shard));
         if self.log.hang_on_shutdown.load(Ordering::SeqCst) {
