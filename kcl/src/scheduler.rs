@@ -288,31 +288,17 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         }
     }
 
-    /// When processing of a lease just taken at `counter` may start. A lease another worker
-    /// held (expired or stolen) waits until failover time after this worker first saw that
-    /// counter: the previous owner's own deadline is earlier (it counts from before the write
-    /// that set the counter, and keeps a margin), so it has stopped by then even if it never
-    /// learned of the take. An unowned lease, or one in this worker's own name, starts at once.
+    /// When processing of a lease just taken at `counter` may start (see [`taker::start_at`]).
     fn start_at(&self, state: &State, lease: &Lease, counter: u64, stolen: bool) -> Instant {
         let config = &self.ctx.config;
-        let now = Instant::now();
-        let previous = lease.owner.as_deref();
-        if previous.is_none() || previous == Some(self.worker_id.as_str()) {
-            return now;
-        }
-        let expired_at = state
-            .seen
-            .since(&lease.key, counter)
-            .map_or(now + config.failover_time, |since| {
-                since + config.failover_time
-            })
-            + Duration::from_millis(1);
-        let minimum = if stolen {
-            now + config.stolen_lease_start_delay()
-        } else {
-            now
-        };
-        expired_at.max(minimum)
+        taker::start_at(
+            &self.worker_id,
+            lease.owner.as_deref(),
+            state.seen.since(&lease.key, counter),
+            Instant::now(),
+            config.failover_time,
+            stolen.then(|| config.stolen_lease_start_delay()),
+        )
     }
 
     /// Lists the shards, then scans the leases (in that order, so the scan is at least as new as
