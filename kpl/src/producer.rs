@@ -157,6 +157,11 @@ impl Producer {
 
     /// Puts a record, waiting while the producer already holds its maximum of records or bytes.
     /// The returned future resolves once the record is delivered or has failed.
+    ///
+    /// Fails at once, handing the record back, with [`PutError::InvalidRecord`] for a record
+    /// Kinesis would refuse, with [`PutError::LargerThanBuffer`] for one bigger than
+    /// `max_outstanding_bytes` (it could never fit), and with [`PutError::Shutdown`] once the
+    /// producer is shut down.
     pub async fn put(&self, record: Record) -> Result<DeliveryFuture, PutFailure> {
         let (hash, size) = self.check(&record)?;
         let records = self.shared.records.clone().acquire_owned().await;
@@ -168,7 +173,7 @@ impl Producer {
     }
 
     /// Puts a record, failing at once with [`PutError::Full`] when the producer holds its
-    /// maximum of records or bytes.
+    /// maximum of records or bytes (and with the errors of [`put`](Self::put)).
     pub fn try_put(&self, record: Record) -> Result<DeliveryFuture, PutFailure> {
         let (hash, size) = self.check(&record)?;
         let full = |what: &str| {
@@ -210,6 +215,17 @@ impl Producer {
                 record.size(),
                 self.shared.max_record_bytes
             )));
+        }
+        // Its permits could never all be free at once: `put` would wait forever.
+        let max_outstanding_bytes = self.shared.config.max_outstanding_bytes;
+        if record.size() > max_outstanding_bytes {
+            return Err(failure(
+                PutError::LargerThanBuffer {
+                    size: record.size(),
+                    max_outstanding_bytes,
+                },
+                record.clone(),
+            ));
         }
         // Records are at most 10 MiB, so their size fits a permit count.
         Ok((hash, record.size().max(1) as u32))

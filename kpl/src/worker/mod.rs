@@ -217,6 +217,14 @@ impl Worker {
             let Retry(_, pending) = self.retries.pop().expect("peeked");
             self.accept(pending);
         }
+        if self.unrouted.iter().any(|p| p.expires <= now) {
+            // Waiting for a shard map that keeps not covering their hash keys.
+            let (expired, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unrouted)
+                .into_iter()
+                .partition(|p| p.expires <= now);
+            self.unrouted = waiting;
+            expired.into_iter().for_each(Pending::expire);
+        }
         let flush = self.flush_requested || self.closing.is_some();
         self.flush_requested = false;
         let config = self.shared.config.clone();
@@ -283,8 +291,13 @@ impl Worker {
         }
         let client = self.client.clone();
         let stream = self.shared.stream.clone();
+        // Bounded like a PutRecords call: records waiting for the map (unrouted, or landed
+        // elsewhere) would otherwise wait for a hung ListShards forever, holding their permits.
+        let timeout = self.shared.config.request_timeout;
         self.refreshing = Some(tokio::spawn(async move {
-            ShardMap::load(&client, &stream).await
+            tokio::time::timeout(timeout, ShardMap::load(&client, &stream))
+                .await
+                .unwrap_or_else(|_| Err(format!("ListShards: no answer within {timeout:?}")))
         }));
     }
 
