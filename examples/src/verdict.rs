@@ -6,10 +6,13 @@
 //!   overlapping processing) and the checks they must pass.
 //! - [`ShardActivity`]: tells, batch by batch, when two record processors handle one shard at
 //!   the same time (an overlap, which kcl promises never happens), so it is reported as such and
-//!   not mistaken for the replays at-least-once delivery allows.
+//!   not mistaken for the replays at-least-once delivery allows; [`SharedActivity`] shares one
+//!   among an application's processors.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The checks of a run that failed, each with its reason. Passes when none failed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -158,6 +161,55 @@ impl ShardActivity {
     }
 }
 
+/// A [`ShardActivity`] shared by the record processors of one application.
+#[derive(Clone, Debug, Default)]
+pub struct SharedActivity {
+    activity: Arc<Mutex<ShardActivity>>,
+    next: Arc<AtomicU64>,
+}
+
+impl SharedActivity {
+    /// The watch of a new processor of `shard`, numbered after every earlier one.
+    pub fn processor(&self, shard: &str) -> ProcessorActivity {
+        ProcessorActivity {
+            shared: self.clone(),
+            shard: shard.to_owned(),
+            processor: self.next.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ShardActivity> {
+        // Plain counters: a panic elsewhere cannot leave them half-updated.
+        self.activity.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Shards two processors processed at the same time.
+    pub fn overlapping_shards(&self) -> u64 {
+        self.lock().overlapping_shards()
+    }
+}
+
+/// One record processor's watch on its shard: call [`begin`](Self::begin) when a batch
+/// arrives and [`end`](Self::end) once it is processed and checkpointed (or failed).
+#[derive(Debug)]
+pub struct ProcessorActivity {
+    shared: SharedActivity,
+    shard: String,
+    processor: u64,
+}
+
+impl ProcessorActivity {
+    /// A batch starts; returns whether it overlaps another processor's work on the shard.
+    pub fn begin(&self) -> bool {
+        self.shared.lock().begin(&self.shard, self.processor)
+    }
+
+    /// The batch is done.
+    pub fn end(&self) {
+        self.shared.lock().end(&self.shard, self.processor);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +346,15 @@ mod tests {
             ),
             (1, 2)
         );
+    }
+
+    #[test]
+    fn processors_sharing_an_activity_are_numbered_in_creation_order() {
+        let shared = SharedActivity::default();
+        let (old, new) = (shared.processor("shard-0"), shared.processor("shard-0"));
+        assert!(!new.begin());
+        new.end();
+        assert!(old.begin(), "the older processor was superseded");
+        assert_eq!(shared.overlapping_shards(), 1);
     }
 }
