@@ -352,3 +352,26 @@ async fn a_record_bigger_than_the_producer_may_hold_is_refused_at_put() {
     let delivery = producer.put(record).await.unwrap().await.unwrap();
     assert_eq!(delivery.attempts.len(), 1);
 }
+
+#[tokio::test]
+async fn starting_against_a_stalled_endpoint_fails_within_the_request_timeout() {
+    let builder =
+        Engine::builder().fault(FaultRule::new("ListShards", Fault::Latency { ms: 5_000 }));
+    let setup = Setup::new(builder, "stalled", 1).await;
+    let config = Config {
+        request_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let started = tokio::time::timeout(
+        Duration::from_secs(4),
+        Producer::new(setup.client.clone(), "stalled", config),
+    )
+    .await
+    .expect("Producer::new gives up after request_timeout");
+    match started {
+        Err(kpl::StartError::ShardMap { message, .. }) => {
+            assert!(message.contains("no answer within"), "{message}")
+        }
+        other => panic!("expected a shard-map error, got {other:?}"),
+    }
+}
