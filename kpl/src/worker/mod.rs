@@ -229,7 +229,11 @@ impl Worker {
             expired.into_iter().for_each(Pending::expire);
         }
         if self.map_retry.is_some_and(|(at, _)| at <= now) && self.refreshing.is_none() {
-            self.refresh_map();
+            if self.unrouted.is_empty() && self.unverified.is_empty() {
+                self.map_retry = None; // nothing waits for the map any more
+            } else {
+                self.refresh_map();
+            }
         }
         self.expire_unverified(now);
         let flush = self.flush_requested || self.closing.is_some();
@@ -260,7 +264,7 @@ impl Worker {
         if let Some(retry) = self.retries.peek() {
             wake = wake.min(retry.0);
         }
-        if let Some((at, _)) = self.map_retry {
+        if let Some((at, _)) = self.map_retry.filter(|_| self.refreshing.is_none()) {
             wake = wake.min(at);
         }
         for buffer in self.shards.values() {
