@@ -62,8 +62,9 @@ pub struct Config {
     /// the stream's maximum record size to accept every record the stream does.
     pub max_outstanding_bytes: usize,
     /// Keep records with the same partition key in order even across retries and resharding,
-    /// by having at most one Kinesis record in flight per shard (slower). Without it, a retried
-    /// record can land after newer records of its key, as with the KPL.
+    /// by having at most one Kinesis record in flight per shard (slower). When some records of
+    /// an aggregate expire, they fail and the rest keep their place, ahead of newer records.
+    /// Without it, a retried record can land after newer records of its key, as with the KPL.
     pub preserve_order: bool,
     /// First retry delay; later ones grow exponentially, with jitter.
     pub retry_min_delay: Duration,
