@@ -7,6 +7,9 @@
 //!   checks nothing was lost or reordered.
 //! - [`scenarios`]: three scenarios from real use (feature store, IoT alerts, log fan-out), each
 //!   with a binary of the same name.
+//! - [`verdict`]: the checks every run's verdict shares (something acknowledged, no producer
+//!   failure, nothing lost or reordered, no shard processed by two workers at once), as pure,
+//!   tested functions.
 //! - [`fleet`]: the worker-fleet example, `kcl` workers as separate processes
 //!   (`src/bin/fleet_*.rs`, walkthrough in the README).
 
@@ -15,3 +18,4 @@ pub mod clients;
 pub mod features;
 pub mod fleet;
 pub mod scenarios;
+pub mod verdict;
