@@ -282,7 +282,7 @@ impl Engine {
     }
 
     /// Opens storage and rebuilds the services' state from it.
-    fn open(self) -> Result<Services, Error> {
+    pub(crate) fn open(self) -> Result<Services, Error> {
         let config = self.config;
         let storage: Arc<dyn Storage> = match &config.data_dir {
             Some(dir) => {
@@ -311,6 +311,11 @@ impl Engine {
             durable: config.data_dir.is_some(),
             throughput_limits: config.throughput_limits,
             subscription_lifetime: config.subscription_lifetime,
+            // Kept in the data directory, so that iterators survive a restart.
+            token_key: match &config.data_dir {
+                Some(dir) => crate::model::iterator::TokenKey::load_or_create(dir)?,
+                None => crate::model::iterator::TokenKey::random(),
+            },
         };
         let arn = |name: &str| {
             format!(

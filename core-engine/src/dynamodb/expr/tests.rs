@@ -43,14 +43,14 @@ fn parses_the_kcl_lock_client_condition() {
         .unwrap();
     assert_eq!(
         c,
-        Condition::And(
-            Box::new(Condition::Compare(
+        Condition::And(vec![
+            Condition::Compare(
                 Operand::Path(Path::attr("leaseKey")),
                 Comparator::Eq,
                 Operand::Value(s("shard-1"))
-            )),
-            Box::new(Condition::Exists(Path::attr("leaseKey")))
-        )
+            ),
+            Condition::Exists(Path::attr("leaseKey"))
+        ])
     );
     e.finish().unwrap();
 }
@@ -61,13 +61,13 @@ fn precedence_is_not_then_and_then_or() {
     let c = e
         .condition("ConditionExpression", "a = :v OR NOT b = :v AND c = :v")
         .unwrap();
-    let Condition::Or(_, right) = c else {
+    let Condition::Or(terms) = c else {
         panic!("{c:?}")
     };
-    let Condition::And(left, _) = *right else {
-        panic!()
+    let [_, Condition::And(right)] = terms.as_slice() else {
+        panic!("{terms:?}")
     };
-    assert!(matches!(*left, Condition::Not(_)));
+    assert!(matches!(right[0], Condition::Not(_)));
 }
 
 #[test]
