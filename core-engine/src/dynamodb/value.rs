@@ -526,4 +526,46 @@ mod tests {
         assert!(KeyValue::S("Z".into()) < KeyValue::S("a".into()));
         assert!(KeyValue::B(vec![1]) < KeyValue::B(vec![1, 0]));
     }
+
+    /// `levels` levels of lists, the innermost holding a string: that string is at level
+    /// `levels + 1` when the outer list is a top-level attribute's value.
+    fn nested(levels: usize) -> String {
+        format!(
+            r#"{}{{"S":"x"}}{}"#,
+            r#"{"L":["#.repeat(levels),
+            "]}".repeat(levels)
+        )
+    }
+
+    #[test]
+    fn values_nest_at_most_32_levels() {
+        let item = |json: &str| {
+            validate_item(serde_json::from_str(&format!(r#"{{"a":{json}}}"#)).unwrap())
+        };
+        let ok = item(&nested(31)).unwrap();
+        check_nesting(&ok).unwrap();
+        let message = "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit";
+        assert_eq!(item(&nested(32)).unwrap_err().to_string(), message);
+        let maps = format!(
+            r#"{}{{"S":"x"}}{}"#,
+            r#"{"M":{"k":"#.repeat(32),
+            "}}".repeat(32)
+        );
+        assert_eq!(item(&maps).unwrap_err().to_string(), message);
+        // An empty list at level 32 is allowed: nothing is at level 33.
+        let empty = format!(r#"{}{}"#, r#"{"L":["#.repeat(32), "]}".repeat(32));
+        item(&empty).unwrap();
+        // Stored values are read back whatever their depth, so an older log still opens.
+        let stored: AttributeValue = serde_json::from_str(&nested(40)).unwrap();
+        let mut deep = Item::new();
+        deep.insert("a".into(), stored);
+        assert_eq!(check_nesting(&deep).unwrap_err().to_string(), message);
+    }
+
+    #[test]
+    fn json_nested_past_serdes_limit_is_a_serialization_error_not_a_crash() {
+        let text = nested(10_000);
+        assert!(serde_json::from_str::<WireValue>(&text).is_err());
+        assert!(serde_json::from_str::<AttributeValue>(&text).is_err());
+    }
 }

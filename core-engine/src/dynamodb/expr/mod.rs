@@ -103,9 +103,11 @@ impl Expressions {
                     checked.insert(key, value);
                 }
                 if substitution_bytes > MAX_SUBSTITUTION_BYTES {
-                    return Err(DdbError::Validation(
-                        "Combined size of ExpressionAttributeNames and ExpressionAttributeValues exceeds max size".into(),
-                    ));
+                    return Err(DdbError::Validation(if names.is_some() {
+                        "Combined size of ExpressionAttributeNames and ExpressionAttributeValues exceeds max size".into()
+                    } else {
+                        "ExpressionAttributeValues exceeds max size".into()
+                    }));
                 }
                 Some(checked)
             }
