@@ -8,6 +8,7 @@ mod errors;
 mod expressions;
 mod items;
 mod leases;
+mod limits;
 mod query_scan;
 #[path = "../support/mod.rs"]
 mod support;
