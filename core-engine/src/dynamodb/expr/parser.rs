@@ -63,7 +63,7 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    /// DynamoDB's documented limits.
+    /// DynamoDB's documented limits, and the engine's own nesting bound.
     pub(crate) const DYNAMODB: Self = Self {
         expression_bytes: 4096,
         operators: 300,
