@@ -60,7 +60,9 @@ static ENGINE: Mutex<Option<FuzzEngine>> = Mutex::new(None);
 /// with status 500 (a DynamoDB panic surfaces as one, since its work runs on the blocking pool).
 #[doc(hidden)]
 pub fn fuzz_request(target: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut slot = ENGINE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut slot = ENGINE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let engine = match slot.as_mut() {
         Some(engine) if engine.calls < CALLS_PER_ENGINE => engine,
         _ => slot.insert(FuzzEngine::new()),

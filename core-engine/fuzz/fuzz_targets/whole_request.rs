@@ -95,7 +95,10 @@ fn split<'a>(mut data: &'a [u8]) -> Vec<&'a [u8]> {
 fn replace(body: &[u8], placeholder: &[u8], value: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
     let mut rest = body;
-    while let Some(at) = rest.windows(placeholder.len()).position(|w| w == placeholder) {
+    while let Some(at) = rest
+        .windows(placeholder.len())
+        .position(|w| w == placeholder)
+    {
         out.extend_from_slice(&rest[..at]);
         out.extend_from_slice(value.as_bytes());
         rest = &rest[at + placeholder.len()..];

@@ -100,8 +100,8 @@ impl TokenKey {
     }
 
     fn mac(&self, bytes: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .expect("HMAC takes keys of any length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(bytes);
         mac
     }

@@ -472,7 +472,11 @@ async fn iterators_stay_valid_across_a_restart_of_a_durable_engine() {
     engine.create_stream("kept", 1).await;
     engine.put("kept", "k", b"before").await;
     let iterator = engine
-        .iterator("kept", "shardId-000000000000", ShardIteratorType::TrimHorizon)
+        .iterator(
+            "kept",
+            "shardId-000000000000",
+            ShardIteratorType::TrimHorizon,
+        )
         .await;
     engine.handle.shutdown().await;
     let engine = TestEngine::with(core_engine::Engine::builder().data_dir(dir.path())).await;

@@ -11,10 +11,16 @@ const NESTING: &str = "Nesting Levels have exceeded supported limits: Attributes
 
 async fn seeded() -> Ddb {
     let ddb = Ddb::start().await;
-    ddb.table("limits", Some(aws_sdk_dynamodb::types::ScalarAttributeType::S))
-        .await;
-    ddb.put("limits", item(&[("pk", s("p")), ("sk", s("a")), ("n", n("1"))]))
-        .await;
+    ddb.table(
+        "limits",
+        Some(aws_sdk_dynamodb::types::ScalarAttributeType::S),
+    )
+    .await;
+    ddb.put(
+        "limits",
+        item(&[("pk", s("p")), ("sk", s("a")), ("n", n("1"))]),
+    )
+    .await;
     ddb
 }
 
@@ -25,8 +31,11 @@ fn chain(term: &str, terms: usize) -> String {
 
 /// The engine still answers reads and writes.
 async fn still_serving(ddb: &Ddb) {
-    ddb.put("limits", item(&[("pk", s("p")), ("sk", s("after")), ("n", n("2"))]))
-        .await;
+    ddb.put(
+        "limits",
+        item(&[("pk", s("p")), ("sk", s("after")), ("n", n("2"))]),
+    )
+    .await;
     let got = ddb
         .get("limits", item(&[("pk", s("p")), ("sk", s("after"))]))
         .await
@@ -73,7 +82,10 @@ async fn expressions_over_4_kb_are_refused() {
             .await,
     );
     assert_eq!(code, "ValidationException");
-    assert_eq!(message, format!("Invalid ProjectionExpression: {SIZE_EXCEEDED}"));
+    assert_eq!(
+        message,
+        format!("Invalid ProjectionExpression: {SIZE_EXCEEDED}")
+    );
     still_serving(&ddb).await;
 }
 
@@ -114,7 +126,10 @@ async fn long_or_chains_are_refused_and_the_engine_keeps_serving() {
             .await,
     );
     assert_eq!(code, "ValidationException");
-    assert!(message.starts_with("Invalid FilterExpression: "), "{message}");
+    assert!(
+        message.starts_with("Invalid FilterExpression: "),
+        "{message}"
+    );
     let key_condition = format!("pk = :p AND ({})", chain("sk = :s", 19_500));
     assert!(key_condition.len() > 190_000);
     let (code, message) = code_of(

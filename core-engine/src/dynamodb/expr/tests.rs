@@ -452,7 +452,9 @@ fn a_chain_of_5000_terms_parses_evaluates_and_drops_without_deep_recursion() {
             // NOT chains are read in a loop too, and an even number cancels out.
             let text = format!("{}a = :v", "NOT ".repeat(5001));
             let c = unlimited().condition("ConditionExpression", &text).unwrap();
-            assert!(matches!(&c, Condition::Not(inner) if matches!(**inner, Condition::Compare(..))));
+            assert!(
+                matches!(&c, Condition::Not(inner) if matches!(**inner, Condition::Compare(..)))
+            );
             assert!(eval::evaluate(&c, Some(&on)));
         })
         .unwrap()
@@ -528,15 +530,19 @@ fn expressions_over_4_kb_are_refused_as_dynamodb_does() {
         "Invalid FilterExpression: Expression size has exceeded the maximum allowed size; expression size: 20000"
     );
     let text = "a".repeat(5000);
-    let message =
-        |kind: &str| format!("Invalid {kind}: Expression size has exceeded the maximum allowed size;");
+    let message = |kind: &str| {
+        format!("Invalid {kind}: Expression size has exceeded the maximum allowed size;")
+    };
     let err = exprs(&[], "").condition("KeyConditionExpression", &text);
     assert_eq!(
         err.unwrap_err().to_string(),
         message("KeyConditionExpression")
     );
     let err = exprs(&[], "").projection(&text);
-    assert_eq!(err.unwrap_err().to_string(), message("ProjectionExpression"));
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        message("ProjectionExpression")
+    );
     let err = exprs(&[], "").update(&text);
     assert_eq!(err.unwrap_err().to_string(), message("UpdateExpression"));
 }
@@ -644,4 +650,3 @@ fn legacy_expected_with_many_entries_is_one_flat_node() {
     assert_eq!(terms.len(), 5000);
     assert!(eval::evaluate(&c, Some(&item(r#"{"a4999":{"N":"1"}}"#))));
 }
-
