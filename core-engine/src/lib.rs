@@ -69,7 +69,7 @@ pub use storage::wal::SyncMode;
 /// The DynamoDB expression parsers, for the fuzz target in `core-engine/fuzz`. Not a stable API.
 #[doc(hidden)]
 pub use dynamodb::expr::fuzz_expression as __fuzz_expression;
-/// One whole request through the real dispatch path, for the fuzz target in `core-engine/fuzz`.
+/// Whole requests through the real dispatch path, for the fuzz target in `core-engine/fuzz`.
 /// Not a stable API.
 #[doc(hidden)]
-pub use fuzz::fuzz_request as __fuzz_request;
+pub use fuzz::fuzz_requests as __fuzz_requests;
