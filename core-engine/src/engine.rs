@@ -327,7 +327,7 @@ impl Engine {
     }
 
     /// Opens storage and rebuilds the services' state from it.
-    fn open(self) -> Result<Services, Error> {
+    pub(crate) fn open(self) -> Result<Services, Error> {
         let config = self.config;
         let storage: Arc<dyn Storage> = match &config.data_dir {
             Some(dir) => {
@@ -349,6 +349,11 @@ impl Engine {
             durable: config.data_dir.is_some(),
             throughput_limits: config.throughput_limits,
             subscription_lifetime: config.subscription_lifetime,
+            // Kept in the data directory, so that iterators survive a restart.
+            token_key: match &config.data_dir {
+                Some(dir) => crate::model::iterator::TokenKey::load_or_create(dir)?,
+                None => crate::model::iterator::TokenKey::random(),
+            },
         };
         let faults = Arc::new(FaultInjector::new(config.fault_seed, config.faults.clone()));
         let metadata_path = config.data_dir.clone().unwrap_or_default().join("metadata");

@@ -53,6 +53,7 @@ mod dynamodb;
 pub mod engine;
 mod error;
 pub mod faults;
+mod fuzz;
 mod kinesis;
 pub mod model;
 mod protocol;
@@ -68,3 +69,7 @@ pub use storage::wal::SyncMode;
 /// The DynamoDB expression parsers, for the fuzz target in `core-engine/fuzz`. Not a stable API.
 #[doc(hidden)]
 pub use dynamodb::expr::fuzz_expression as __fuzz_expression;
+/// Whole requests through the real dispatch path, for the fuzz target in `core-engine/fuzz`.
+/// Not a stable API.
+#[doc(hidden)]
+pub use fuzz::fuzz_requests as __fuzz_requests;

@@ -46,16 +46,17 @@ pub(crate) fn expected(
             )]));
         }
     };
-    let mut combined: Option<Condition> = None;
-    for (name, entry) in expected {
-        let condition = one_expected(&name, entry)?;
-        combined = Some(match combined {
-            None => condition,
-            Some(prev) if or => Condition::Or(Box::new(prev), Box::new(condition)),
-            Some(prev) => Condition::And(Box::new(prev), Box::new(condition)),
-        });
-    }
-    Ok(combined)
+    // One flat node however many entries there are, so that evaluating it never recurses deeply.
+    let mut terms = expected
+        .into_iter()
+        .map(|(name, entry)| one_expected(&name, entry))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(match terms.len() {
+        0 => None,
+        1 => terms.pop(),
+        _ if or => Some(Condition::Or(terms)),
+        _ => Some(Condition::And(terms)),
+    })
 }
 
 fn one_expected(name: &str, entry: ExpectedWire) -> Result<Condition, DdbError> {
@@ -151,13 +152,10 @@ fn one_expected(name: &str, entry: ExpectedWire) -> Result<Condition, DdbError> 
         "NOT_NULL" => Condition::Exists(path()),
         "NULL" => Condition::NotExists(path()),
         "CONTAINS" => Condition::Contains(attr(), arg(0)),
-        "NOT_CONTAINS" => Condition::And(
-            Box::new(Condition::Exists(path())),
-            Box::new(Condition::Not(Box::new(Condition::Contains(
-                attr(),
-                arg(0),
-            )))),
-        ),
+        "NOT_CONTAINS" => Condition::And(vec![
+            Condition::Exists(path()),
+            Condition::Not(Box::new(Condition::Contains(attr(), arg(0)))),
+        ]),
         "BEGINS_WITH" => Condition::BeginsWith(attr(), arg(0)),
         "IN" => Condition::In(attr(), operands.clone()),
         _ => Condition::Between(attr(), arg(0), arg(1)),

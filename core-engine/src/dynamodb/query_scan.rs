@@ -341,10 +341,7 @@ fn key_condition(
 
 fn flatten_and<'c>(condition: &'c Condition, out: &mut Vec<&'c Condition>) -> Result<(), DdbError> {
     match condition {
-        Condition::And(a, b) => {
-            flatten_and(a, out)?;
-            flatten_and(b, out)
-        }
+        Condition::And(terms) => terms.iter().try_for_each(|term| flatten_and(term, out)),
         Condition::Or(..) | Condition::Not(..) => Err(key_error(&format!(
             "Invalid operator used in KeyConditionExpression: {}",
             operator_name(condition)

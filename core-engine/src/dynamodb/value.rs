@@ -4,8 +4,10 @@
 //!
 //! Requests are read in two steps: serde reads the JSON shape into [`WireValue`] (a wrong JSON
 //! type is a SerializationException, as in DynamoDB), then [`WireValue::validate`] checks what
-//! DynamoDB checks (exactly one type, valid numbers, non-empty duplicate-free sets), which is a
-//! ValidationException.
+//! DynamoDB checks (exactly one type, valid numbers, non-empty duplicate-free sets, at most
+//! [`MAX_NESTING_LEVELS`] levels of lists and maps), which is a ValidationException. serde_json's
+//! recursion limit (128 JSON levels, so about 64 levels of values) bounds the first step, and the
+//! nesting check stops the second one, before anything recurses further.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -118,6 +120,34 @@ pub fn item_size(item: &Item) -> usize {
 /// The largest item DynamoDB stores.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
+/// How deep values may nest, as in DynamoDB: a top-level attribute's value is at level 1, and
+/// the elements of a list or map at level `n` are at level `n + 1`.
+pub const MAX_NESTING_LEVELS: usize = 32;
+
+fn nesting_error() -> DdbError {
+    DdbError::Validation(
+        "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit"
+            .into(),
+    )
+}
+
+/// Fails if a value of `item` is nested deeper than [`MAX_NESTING_LEVELS`] (an update can build
+/// one out of values that each passed). Walks with its own stack, not by recursion.
+pub(crate) fn check_nesting(item: &Item) -> Result<(), DdbError> {
+    let mut pending: Vec<(&AttributeValue, usize)> = item.values().map(|v| (v, 1)).collect();
+    while let Some((value, level)) = pending.pop() {
+        if level > MAX_NESTING_LEVELS {
+            return Err(nesting_error());
+        }
+        match value {
+            AttributeValue::L(list) => pending.extend(list.iter().map(|v| (v, level + 1))),
+            AttributeValue::M(map) => pending.extend(map.values().map(|v| (v, level + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Serialize for AttributeValue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(1))?;
@@ -161,11 +191,12 @@ impl Serialize for BinaryList<'_> {
     }
 }
 
-/// Reads stored values back (the store writes the same JSON as the wire).
+/// Reads stored values back (the store writes the same JSON as the wire). The nesting limit is
+/// not applied, so that a log written before it existed still opens.
 impl<'de> Deserialize<'de> for AttributeValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         WireValue::deserialize(d)?
-            .validate()
+            .validate_at(1, usize::MAX)
             .map_err(|e| de::Error::custom(e.to_string()))
     }
 }
@@ -214,8 +245,17 @@ impl<'de> Deserialize<'de> for WireBlob {
 pub type WireItem = BTreeMap<String, WireValue>;
 
 impl WireValue {
-    /// Checks the value as DynamoDB does and converts it.
+    /// Checks the value as DynamoDB does and converts it, as the value of a top-level
+    /// attribute (or of a placeholder).
     pub fn validate(self) -> Result<AttributeValue, DdbError> {
+        self.validate_at(1, MAX_NESTING_LEVELS)
+    }
+
+    /// Checks a value found at nesting `level`, allowing at most `max_level`.
+    fn validate_at(self, level: usize, max_level: usize) -> Result<AttributeValue, DdbError> {
+        if level > max_level {
+            return Err(nesting_error());
+        }
         let set = [
             self.s.is_some(),
             self.n.is_some(),
@@ -303,19 +343,23 @@ impl WireValue {
         if let Some(l) = self.l {
             return l
                 .into_iter()
-                .map(WireValue::validate)
+                .map(|v| v.validate_at(level + 1, max_level))
                 .collect::<Result<_, _>>()
                 .map(AttributeValue::L);
         }
         let m = self.m.unwrap_or_default();
-        validate_item(m).map(AttributeValue::M)
+        validate_map(m, level + 1, max_level).map(AttributeValue::M)
     }
 }
 
-/// Checks and converts every value of an item.
+/// Checks and converts every value of an item (or key).
 pub fn validate_item(item: WireItem) -> Result<Item, DdbError> {
-    item.into_iter()
-        .map(|(k, v)| Ok((k, v.validate()?)))
+    validate_map(item, 1, MAX_NESTING_LEVELS)
+}
+
+fn validate_map(map: WireItem, level: usize, max_level: usize) -> Result<Item, DdbError> {
+    map.into_iter()
+        .map(|(k, v)| Ok((k, v.validate_at(level, max_level)?)))
         .collect()
 }
 
@@ -481,5 +525,47 @@ mod tests {
         assert!(KeyValue::S("a".into()) < KeyValue::S("b".into()));
         assert!(KeyValue::S("Z".into()) < KeyValue::S("a".into()));
         assert!(KeyValue::B(vec![1]) < KeyValue::B(vec![1, 0]));
+    }
+
+    /// `levels` levels of lists, the innermost holding a string: that string is at level
+    /// `levels + 1` when the outer list is a top-level attribute's value.
+    fn nested(levels: usize) -> String {
+        format!(
+            r#"{}{{"S":"x"}}{}"#,
+            r#"{"L":["#.repeat(levels),
+            "]}".repeat(levels)
+        )
+    }
+
+    #[test]
+    fn values_nest_at_most_32_levels() {
+        let item = |json: &str| {
+            validate_item(serde_json::from_str(&format!(r#"{{"a":{json}}}"#)).unwrap())
+        };
+        let ok = item(&nested(31)).unwrap();
+        check_nesting(&ok).unwrap();
+        let message = "Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit";
+        assert_eq!(item(&nested(32)).unwrap_err().to_string(), message);
+        let maps = format!(
+            r#"{}{{"S":"x"}}{}"#,
+            r#"{"M":{"k":"#.repeat(32),
+            "}}".repeat(32)
+        );
+        assert_eq!(item(&maps).unwrap_err().to_string(), message);
+        // An empty list at level 32 is allowed: nothing is at level 33.
+        let empty = format!(r#"{}{}"#, r#"{"L":["#.repeat(32), "]}".repeat(32));
+        item(&empty).unwrap();
+        // Stored values are read back whatever their depth, so an older log still opens.
+        let stored: AttributeValue = serde_json::from_str(&nested(40)).unwrap();
+        let mut deep = Item::new();
+        deep.insert("a".into(), stored);
+        assert_eq!(check_nesting(&deep).unwrap_err().to_string(), message);
+    }
+
+    #[test]
+    fn json_nested_past_serdes_limit_is_a_serialization_error_not_a_crash() {
+        let text = nested(10_000);
+        assert!(serde_json::from_str::<WireValue>(&text).is_err());
+        assert!(serde_json::from_str::<AttributeValue>(&text).is_err());
     }
 }

@@ -213,7 +213,7 @@ impl Kinesis {
         let stream_name = self.stream_target(None, input.stream_arn.as_deref(), &mut v)?;
         let now = self.now_ms();
         let after = match &input.next_token {
-            Some(token) => Some(PageToken::parse(token, now)?.after),
+            Some(token) => Some(PageToken::parse(token, now, &self.config.token_key)?.after),
             None => None,
         };
         let stream = self.stream(&stream_name)?;
@@ -234,7 +234,7 @@ impl Kinesis {
                 filter: String::new(),
                 after: page.last().map(|c| c.name.clone()).unwrap_or_default(),
             }
-            .encode()
+            .encode(&self.config.token_key)
         });
         Ok(ListConsumersOutput {
             consumers: page

@@ -86,7 +86,7 @@ impl Kinesis {
         }
         v.finish()?;
         let token = input.shard_iterator.unwrap_or_default();
-        let iterator = ShardIterator::decode(&token)
+        let iterator = ShardIterator::decode(&token, &self.config.token_key)
             .ok_or_else(|| ApiError::InvalidArgument("Invalid ShardIterator.".into()))?;
         if let Some(arn) = &input.stream_arn
             && *arn != self.stream_arn(&iterator.stream_name)
@@ -153,7 +153,7 @@ impl Kinesis {
                 position: batch.next_position,
                 ..iterator
             }
-            .encode()
+            .encode(&self.config.token_key)
         });
         Ok(GetRecordsOutput {
             records: batch.records.into_iter().map(RecordOut).collect(),

@@ -102,7 +102,7 @@ impl Kinesis {
             position,
         };
         Ok(GetShardIteratorOutput {
-            shard_iterator: iterator.encode(),
+            shard_iterator: iterator.encode(&self.config.token_key),
         })
     }
 }

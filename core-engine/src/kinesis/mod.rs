@@ -49,6 +49,8 @@ pub(crate) struct ServiceConfig {
     pub(crate) throughput_limits: bool,
     /// How long a SubscribeToShard stream lasts.
     pub(crate) subscription_lifetime: std::time::Duration,
+    /// Signs shard iterators and NextTokens.
+    pub(crate) token_key: crate::model::iterator::TokenKey,
 }
 
 /// The Kinesis service state shared by every connection.
@@ -328,7 +330,7 @@ pub(crate) fn call_faults(kinesis: &Kinesis, operation: &str, body: &[u8]) -> Ve
     if kinesis.faults.is_empty() {
         return Vec::new();
     }
-    let stream = stream_named_in(body);
+    let stream = stream_named_in(body, &kinesis.config.token_key);
     kinesis.faults.draw(operation, stream.as_deref(), |fault| {
         operation != "PutRecords" || !fault.is_per_record()
     })
@@ -370,7 +372,7 @@ pub(crate) async fn apply_call_faults(
 }
 
 /// The stream a request body names, by name, ARN, consumer ARN or shard iterator.
-fn stream_named_in(body: &[u8]) -> Option<String> {
+fn stream_named_in(body: &[u8], key: &crate::model::iterator::TokenKey) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let text = |key: &str| value.get(key).and_then(|v| v.as_str());
     if let Some(name) = text("StreamName") {
@@ -380,7 +382,7 @@ fn stream_named_in(body: &[u8]) -> Option<String> {
         let after = arn.split_once(":stream/")?.1;
         return Some(after.split('/').next().unwrap_or(after).to_owned());
     }
-    let iterator = crate::model::iterator::ShardIterator::decode(text("ShardIterator")?)?;
+    let iterator = crate::model::iterator::ShardIterator::decode(text("ShardIterator")?, key)?;
     Some(iterator.stream_name)
 }
 

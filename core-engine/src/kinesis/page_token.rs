@@ -1,17 +1,20 @@
-//! `NextToken` values for paginated listings: opaque, checked, and expiring like AWS's.
+//! `NextToken` values for paginated listings: opaque, signed, and expiring like AWS's.
 //!
-//! Layout before URL-safe base64: format byte (1), issue time (i64 ms, big-endian), scope length
+//! Layout before URL-safe base64: format byte (2), issue time (i64 ms, big-endian), scope length
 //! (u16), scope (the stream name, or empty), filter length (u16), filter (the listing's filter,
-//! or empty), the key to continue after, CRC32 of the rest.
+//! or empty), the key to continue after, and an HMAC of the rest under the engine's
+//! [`TokenKey`] (as shard iterators carry), so an edited token is refused, never followed.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::ApiError;
+use crate::model::iterator::TokenKey;
 
 /// How long a token stays valid, as in Kinesis.
 pub(crate) const TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
-const FORMAT: u8 = 1;
+/// Format 1 carried a CRC32 instead of a MAC; its tokens are refused.
+const FORMAT: u8 = 2;
 
 /// Where a listing continues.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub(crate) struct PageToken {
 }
 
 impl PageToken {
-    pub(crate) fn encode(&self) -> String {
+    pub(crate) fn encode(&self, key: &TokenKey) -> String {
         let mut bytes = vec![FORMAT];
         bytes.extend_from_slice(&self.issued_ms.to_be_bytes());
         for field in [&self.scope, &self.filter] {
@@ -36,16 +39,12 @@ impl PageToken {
             bytes.extend_from_slice(&field.as_bytes()[..usize::from(len)]);
         }
         bytes.extend_from_slice(self.after.as_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(&bytes).to_be_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
+        URL_SAFE_NO_PAD.encode(key.seal(bytes))
     }
 
-    fn decode(token: &str) -> Option<Self> {
+    fn decode(token: &str, key: &TokenKey) -> Option<Self> {
         let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-        let (body, crc) = bytes.split_last_chunk::<4>()?;
-        if crc32fast::hash(body) != u32::from_be_bytes(*crc) {
-            return None;
-        }
+        let body = key.open(&bytes)?;
         let (&format, rest) = body.split_first()?;
         let (issued, rest) = rest.split_first_chunk::<8>()?;
         let (scope, rest) = split_field(rest)?;
@@ -60,8 +59,8 @@ impl PageToken {
     }
 
     /// Decodes and checks a token received at `now_ms`.
-    pub(crate) fn parse(token: &str, now_ms: i64) -> Result<Self, ApiError> {
-        let parsed = Self::decode(token)
+    pub(crate) fn parse(token: &str, now_ms: i64, key: &TokenKey) -> Result<Self, ApiError> {
+        let parsed = Self::decode(token, key)
             .ok_or_else(|| ApiError::InvalidArgument(format!("Invalid NextToken: {token}")))?;
         if now_ms - parsed.issued_ms > TOKEN_TTL_MS {
             return Err(ApiError::ExpiredNextToken(format!(
@@ -92,18 +91,25 @@ mod tests {
             filter: "AT_LATEST".into(),
             after: "shardId-000000000001".into(),
         };
-        let text = token.encode();
+        let key = TokenKey::random();
+        let text = token.encode(&key);
         let bytes = URL_SAFE_NO_PAD.decode(&text).unwrap();
-        assert_eq!(&bytes[..11], &[1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 6]);
+        assert_eq!(&bytes[..11], &[2, 0, 0, 0, 0, 0, 0, 0, 5, 0, 6]);
         assert_eq!(&bytes[11..17], b"orders");
         assert_eq!(&bytes[17..19], &[0, 9]);
         assert_eq!(&bytes[19..28], b"AT_LATEST");
-        assert_eq!(PageToken::parse(&text, 10).unwrap(), token);
-        let mut edited = bytes.clone();
-        edited[12] ^= 1;
-        let err = PageToken::parse(&URL_SAFE_NO_PAD.encode(edited), 10).unwrap_err();
+        assert_eq!(&bytes[28..48], b"shardId-000000000001");
+        assert_eq!(bytes.len(), 48 + crate::model::iterator::TAG_LEN);
+        assert_eq!(PageToken::parse(&text, 10, &key).unwrap(), token);
+        for i in 0..bytes.len() {
+            let mut edited = bytes.clone();
+            edited[i] ^= 1;
+            let err = PageToken::parse(&URL_SAFE_NO_PAD.encode(edited), 10, &key).unwrap_err();
+            assert_eq!(err.code(), "InvalidArgumentException", "byte {i}");
+        }
+        let err = PageToken::parse(&text, 10, &TokenKey::random()).unwrap_err();
         assert_eq!(err.code(), "InvalidArgumentException");
-        let err = PageToken::parse(&text, 5 + TOKEN_TTL_MS + 1).unwrap_err();
+        let err = PageToken::parse(&text, 5 + TOKEN_TTL_MS + 1, &key).unwrap_err();
         assert_eq!(err.code(), "ExpiredNextTokenException");
     }
 }

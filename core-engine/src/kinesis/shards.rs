@@ -192,7 +192,7 @@ impl Kinesis {
                     ));
                 }
                 v.finish()?;
-                let token = PageToken::parse(token, now)?;
+                let token = PageToken::parse(token, now, &self.config.token_key)?;
                 (
                     token.scope,
                     Selection::from_token(&token.filter),
@@ -243,7 +243,7 @@ impl Kinesis {
                 filter: selection.to_token(),
                 after: shards.last().map(|s| s.id()).unwrap_or_default(),
             }
-            .encode()
+            .encode(&self.config.token_key)
         });
         Ok(ListShardsOutput {
             shards: shards.into_iter().map(ShardOut::from).collect(),

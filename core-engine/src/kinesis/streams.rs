@@ -366,7 +366,7 @@ impl Kinesis {
         v.finish()?;
         let now = self.now_ms();
         let after = match &input.next_token {
-            Some(token) => Some(PageToken::parse(token, now)?.after),
+            Some(token) => Some(PageToken::parse(token, now, &self.config.token_key)?.after),
             None => input.exclusive_start_stream_name,
         };
         let limit = input.limit.map_or(100, |l| l as usize);
@@ -386,7 +386,7 @@ impl Kinesis {
                 filter: String::new(),
                 after: streams.last().map(|s| s.name.clone()).unwrap_or_default(),
             }
-            .encode()
+            .encode(&self.config.token_key)
         });
         Ok(ListStreamsOutput {
             stream_names: streams.iter().map(|s| s.name.clone()).collect(),

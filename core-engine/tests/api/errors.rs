@@ -353,3 +353,150 @@ async fn get_records_requests_are_checked() {
     let (code, _) = code_of(client.get_records().shard_iterator(&iterator).send().await);
     assert_eq!(code, "ResourceNotFoundException");
 }
+
+/// `token` (URL-safe base64) with the byte at `at` XORed with `flip` and a fresh CRC32 over
+/// everything but the last four bytes: what a hand-editor who knows a checksum-only layout
+/// would send.
+fn forge(token: &str, at: usize, flip: u8) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut bytes = URL_SAFE_NO_PAD.decode(token).unwrap();
+    let body_len = bytes.len() - 4;
+    bytes[at] ^= flip;
+    let crc = crc32fast::hash(&bytes[..body_len]);
+    bytes[body_len..].copy_from_slice(&crc.to_be_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn an_edited_shard_iterator_is_invalid_never_another_position() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("signed", 2).await;
+    let client = &engine.client;
+    let shards = engine.shard_ids("signed").await;
+    for key in 0..20 {
+        engine.put("signed", &format!("k{key}"), b"secret").await;
+    }
+    let iterator = engine
+        .iterator("signed", &shards[0], ShardIteratorType::Latest)
+        .await;
+    // Point it at the other shard (shard index), or at another position (its high byte).
+    for (at, flip) in [(20, 1), (21, 0xff)] {
+        let (code, message) = code_of(
+            client
+                .get_records()
+                .shard_iterator(forge(&iterator, at, flip))
+                .send()
+                .await,
+        );
+        assert_eq!(code, "InvalidArgumentException");
+        assert_eq!(message, "Invalid ShardIterator.");
+    }
+    // Any single changed character is refused too, and the genuine iterator still works.
+    let mut chars: Vec<char> = iterator.chars().collect();
+    let middle = chars.len() / 2;
+    chars[middle] = if chars[middle] == 'A' { 'B' } else { 'A' };
+    let (code, _) = code_of(
+        client
+            .get_records()
+            .shard_iterator(chars.into_iter().collect::<String>())
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    let out = client
+        .get_records()
+        .shard_iterator(&iterator)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.records.is_empty());
+    // An iterator from another engine (another key) is not accepted either.
+    let other = TestEngine::start().await;
+    other.create_stream("signed", 2).await;
+    let foreign = other
+        .iterator("signed", &shards[0], ShardIteratorType::TrimHorizon)
+        .await;
+    let (code, _) = code_of(client.get_records().shard_iterator(foreign).send().await);
+    assert_eq!(code, "InvalidArgumentException");
+}
+
+#[tokio::test]
+async fn an_edited_next_token_is_invalid() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("pagea", 3).await;
+    engine.create_stream("pageb", 3).await;
+    let client = &engine.client;
+    let first = client
+        .list_shards()
+        .stream_name("pagea")
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
+    let token = first.next_token.expect("more shards");
+    let page = client
+        .list_shards()
+        .next_token(&token)
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.shards().len(), 1);
+    // The token's scope is the stream name, right after the issue time and its length: make it
+    // name the other stream.
+    let (code, message) = code_of(
+        client
+            .list_shards()
+            .next_token(forge(&token, 11 + 4, b'a' ^ b'b'))
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException", "{message}");
+    let streams = client.list_streams().limit(1).send().await.unwrap();
+    let token = streams.next_token.expect("more streams");
+    let (code, _) = code_of(
+        client
+            .list_streams()
+            .next_token(forge(&token, 8, 0x40))
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+}
+
+#[tokio::test]
+async fn iterators_stay_valid_across_a_restart_of_a_durable_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = TestEngine::with(core_engine::Engine::builder().data_dir(dir.path())).await;
+    engine.create_stream("kept", 1).await;
+    engine.put("kept", "k", b"before").await;
+    let iterator = engine
+        .iterator(
+            "kept",
+            "shardId-000000000000",
+            ShardIteratorType::TrimHorizon,
+        )
+        .await;
+    engine.handle.shutdown().await;
+    let engine = TestEngine::with(core_engine::Engine::builder().data_dir(dir.path())).await;
+    let out = engine
+        .client
+        .get_records()
+        .shard_iterator(&iterator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.records.len(), 1);
+    assert_eq!(out.records[0].data.as_ref(), b"before");
+    let (code, _) = code_of(
+        engine
+            .client
+            .get_records()
+            .shard_iterator(forge(&iterator, 21, 0xff))
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException");
+    engine.handle.shutdown().await;
+}

@@ -9,6 +9,7 @@ mod expressions;
 mod faults;
 mod items;
 mod leases;
+mod limits;
 mod query_scan;
 #[path = "../support/mod.rs"]
 mod support;

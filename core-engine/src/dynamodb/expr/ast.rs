@@ -93,10 +93,11 @@ pub enum Condition {
     Between(Operand, Operand, Operand),
     /// `a IN (b, c, …)`
     In(Operand, Vec<Operand>),
-    /// `x AND y`
-    And(Box<Condition>, Box<Condition>),
-    /// `x OR y`
-    Or(Box<Condition>, Box<Condition>),
+    /// `x AND y AND …`: two or more terms, all of which must hold. A chain is one flat node,
+    /// so that neither evaluating nor dropping it recurses once per term.
+    And(Vec<Condition>),
+    /// `x OR y OR …`: two or more terms, one of which must hold; flat like [`Condition::And`].
+    Or(Vec<Condition>),
     /// `NOT x`
     Not(Box<Condition>),
     /// `attribute_exists(path)`

@@ -71,8 +71,8 @@ fn eval(condition: &Condition, item: &Item) -> bool {
             list.iter()
                 .any(|b| operand(b, item).is_some_and(|b| values_equal(&a, &b)))
         }
-        Condition::And(a, b) => eval(a, item) && eval(b, item),
-        Condition::Or(a, b) => eval(a, item) || eval(b, item),
+        Condition::And(terms) => terms.iter().all(|term| eval(term, item)),
+        Condition::Or(terms) => terms.iter().any(|term| eval(term, item)),
         Condition::Not(a) => !eval(a, item),
         Condition::Exists(path) => resolve(item, path).is_some(),
         Condition::NotExists(path) => resolve(item, path).is_none(),

@@ -6,6 +6,10 @@
 //! finally checks that every placeholder given was used, as DynamoDB requires. Errors are
 //! ValidationExceptions in DynamoDB's words, such as
 //! `Invalid ConditionExpression: Syntax error; token: "x", near: "a x b"`.
+//!
+//! DynamoDB's expression limits apply: 4 KB of text per expression, 300 operators and functions
+//! per expression, 32 elements per document path, 100 operands for `IN`, 255 bytes per
+//! placeholder and 2 MB for all placeholders and what they stand for together.
 
 pub(crate) mod ast;
 pub(crate) mod eval;
@@ -20,6 +24,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ast::{Condition, Path, UpdateAction};
+pub(crate) use parser::Limits;
 
 use super::error::DdbError;
 use super::value::{AttributeValue, Item, WireItem};
@@ -32,7 +37,13 @@ pub(crate) struct Expressions {
     used_names: BTreeSet<String>,
     used_values: BTreeSet<String>,
     parsed: usize,
+    limits: Limits,
 }
+
+/// The longest placeholder (`#name` or `:value`), in bytes.
+const MAX_PLACEHOLDER_BYTES: usize = 255;
+/// The most bytes all placeholders and their names and values may add up to.
+const MAX_SUBSTITUTION_BYTES: usize = 2 * 1024 * 1024;
 
 fn valid_placeholder(key: &str, sigil: char) -> bool {
     let mut chars = key.chars();
@@ -47,6 +58,7 @@ impl Expressions {
         names: Option<BTreeMap<String, String>>,
         values: Option<WireItem>,
     ) -> Result<Self, DdbError> {
+        let mut substitution_bytes = 0_usize;
         if let Some(names) = &names {
             if names.is_empty() {
                 return Err(DdbError::Validation(
@@ -58,6 +70,13 @@ impl Expressions {
                     "ExpressionAttributeNames contains invalid key: Syntax error; key: \"{key}\""
                 )));
             }
+            check_key_lengths(names.keys())?;
+            substitution_bytes = names.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if substitution_bytes > MAX_SUBSTITUTION_BYTES {
+                return Err(DdbError::Validation(
+                    "ExpressionAttributeNames exceeds max size".into(),
+                ));
+            }
         }
         let values = match values {
             None => None,
@@ -67,6 +86,7 @@ impl Expressions {
                 ));
             }
             Some(values) => {
+                check_key_lengths(values.keys())?;
                 let mut checked = BTreeMap::new();
                 for (key, value) in values {
                     if !valid_placeholder(&key, ':') {
@@ -79,7 +99,15 @@ impl Expressions {
                             "ExpressionAttributeValues contains invalid value: {e} for key {key}"
                         ))
                     })?;
+                    substitution_bytes += key.len() + value.size();
                     checked.insert(key, value);
+                }
+                if substitution_bytes > MAX_SUBSTITUTION_BYTES {
+                    return Err(DdbError::Validation(if names.is_some() {
+                        "Combined size of ExpressionAttributeNames and ExpressionAttributeValues exceeds max size".into()
+                    } else {
+                        "ExpressionAttributeValues exceeds max size".into()
+                    }));
                 }
                 Some(checked)
             }
@@ -103,22 +131,45 @@ impl Expressions {
         Some(value)
     }
 
+    /// The same placeholders under other limits (tests of what the limits protect).
+    #[cfg(test)]
+    pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Parses a condition; `kind` names the parameter (`ConditionExpression`, …) in errors.
     pub(crate) fn condition(&mut self, kind: &str, text: &str) -> Result<Condition, DdbError> {
         self.parsed += 1;
+        self.check_size(kind, text)?;
         parser::parse_condition(text, self).map_err(|m| invalid(kind, &m))
     }
 
     /// Parses an UpdateExpression.
     pub(crate) fn update(&mut self, text: &str) -> Result<Vec<UpdateAction>, DdbError> {
         self.parsed += 1;
+        self.check_size("UpdateExpression", text)?;
         parser::parse_update(text, self).map_err(|m| invalid("UpdateExpression", &m))
     }
 
     /// Parses a ProjectionExpression.
     pub(crate) fn projection(&mut self, text: &str) -> Result<Vec<Path>, DdbError> {
         self.parsed += 1;
+        self.check_size("ProjectionExpression", text)?;
         parser::parse_projection(text, self).map_err(|m| invalid("ProjectionExpression", &m))
+    }
+
+    /// DynamoDB's 4 KB limit, on the raw text (before placeholders are substituted), checked
+    /// before anything else. Conditions and filters state the size, as DynamoDB's do.
+    fn check_size(&self, kind: &str, text: &str) -> Result<(), DdbError> {
+        if text.len() <= self.limits.expression_bytes {
+            return Ok(());
+        }
+        let mut message = "Expression size has exceeded the maximum allowed size;".to_owned();
+        if matches!(kind, "ConditionExpression" | "FilterExpression") {
+            message.push_str(&format!(" expression size: {}", text.len()));
+        }
+        Err(invalid(kind, &message))
     }
 
     /// Fails if a placeholder was given but no expression used it, or maps were given without
@@ -164,6 +215,16 @@ fn unused<'k>(
         .filter(|k| !used.contains(k.as_str()))
         .map(String::as_str)
         .collect()
+}
+
+/// DynamoDB's 255-byte limit on each placeholder.
+fn check_key_lengths<'k>(mut keys: impl Iterator<Item = &'k String>) -> Result<(), DdbError> {
+    if keys.any(|k| k.len() > MAX_PLACEHOLDER_BYTES) {
+        return Err(DdbError::Validation(
+            "The expression attribute map contains a key that is too long".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn invalid(kind: &str, message: &str) -> DdbError {

@@ -24,6 +24,12 @@
 //! Syntax errors stop the parse at once and quote the token and its neighbours. Semantic errors
 //! (an undefined placeholder, a reserved word, a wrong operand) are remembered and reported only
 //! if the whole expression is syntactically valid, as DynamoDB does.
+//!
+//! Hostile input is bounded ([`Limits`]): DynamoDB's 300 operators and functions per expression
+//! and 32 elements per document path stop the parse at once, and so does nesting (parentheses
+//! and function calls) deeper than 200, the only thing the parser recurses on. `AND` and `OR`
+//! chains are read in loops into flat n-ary nodes and `NOT NOT` cancels out, so no chain, however
+//! long, makes the parser, the evaluator or a drop recurse once per term.
 
 use super::Expressions;
 use super::ast::{
@@ -42,8 +48,37 @@ const BOOL_FUNCTIONS: [&str; 5] = [
 ];
 const TYPE_NAMES: [&str; 10] = ["S", "N", "B", "NULL", "BOOL", "SS", "NS", "BS", "L", "M"];
 const KEYWORDS: [&str; 5] = ["AND", "OR", "NOT", "BETWEEN", "IN"];
-/// Deep nesting is legal but bounded, so a hostile expression cannot exhaust the stack.
-const MAX_DEPTH: usize = 100;
+/// How much an expression may hold; [`Limits::DYNAMODB`] everywhere but in tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Bytes of expression text (DynamoDB: 4 KB).
+    pub(crate) expression_bytes: usize,
+    /// Operators and functions in one expression (DynamoDB: 300).
+    pub(crate) operators: usize,
+    /// Parentheses and function calls nested inside each other. DynamoDB's own bound is the
+    /// operator count and its ban on redundant parentheses; this one keeps the parser's
+    /// recursion short whatever the other limits are: 200 levels take under 1 MiB of stack even
+    /// unoptimised, half of what a thread of the blocking pool has.
+    pub(crate) depth: usize,
+}
+
+impl Limits {
+    /// DynamoDB's documented limits, and the engine's own nesting bound.
+    pub(crate) const DYNAMODB: Self = Self {
+        expression_bytes: 4096,
+        operators: 300,
+        depth: 200,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DYNAMODB
+    }
+}
+
+/// The most elements a document path may have (DynamoDB's 32 levels of nesting).
+const MAX_PATH_ELEMENTS: usize = 32;
 
 type PResult<T> = Result<T, String>;
 
@@ -54,6 +89,8 @@ struct Parser<'s, 'p> {
     placeholders: &'p mut Expressions,
     semantic: Option<String>,
     depth: usize,
+    operators: usize,
+    limits: Limits,
 }
 
 /// Parses a condition (ConditionExpression, FilterExpression or KeyConditionExpression). The
@@ -83,6 +120,7 @@ impl<'s, 'p> Parser<'s, 'p> {
         if source.trim().is_empty() {
             return Err("The expression can not be empty;".into());
         }
+        let limits = placeholders.limits;
         Ok(Self {
             source,
             tokens: lex(source),
@@ -90,6 +128,8 @@ impl<'s, 'p> Parser<'s, 'p> {
             placeholders,
             semantic: None,
             depth: 0,
+            operators: 0,
+            limits,
         })
     }
 
@@ -174,8 +214,20 @@ impl<'s, 'p> Parser<'s, 'p> {
 
     fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > self.limits.depth {
             return Err("The expression is nested too deeply;".into());
+        }
+        Ok(())
+    }
+
+    /// Counts one operator or function against DynamoDB's limit.
+    fn operator(&mut self) -> PResult<()> {
+        self.operators += 1;
+        if self.operators > self.limits.operators {
+            return Err(format!(
+                "The expression contains too many operators; operator count: {}",
+                self.operators
+            ));
         }
         Ok(())
     }
@@ -201,6 +253,12 @@ impl<'s, 'p> Parser<'s, 'p> {
                 elems.push(PathElem::Index(index));
             } else {
                 return Ok(Path(elems));
+            }
+            if elems.len() > MAX_PATH_ELEMENTS {
+                return Err(format!(
+                    "The document path has too many nesting levels; nesting levels: {}",
+                    elems.len()
+                ));
             }
         }
     }
@@ -271,6 +329,7 @@ impl<'s, 'p> Parser<'s, 'p> {
             return Err(self.syntax_error());
         };
         self.expect(&Tok::LParen)?;
+        self.operator()?;
         self.enter()?;
         let mut args = vec![parse_arg(self)?];
         while self.eat(&Tok::Comma) {
@@ -323,40 +382,61 @@ impl<'s, 'p> Parser<'s, 'p> {
 
     fn condition(&mut self) -> PResult<Condition> {
         self.enter()?;
-        let mut left = self.and()?;
+        let mut terms = vec![self.and()?];
         while self.eat_keyword("OR") {
-            let right = self.and()?;
-            left = Condition::Or(Box::new(left), Box::new(right));
+            self.operator()?;
+            terms.push(self.and()?);
         }
         self.depth -= 1;
-        Ok(left)
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Condition::Or(terms)
+        })
     }
 
     fn and(&mut self) -> PResult<Condition> {
-        let mut left = self.not()?;
+        let mut terms = vec![self.not()?];
         while self.eat_keyword("AND") {
-            let right = self.not()?;
-            left = Condition::And(Box::new(left), Box::new(right));
+            self.operator()?;
+            terms.push(self.not()?);
         }
-        Ok(left)
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Condition::And(terms)
+        })
     }
 
+    /// `NOT NOT … x`: read in a loop; an even number of NOTs cancels out.
     fn not(&mut self) -> PResult<Condition> {
-        if self.eat_keyword("NOT") {
-            self.enter()?;
-            let inner = self.not()?;
-            self.depth -= 1;
-            return Ok(Condition::Not(Box::new(inner)));
+        let mut negated = false;
+        while self.eat_keyword("NOT") {
+            self.operator()?;
+            negated = !negated;
         }
-        self.primary()
+        let inner = self.primary()?;
+        Ok(if negated {
+            Condition::Not(Box::new(inner))
+        } else {
+            inner
+        })
     }
 
+    /// A parenthesised condition or a [`Self::comparison`]. Kept small: nested parentheses
+    /// recurse through here, so its stack frame is paid once per level.
     fn primary(&mut self) -> PResult<Condition> {
         if self.eat(&Tok::LParen) {
             let inner = self.condition()?;
             self.expect(&Tok::RParen)?;
             return Ok(inner);
         }
+        self.comparison()
+    }
+
+    /// A comparison, BETWEEN, IN or boolean function.
+    #[inline(never)]
+    fn comparison(&mut self) -> PResult<Condition> {
         let is_bool_function =
             matches!(self.peek(), Tok::Ident(name) if BOOL_FUNCTIONS.contains(&name.as_str()));
         if self.is_call() && is_bool_function {
@@ -375,10 +455,12 @@ impl<'s, 'p> Parser<'s, 'p> {
         };
         if let Some(comparator) = comparator {
             self.bump();
+            self.operator()?;
             let right = self.operand()?;
             return Ok(Condition::Compare(left, comparator, right));
         }
         if self.eat_keyword("BETWEEN") {
+            self.operator()?;
             let low = self.operand()?;
             if !self.eat_keyword("AND") {
                 return Err(self.syntax_error());
@@ -388,6 +470,7 @@ impl<'s, 'p> Parser<'s, 'p> {
             return Ok(Condition::Between(left, low, high));
         }
         if self.eat_keyword("IN") {
+            self.operator()?;
             self.expect(&Tok::LParen)?;
             let mut list = vec![self.operand()?];
             while self.eat(&Tok::Comma) {
@@ -514,8 +597,10 @@ impl<'s, 'p> Parser<'s, 'p> {
                 self.expect(&Tok::Eq)?;
                 let left = self.update_operand()?;
                 let value = if self.eat(&Tok::Plus) {
+                    self.operator()?;
                     SetValue::Plus(left, self.update_operand()?)
                 } else if self.eat(&Tok::Minus) {
+                    self.operator()?;
                     SetValue::Minus(left, self.update_operand()?)
                 } else {
                     SetValue::Operand(left)

@@ -43,14 +43,14 @@ fn parses_the_kcl_lock_client_condition() {
         .unwrap();
     assert_eq!(
         c,
-        Condition::And(
-            Box::new(Condition::Compare(
+        Condition::And(vec![
+            Condition::Compare(
                 Operand::Path(Path::attr("leaseKey")),
                 Comparator::Eq,
                 Operand::Value(s("shard-1"))
-            )),
-            Box::new(Condition::Exists(Path::attr("leaseKey")))
-        )
+            ),
+            Condition::Exists(Path::attr("leaseKey"))
+        ])
     );
     e.finish().unwrap();
 }
@@ -61,13 +61,13 @@ fn precedence_is_not_then_and_then_or() {
     let c = e
         .condition("ConditionExpression", "a = :v OR NOT b = :v AND c = :v")
         .unwrap();
-    let Condition::Or(_, right) = c else {
+    let Condition::Or(terms) = c else {
         panic!("{c:?}")
     };
-    let Condition::And(left, _) = *right else {
-        panic!()
+    let [_, Condition::And(right)] = terms.as_slice() else {
+        panic!("{terms:?}")
     };
-    assert!(matches!(*left, Condition::Not(_)));
+    assert!(matches!(right[0], Condition::Not(_)));
 }
 
 #[test]
@@ -398,10 +398,6 @@ fn projections_keep_structure() {
 
 #[test]
 fn hostile_inputs_do_not_panic() {
-    let deep = format!("{}a = :v{}", "(".repeat(10_000), ")".repeat(10_000));
-    assert!(cond_error(&deep).contains("nested too deeply"));
-    let nots = format!("{}a = :v", "NOT ".repeat(10_000));
-    assert!(cond_error(&nots).contains("nested too deeply"));
     for text in [
         "a[99999999999999999999999] = :v",
         "a[",
@@ -419,4 +415,238 @@ fn hostile_inputs_do_not_panic() {
         fuzz_expression(text);
         let _ = cond_error(text);
     }
+}
+
+/// The size and operator limits lifted, to test what protects the stack without them.
+const UNLIMITED: Limits = Limits {
+    expression_bytes: usize::MAX,
+    operators: usize::MAX,
+    depth: Limits::DYNAMODB.depth,
+};
+
+fn unlimited() -> Expressions {
+    exprs(&[], r#"{":v":{"N":"1"},":w":{"N":"2"}}"#).with_limits(UNLIMITED)
+}
+
+#[test]
+fn a_chain_of_5000_terms_parses_evaluates_and_drops_without_deep_recursion() {
+    // Run on a thread with a small stack: a recursion per term (as the binary tree the parser
+    // built before) overflows it; a flat node does not.
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let on = item(r#"{"a":{"N":"2"}}"#);
+            for joiner in [" OR ", " AND "] {
+                let text = vec!["a = :v"; 5000].join(joiner);
+                let mut e = unlimited();
+                let c = e.condition("ConditionExpression", &text).unwrap();
+                let (Condition::Or(terms) | Condition::And(terms)) = &c else {
+                    panic!("not flat")
+                };
+                assert_eq!(terms.len(), 5000);
+                assert!(!eval::evaluate(&c, Some(&on)));
+                let text = format!("{text} OR a = :w");
+                let c = unlimited().condition("FilterExpression", &text).unwrap();
+                assert!(eval::evaluate(&c, Some(&on)));
+            }
+            // NOT chains are read in a loop too, and an even number cancels out.
+            let text = format!("{}a = :v", "NOT ".repeat(5001));
+            let c = unlimited().condition("ConditionExpression", &text).unwrap();
+            assert!(
+                matches!(&c, Condition::Not(inner) if matches!(**inner, Condition::Compare(..)))
+            );
+            assert!(eval::evaluate(&c, Some(&on)));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn nesting_is_bounded_whatever_the_other_limits() {
+    let deep = format!("{}a = :v{}", "(".repeat(10_000), ")".repeat(10_000));
+    let err = unlimited()
+        .condition("ConditionExpression", &deep)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "Invalid ConditionExpression: The expression is nested too deeply;"
+    );
+    let calls = format!("a = {}a{}", "size(".repeat(10_000), ")".repeat(10_000));
+    let err = unlimited()
+        .condition("ConditionExpression", &calls)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nested too deeply"), "{err}");
+    let update = format!(
+        "SET a = {}:v{}",
+        "if_not_exists(b, ".repeat(10_000),
+        ")".repeat(10_000)
+    );
+    let err = unlimited().update(&update).unwrap_err().to_string();
+    assert!(err.contains("nested too deeply"), "{err}");
+    // The deepest nesting allowed fits in half the stack of a thread of the blocking pool
+    // (2 MiB), where DynamoDB requests run, even unoptimised.
+    std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(|| {
+            let depth = Limits::DYNAMODB.depth - 1;
+            let fine = format!("{}a = :v{}", "NOT (".repeat(depth), ")".repeat(depth));
+            let c = unlimited().condition("ConditionExpression", &fine).unwrap();
+            eval::evaluate(&c, None);
+            let fine = format!("a = {}a{}", "size(".repeat(depth), ")".repeat(depth));
+            let _ = unlimited().condition("ConditionExpression", &fine);
+            let fine = format!(
+                "SET a = {}:v{}",
+                "list_append(:v, ".repeat(depth),
+                ")".repeat(depth)
+            );
+            let _ = unlimited().update(&fine);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn expressions_over_4_kb_are_refused_as_dynamodb_does() {
+    let at_limit = format!("a{} = :v", "b".repeat(4096 - 6));
+    assert_eq!(at_limit.len(), 4096);
+    let mut e = exprs(&[], r#"{":v":{"N":"1"}}"#);
+    e.condition("ConditionExpression", &at_limit).unwrap();
+    let over = format!("a{} = :v", "b".repeat(4096 - 5));
+    assert_eq!(
+        cond_error(&over),
+        "Invalid ConditionExpression: Expression size has exceeded the maximum allowed size; expression size: 4097"
+    );
+    // The size is checked first, whatever the text holds.
+    let err = exprs(&[], "")
+        .condition("FilterExpression", &"(".repeat(20_000))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "Invalid FilterExpression: Expression size has exceeded the maximum allowed size; expression size: 20000"
+    );
+    let text = "a".repeat(5000);
+    let message = |kind: &str| {
+        format!("Invalid {kind}: Expression size has exceeded the maximum allowed size;")
+    };
+    let err = exprs(&[], "").condition("KeyConditionExpression", &text);
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        message("KeyConditionExpression")
+    );
+    let err = exprs(&[], "").projection(&text);
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        message("ProjectionExpression")
+    );
+    let err = exprs(&[], "").update(&text);
+    assert_eq!(err.unwrap_err().to_string(), message("UpdateExpression"));
+}
+
+#[test]
+fn more_than_300_operators_are_refused() {
+    // 150 comparisons and 149 ORs: 299 operators.
+    let ok = vec!["a < :v"; 150].join(" OR ");
+    exprs(&[], r#"{":v":{"N":"1"}}"#)
+        .condition("ConditionExpression", &ok)
+        .unwrap();
+    let nested = format!("a<:v {}{}", "or (a<:v ".repeat(149), ")".repeat(149));
+    exprs(&[], r#"{":v":{"N":"1"}}"#)
+        .condition("ConditionExpression", &nested)
+        .unwrap();
+    let over = vec!["a < :v"; 151].join(" OR ");
+    assert_eq!(
+        cond_error(&over),
+        "Invalid ConditionExpression: The expression contains too many operators; operator count: 301"
+    );
+    let nots = format!("{}a = :v", "NOT ".repeat(300));
+    assert!(cond_error(&nots).ends_with("operator count: 301"));
+    let functions = vec!["attribute_exists(a)"; 151].join(" AND ");
+    assert!(cond_error(&functions).ends_with("operator count: 301"));
+    let sets: Vec<String> = (0..301).map(|i| format!("a{i}=:v+:v")).collect();
+    let text = format!("SET {}", sets.join(","));
+    assert!(text.len() <= 4096);
+    let err = exprs(&[], r#"{":v":{"N":"1"}}"#)
+        .update(&text)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "Invalid UpdateExpression: The expression contains too many operators; operator count: 301"
+    );
+    let sets: Vec<String> = (0..300).map(|i| format!("a{i}=:v+:v")).collect();
+    exprs(&[], r#"{":v":{"N":"1"}}"#)
+        .update(&format!("SET {}", sets.join(",")))
+        .unwrap();
+}
+
+#[test]
+fn document_paths_hold_at_most_32_elements() {
+    let path = |n: usize| vec!["a"; n].join(".");
+    exprs(&[], "").projection(&path(32)).unwrap();
+    let err = exprs(&[], "")
+        .projection(&path(33))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "Invalid ProjectionExpression: The document path has too many nesting levels; nesting levels: 33"
+    );
+    let indexes = format!("a{}", "[0]".repeat(40));
+    assert!(exprs(&[], "").projection(&indexes).is_err());
+}
+
+#[test]
+fn placeholders_are_bounded() {
+    let long = format!("#{}", "n".repeat(255));
+    let names = [(long.clone(), "x".to_owned())].into_iter().collect();
+    let err = Expressions::new(Some(names), None).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "The expression attribute map contains a key that is too long"
+    );
+    let ok = format!("#{}", "n".repeat(254));
+    let names = [(ok, "x".to_owned())].into_iter().collect();
+    Expressions::new(Some(names), None).unwrap();
+    let long = format!(":{}", "v".repeat(255));
+    let values = serde_json::from_str(&format!(r#"{{"{long}":{{"N":"1"}}}}"#)).unwrap();
+    assert!(Expressions::new(None, Some(values)).is_err());
+    // 2 MB of names and values together.
+    let big = "x".repeat(1024 * 1024);
+    let names = [("#a".to_owned(), big.clone())].into_iter().collect();
+    let values =
+        serde_json::from_str(&format!(r#"{{":v":{{"S":"{big}"}},":w":{{"S":"{big}"}}}}"#)).unwrap();
+    let err = Expressions::new(Some(names), Some(values))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "Combined size of ExpressionAttributeNames and ExpressionAttributeValues exceeds max size"
+    );
+    let names = [("#a".to_owned(), "x".repeat(3 * 1024 * 1024))]
+        .into_iter()
+        .collect();
+    let err = Expressions::new(Some(names), None).unwrap_err().to_string();
+    assert_eq!(err, "ExpressionAttributeNames exceeds max size");
+}
+
+#[test]
+fn legacy_expected_with_many_entries_is_one_flat_node() {
+    let entries: String = (0..5000)
+        .map(|i| format!(r#""a{i}":{{"Value":{{"N":"1"}}}}"#))
+        .collect::<Vec<_>>()
+        .join(",");
+    let expected = serde_json::from_str(&format!("{{{entries}}}")).unwrap();
+    let c = crate::dynamodb::legacy::expected(expected, Some("OR"))
+        .unwrap()
+        .unwrap();
+    let Condition::Or(terms) = &c else {
+        panic!("not flat")
+    };
+    assert_eq!(terms.len(), 5000);
+    assert!(eval::evaluate(&c, Some(&item(r#"{"a4999":{"N":"1"}}"#))));
 }

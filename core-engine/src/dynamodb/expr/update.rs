@@ -69,7 +69,8 @@ pub(crate) fn apply(actions: &[UpdateAction], item: &mut Item) -> Result<(), Ddb
             _ => {}
         }
     }
-    Ok(())
+    // Values that each passed the nesting limit can be put together past it.
+    crate::dynamodb::value::check_nesting(item)
 }
 
 fn set_value(value: &SetValue, item: &Item) -> Result<AttributeValue, DdbError> {
