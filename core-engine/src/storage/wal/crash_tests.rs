@@ -78,6 +78,7 @@ fn service(fs: &SimFs, sync: SyncMode, clock: &Arc<ManualClock>) -> Option<Arc<K
         durable: true,
         throughput_limits: true,
         subscription_lifetime: std::time::Duration::from_secs(300),
+        token_key: crate::model::iterator::TokenKey::random(),
     };
     let faults = Arc::new(FaultInjector::new(0, Vec::new()));
     let metadata = Path::new(DATA_DIR).join("metadata");
