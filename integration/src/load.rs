@@ -14,7 +14,6 @@ pub struct Load {
     task: tokio::task::JoinHandle<()>,
     producer: kpl::Producer,
     pending: Arc<AtomicU64>,
-    shared: Shared,
 }
 
 /// The producer configuration the suite uses: per-key order kept across retries.
@@ -53,7 +52,6 @@ impl Load {
             task,
             producer,
             pending,
-            shared: shared.clone(),
         }
     }
 
