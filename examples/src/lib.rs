@@ -9,9 +9,12 @@
 //!   with a binary of the same name.
 //! - [`fleet`]: the worker-fleet example, `kcl` workers as separate processes
 //!   (`src/bin/fleet_*.rs`, walkthrough in the README).
+//! - [`soak`]: the chaos soak (`src/bin/chaos_soak.rs`): kills, reshards and faults against a
+//!   durable engine, a producer and a worker fleet, then a check that nothing was lost.
 
 pub mod clickstream;
 pub mod clients;
 pub mod features;
 pub mod fleet;
 pub mod scenarios;
+pub mod soak;
