@@ -87,6 +87,9 @@ pub struct Options {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Action {
     KillEngine,
+    /// A split or merge, and a SIGKILL of the engine while it is being carried out (the window
+    /// in which a topology change may be visible before it is durable).
+    ReshardThenKillEngine,
     KillWorker,
     Reshard,
     Fault,
@@ -95,7 +98,8 @@ enum Action {
 /// Draws the next action: faults most often, engine kills least.
 fn draw_action(rng: &mut StdRng) -> Action {
     match rng.random_range(0..20) {
-        0..2 => Action::KillEngine,
+        0 => Action::KillEngine,
+        1 => Action::ReshardThenKillEngine,
         2..7 => Action::KillWorker,
         7..12 => Action::Reshard,
         _ => Action::Fault,
@@ -221,8 +225,10 @@ impl Soak {
         }
     }
 
-    /// Restarts workers whose restart is due, and notices workers that exited by themselves.
+    /// Restarts workers whose restart is due (while the engine runs), and notices workers that
+    /// exited by themselves.
     fn tend_workers(&mut self) -> Result<()> {
+        let engine_up = self.engine_restart_at.is_none();
         for i in 0..self.workers.len() {
             if let Some(status) = self.workers[i].exited() {
                 self.chaos.worker_exits += 1;
@@ -236,7 +242,7 @@ impl Soak {
                 ));
                 self.worker_restart_at[i] = Some(Instant::now() + Duration::from_secs(1));
             }
-            if self.worker_restart_at[i].is_some_and(|at| Instant::now() >= at) {
+            if engine_up && self.worker_restart_at[i].is_some_and(|at| Instant::now() >= at) {
                 self.workers[i].start(&self.worker_config)?;
                 self.worker_restart_at[i] = None;
                 say(format!("worker {} started", self.workers[i].id()));
@@ -251,6 +257,64 @@ impl Soak {
             Action::KillEngine => {
                 if engine_up {
                     self.kill_engine().await;
+                }
+            }
+            Action::ReshardThenKillEngine => {
+                let seed = self.rng.random::<u64>();
+                let delay = Duration::from_micros(self.rng.random_range(0..30_000));
+                if !engine_up {
+                    return;
+                }
+                let change = tokio::time::timeout(Duration::from_secs(10), async {
+                    let open = reshard::open_shards(&self.kinesis, STREAM).await?;
+                    reshard::wait_active(&self.kinesis, STREAM).await?;
+                    let mut rng = StdRng::seed_from_u64(seed);
+                    anyhow::Ok(reshard::choose(
+                        &mut rng,
+                        &open,
+                        self.options.min_shards,
+                        self.options.max_shards,
+                    ))
+                })
+                .await;
+                let Ok(Ok(Some(change))) = change else {
+                    return;
+                };
+                let (kinesis, change2) = (self.kinesis.clone(), change.clone());
+                let call = tokio::spawn(async move {
+                    match &change2 {
+                        reshard::Reshard::Split(shard, at) => kinesis
+                            .split_shard()
+                            .stream_name(STREAM)
+                            .shard_to_split(shard)
+                            .new_starting_hash_key(at.to_string())
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                        reshard::Reshard::Merge(a, b) => kinesis
+                            .merge_shards()
+                            .stream_name(STREAM)
+                            .shard_to_merge(a)
+                            .adjacent_shard_to_merge(b)
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                    }
+                });
+                tokio::time::sleep(delay).await;
+                say(format!(
+                    "chaos: {change:?}, and the engine killed {} µs after the request",
+                    delay.as_micros()
+                ));
+                self.kill_engine().await;
+                match call.await {
+                    Ok(Ok(())) => match change {
+                        reshard::Reshard::Split(..) => self.chaos.splits += 1,
+                        reshard::Reshard::Merge(..) => self.chaos.merges += 1,
+                    },
+                    _ => self.chaos.reshard_errors += 1,
                 }
             }
             Action::KillWorker => {
