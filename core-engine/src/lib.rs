@@ -62,7 +62,7 @@ pub mod storage;
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use engine::{Engine, EngineBuilder, EngineHandle};
 pub use error::{ApiError, Error};
-pub use faults::{Fault, FaultRule};
+pub use faults::{Fault, FaultRule, Service};
 pub use storage::wal::SyncMode;
 
 /// The DynamoDB expression parsers, for the fuzz target in `core-engine/fuzz`. Not a stable API.

@@ -51,6 +51,9 @@ pub enum DdbError {
     /// The engine failed; the request may be retried.
     #[error("{0}")]
     InternalServerError(String),
+    /// The request was throttled (only by an injected fault); it may be retried.
+    #[error("{0}")]
+    ProvisionedThroughputExceeded(String),
 }
 
 fn canceled_message(reasons: &[CancellationReason]) -> String {
@@ -75,6 +78,7 @@ impl DdbError {
             Self::Serialization(_) => "SerializationException",
             Self::UnknownOperation(_) => "UnknownOperationException",
             Self::InternalServerError(_) => "InternalServerError",
+            Self::ProvisionedThroughputExceeded(_) => "ProvisionedThroughputExceededException",
         }
     }
 

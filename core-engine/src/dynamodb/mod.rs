@@ -19,6 +19,7 @@
 mod batch;
 pub(crate) mod error;
 pub mod expr;
+mod faults;
 mod items;
 pub(crate) mod legacy;
 pub(crate) mod number;
@@ -40,13 +41,35 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clock::Clock;
+use crate::faults::FaultInjector;
+use crate::protocol::DropConnection;
 use crate::storage::StorageError;
 use crate::storage::wal::SyncMode;
 use error::DdbError;
+use faults::Injected;
 use store::{FileStore, LogEntry, MemoryStore, Store};
 use table::Table;
 
 const JSON_1_0: &str = "application/x-amz-json-1.0";
+
+/// The operations [`DynamoDb::dispatch`] serves (fault rules are checked against them).
+pub(crate) const OPERATIONS: &[&str] = &[
+    "CreateTable",
+    "DescribeTable",
+    "UpdateTable",
+    "DeleteTable",
+    "ListTables",
+    "GetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "TransactGetItems",
+];
 
 /// Settings the engine builder controls.
 #[derive(Clone, Debug)]
@@ -283,22 +306,34 @@ fn reply<T: Serialize>(result: Result<T, DdbError>) -> Result<Vec<u8>, DdbError>
     })
 }
 
-/// Answers one DynamoDB request. The work is blocking (a durable write syncs a file), so it runs
-/// on the blocking pool.
+/// Answers one DynamoDB request, after any injected `faults`. The work is blocking (a durable
+/// write syncs a file), so it runs on the blocking pool.
 pub(crate) async fn serve(
     service: &Arc<DynamoDb>,
+    faults: &FaultInjector,
     operation: &str,
     body: Bytes,
-) -> Response<crate::protocol::Body> {
-    let service = service.clone();
-    let operation_name = operation.to_owned();
-    let result = tokio::task::spawn_blocking(move || service.dispatch(&operation_name, &body))
-        .await
-        .unwrap_or_else(|e| {
-            Err(DdbError::InternalServerError(format!(
-                "request failed: {e}"
-            )))
-        });
+) -> Result<Response<crate::protocol::Body>, DropConnection> {
+    let injected = faults::inject(faults, operation, &body).await;
+    let drop_after = injected == Injected::DropAfterApply;
+    let result = match injected {
+        Injected::Drop => return Err(DropConnection),
+        Injected::Refuse(error) => Err(error),
+        Injected::Nothing | Injected::DropAfterApply => {
+            let service = service.clone();
+            let operation_name = operation.to_owned();
+            tokio::task::spawn_blocking(move || service.dispatch(&operation_name, &body))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(DdbError::InternalServerError(format!(
+                        "request failed: {e}"
+                    )))
+                })
+        }
+    };
+    if drop_after {
+        return Err(DropConnection);
+    }
     let (status, body, error_type) = match result {
         Ok(body) => (StatusCode::OK, body, None),
         Err(error) => {
@@ -312,5 +347,5 @@ pub(crate) async fn serve(
     response
         .headers_mut()
         .insert("x-amz-crc32", HeaderValue::from(crc));
-    response
+    Ok(response)
 }

@@ -257,7 +257,8 @@ pub(crate) async fn apply_call_faults(
                     "Iterator expired (injected fault).".into(),
                 )));
             }
-            Fault::Latency { .. } | Fault::EndSubscription => {}
+            // DropAfterApply acts once the call is done (in `protocol::handle`).
+            Fault::Latency { .. } | Fault::EndSubscription | Fault::DropAfterApply => {}
         }
     }
     Ok(None)

@@ -83,15 +83,18 @@ pub(crate) async fn handle(
                 Err(error) => wire.error(&error),
             });
         }
-        return Ok(
-            match crate::kinesis::dispatch(kinesis, operation, &body).await {
-                Ok(body) => wire.success(operation, body),
-                Err(error) => wire.error(&error),
-            },
-        );
+        let answer = match crate::kinesis::dispatch(kinesis, operation, &body).await {
+            Ok(body) => wire.success(operation, body),
+            Err(error) => wire.error(&error),
+        };
+        if faults.contains(&crate::faults::Fault::DropAfterApply) {
+            return Err(DropConnection);
+        }
+        return Ok(answer);
     }
     if let Some(operation) = target.strip_prefix(DYNAMODB_PREFIX) {
-        return Ok(crate::dynamodb::serve(&services.dynamodb, operation, body).await);
+        let faults = &services.kinesis.faults;
+        return crate::dynamodb::serve(&services.dynamodb, faults, operation, body).await;
     }
     Ok(wire.error(&ApiError::UnknownOperation(format!(
         "Unknown target {target:?}: this engine serves {KINESIS_PREFIX}<Operation> and {DYNAMODB_PREFIX}<Operation>"

@@ -291,3 +291,42 @@ async fn the_admin_endpoint_adds_lists_and_clears_rules() {
     assert_eq!(status, 200);
     put("target").await.unwrap();
 }
+
+#[tokio::test]
+async fn drop_after_apply_writes_the_records_but_answers_nothing() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("lost-answer", 1).await;
+    let faults = engine.handle.faults();
+    faults
+        .add(
+            FaultRule::new("PutRecord", Fault::DropAfterApply)
+                .on_stream("lost-answer")
+                .times(1),
+        )
+        .unwrap();
+    faults
+        .add(FaultRule::new("PutRecords", Fault::DropAfterApply).times(1))
+        .unwrap();
+    let single = engine
+        .client
+        .put_record()
+        .stream_name("lost-answer")
+        .partition_key("k")
+        .data(Blob::new("one"))
+        .send()
+        .await;
+    let error = single.expect_err("the answer was dropped");
+    assert!(error.as_service_error().is_none(), "{error:?}");
+    let batch = engine
+        .client
+        .put_records()
+        .stream_name("lost-answer")
+        .set_records(Some(entries(3)))
+        .send()
+        .await;
+    let error = batch.expect_err("the answer was dropped");
+    assert!(error.as_service_error().is_none(), "{error:?}");
+    let records = engine.read_all("lost-answer", "shardId-000000000000").await;
+    assert_eq!(records.len(), 4, "every write was applied");
+    assert_eq!(records[0].data.as_ref(), b"one");
+}

@@ -6,6 +6,7 @@ mod common;
 mod durable;
 mod errors;
 mod expressions;
+mod faults;
 mod items;
 mod leases;
 mod query_scan;
