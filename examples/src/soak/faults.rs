@@ -36,6 +36,7 @@ pub fn draw(rng: &mut StdRng, targets: FaultTargets, stream: &str, lease_table: 
         ("PutRecords", "InternalFailure"),
         ("PutRecords", "Latency"),
         ("PutRecords", "DropConnection"),
+        ("PutRecords", "DropAfterApply"),
         ("GetRecords", "Throttle"),
         ("GetRecords", "InternalFailure"),
         ("GetRecords", "Latency"),
