@@ -88,6 +88,9 @@ struct Args {
     /// Report overlapping processing of a shard by two workers without failing the run.
     #[arg(long)]
     overlap_ok: bool,
+    /// Also pause workers (SIGSTOP for half to twice the failover time, then SIGCONT).
+    #[arg(long)]
+    pause_workers: bool,
 }
 
 #[tokio::main]
@@ -165,6 +168,7 @@ async fn run(args: Args) -> Result<ExitCode> {
         },
         drain_timeout: Duration::from_secs(args.drain_timeout),
         overlap_fails: !args.overlap_ok,
+        pause_workers: args.pause_workers,
     };
     let summary = match soak::run(options).await {
         Ok(summary) => summary,

@@ -52,6 +52,8 @@ pub struct ChaosCounts {
     pub engine_start_failures: u64,
     /// SIGKILLs sent to workers.
     pub worker_kills: u64,
+    /// SIGSTOPs (each followed by a SIGCONT) sent to workers.
+    pub worker_pauses: u64,
     /// Workers that exited although nobody stopped them (restarted like killed ones).
     pub worker_exits: u64,
     /// Shard splits that succeeded.
@@ -337,6 +339,7 @@ impl Summary {
             ("engine kills", c.engine_kills, "", true),
             ("engine start failures", c.engine_start_failures, "", true),
             ("worker kills", c.worker_kills, "", true),
+            ("worker pauses", c.worker_pauses, "", true),
             ("worker exits (unasked)", c.worker_exits, "", true),
             ("splits", c.splits, "", true),
             ("merges", c.merges, "", true),

@@ -69,8 +69,16 @@ pub fn draw(rng: &mut StdRng, targets: FaultTargets, stream: &str, lease_table: 
     } else {
         json!({ "type": fault })
     };
-    let probability = [0.05, 0.2, 0.5][rng.random_range(0..3)];
-    let times = rng.random_range(1..=20u64);
+    let mut probability = [0.05, 0.2, 0.5][rng.random_range(0..3)];
+    let mut times = rng.random_range(1..=20u64);
+    // A third of the lease-table write faults are storms: every UpdateItem (renewals, takes and
+    // checkpoints of every worker) hit for a few seconds, long enough for leases to expire in
+    // the eyes of the other workers while their holders still run them.
+    let storm = service == "DynamoDB" && operation == "UpdateItem" && rng.random_range(0..3) == 0;
+    if storm && fault != "DropAfterApply" {
+        probability = [0.5, 0.8, 1.0][rng.random_range(0..3)];
+        times = rng.random_range(100..=600u64);
+    }
     let body = if service == "Kinesis" {
         json!({
             "operation": operation,

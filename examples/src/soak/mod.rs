@@ -81,6 +81,8 @@ pub struct Options {
     pub drain_timeout: Duration,
     /// Whether overlapping processing of a shard fails the run.
     pub overlap_fails: bool,
+    /// Whether workers are also paused (SIGSTOP, then SIGCONT).
+    pub pause_workers: bool,
 }
 
 /// One chaos action.
@@ -91,15 +93,19 @@ enum Action {
     /// in which a topology change may be visible before it is durable).
     ReshardThenKillEngine,
     KillWorker,
+    /// SIGSTOP a worker for about a failover time, then SIGCONT (a long GC pause, a frozen VM).
+    PauseWorker,
     Reshard,
     Fault,
 }
 
-/// Draws the next action: faults most often, engine kills least.
-fn draw_action(rng: &mut StdRng) -> Action {
+/// Draws the next action: faults most often, engine kills least. Pauses take two fifths of the
+/// worker kills' share when enabled (so the other draws stay the same either way).
+fn draw_action(rng: &mut StdRng, pauses: bool) -> Action {
     match rng.random_range(0..20) {
         0 => Action::KillEngine,
         1 => Action::ReshardThenKillEngine,
+        5..7 if pauses => Action::PauseWorker,
         2..7 => Action::KillWorker,
         7..12 => Action::Reshard,
         _ => Action::Fault,
@@ -161,6 +167,8 @@ struct Soak {
     engine_failures_in_a_row: u32,
     workers: Vec<WorkerSlot>,
     worker_restart_at: Vec<Option<Instant>>,
+    /// When each paused worker gets its SIGCONT.
+    worker_resume_at: Vec<Option<Instant>>,
     worker_config: WorkerConfig,
     kinesis: aws_sdk_kinesis::Client,
     faults: FaultsEndpoint,
@@ -230,6 +238,10 @@ impl Soak {
     fn tend_workers(&mut self) -> Result<()> {
         let engine_up = self.engine_restart_at.is_none();
         for i in 0..self.workers.len() {
+            if self.worker_resume_at[i].is_some_and(|at| Instant::now() >= at) {
+                self.worker_resume_at[i] = None;
+                self.resume(i);
+            }
             if let Some(status) = self.workers[i].exited() {
                 self.chaos.worker_exits += 1;
                 let id = self.workers[i].id();
@@ -249,6 +261,19 @@ impl Soak {
             }
         }
         Ok(())
+    }
+
+    /// SIGCONTs worker `i` (on a task: this is called from a synchronous loop).
+    fn resume(&self, i: usize) {
+        if let Some(pid) = self.workers[i].child.as_ref().and_then(|c| c.id()) {
+            say(format!("worker {} resumed", self.workers[i].id()));
+            tokio::spawn(async move {
+                let _ = tokio::process::Command::new("kill")
+                    .args(["-CONT".to_owned(), pid.to_string()])
+                    .status()
+                    .await;
+            });
+        }
     }
 
     async fn act(&mut self, action: Action) {
@@ -321,6 +346,7 @@ impl Soak {
                 let i = self.rng.random_range(0..self.workers.len());
                 let delay = Duration::from_millis(self.rng.random_range(0..5000));
                 let id = self.workers[i].id();
+                self.worker_resume_at[i] = None;
                 if self.workers[i].kill().await {
                     self.chaos.worker_kills += 1;
                     say(format!(
@@ -328,6 +354,20 @@ impl Soak {
                         delay.as_millis()
                     ));
                     self.worker_restart_at[i] = Some(Instant::now() + delay);
+                }
+            }
+            Action::PauseWorker => {
+                let i = self.rng.random_range(0..self.workers.len());
+                let pause = Duration::from_millis(self.options.failover_ms)
+                    .mul_f64(self.rng.random_range(0.5..2.0));
+                if self.worker_resume_at[i].is_none() && self.workers[i].signal("STOP").await {
+                    self.chaos.worker_pauses += 1;
+                    say(format!(
+                        "chaos: SIGSTOP worker {} for {} ms",
+                        self.workers[i].id(),
+                        pause.as_millis()
+                    ));
+                    self.worker_resume_at[i] = Some(Instant::now() + pause);
                 }
             }
             Action::Reshard => {
@@ -440,6 +480,7 @@ pub async fn run(options: Options) -> Result<Summary> {
         engine_failures_in_a_row: 0,
         workers: (1..=options.workers).map(WorkerSlot::new).collect(),
         worker_restart_at: vec![Some(Instant::now()); options.workers],
+        worker_resume_at: vec![None; options.workers],
         worker_config,
         kinesis,
         faults: FaultsEndpoint { port: options.port },
@@ -494,7 +535,7 @@ async fn chaos_then_drain(
         soak.tend_workers()?;
         let now = Instant::now();
         if now >= next_action {
-            let action = draw_action(&mut soak.rng);
+            let action = draw_action(&mut soak.rng, soak.options.pause_workers);
             soak.act(action).await;
             next_action = Instant::now() + draw_gap(&mut soak.rng, soak.options.chaos_interval);
         }
@@ -535,7 +576,12 @@ async fn chaos_then_drain(
     if let Err(e) = soak.faults.clear().await {
         say(format!("could not clear the fault rules: {e:#}"));
     }
-    for at in soak.worker_restart_at.iter_mut().flatten() {
+    for at in soak
+        .worker_restart_at
+        .iter_mut()
+        .chain(soak.worker_resume_at.iter_mut())
+        .flatten()
+    {
         *at = Instant::now();
     }
     soak.tend_workers()?;

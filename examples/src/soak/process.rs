@@ -288,6 +288,19 @@ impl WorkerSlot {
         }
     }
 
+    /// Sends `signal` (a kill(1) name such as `STOP` or `CONT`) to its worker; whether there
+    /// was one to send it to.
+    pub async fn signal(&self, signal: &str) -> bool {
+        let Some(pid) = self.child.as_ref().and_then(Child::id) else {
+            return false;
+        };
+        Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .await
+            .is_ok_and(|s| s.success())
+    }
+
     /// SIGKILLs its worker.
     pub async fn kill(&mut self) -> bool {
         match self.child.take() {
