@@ -51,7 +51,9 @@ fn base() -> Summary {
 
 /// Four records of key `k` on the parent: ids 1..=4 at sequence 10, 20, 30, 40.
 fn four_acks() -> Vec<Ack> {
-    (1..=4).map(|i| ack(i, "k", PARENT, i as u128 * 10)).collect()
+    (1..=4)
+        .map(|i| ack(i, "k", PARENT, i as u128 * 10))
+        .collect()
 }
 
 #[test]
@@ -87,7 +89,10 @@ fn a_replay_from_the_checkpoint_is_duplicates_not_violations() {
     ];
     let s = analyze(&acks, &batches, base());
     assert_eq!((s.processed, s.deliveries, s.duplicates), (4, 6, 2));
-    assert_eq!((s.lost, s.order_violations, s.overlapping_holdings), (0, 0, 0));
+    assert_eq!(
+        (s.lost, s.order_violations, s.overlapping_holdings),
+        (0, 0, 0)
+    );
     assert!(s.passed(), "{}", s.table());
 }
 
@@ -103,7 +108,11 @@ fn an_acknowledged_record_never_processed_is_lost_and_fails_the_run() {
     let s = analyze(&acks, &batches, base());
     assert_eq!((s.processed, s.lost), (3, 1));
     assert_eq!(s.lost_examples.len(), 1);
-    assert!(s.lost_examples[0].starts_with("record 3 key k"), "{:?}", s.lost_examples);
+    assert!(
+        s.lost_examples[0].starts_with("record 3 key k"),
+        "{:?}",
+        s.lost_examples
+    );
     assert!(!s.passed());
     assert!(s.table().contains("FAIL (must be 0)"), "{}", s.table());
     let json: serde_json::Value = serde_json::from_str(&s.json_line()).expect("one JSON line");
@@ -129,7 +138,11 @@ fn a_child_read_before_its_parent_is_an_order_violation() {
     assert_eq!(s.lost, 0);
     // 1 and 2 were first delivered after 3, which the producer saw acknowledged later.
     assert_eq!(s.order_violations, 2);
-    assert!(s.violation_examples[0].contains("key k: record 1"), "{:?}", s.violation_examples);
+    assert!(
+        s.violation_examples[0].contains("key k: record 1"),
+        "{:?}",
+        s.violation_examples
+    );
     assert!(!s.passed());
 }
 
@@ -147,7 +160,13 @@ fn a_copy_at_a_position_never_acknowledged_is_a_duplicate_not_a_violation() {
         "w1-1",
         PARENT,
         (100, 110),
-        &[(1, "k", 10), (2, "k", 15), (3, "k", 20), (2, "k", 25), (9, "k", 40)],
+        &[
+            (1, "k", 10),
+            (2, "k", 15),
+            (3, "k", 20),
+            (2, "k", 25),
+            (9, "k", 40),
+        ],
     )];
     let s = analyze(&acks, &batches, base());
     assert_eq!((s.processed, s.duplicates, s.lost), (4, 1, 0));
@@ -164,13 +183,22 @@ fn two_workers_holding_one_shard_at_once_overlap() {
     let interleaved = vec![
         batch("w1-1", PARENT, (100, 110), &[(1, "k", 10)]),
         batch("w2-1", PARENT, (200, 210), &[(2, "k", 20), (3, "k", 30)]),
-        batch("w1-1", PARENT, (300, 310), &[(2, "k", 20), (3, "k", 30), (4, "k", 40)]),
+        batch(
+            "w1-1",
+            PARENT,
+            (300, 310),
+            &[(2, "k", 20), (3, "k", 30), (4, "k", 40)],
+        ),
     ];
     let s = analyze(&acks, &interleaved, base());
     assert_eq!((s.overlapping_holdings, s.overlapping_batches), (1, 0));
     assert_eq!(s.order_violations, 0);
     assert!(!s.passed(), "overlap fails the run by default");
-    assert!(s.overlap_examples[0].contains("w1-1"), "{:?}", s.overlap_examples);
+    assert!(
+        s.overlap_examples[0].contains("w1-1"),
+        "{:?}",
+        s.overlap_examples
+    );
     let reported_only = analyze(
         &acks,
         &interleaved,
@@ -184,7 +212,12 @@ fn two_workers_holding_one_shard_at_once_overlap() {
     // Two batches running at the same moment.
     let simultaneous = vec![
         batch("w1-1", PARENT, (100, 500), &[(1, "k", 10), (2, "k", 20)]),
-        batch("w2-1", PARENT, (300, 400), &[(1, "k", 10), (2, "k", 20), (3, "k", 30), (4, "k", 40)]),
+        batch(
+            "w2-1",
+            PARENT,
+            (300, 400),
+            &[(1, "k", 10), (2, "k", 20), (3, "k", 30), (4, "k", 40)],
+        ),
     ];
     let s = analyze(&acks, &simultaneous, base());
     assert_eq!((s.overlapping_holdings, s.overlapping_batches), (1, 1));

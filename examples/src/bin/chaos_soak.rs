@@ -123,10 +123,7 @@ async fn run(args: Args) -> Result<ExitCode> {
     });
     let work_dir = match args.work_dir {
         Some(dir) => dir,
-        None => std::env::temp_dir().join(format!(
-            "shardline-soak-{seed}-{}",
-            std::process::id()
-        )),
+        None => std::env::temp_dir().join(format!("shardline-soak-{seed}-{}", std::process::id())),
     };
     if work_dir.exists() && std::fs::read_dir(&work_dir)?.next().is_some() {
         bail!(

@@ -101,6 +101,8 @@ pub struct Summary {
     pub drained: bool,
     /// Whether overlapping processing fails the run.
     pub overlap_fails: bool,
+    /// Why the chaos or the drain stopped early (the engine would not restart), if it did.
+    pub aborted: Option<String>,
     /// The first few lost records, `id key shard sequence`.
     pub lost_examples: Vec<String>,
     /// The first few order violations.
@@ -122,7 +124,7 @@ struct Delivered<'a> {
 }
 
 /// Compares what was acknowledged with what was processed. `chaos`, `seed`, `duration_s`,
-/// `drained` and `overlap_fails` are copied into the summary; `failures` is filled.
+/// `drained`, `overlap_fails` and `aborted` are copied into the summary; `failures` is filled.
 pub fn analyze(acks: &[Ack], batches: &[BatchLine], base: Summary) -> Summary {
     let mut summary = base;
     summary.acknowledged = acks.len() as u64;
@@ -220,10 +222,15 @@ pub fn analyze(acks: &[Ack], batches: &[BatchLine], base: Summary) -> Summary {
     summary
 }
 
+/// A processor: (worker, its number in the worker).
+type Processor<'a> = (&'a str, u64);
+/// A span of wall-clock microseconds: (first start, last end).
+type Span = (u64, u64);
+
 /// Counts overlapping holdings and batches per shard; gives a few examples.
 fn overlaps(batches: &[BatchLine]) -> (u64, u64, Vec<String>) {
-    // (shard) -> (worker, processor) -> (first start, last end)
-    let mut spans: BTreeMap<&str, BTreeMap<(&str, u64), (u64, u64)>> = BTreeMap::new();
+    // shard -> processor -> the span of its batches on the shard
+    let mut spans: BTreeMap<&str, BTreeMap<Processor<'_>, Span>> = BTreeMap::new();
     let mut per_shard: BTreeMap<&str, Vec<&BatchLine>> = BTreeMap::new();
     for b in batches {
         let span = spans
@@ -238,7 +245,7 @@ fn overlaps(batches: &[BatchLine]) -> (u64, u64, Vec<String>) {
     let mut examples = Vec::new();
     let mut holdings = 0;
     for (shard, spans) in &spans {
-        let spans: Vec<(&(&str, u64), &(u64, u64))> = spans.iter().collect();
+        let spans: Vec<(&Processor<'_>, &Span)> = spans.iter().collect();
         for (i, (a, sa)) in spans.iter().enumerate() {
             for (b, sb) in &spans[i + 1..] {
                 if a.0 != b.0 && sa.0 < sb.1 && sb.0 < sa.1 {
@@ -273,11 +280,17 @@ fn overlaps(batches: &[BatchLine]) -> (u64, u64, Vec<String>) {
 /// The reasons the run fails.
 fn failures(s: &Summary) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(reason) = &s.aborted {
+        out.push(format!("aborted: {reason}"));
+    }
     if s.acknowledged == 0 {
         out.push("nothing was acknowledged".to_owned());
     }
     if s.lost > 0 {
-        out.push(format!("{} acknowledged records were never processed", s.lost));
+        out.push(format!(
+            "{} acknowledged records were never processed",
+            s.lost
+        ));
     }
     if s.order_violations > 0 {
         out.push(format!("{} per-key order violations", s.order_violations));
@@ -312,7 +325,12 @@ impl Summary {
             "reported"
         };
         let rows: Vec<(&str, u64, &str, bool)> = vec![
-            ("acknowledged", self.acknowledged, "must be > 0", self.acknowledged > 0),
+            (
+                "acknowledged",
+                self.acknowledged,
+                "must be > 0",
+                self.acknowledged > 0,
+            ),
             ("processed (distinct)", self.processed, "", true),
             (
                 "processed, not acknowledged",

@@ -207,7 +207,10 @@ pub fn fired(initial: &[u64], listed: &[Value]) -> u64 {
         .iter()
         .zip(listed)
         .map(|(initial, rule)| {
-            let left = rule.get("times").and_then(Value::as_u64).unwrap_or(*initial);
+            let left = rule
+                .get("times")
+                .and_then(Value::as_u64)
+                .unwrap_or(*initial);
             initial.saturating_sub(left)
         })
         .sum()

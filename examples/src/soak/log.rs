@@ -169,7 +169,10 @@ mod tests {
             .unwrap();
         assert!(follower.read_new().unwrap().is_empty());
         assert!(follower.has_partial_tail());
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(format!("{tail}\n").as_bytes()).unwrap();
         assert_eq!(follower.read_new().unwrap(), [batch(3)]);
         assert!(!follower.has_partial_tail());

@@ -398,9 +398,7 @@ impl Soak {
                             reshard::Reshard::Split(..) => self.chaos.splits += 1,
                             reshard::Reshard::Merge(..) => self.chaos.merges += 1,
                         }
-                        say(format!(
-                            "chaos: {change:?} ({before} open shards before)"
-                        ));
+                        say(format!("chaos: {change:?} ({before} open shards before)"));
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -492,12 +490,20 @@ pub async fn run(options: Options) -> Result<Summary> {
     let outcome = chaos_then_drain(&mut soak, &producer, &produced, producing, &mut logs).await;
 
     // Stop everything, gracefully, then read the logs to their end.
+    produced.stop.store(true, Ordering::SeqCst);
     for slot in &mut soak.workers {
         slot.stop(Duration::from_secs(15)).await;
     }
     soak.engine.stop().await;
     logs.read(&log_dir)?;
-    let drained = outcome?;
+    // An engine that will not come back is a finding, not a reason to skip the comparison.
+    let (drained, aborted) = match outcome {
+        Ok(drained) => (drained, None),
+        Err(e) => {
+            say(format!("soak aborted: {e:#}"));
+            (false, Some(format!("{e:#}")))
+        }
+    };
 
     let acks = produced
         .acks
@@ -511,6 +517,7 @@ pub async fn run(options: Options) -> Result<Summary> {
         chaos: soak.chaos.clone(),
         drained,
         overlap_fails: options.overlap_fails,
+        aborted,
         ..Summary::default()
     };
     Ok(check::analyze(&acks, &logs.batches, base))
@@ -616,7 +623,7 @@ async fn chaos_then_drain(
         logs.read(&log_dir)?;
         let missing = logs.missing(&acks);
         if missing == 0 {
-            say(format!("drained: every acknowledged record processed"));
+            say("drained: every acknowledged record processed");
             return Ok(true);
         }
         if Instant::now() >= deadline {
@@ -626,7 +633,9 @@ async fn chaos_then_drain(
             return Ok(false);
         }
         if last_report.elapsed() >= Duration::from_secs(10) {
-            say(format!("draining: {missing} acknowledged records not yet processed"));
+            say(format!(
+                "draining: {missing} acknowledged records not yet processed"
+            ));
             last_report = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

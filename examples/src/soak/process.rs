@@ -116,20 +116,17 @@ impl EngineProcess {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             let mut tx = Some(listening_tx);
-            let mut file = match tokio::fs::OpenOptions::new()
+            let mut file = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&log)
                 .await
-            {
-                Ok(file) => Some(file),
-                Err(_) => None,
-            };
+                .ok();
             while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("listening") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
+                if line.contains("listening")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(());
                 }
                 if let Some(file) = &mut file {
                     let _ = file.write_all(format!("{line}\n").as_bytes()).await;
@@ -157,11 +154,8 @@ impl EngineProcess {
         // "listening" may come before recovery ends: wait for an answer too.
         let kinesis = crate::clients::kinesis(&self.endpoint());
         for _ in 0..300 {
-            let answered = tokio::time::timeout(
-                Duration::from_secs(5),
-                kinesis.list_streams().send(),
-            )
-            .await;
+            let answered =
+                tokio::time::timeout(Duration::from_secs(5), kinesis.list_streams().send()).await;
             if matches!(answered, Ok(Ok(_))) {
                 return Ok(());
             }

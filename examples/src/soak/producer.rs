@@ -51,15 +51,17 @@ pub async fn produce(producer: &kpl::Producer, rate: u64, keys: u64, produced: A
                         match delivery.await {
                             Ok(d) => match d.sequence_number.parse::<u128>() {
                                 Ok(sequence) => {
-                                    produced.acks.lock().unwrap_or_else(|e| e.into_inner()).push(
-                                        Ack {
+                                    produced
+                                        .acks
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .push(Ack {
                                             id,
                                             key,
                                             shard: d.shard_id,
                                             sequence,
                                             sub_sequence: d.sub_sequence_number.unwrap_or(0),
-                                        },
-                                    );
+                                        });
                                 }
                                 Err(_) => {
                                     eprintln!(
