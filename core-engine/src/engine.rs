@@ -15,8 +15,8 @@ use crate::dynamodb::{DdbConfig, DynamoDb};
 use crate::error::Error;
 use crate::faults::{FaultInjector, FaultRule};
 use crate::kinesis::{Kinesis, ServiceConfig};
-use crate::model::registry::Registry;
 use crate::protocol::Services;
+use crate::server::ListenerConfig;
 use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
 use crate::storage::{MemoryStorage, Storage};
 
@@ -47,6 +47,7 @@ struct EngineConfig {
     fault_seed: u64,
     retention_check_interval: Duration,
     clock: Arc<dyn Clock>,
+    listener: ListenerConfig,
 }
 
 /// Builds an [`Engine`].
@@ -88,6 +89,7 @@ impl Default for EngineBuilder {
                 on_demand_stream_limit: 50,
                 retention_check_interval: Duration::from_secs(60),
                 clock: Arc::new(TokioClock::new()),
+                listener: ListenerConfig::default(),
             },
         }
     }
@@ -202,6 +204,31 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a client may take to send its first request after connecting, and to send
+    /// an HTTP/1 request head once it has started one; a request body that makes no progress
+    /// for this long also has its connection closed. Default 10 seconds.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.listener.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a connection with no request in flight stays open. Default 120 seconds,
+    /// longer than AWS SDKs keep idle pooled connections (60 to 90 seconds), so that a client
+    /// normally closes its idle connections first. A request in flight, such as a
+    /// SubscribeToShard stream, is never cut.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.listener.idle_timeout = timeout;
+        self
+    }
+
+    /// The most connections served at once; one more is answered HTTP 503
+    /// `ServiceUnavailable` (which SDKs retry) and closed, and the others carry on. Default
+    /// 4,096, lowered to 128 below the process's open-file limit (`ulimit -n`) if that is lower.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.config.listener.max_connections = Some(max);
+        self
+    }
+
     /// Checks the settings.
     pub fn build(self) -> Result<Engine, Error> {
         let config = self.config;
@@ -226,6 +253,15 @@ impl EngineBuilder {
         }
         for rule in &config.faults {
             rule.validate().map_err(Error::Config)?;
+        }
+        let listener = &config.listener;
+        if listener.header_read_timeout.is_zero() || listener.idle_timeout.is_zero() {
+            return Err(Error::Config(
+                "header read and idle timeouts must not be zero".into(),
+            ));
+        }
+        if listener.max_connections == Some(0) {
+            return Err(Error::Config("max connections must be at least 1".into()));
         }
         if config.retention_check_interval.is_zero() {
             return Err(Error::Config(
@@ -254,10 +290,11 @@ impl Engine {
             addr: self.config.listen,
             source,
         })?;
+        let limits = self.config.listener;
         let services = self.open()?;
         let faults = services.kinesis.faults.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_until(listener, services, async {
+        let task = tokio::spawn(serve_until(listener, services, limits, async {
             let _ = stopped.await;
         }));
         tracing::info!(endpoint = %format!("http://{local_addr}"), "core-engine started");
@@ -276,9 +313,17 @@ impl Engine {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let services = self.open()?;
-        serve_until(listener, services, shutdown).await;
-        Ok(())
+        self.recover()?.run(listener, shutdown).await
+    }
+
+    /// Opens storage and recovers any data without serving yet, so that a caller can announce
+    /// that it is ready only once recovery succeeded.
+    pub fn recover(self) -> Result<RecoveredEngine, Error> {
+        let limits = self.config.listener;
+        Ok(RecoveredEngine {
+            services: self.open()?,
+            limits,
+        })
     }
 
     /// Opens storage and rebuilds the services' state from it.
@@ -294,13 +339,6 @@ impl Engine {
             }
             None => Arc::new(MemoryStorage::new()),
         };
-        let recovery = storage.recover()?;
-        if recovery.truncated_bytes > 0 {
-            tracing::warn!(
-                bytes = recovery.truncated_bytes,
-                "cut a torn tail off the log"
-            );
-        }
         let service = ServiceConfig {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
@@ -312,38 +350,15 @@ impl Engine {
             throughput_limits: config.throughput_limits,
             subscription_lifetime: config.subscription_lifetime,
         };
-        let arn = |name: &str| {
-            format!(
-                "arn:aws:kinesis:{}:{}:stream/{name}",
-                config.region, config.account_id
-            )
-        };
-        let batches = recovery.batches.len();
-        let registry = Registry::restore(
-            recovery.metadata.as_deref(),
-            recovery.batches,
-            arn,
-            config.clock.now_ms(),
-        )
-        .map_err(|reason| crate::storage::StorageError::Corrupt {
-            path: config.data_dir.clone().unwrap_or_default().join("metadata"),
-            reason,
-        })?;
-        if config.data_dir.is_some() {
-            tracing::info!(
-                streams = registry.list().len(),
-                batches,
-                "recovered data directory"
-            );
-        }
         let faults = Arc::new(FaultInjector::new(config.fault_seed, config.faults.clone()));
-        let kinesis = Arc::new(Kinesis::new(
+        let metadata_path = config.data_dir.clone().unwrap_or_default().join("metadata");
+        let kinesis = Arc::new(Kinesis::recover(
             service,
-            registry,
             storage,
             config.clock.clone(),
             faults,
-        ));
+            metadata_path,
+        )?);
         spawn_retention(&kinesis, config.retention_check_interval);
         let dynamodb = DynamoDb::open(
             DdbConfig {
@@ -364,6 +379,26 @@ impl Engine {
             kinesis,
             dynamodb: Arc::new(dynamodb),
         })
+    }
+}
+
+/// An engine whose data is recovered, ready to serve; see [`Engine::recover`].
+#[derive(Debug)]
+pub struct RecoveredEngine {
+    services: Services,
+    limits: ListenerConfig,
+}
+
+impl RecoveredEngine {
+    /// Serves `listener` until `shutdown` completes; returns once in-flight requests are done
+    /// and storage is closed.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        serve_until(listener, self.services, self.limits, shutdown).await;
+        Ok(())
     }
 }
 
@@ -394,9 +429,10 @@ fn spawn_retention(kinesis: &Arc<Kinesis>, every: Duration) {
 async fn serve_until(
     listener: TcpListener,
     services: Services,
+    limits: ListenerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    crate::server::serve(listener, services.clone(), shutdown).await;
+    crate::server::serve(listener, services.clone(), limits, shutdown).await;
     if let Err(error) = services.kinesis.storage.close() {
         tracing::error!(%error, "closing storage failed");
     }

@@ -60,7 +60,7 @@ mod server;
 pub mod storage;
 
 pub use clock::{Clock, ManualClock, TokioClock};
-pub use engine::{Engine, EngineBuilder, EngineHandle};
+pub use engine::{Engine, EngineBuilder, EngineHandle, RecoveredEngine};
 pub use error::{ApiError, Error};
 pub use faults::{Fault, FaultRule, Service};
 pub use storage::wal::SyncMode;

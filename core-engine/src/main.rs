@@ -47,6 +47,18 @@ struct ServeArgs {
     /// Milliseconds a new stream stays CREATING.
     #[arg(long, default_value_t = 0)]
     create_delay_ms: u64,
+    /// Milliseconds a client may take to send its first request after connecting, or an
+    /// HTTP/1 request head once started; a request body stalled this long is dropped too.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_ms: u64,
+    /// Milliseconds a connection with no request in flight stays open (longer than SDKs keep
+    /// idle pooled connections; requests in flight are never cut).
+    #[arg(long, default_value_t = 120_000, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_ms: u64,
+    /// Most connections served at once; more are answered 503 and closed. Default 4096, or
+    /// 128 below the open-file limit (ulimit -n) if that is lower.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -90,7 +102,14 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }
-    let engine = builder.build()?;
+    builder = builder
+        .header_read_timeout(Duration::from_millis(args.header_read_timeout_ms))
+        .idle_timeout(Duration::from_millis(args.idle_timeout_ms));
+    if let Some(max) = args.max_connections {
+        builder = builder.max_connections(usize::try_from(max).unwrap_or(usize::MAX));
+    }
+    // Recovery first: "listening" must mean that the data directory opened.
+    let engine = builder.build()?.recover()?;
     let listener =
         TcpListener::bind(args.listen)
             .await

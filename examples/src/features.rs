@@ -13,6 +13,7 @@ use kcl::{
 };
 
 use crate::clickstream::Event;
+use crate::verdict::{self, ShardActivity, Verdict};
 
 /// Features of one user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,8 +33,9 @@ pub struct UserFeatures {
 pub struct State {
     /// Features by user.
     pub users: HashMap<String, UserFeatures>,
-    /// Each user's sequence numbers in the order processors received them (replays included).
-    pub arrivals: HashMap<String, Vec<u64>>,
+    /// Each user's sequence numbers in the order processors received them (replays included),
+    /// each with whether its batch overlapped another processor's work on the shard.
+    pub arrivals: HashMap<String, Vec<(u64, bool)>>,
     /// Each user's sequence numbers the producer got acknowledged.
     pub acked: HashMap<String, Vec<u64>>,
     /// Records handed to processors (replays included).
@@ -45,8 +47,10 @@ pub struct State {
     pub self_repeats: u64,
     /// Records whose data did not parse (kept, never dropped silently).
     pub malformed: Vec<String>,
-    /// Records the producer finally failed to deliver.
+    /// Records the producer finally failed to deliver, each counted once.
     pub producer_failures: u64,
+    /// Which processor handles each shard's batches, to catch two at once.
+    pub activity: ShardActivity,
 }
 
 /// The shared state: clone it into every processor.
@@ -91,6 +95,8 @@ impl Shared {
             lost: 0,
             order_violations: 0,
             duplicates: 0,
+            overlapping_shards: s.activity.overlapping_shards(),
+            overlapping_batches: s.activity.overlapping_batches(),
             self_repeats: s.self_repeats,
             unacked_processed: 0,
             malformed: s.malformed.len() as u64,
@@ -105,11 +111,17 @@ impl Shared {
             let position: HashMap<u64, usize> =
                 expected.iter().enumerate().map(|(i, &q)| (q, i)).collect();
             let mut seen = HashSet::new();
+            // Copies handed over outside overlapping batches: a second one is a replay.
+            let mut replayed = HashSet::new();
             let mut next = 0;
-            for &q in s.arrivals.get(user).unwrap_or(&empty) {
-                if !seen.insert(q) {
-                    // A replay of something already processed: allowed, counted.
+            for &(q, overlapping) in s.arrivals.get(user).unwrap_or(&empty) {
+                let first = seen.insert(q);
+                if !overlapping && !replayed.insert(q) {
+                    // A replay of something already processed: allowed, counted. Copies from
+                    // overlapping batches are counted with the overlap instead.
                     report.duplicates += 1;
+                }
+                if !first {
                     continue;
                 }
                 match position.get(&q) {
@@ -127,7 +139,8 @@ impl Shared {
         // Users the producer never got acknowledged but whose records arrived anyway.
         for (user, arrivals) in &s.arrivals {
             if !s.acked.contains_key(user) {
-                report.unacked_processed += arrivals.iter().collect::<HashSet<_>>().len() as u64;
+                report.unacked_processed +=
+                    arrivals.iter().map(|a| a.0).collect::<HashSet<_>>().len() as u64;
             }
         }
         report
@@ -147,8 +160,13 @@ pub struct Report {
     pub lost: u64,
     /// Records of a user processed before an earlier one of the same user. Must be 0.
     pub order_violations: u64,
-    /// Records processed more than once (allowed: work after the last checkpoint is redone).
+    /// Records processed more than once (allowed: work after the last checkpoint is redone),
+    /// not counting the copies handed over in overlapping batches.
     pub duplicates: u64,
+    /// Shards two processors processed at the same time. Must be 0.
+    pub overlapping_shards: u64,
+    /// Batches handed to a processor while another processed the same shard.
+    pub overlapping_batches: u64,
     /// Duplicates handed to the same processor instance (see [`State::self_repeats`]).
     pub self_repeats: u64,
     /// Records processed although the producer reported them failed.
@@ -162,9 +180,25 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether nothing was lost, reordered or unreadable.
+    /// The checks: something acknowledged, no producer failure, nothing lost, reordered,
+    /// processed by two workers at once, or unreadable.
+    pub fn verdict(&self) -> Verdict {
+        let mut verdict = verdict::Delivery {
+            acknowledged: self.acked,
+            producer_failures: self.producer_failures,
+            expected_failures: 0,
+            lost: self.lost,
+            order_violations: self.order_violations,
+            overlapping_shards: self.overlapping_shards,
+        }
+        .verdict();
+        verdict.require_none(self.malformed, "malformed records");
+        verdict
+    }
+
+    /// Whether every check of [`Report::verdict`] passed.
     pub fn ok(&self) -> bool {
-        self.lost == 0 && self.order_violations == 0 && self.malformed == 0
+        self.verdict().ok()
     }
 }
 
@@ -172,6 +206,8 @@ impl Report {
 #[derive(Debug)]
 pub struct FeatureProcessor {
     shared: Shared,
+    /// The shard it processes.
+    shard: String,
     /// Unique per processor instance, to tell replays after a lease move from repeats.
     instance: u64,
 }
@@ -179,13 +215,28 @@ pub struct FeatureProcessor {
 impl FeatureProcessor {
     /// A processor writing into `shared`.
     pub fn new(shared: Shared) -> Self {
+        Self::for_shard(shared, "")
+    }
+
+    /// A processor of `shard` writing into `shared`.
+    pub fn for_shard(shared: Shared, shard: &str) -> Self {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let instance = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self { shared, instance }
+        Self {
+            shared,
+            shard: shard.to_owned(),
+            instance,
+        }
     }
 
     /// Applies a batch to the shared state (without checkpointing).
     pub fn apply(&self, records: &[kcl::Record]) {
+        self.apply_batch(records, false);
+    }
+
+    /// Applies a batch, noting whether it overlapped another processor's work on the shard
+    /// (see [`ShardActivity`]).
+    pub fn apply_batch(&self, records: &[kcl::Record], overlapping: bool) {
         let mut guard = self.shared.lock();
         let state = &mut *guard;
         for record in records {
@@ -205,14 +256,14 @@ impl FeatureProcessor {
                 .arrivals
                 .entry(event.user.clone())
                 .or_default()
-                .push(event.seq);
+                .push((event.seq, overlapping));
             let first = *state
                 .distinct
                 .entry((event.user.clone(), event.seq))
                 .or_insert(self.instance);
             let seen_before = state.arrivals[&event.user]
                 .iter()
-                .filter(|&&q| q == event.seq)
+                .filter(|&&(q, _)| q == event.seq)
                 .count()
                 > 1;
             if first == self.instance && seen_before {
@@ -236,9 +287,16 @@ impl RecordProcessor for FeatureProcessor {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        self.apply(&input.records);
+        let overlapping = self
+            .shared
+            .lock()
+            .activity
+            .begin(&self.shard, self.instance);
+        self.apply_batch(&input.records, overlapping);
         // The state is updated before the checkpoint, so a crash in between only replays.
-        checkpointer.checkpoint().await?;
+        let checkpointed = checkpointer.checkpoint().await;
+        self.shared.lock().activity.end(&self.shard, self.instance);
+        checkpointed?;
         Ok(())
     }
 
@@ -258,8 +316,8 @@ pub struct FeatureFactory(pub Shared);
 impl RecordProcessorFactory for FeatureFactory {
     type Processor = FeatureProcessor;
 
-    fn create(&self, _shard_id: &str) -> FeatureProcessor {
-        FeatureProcessor::new(self.0.clone())
+    fn create(&self, shard_id: &str) -> FeatureProcessor {
+        FeatureProcessor::for_shard(self.0.clone(), shard_id)
     }
 }
 
@@ -270,7 +328,7 @@ mod tests {
     fn arrive(shared: &Shared, user: &str, seqs: &[u64]) {
         let mut s = shared.lock();
         for &q in seqs {
-            s.arrivals.entry(user.into()).or_default().push(q);
+            s.arrivals.entry(user.into()).or_default().push((q, false));
             s.distinct.insert((user.into(), q), 0);
         }
     }
@@ -325,6 +383,55 @@ mod tests {
             shared.lock().users["a"].events,
             2,
             "replays do not count twice"
+        );
+    }
+
+    #[test]
+    fn a_run_with_nothing_acknowledged_or_a_failed_put_fails() {
+        let nothing = Shared::default().report();
+        assert!(!nothing.ok(), "zero acknowledgements prove nothing");
+        let shared = Shared::default();
+        shared.acked("a".into(), 0);
+        arrive(&shared, "a", &[0]);
+        assert!(shared.report().ok());
+        shared.lock().producer_failures += 1;
+        let failed = shared.report();
+        assert_eq!(
+            failed.verdict().reasons,
+            ["1 unexpected producer failures (must be 0)"]
+        );
+    }
+
+    #[test]
+    fn two_processors_of_one_shard_at_once_are_an_overlap_not_duplicates() {
+        let shared = Shared::default();
+        for q in 0..4 {
+            shared.acked("a".into(), q);
+        }
+        let old = FeatureProcessor::for_shard(shared.clone(), "shard-0");
+        let new = FeatureProcessor::for_shard(shared.clone(), "shard-0");
+        let batch = |processor: &FeatureProcessor, seqs: &[u64]| {
+            let records: Vec<_> = seqs.iter().map(|&q| record("a", q)).collect();
+            let overlapping = shared.lock().activity.begin("shard-0", processor.instance);
+            processor.apply_batch(&records, overlapping);
+            shared.lock().activity.end("shard-0", processor.instance);
+        };
+        batch(&old, &[0, 1]);
+        // The new owner replays from the last checkpoint: duplicates, allowed.
+        batch(&new, &[0, 1, 2]);
+        // The old owner has not noticed it lost the shard.
+        batch(&old, &[2, 3]);
+        batch(&new, &[3]);
+        let r = shared.report();
+        assert_eq!(
+            (r.lost, r.order_violations, r.duplicates),
+            (0, 0, 2),
+            "the old owner's copies are not counted as duplicates"
+        );
+        assert_eq!((r.overlapping_shards, r.overlapping_batches), (1, 1));
+        assert_eq!(
+            r.verdict().reasons,
+            ["1 shards processed by two workers at the same time (must be 0)"]
         );
     }
 

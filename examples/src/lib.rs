@@ -7,8 +7,11 @@
 //!   checks nothing was lost or reordered.
 //! - [`scenarios`]: three scenarios from real use (feature store, IoT alerts, log fan-out), each
 //!   with a binary of the same name.
+//! - [`verdict`]: the checks every run's verdict shares (something acknowledged, no producer
+//!   failure, nothing lost or reordered, no shard processed by two workers at once), as pure,
+//!   tested functions.
 //! - [`fleet`]: the worker-fleet example, `kcl` workers as separate processes
-//!   (`src/bin/fleet_*.rs`, walkthrough in the README).
+//!   (`src/bin/fleet_*.rs`, walkthrough in `docs/fleet.md`).
 //! - [`soak`]: the chaos soak (`src/bin/chaos_soak.rs`): kills, reshards and faults against a
 //!   durable engine, a producer and a worker fleet, then a check that nothing was lost.
 
@@ -18,3 +21,4 @@ pub mod features;
 pub mod fleet;
 pub mod scenarios;
 pub mod soak;
+pub mod verdict;

@@ -33,3 +33,12 @@ pub use load::Load;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The Rust code blocks of the reference pages in `docs/`, compiled as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/engine.md")]
+#[doc = include_str!("../../docs/kpl.md")]
+#[doc = include_str!("../../docs/kcl.md")]
+#[doc = include_str!("../../docs/fleet.md")]
+#[doc = include_str!("../../docs/comparison.md")]
+pub struct DocsDoctests;

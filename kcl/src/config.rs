@@ -52,10 +52,33 @@ pub struct Config {
     pub max_leases_for_worker: usize,
     /// Most leases stolen in one taker run (default 1).
     pub max_leases_to_steal_at_one_time: usize,
-    /// How long a worker waits before processing a lease it stole (default: the renewal interval
-    /// plus 100 ms). The previous owner learns of the steal at its next renewal and stops, so the
-    /// two never process the shard at the same time (the Java KCL starts at once and overlaps).
+    /// Least time a worker waits before processing a lease it stole (default: the renewal
+    /// interval plus 100 ms). Whatever this says, a worker that takes a lease from another worker
+    /// (stolen, or expired) starts processing only once the lease would have expired on its own:
+    /// failover time after it first saw the counter it took, by its own clock. The previous owner
+    /// stops before that (see [`Config::lease_safety_margin`]), so the two never process the
+    /// shard at the same time (the Java KCL starts at once and overlaps).
     pub stolen_lease_start_delay: Option<Duration>,
+    /// How much earlier than the rest of the fleet a worker gives its own lease up when it cannot
+    /// renew it (default failover time / 10). A holder counts validity from the moment it *sent*
+    /// its last successful renewal (or take, or checkpoint): its lease is valid until that moment
+    /// plus failover time minus this margin. Every other worker counts from when it first saw
+    /// the resulting counter, which is later, and waits the whole failover time. Past its
+    /// deadline the holder stops delivering records and checkpointing (the processor gets
+    /// `lease_lost`). The margin absorbs scheduling delays and clock rate drift between hosts.
+    /// Must be shorter than failover time minus the renewal interval.
+    pub lease_safety_margin: Option<Duration>,
+    /// Timeout of every DynamoDB call (default 5 s). A call without an answer by then fails with
+    /// a retryable [`Error::Timeout`](crate::Error::Timeout). Renewals use the smaller of this and
+    /// the renewal interval, so a hung call never eats a lease's validity.
+    pub dynamodb_timeout: Duration,
+    /// Timeout of every Kinesis call (default 10 s; GetRecords answers can be 10 MiB).
+    pub kinesis_timeout: Duration,
+    /// Attempts of each start-up step of [`Scheduler::run`](crate::Scheduler::run) (creating or
+    /// describing the lease table, the first shard listing) that fails with a retryable error,
+    /// with a jittered exponential backoff from 200 ms to 5 s in between (default 10 attempts,
+    /// about 30 s). Non-retryable errors end `run` at once.
+    pub startup_attempts: usize,
     /// How often shards are listed to find new ones (default 60 s).
     pub shard_sync_interval: Duration,
     /// Where new leases start.
@@ -89,6 +112,10 @@ impl Default for Config {
             max_leases_for_worker: usize::MAX,
             max_leases_to_steal_at_one_time: 1,
             stolen_lease_start_delay: None,
+            lease_safety_margin: None,
+            dynamodb_timeout: Duration::from_secs(5),
+            kinesis_timeout: Duration::from_secs(10),
+            startup_attempts: 10,
             shard_sync_interval: Duration::from_secs(60),
             initial_position: InitialPosition::Latest,
             max_records: 10_000,
@@ -122,6 +149,43 @@ impl Config {
             .unwrap_or_else(|| self.renewal_interval() + Duration::from_millis(100))
     }
 
+    /// The effective lease safety margin.
+    pub fn lease_safety_margin(&self) -> Duration {
+        self.lease_safety_margin
+            .unwrap_or_else(|| self.failover_time / 10)
+    }
+
+    /// How long after sending a successful renewal this worker may process the shard.
+    pub fn lease_validity(&self) -> Duration {
+        self.failover_time
+            .saturating_sub(self.lease_safety_margin())
+    }
+
+    /// Timeout of one renewal: the DynamoDB timeout, at most the renewal interval.
+    pub fn renewal_timeout(&self) -> Duration {
+        self.dynamodb_timeout.min(self.renewal_interval())
+    }
+
+    /// Checks the timings fit together.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.failover_time.is_zero() {
+            return Err("failover time must be positive".into());
+        }
+        if self.renewal_interval() >= self.lease_validity() {
+            return Err(format!(
+                "renewal interval {:?} must be shorter than failover time {:?} minus the lease \
+                 safety margin {:?}",
+                self.renewal_interval(),
+                self.failover_time,
+                self.lease_safety_margin()
+            ));
+        }
+        if self.dynamodb_timeout.is_zero() || self.kinesis_timeout.is_zero() {
+            return Err("call timeouts must be positive".into());
+        }
+        Ok(())
+    }
+
     /// The effective taker interval.
     pub fn lease_taker_interval(&self) -> Duration {
         self.lease_taker_interval
@@ -139,5 +203,23 @@ mod tests {
         assert_eq!(c.renewal_interval(), Duration::from_millis(3_308));
         assert_eq!(c.failover_time, Duration::from_secs(10));
         assert_eq!(c.initial_position, InitialPosition::Latest);
+    }
+
+    #[test]
+    fn validity_leaves_the_margin_and_outlasts_a_renewal() {
+        let c = Config::default();
+        assert_eq!(c.lease_validity(), Duration::from_secs(9));
+        assert_eq!(c.renewal_timeout(), Duration::from_millis(3_308));
+        assert!(c.validate().is_ok());
+        let bad = Config {
+            lease_safety_margin: Some(Duration::from_secs(7)),
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+        let zero = Config {
+            failover_time: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(zero.validate().is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! One shard's consumer: initialize, deliver batches (retrying failures), end, stop.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_kinesis::types::ChildShard;
 use tokio::sync::watch;
@@ -47,13 +47,14 @@ pub(crate) async fn run<P: RecordProcessor>(
     snapshot: Lease,
     mut processor: P,
     mut shutdown: watch::Receiver<bool>,
-    start_delay: Duration,
+    start_at: tokio::time::Instant,
 ) -> Exit {
-    if !start_delay.is_zero() {
-        // A stolen lease: let the previous owner notice at its next renewal and stop, so the
-        // shard is never processed by two workers at once.
+    if start_at > tokio::time::Instant::now() {
+        // Taken from another worker: wait until its lease would have expired on its own. That
+        // worker stops before then (at its deadline, or when a renewal finds the lease taken), so
+        // the shard is never processed by two workers at once.
         tokio::select! {
-            _ = tokio::time::sleep(start_delay) => {}
+            _ = tokio::time::sleep_until(start_at) => {}
             _ = lease.lost() => return Exit::LeaseLost,
             _ = requested(&mut shutdown) => return Exit::Shutdown,
         }
@@ -68,7 +69,15 @@ pub(crate) async fn run<P: RecordProcessor>(
     };
     let mut retry = Retry::new(&ctx.config);
     loop {
-        match processor.initialize(init.clone()).await {
+        let initialized = tokio::select! {
+            biased;
+            _ = lease.lost() => None,
+            r = processor.initialize(init.clone()) => Some(r),
+        };
+        let Some(initialized) = initialized else {
+            return lost(&mut processor).await;
+        };
+        match initialized {
             Ok(()) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "initialize failed; retrying");
@@ -85,6 +94,7 @@ pub(crate) async fn run<P: RecordProcessor>(
         max_records: ctx.config.max_records,
         idle_time_between_reads: ctx.config.idle_time_between_reads,
         max_prefetch_batches: ctx.config.max_prefetch_batches,
+        timeout: ctx.config.kinesis_timeout,
         timestamp: match ctx.config.initial_position {
             InitialPosition::AtTimestamp(t) => Some(t),
             _ => None,
@@ -104,7 +114,7 @@ pub(crate) async fn run<P: RecordProcessor>(
             biased;
             _ = lease.lost() => return lost(&mut processor).await,
             _ = requested(&mut shutdown) => {
-                return stop(&mut processor, &mut checkpointer).await;
+                return stop(&lease, &mut processor, &mut checkpointer).await;
             }
             fetched = batches.recv() => fetched,
         };
@@ -141,9 +151,17 @@ pub(crate) async fn run<P: RecordProcessor>(
                         return lost(&mut processor).await;
                     }
                     let started = Instant::now();
-                    let result = processor
-                        .process_records(input.clone(), &mut checkpointer)
-                        .await;
+                    // Past the lease's deadline another worker may take the shard: a batch still
+                    // running then is cancelled (at its next await point), so it never overlaps
+                    // with the next owner's.
+                    let result = tokio::select! {
+                        biased;
+                        _ = lease.lost() => None,
+                        r = processor.process_records(input.clone(), &mut checkpointer) => Some(r),
+                    };
+                    let Some(result) = result else {
+                        return lost(&mut processor).await;
+                    };
                     metrics::histogram!("RecordProcessor.processRecords.Time", "shard" => shard.clone())
                         .record(started.elapsed().as_secs_f64() * 1000.0);
                     match result {
@@ -211,7 +229,15 @@ async fn shard_end<P: RecordProcessor>(
         if lease.is_lost() {
             return lost(&mut processor).await;
         }
-        match processor.shard_ended(&mut checkpointer).await {
+        let ended = tokio::select! {
+            biased;
+            _ = lease.lost() => None,
+            r = processor.shard_ended(&mut checkpointer) => Some(r),
+        };
+        let Some(ended) = ended else {
+            return lost(&mut processor).await;
+        };
+        match ended {
             Ok(()) if *checkpointer.current() == Checkpoint::ShardEnd => {
                 tracing::info!("shard ended");
                 return Exit::ShardEnded;
@@ -239,11 +265,24 @@ async fn lost<P: RecordProcessor>(processor: &mut P) -> Exit {
     Exit::LeaseLost
 }
 
-async fn stop<P: RecordProcessor>(processor: &mut P, checkpointer: &mut Checkpointer) -> Exit {
-    if let Err(e) = processor.shutdown_requested(checkpointer).await {
-        tracing::warn!(error = %e, "shutdown_requested failed");
+async fn stop<P: RecordProcessor>(
+    lease: &HeldLease,
+    processor: &mut P,
+    checkpointer: &mut Checkpointer,
+) -> Exit {
+    let done = tokio::select! {
+        biased;
+        _ = lease.lost() => None,
+        r = processor.shutdown_requested(checkpointer) => Some(r),
+    };
+    match done {
+        None => lost(processor).await,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "shutdown_requested failed");
+            Exit::Shutdown
+        }
+        Some(Ok(())) => Exit::Shutdown,
     }
-    Exit::Shutdown
 }
 
 /// Backoff between attempts, interrupted by a lost lease or a shutdown request.
@@ -277,7 +316,7 @@ impl<I: Iterator<Item = std::time::Duration>> Retry<I> {
         tokio::select! {
             _ = tokio::time::sleep(delay) => Step::Done,
             _ = lease.lost() => Step::Stop(lost(processor).await),
-            _ = requested(shutdown) => Step::Stop(stop(processor, checkpointer).await),
+            _ = requested(shutdown) => Step::Stop(stop(lease, processor, checkpointer).await),
         }
     }
 }

@@ -1,5 +1,8 @@
 //! The crate's one error type.
 
+use std::future::Future;
+use std::time::Duration;
+
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// Errors surfaced by `kcl`.
@@ -41,6 +44,21 @@ pub enum Error {
         /// Whether trying again may succeed (throttling, 5xx, transport).
         retryable: bool,
     },
+    /// An AWS call got no answer within its timeout ([`Config::dynamodb_timeout`],
+    /// [`Config::kinesis_timeout`]). Retryable: the call may or may not have taken effect, so
+    /// whatever depends on it is verified or written again, never assumed.
+    ///
+    /// [`Config::dynamodb_timeout`]: crate::Config::dynamodb_timeout
+    /// [`Config::kinesis_timeout`]: crate::Config::kinesis_timeout
+    #[error("{service} {op} timed out after {after:?}")]
+    Timeout {
+        /// `DynamoDB` or `Kinesis`.
+        service: &'static str,
+        /// The operation.
+        op: &'static str,
+        /// The timeout that passed.
+        after: Duration,
+    },
     /// A lease item that does not follow the lease-table schema.
     #[error("malformed lease {key}: {reason}")]
     MalformedLease {
@@ -62,7 +80,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::DynamoDb { retryable, .. } | Error::Kinesis { retryable, .. } => *retryable,
-            Error::TableNotActive(_) => true,
+            Error::TableNotActive(_) | Error::Timeout { .. } => true,
             _ => false,
         }
     }
@@ -70,6 +88,11 @@ impl Error {
     /// Whether this worker lost the lease (the processor must stop and must not checkpoint).
     pub fn is_lease_lost(&self) -> bool {
         matches!(self, Error::LeaseLost { .. })
+    }
+
+    /// Whether an AWS call timed out (see [`Error::Timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
     }
 
     /// Whether Kinesis reported an expired shard iterator.
@@ -169,6 +192,50 @@ where
         message,
         retryable,
     }
+}
+
+/// Runs one AWS call under `limit`; the outer error is the timeout.
+pub(crate) async fn within<F: Future>(
+    limit: Duration,
+    service: &'static str,
+    op: &'static str,
+    call: F,
+) -> Result<F::Output> {
+    tokio::time::timeout(limit, call)
+        .await
+        .map_err(|_| Error::Timeout {
+            service,
+            op,
+            after: limit,
+        })
+}
+
+/// A DynamoDB call under `limit`, its SDK error mapped.
+pub(crate) async fn ddb_call<T, E, R, F>(limit: Duration, op: &'static str, call: F) -> Result<T>
+where
+    F: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    within(limit, "DynamoDB", op, call)
+        .await?
+        .map_err(|e| ddb(op, e))
+}
+
+/// A Kinesis call under `limit`, its SDK error mapped.
+pub(crate) async fn kinesis_call<T, E, R, F>(
+    limit: Duration,
+    op: &'static str,
+    call: F,
+) -> Result<T>
+where
+    F: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    within(limit, "Kinesis", op, call)
+        .await?
+        .map_err(|e| kinesis(op, e))
 }
 
 /// The result type of this crate.

@@ -17,6 +17,23 @@
 //! a few leases at a time. A crashed worker's shards are resumed by the others within failover
 //! time plus one renewal interval.
 //!
+//! Each held lease is renewed by its own task, so nothing else the worker does (taking leases,
+//! shard sync, processors, checkpoints) delays a renewal, and no lock is held across a call.
+//! The holder counts its lease valid until the moment it *sent* its last acknowledged write
+//! (take, renewal or checkpoint) plus failover time minus [`Config::lease_safety_margin`]; other
+//! workers count from when they first saw the resulting counter, which is later, and wait the
+//! whole failover time. Past its deadline the holder stops the shard (a running
+//! `process_records` is cancelled at its next await point, the processor gets `lease_lost`, and
+//! nothing more is checkpointed). A worker that takes a lease another worker held (expired or
+//! stolen) starts processing only once that lease would have expired by its own observation. So,
+//! assuming clocks that run at the same rate to within the margin, no two workers process one
+//! shard at the same time.
+//!
+//! Every Kinesis and DynamoDB call is bounded ([`Config::kinesis_timeout`],
+//! [`Config::dynamodb_timeout`]); a call without an answer fails with the retryable
+//! [`Error::Timeout`]. A checkpoint write whose answer was lost is written again (on the adopted
+//! counter when the first attempt did land) and reported successful only once acknowledged.
+//!
 //! # Checkpoints
 //!
 //! A [`RecordProcessor`] gets the records of one shard, serially and in order, at least once. It
@@ -31,10 +48,14 @@
 //!
 //! A lease starts at the [`InitialPosition`] (or, for a child shard, at its beginning). When a
 //! shard is closed by a split or a merge and read to its end, the worker creates the children's
-//! leases, calls [`RecordProcessor::shard_ended`], which must checkpoint (that writes
+//! leases (with their parent links), calls [`RecordProcessor::shard_ended`], which must checkpoint (that writes
 //! `SHARD_END`), and stops. A child is taken only when every parent is at `SHARD_END` (or gone),
 //! so records of one partition key stay in order across the reshard. Finished leases are deleted
-//! after [`Config::finished_lease_retention`] once their children have leases.
+//! after [`Config::finished_lease_retention`] once their children have leases. Shard sync
+//! (ListShards) writes every lease with all its parents (`ParentShardId`,
+//! `AdjacentParentShardId`) and creates a parent's lease before its children's, deciding from
+//! the shard graph alone, so workers starting together on a resharded stream never leave a child
+//! readable before its parent.
 //!
 //! # Example
 //!

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::consumer::{self, Context, Exit};
 use crate::error::{Error, Result};
-use crate::leases::held::HeldLease;
+use crate::leases::held::{self, HeldLease, LeaseTiming};
 use crate::leases::taker::{self, Observations, TakerSettings};
 use crate::leases::{Lease, LeaseTable};
 use crate::processor::RecordProcessorFactory;
@@ -42,6 +42,22 @@ impl<F: RecordProcessorFactory> std::fmt::Debug for Scheduler<F> {
 struct Running {
     lease: Arc<HeldLease>,
     stop: watch::Sender<bool>,
+    /// The lease's renewal task, stopped when the lease is dropped from the running set.
+    _renewal: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the main loop does next.
+enum Event {
+    Done(std::result::Result<(tokio::task::Id, (String, Exit)), tokio::task::JoinError>),
+    Take,
 }
 
 impl<F: RecordProcessorFactory> Scheduler<F> {
@@ -61,9 +77,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 "application name, stream and worker id must not be empty".into(),
             ));
         }
-        if config.failover_time.is_zero() {
-            return Err(Error::Config("failover time must be positive".into()));
-        }
+        config.validate().map_err(Error::Config)?;
         let table_name = config
             .table_name
             .clone()
@@ -72,7 +86,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             ctx: Context {
                 kinesis,
                 stream: StreamRef::parse(stream),
-                table: LeaseTable::new(dynamodb, table_name),
+                table: LeaseTable::new(dynamodb, table_name).with_timeout(config.dynamodb_timeout),
                 config: Arc::new(config),
             },
             worker_id: worker_id.to_owned(),
@@ -94,19 +108,26 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
 
     /// Asks [`run`](Self::run) to stop gracefully: no more leases are taken, every processor gets
     /// `shutdown_requested` (and may checkpoint), then the leases are given up so other workers
-    /// take them at once. Bounded by [`Config::shutdown_timeout`].
+    /// take them at once. `run` returns within [`Config::shutdown_timeout`] plus one
+    /// [`Config::dynamodb_timeout`], even when DynamoDB does not answer at all (the leases are
+    /// then left to expire).
     pub fn shutdown(&self) {
         self.stop.send_replace(true);
     }
 
     /// Runs the worker until [`shutdown`](Self::shutdown). Dropping the future stops everything
     /// at once without giving leases up (as a crash would: others take them after failover).
+    ///
+    /// Start-up (creating or describing the lease table, the first shard listing) is retried
+    /// with backoff, [`Config::startup_attempts`] times, when it fails with a retryable error.
     pub async fn run(&self) -> Result<()> {
         let config = self.ctx.config.clone();
-        self.ctx
-            .table
-            .create_if_not_exists(config.table_creation_timeout)
-            .await?;
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => return Ok(()),
+            started = self.start_up() => started?,
+        }
         let mut state = State {
             held: HashMap::new(),
             consumers: JoinSet::new(),
@@ -115,46 +136,76 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             finished_since: HashMap::new(),
             next_expiry: None,
         };
-        let mut stop = self.stop.subscribe();
-        let mut renew = tokio::time::interval(config.renewal_interval());
-        renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut take = tokio::time::interval(config.lease_taker_interval());
         take.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut sync = tokio::time::interval(config.shard_sync_interval);
         sync.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        renew.tick().await;
-        let mut needs_sync = true;
+        // The start-up sync just ran.
+        sync.tick().await;
+        let mut needs_sync = false;
+        // Renewals run in one task per lease (see `start_consumer`), so nothing here delays them.
         loop {
-            tokio::select! {
+            let event = tokio::select! {
                 biased;
                 _ = stopped(&mut stop) => break,
-                _ = renew.tick() => self.renew_all(&state).await,
-                Some(done) = state.consumers.join_next_with_id() => {
-                    let Some((key, exit)) = state.outcome(done) else { continue };
+                Some(done) = state.consumers.join_next_with_id() => Event::Done(done),
+                _ = sync.tick() => {
+                    needs_sync = true;
+                    continue;
+                }
+                _ = take.tick() => Event::Take,
+                _ = self.take_now.notified() => Event::Take,
+                _ = until(state.next_expiry) => Event::Take,
+            };
+            match event {
+                Event::Done(done) => {
+                    let Some((key, exit)) = state.outcome(done) else {
+                        continue;
+                    };
                     self.finished(&mut state, &key, exit).await;
                     if exit == Exit::ShardEnded {
                         // Children may be ready now: look at once rather than next period.
                         self.take_now.notify_one();
                     }
                 }
-                _ = sync.tick() => needs_sync = true,
-                _ = take.tick() => self.take_round(&mut state, &mut needs_sync).await,
-                _ = self.take_now.notified() => self.take_round(&mut state, &mut needs_sync).await,
-                _ = until(state.next_expiry) => self.take_round(&mut state, &mut needs_sync).await,
+                // A round makes several calls, each bounded; a shutdown request cuts it short.
+                Event::Take => tokio::select! {
+                    biased;
+                    _ = stopped(&mut stop) => break,
+                    _ = self.take_round(&mut state, &mut needs_sync) => {}
+                },
             }
         }
         self.graceful_stop(state).await;
         Ok(())
     }
 
-    async fn renew_all(&self, state: &State) {
-        let renewals = state.held.values().map(|r| r.lease.renew());
-        let results = futures::future::join_all(renewals).await;
-        let held = results.iter().filter(|ok| **ok).count();
-        metrics::gauge!("CurrentLeases", "worker" => self.worker_id.clone()).set(held as f64);
+    /// Creates the lease table if needed and creates the leases of the stream's shards, each
+    /// step retried with backoff when it fails with a retryable error.
+    async fn start_up(&self) -> Result<()> {
+        let config = &self.ctx.config;
+        retry_start_up(config.startup_attempts, "creating the lease table", || {
+            self.ctx
+                .table
+                .create_if_not_exists(config.table_creation_timeout)
+        })
+        .await?;
+        retry_start_up(config.startup_attempts, "shard sync", || self.sync_shards()).await?;
+        Ok(())
+    }
+
+    fn set_current_leases(&self, state: &State) {
+        metrics::gauge!("CurrentLeases", "worker" => self.worker_id.clone())
+            .set(state.held.len() as f64);
     }
 
     async fn take_round(&self, state: &mut State, needs_sync: &mut bool) {
+        if *needs_sync {
+            match self.sync_shards().await {
+                Ok(_) => *needs_sync = false,
+                Err(e) => tracing::warn!(error = %e, "shard sync failed"),
+            }
+        }
         let leases = match self.ctx.table.list().await {
             Ok(l) => l,
             Err(e) => {
@@ -162,18 +213,6 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 return;
             }
         };
-        if *needs_sync {
-            match self.sync_shards(&leases).await {
-                Ok(0) => *needs_sync = false,
-                // New leases: take from a fresh scan right away.
-                Ok(_) => {
-                    *needs_sync = false;
-                    self.take_now.notify_one();
-                    return;
-                }
-                Err(e) => tracing::warn!(error = %e, "shard sync failed"),
-            }
-        }
         let now = Instant::now();
         state.seen.update(&leases, now);
         let config = &self.ctx.config;
@@ -205,6 +244,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 let Some(lease) = by_key.get(key.as_str()) else {
                     continue;
                 };
+                if held.contains(key) {
+                    // A consumer of ours is still winding down on this shard (its lease was
+                    // lost); take it again once that consumer is gone.
+                    continue;
+                }
+                let sent = Instant::now();
                 match self
                     .ctx
                     .table
@@ -219,15 +264,11 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                         };
                         metrics::counter!(name, "worker" => self.worker_id.clone()).increment(1);
                         tracing::info!(shard = %key, stolen, previous = ?lease.owner, worker = %self.worker_id, "took lease");
+                        let start_at = self.start_at(state, lease, *counter, stolen);
                         let mut lease = (*lease).clone();
                         lease.counter = counter + 1;
                         lease.owner = Some(self.worker_id.clone());
-                        let delay = if stolen {
-                            config.stolen_lease_start_delay()
-                        } else {
-                            Duration::ZERO
-                        };
-                        self.start_consumer(state, lease, delay);
+                        self.start_consumer(state, lease, sent, start_at);
                     }
                     Ok(false) => {
                         tracing::debug!(shard = %key, "lost the race for a lease");
@@ -247,15 +288,41 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         }
     }
 
-    async fn sync_shards(&self, leases: &[Lease]) -> Result<usize> {
-        let shards = shard_sync::list_shards(&self.ctx.kinesis, &self.ctx.stream).await?;
-        shard_sync::create_missing_leases(
+    /// When processing of a lease just taken at `counter` may start (see [`taker::start_at`]).
+    fn start_at(&self, state: &State, lease: &Lease, counter: u64, stolen: bool) -> Instant {
+        let config = &self.ctx.config;
+        taker::start_at(
+            &self.worker_id,
+            lease.owner.as_deref(),
+            state.seen.since(&lease.key, counter),
+            Instant::now(),
+            config.failover_time,
+            stolen.then(|| config.stolen_lease_start_delay()),
+        )
+    }
+
+    /// Lists the shards, then scans the leases (in that order, so the scan is at least as new as
+    /// the listing), then creates the missing leases, parents first.
+    async fn sync_shards(&self) -> Result<usize> {
+        let shards = shard_sync::list_shards(
+            &self.ctx.kinesis,
+            &self.ctx.stream,
+            self.ctx.config.kinesis_timeout,
+        )
+        .await?;
+        let leases = self.ctx.table.list().await?;
+        let created = shard_sync::create_missing_leases(
             &self.ctx.table,
             &shards,
-            leases,
+            &leases,
             self.ctx.config.initial_position,
         )
-        .await
+        .await?;
+        if created > 0 {
+            // New leases: take from a fresh scan right away.
+            self.take_now.notify_one();
+        }
+        Ok(created)
     }
 
     /// Deletes finished leases once all their children have leases and the retention passed.
@@ -287,14 +354,25 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         state.finished_since = still_finished;
     }
 
-    fn start_consumer(&self, state: &mut State, lease: Lease, delay: Duration) {
+    /// Runs a consumer for `lease`, taken by a write sent at `sent`, from `start_at` on, and
+    /// the lease's renewal task.
+    fn start_consumer(&self, state: &mut State, lease: Lease, sent: Instant, start_at: Instant) {
+        let config = &self.ctx.config;
         let held = HeldLease::new(
             self.ctx.table.clone(),
             lease.key.clone(),
             self.worker_id.clone(),
             lease.counter,
-            self.ctx.config.failover_time,
+            sent,
+            LeaseTiming {
+                validity: config.lease_validity(),
+                renewal_timeout: config.renewal_timeout(),
+            },
         );
+        let renewal = AbortOnDrop(tokio::spawn(
+            held::keep_renewed(held.clone(), config.renewal_interval())
+                .instrument(tracing::info_span!("renewal", shard_id = %lease.key)),
+        ));
         let (stop, stop_rx) = watch::channel(false);
         let processor = self.factory.create(&lease.key);
         let span = tracing::info_span!("shard", shard_id = %lease.key, worker = %self.worker_id);
@@ -303,21 +381,29 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         let task_lease = held.clone();
         let task = state.consumers.spawn(
             async move {
-                let exit = consumer::run(ctx, task_lease, lease, processor, stop_rx, delay).await;
+                let exit =
+                    consumer::run(ctx, task_lease, lease, processor, stop_rx, start_at).await;
                 (key, exit)
             }
             .instrument(span),
         );
         state.tasks.insert(task.id(), held.key.clone());
-        state
-            .held
-            .insert(held.key.clone(), Running { lease: held, stop });
+        state.held.insert(
+            held.key.clone(),
+            Running {
+                lease: held,
+                stop,
+                _renewal: renewal,
+            },
+        );
+        self.set_current_leases(state);
     }
 
     async fn finished(&self, state: &mut State, key: &str, exit: Exit) {
         let Some(running) = state.held.remove(key) else {
             return;
         };
+        self.set_current_leases(state);
         tracing::debug!(shard = %key, ?exit, "consumer finished");
         if matches!(exit, Exit::Shutdown | Exit::Failed)
             && let Err(e) = running.lease.evict().await
@@ -326,6 +412,9 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         }
     }
 
+    /// Stops the processors (each may write a final checkpoint), then gives every lease up.
+    /// Takes at most the shutdown timeout plus one DynamoDB timeout, whatever DynamoDB does:
+    /// renewals go on in their own tasks meanwhile.
     async fn graceful_stop(&self, mut state: State) {
         tracing::info!(worker = %self.worker_id, leases = state.held.len(), "shutting down");
         for running in state.held.values() {
@@ -333,8 +422,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         }
         let deadline = tokio::time::sleep(self.ctx.config.shutdown_timeout);
         tokio::pin!(deadline);
-        let mut renew = tokio::time::interval(self.ctx.config.renewal_interval());
-        renew.tick().await;
+        let mut to_release = Vec::new();
         while !state.held.is_empty() {
             tokio::select! {
                 _ = &mut deadline => {
@@ -342,22 +430,60 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                     state.consumers.abort_all();
                     break;
                 }
-                // Keep the leases alive while processors write their final checkpoints.
-                _ = renew.tick() => self.renew_all(&state).await,
                 done = state.consumers.join_next_with_id() => match done {
                     Some(done) => {
-                        if let Some((key, exit)) = state.outcome(done) {
-                            self.finished(&mut state, &key, exit).await;
+                        if let Some((key, exit)) = state.outcome(done)
+                            && let Some(running) = state.held.remove(&key)
+                            && matches!(exit, Exit::Shutdown | Exit::Failed)
+                        {
+                            to_release.push(running);
                         }
                     }
                     None => break,
                 },
             }
         }
-        for (key, running) in state.held.drain() {
+        to_release.extend(state.held.drain().map(|(_, running)| running));
+        let releases = to_release.iter().map(|running| async move {
             if let Err(e) = running.lease.evict().await {
-                tracing::warn!(shard = %key, error = %e, "giving the lease up failed");
+                tracing::warn!(shard = %running.lease.key, error = %e, "giving the lease up failed");
             }
+        });
+        if tokio::time::timeout(
+            self.ctx.config.dynamodb_timeout,
+            futures::future::join_all(releases),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("giving leases up timed out; others take them after failover");
+        }
+        self.set_current_leases(&state);
+    }
+}
+
+/// Runs a start-up step, trying again with backoff while it fails with a retryable error, at
+/// most `attempts` times.
+async fn retry_start_up<T, Fut>(
+    attempts: usize,
+    what: &str,
+    mut step: impl FnMut() -> Fut,
+) -> Result<T>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut delays = crate::retrieval::backoff(Duration::from_millis(200), Duration::from_secs(5));
+    let mut attempt = 1;
+    loop {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_retryable() && attempt < attempts.max(1) => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(error = %e, attempt, ?delay, "{what} failed; trying again");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
 }

@@ -14,7 +14,7 @@
 //! | `max_connections` | MaxConnections | 24 | 1 – 256 |
 //! | `request_timeout` | RequestTimeout | 6 s | ≥ 100 ms |
 //! | `max_outstanding_records` | (new) | 100,000 | ≥ 1 |
-//! | `max_outstanding_bytes` | (new) | 256 MiB | ≥ 1 MiB |
+//! | `max_outstanding_bytes` | (new) | 256 MiB | ≥ 1 MiB; bigger records are refused |
 //! | `preserve_order` | (new) | false | |
 //! | `retry_min_delay` / `retry_max_delay` | (new) | 100 ms / 5 s | min ≤ max |
 //!
@@ -23,6 +23,8 @@
 //! retries it, which the KPL's authors found gives the best throughput.
 
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use crate::error::ConfigError;
 
@@ -55,11 +57,14 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Most user records buffered or in flight; `put` waits and `try_put` fails beyond it.
     pub max_outstanding_records: usize,
-    /// Most bytes of user records buffered or in flight.
+    /// Most bytes of user records buffered or in flight. A record bigger than this is refused
+    /// with [`PutError::LargerThanBuffer`](crate::PutError::LargerThanBuffer): keep it at least
+    /// the stream's maximum record size to accept every record the stream does.
     pub max_outstanding_bytes: usize,
     /// Keep records with the same partition key in order even across retries and resharding,
-    /// by having at most one Kinesis record in flight per shard (slower). Without it, a retried
-    /// record can land after newer records of its key, as with the KPL.
+    /// by having at most one Kinesis record in flight per shard (slower). When some records of
+    /// an aggregate expire, they fail and the rest keep their place, ahead of newer records.
+    /// Without it, a retried record can land after newer records of its key, as with the KPL.
     pub preserve_order: bool,
     /// First retry delay; later ones grow exponentially, with jitter.
     pub retry_min_delay: Duration,
@@ -140,15 +145,16 @@ impl Config {
             "request_timeout",
             "at least 100 ms",
         )?;
+        // Both are semaphore sizes, which tokio caps (a bigger one would panic).
         check(
-            self.max_outstanding_records >= 1,
+            (1..=Semaphore::MAX_PERMITS).contains(&self.max_outstanding_records),
             "max_outstanding_records",
-            "at least 1",
+            "at least 1 and at most usize::MAX / 8",
         )?;
         check(
-            self.max_outstanding_bytes >= 1 << 20,
+            ((1 << 20)..=Semaphore::MAX_PERMITS).contains(&self.max_outstanding_bytes),
             "max_outstanding_bytes",
-            "at least 1 MiB",
+            "at least 1 MiB and at most usize::MAX / 8",
         )?;
         check(
             self.retry_min_delay <= self.retry_max_delay,
@@ -176,5 +182,11 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate().unwrap_err().field, "collection_max_count");
+        // A semaphore this big would panic when the producer starts.
+        let huge = Config {
+            max_outstanding_bytes: usize::MAX,
+            ..Config::default()
+        };
+        assert_eq!(huge.validate().unwrap_err().field, "max_outstanding_bytes");
     }
 }

@@ -12,6 +12,20 @@ pub enum PutError {
     /// The producer holds as many records or bytes as it may (`try_put` only).
     #[error("the producer is full: {0}")]
     Full(String),
+    /// The record is within the stream's size limit but bigger than
+    /// [`Config::max_outstanding_bytes`](crate::Config::max_outstanding_bytes), so this producer
+    /// could never hold it: `put` would wait forever. A producer with a larger
+    /// `max_outstanding_bytes` can send it.
+    #[error(
+        "the record is {size} bytes (data plus partition key), more than the producer may hold \
+         (max_outstanding_bytes = {max_outstanding_bytes})"
+    )]
+    LargerThanBuffer {
+        /// The record's size: data plus partition key.
+        size: usize,
+        /// The producer's `max_outstanding_bytes`.
+        max_outstanding_bytes: usize,
+    },
     /// The record was not delivered within its time to live.
     #[error("record expired after {attempts} attempt(s); last error: {last_error}")]
     Expired {

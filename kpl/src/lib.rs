@@ -21,7 +21,8 @@
 //!    sub-sequence number, with every attempt; or a [`PutFailure`] that hands the record back.
 //! 7. **Bounded memory.** [`Producer::put`] waits while the producer holds
 //!    `max_outstanding_records` records or `max_outstanding_bytes` bytes;
-//!    [`Producer::try_put`] fails instead.
+//!    [`Producer::try_put`] fails instead. A record bigger than `max_outstanding_bytes` is
+//!    refused at once ([`PutError::LargerThanBuffer`]).
 //!
 //! Metrics use the KPL's names (UserRecordsReceived, UserRecordsPut, KinesisRecordsPut,
 //! BufferingTime, RetriesPerRecord, AllErrors, ErrorsByCode, ...) through the `metrics` facade.

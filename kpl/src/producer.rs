@@ -127,7 +127,8 @@ impl Future for DeliveryFuture {
 }
 
 impl Producer {
-    /// Starts a producer for `stream` (a name or an ARN), reading its shards first.
+    /// Starts a producer for `stream` (a name or an ARN), reading its shards first (each call
+    /// bounded by `request_timeout`).
     pub async fn new(
         client: Client,
         stream: impl Into<String>,
@@ -135,14 +136,17 @@ impl Producer {
     ) -> Result<Self, StartError> {
         config.validate()?;
         let stream = StreamTarget::parse(stream);
-        let map =
-            ShardMap::load(&client, &stream)
-                .await
-                .map_err(|message| StartError::ShardMap {
-                    stream: stream.label().to_owned(),
-                    message,
-                })?;
-        let max_record_bytes = max_record_bytes(&client, &stream).await;
+        let timeout = config.request_timeout;
+        let map = tokio::time::timeout(timeout, ShardMap::load(&client, &stream))
+            .await
+            .unwrap_or_else(|_| Err(format!("ListShards: no answer within {timeout:?}")))
+            .map_err(|message| StartError::ShardMap {
+                stream: stream.label().to_owned(),
+                message,
+            })?;
+        let max_record_bytes = tokio::time::timeout(timeout, max_record_bytes(&client, &stream))
+            .await
+            .unwrap_or(DEFAULT_MAX_RECORD_BYTES);
         let (commands, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             records: Arc::new(Semaphore::new(config.max_outstanding_records)),
@@ -157,6 +161,11 @@ impl Producer {
 
     /// Puts a record, waiting while the producer already holds its maximum of records or bytes.
     /// The returned future resolves once the record is delivered or has failed.
+    ///
+    /// Fails at once, handing the record back, with [`PutError::InvalidRecord`] for a record
+    /// Kinesis would refuse, with [`PutError::LargerThanBuffer`] for one bigger than
+    /// `max_outstanding_bytes` (it could never fit), and with [`PutError::Shutdown`] once the
+    /// producer is shut down.
     pub async fn put(&self, record: Record) -> Result<DeliveryFuture, PutFailure> {
         let (hash, size) = self.check(&record)?;
         let records = self.shared.records.clone().acquire_owned().await;
@@ -168,7 +177,7 @@ impl Producer {
     }
 
     /// Puts a record, failing at once with [`PutError::Full`] when the producer holds its
-    /// maximum of records or bytes.
+    /// maximum of records or bytes (and with the errors of [`put`](Self::put)).
     pub fn try_put(&self, record: Record) -> Result<DeliveryFuture, PutFailure> {
         let (hash, size) = self.check(&record)?;
         let full = |what: &str| {
@@ -210,6 +219,17 @@ impl Producer {
                 record.size(),
                 self.shared.max_record_bytes
             )));
+        }
+        // Its permits could never all be free at once: `put` would wait forever.
+        let max_outstanding_bytes = self.shared.config.max_outstanding_bytes;
+        if record.size() > max_outstanding_bytes {
+            return Err(failure(
+                PutError::LargerThanBuffer {
+                    size: record.size(),
+                    max_outstanding_bytes,
+                },
+                record.clone(),
+            ));
         }
         // Records are at most 10 MiB, so their size fits a permit count.
         Ok((hash, record.size().max(1) as u32))
@@ -279,6 +299,9 @@ impl Producer {
     }
 }
 
+/// Kinesis' default maximum record size.
+const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// The stream's maximum record size, or Kinesis' default of 1 MiB if it cannot be read.
 async fn max_record_bytes(client: &Client, stream: &StreamTarget) -> usize {
     let request = client.describe_stream_summary();
@@ -292,7 +315,7 @@ async fn max_record_bytes(client: &Client, stream: &StreamTarget) -> usize {
         .ok()
         .and_then(|out| out.stream_description_summary)
         .and_then(|summary| summary.max_record_size_in_kib)
-        .map_or(1 << 20, |kib| kib.max(1) as usize * 1024)
+        .map_or(DEFAULT_MAX_RECORD_BYTES, |kib| kib.max(1) as usize * 1024)
 }
 
 fn failure(error: PutError, record: Record) -> PutFailure {

@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -85,8 +85,26 @@ pub(crate) struct DdbConfig {
 pub(crate) struct DynamoDb {
     config: DdbConfig,
     clock: Arc<dyn Clock>,
-    store: Box<dyn Store>,
-    tables: RwLock<BTreeMap<String, Arc<Mutex<Table>>>>,
+    store: Arc<dyn Store>,
+    tables: Arc<Tables>,
+    /// Wakes the compaction thread, if the store is durable.
+    compactor: Option<Compactor>,
+}
+
+/// Every table by name.
+type Tables = RwLock<BTreeMap<String, Arc<Mutex<Table>>>>;
+
+/// The thread that compacts the log, off the request path.
+#[derive(Debug)]
+struct Compactor {
+    signal: Arc<(Mutex<CompactorState>, Condvar)>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Debug, Default)]
+struct CompactorState {
+    requested: bool,
+    stop: bool,
 }
 
 /// A locked table, shared with the map of tables.
@@ -105,7 +123,7 @@ impl DynamoDb {
             return Ok(Self::with_store(
                 config,
                 clock,
-                Box::new(MemoryStore),
+                Arc::new(MemoryStore),
                 BTreeMap::new(),
             ));
         };
@@ -122,18 +140,19 @@ impl DynamoDb {
             replay(&mut tables, entry);
         }
         tracing::info!(tables = tables.len(), frames, "recovered DynamoDB tables");
-        let service = Self::with_store(config, clock, Box::new(opened.store), tables);
+        let mut service = Self::with_store(config, clock, Arc::new(opened.store), tables);
         // Start from a compact log, so replay time stays proportional to the live data.
         if frames > 1000 {
-            service.compact()?;
+            compact(&service.tables, &*service.store)?;
         }
+        service.compactor = Some(Compactor::spawn(&service.tables, &service.store)?);
         Ok(service)
     }
 
     fn with_store(
         config: DdbConfig,
         clock: Arc<dyn Clock>,
-        store: Box<dyn Store>,
+        store: Arc<dyn Store>,
         tables: BTreeMap<String, Table>,
     ) -> Self {
         let tables = tables
@@ -144,12 +163,16 @@ impl DynamoDb {
             config,
             clock,
             store,
-            tables: RwLock::new(tables),
+            tables: Arc::new(RwLock::new(tables)),
+            compactor: None,
         }
     }
 
-    /// Flushes and closes the log.
+    /// Stops compaction, then flushes and closes the log.
     pub(crate) fn close(&self) -> Result<(), StorageError> {
+        if let Some(compactor) = &self.compactor {
+            compactor.stop();
+        }
         self.store.close()
     }
 
@@ -192,42 +215,20 @@ impl DynamoDb {
     }
 
     /// Makes `entries` durable; called with the tables they touch locked, before applying them.
+    /// Asks for a compaction once the log has grown enough.
     fn commit(&self, entries: &[LogEntry]) -> Result<(), DdbError> {
-        Ok(self.store.append(entries)?)
-    }
-
-    /// Rewrites the log as a snapshot if it has grown enough. Called with no table locked.
-    fn maybe_compact(&self) {
-        if self.store.wants_compaction()
-            && let Err(error) = self.compact()
+        self.store.append(entries)?;
+        if let Some(compactor) = &self.compactor
+            && self.store.wants_compaction()
         {
-            tracing::error!(%error, "compacting the DynamoDB log failed");
+            compactor.request();
         }
-    }
-
-    /// Writes every table and item as a fresh log. Holds every table's lock (in name order, as
-    /// transactions take them) so that no write slips between the snapshot and the switch.
-    fn compact(&self) -> Result<(), StorageError> {
-        let tables = self.tables.read();
-        let guards: Vec<_> = tables.values().map(|t| t.lock()).collect();
-        let mut snapshot = Vec::new();
-        for table in &guards {
-            snapshot.push(LogEntry::CreateTable(table.meta.clone()));
-            for (_, _, item) in table::walk(&table.items, None) {
-                snapshot.push(LogEntry::Put {
-                    table: table.meta.name.clone(),
-                    item: item.clone(),
-                });
-            }
-        }
-        self.store.rewrite(&snapshot)?;
-        tracing::info!(entries = snapshot.len(), "compacted the DynamoDB log");
         Ok(())
     }
 
     /// Runs `operation` on a JSON `body`.
     pub(crate) fn dispatch(&self, operation: &str, body: &[u8]) -> Result<Vec<u8>, DdbError> {
-        let result = match operation {
+        match operation {
             "CreateTable" => reply(self.create_table(decode(body)?)),
             "DescribeTable" => reply(self.describe_table(decode(body)?)),
             "UpdateTable" => reply(self.update_table(decode(body)?)),
@@ -246,14 +247,100 @@ impl DynamoDb {
             other => Err(DdbError::UnknownOperation(format!(
                 "Operation {other} is not supported by this engine"
             ))),
-        };
-        if matches!(
-            operation,
-            "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" | "TransactWriteItems"
-        ) {
-            self.maybe_compact();
         }
-        result
+    }
+}
+
+/// Rewrites the log as a snapshot of every table and item. The snapshot is encoded with every
+/// table locked (in name order, as transactions take them), so that it matches the log position
+/// read with it; the file is written after the locks are released.
+fn compact(tables: &Tables, store: &dyn Store) -> Result<(), StorageError> {
+    let mut snapshot = Vec::new();
+    let (position, entries) = {
+        let tables = tables.read();
+        let guards: Vec<_> = tables.values().map(|t| t.lock()).collect();
+        let position = store.position();
+        let mut count = 0;
+        let entries = guards.iter().flat_map(|table| {
+            let items = table::walk(&table.items, None).map(|(_, _, item)| LogEntry::Put {
+                table: table.meta.name.clone(),
+                item: item.clone(),
+            });
+            std::iter::once(LogEntry::CreateTable(table.meta.clone())).chain(items)
+        });
+        store::encode_snapshot(entries.inspect(|_| count += 1), &mut snapshot).map_err(|len| {
+            StorageError::Unavailable(
+                format!("a snapshot entry of {len} bytes exceeds the log frame limit").into(),
+            )
+        })?;
+        (position, count)
+    };
+    store.rewrite(&snapshot, position)?;
+    tracing::info!(
+        entries,
+        bytes = snapshot.len(),
+        "compacted the DynamoDB log"
+    );
+    Ok(())
+}
+
+impl Compactor {
+    /// Starts the thread; it compacts whenever [`Compactor::request`] asks, until stopped.
+    fn spawn(tables: &Arc<Tables>, store: &Arc<dyn Store>) -> Result<Self, StorageError> {
+        let signal: Arc<(Mutex<CompactorState>, Condvar)> = Arc::default();
+        let (tables, store, wake) = (tables.clone(), store.clone(), signal.clone());
+        let thread = std::thread::Builder::new()
+            .name("dynamodb-compactor".into())
+            .spawn(move || {
+                loop {
+                    {
+                        let mut state = wake.0.lock();
+                        while !state.requested && !state.stop {
+                            wake.1.wait(&mut state);
+                        }
+                        if state.stop {
+                            return;
+                        }
+                        state.requested = false;
+                    }
+                    if store.wants_compaction()
+                        && let Err(error) = compact(&tables, &*store)
+                    {
+                        tracing::error!(%error, "compacting the DynamoDB log failed");
+                    }
+                }
+            })
+            .map_err(|source| StorageError::Io {
+                path: "dynamodb-compactor".into(),
+                source,
+            })?;
+        Ok(Self {
+            signal,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn request(&self) {
+        self.signal.0.lock().requested = true;
+        self.signal.1.notify_one();
+    }
+
+    /// Stops the thread, letting a compaction under way finish.
+    fn stop(&self) {
+        if self.thread.lock().is_none() {
+            return;
+        }
+        self.signal.0.lock().stop = true;
+        self.signal.1.notify_one();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -102,15 +102,16 @@ impl Kinesis {
                 .map(|s| s.index)
                 .collect()
         };
-        if overloaded(&stream.state.lock()).is_empty() {
+        let hot = overloaded(&stream.state.lock());
+        if hot.is_empty() {
             return Ok(());
         }
-        self.change(|| {
-            let mut state = stream.state.lock();
-            for index in overloaded(&state) {
-                let range = state.shards[index as usize].hash_range;
+        // The draft has no throughput history, so the hot shards are picked on the live state.
+        self.reshape(stream, |draft| {
+            for index in hot {
+                let range = draft.shards[index as usize].hash_range;
                 let middle = range.start + (range.end - range.start) / 2 + 1;
-                if state.split(index, middle, now).is_ok() {
+                if draft.split(index, middle, now).is_ok() {
                     tracing::info!(stream = %stream.name, shard = index, "on-demand scale-out split a hot shard");
                 }
             }

@@ -26,11 +26,11 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::faults::{Fault, FaultInjector};
-use crate::model::registry::Registry;
-use crate::model::stream::Stream;
+use crate::model::registry::{Pending, Registry};
+use crate::model::stream::{Stream, StreamState};
 use crate::protocol::DropConnection;
 use crate::protocol::json;
-use crate::storage::{Lsn, Storage, StorageError, wait_durable};
+use crate::storage::{Lsn, Storage, StorageError, StreamId, wait_durable};
 
 /// Settings of the Kinesis service that the engine builder controls.
 #[derive(Clone, Debug)]
@@ -83,6 +83,39 @@ impl Kinesis {
             subscriptions: Default::default(),
             faults,
         }
+    }
+
+    /// Rebuilds the service from what `storage` recovers; `metadata_path` names the metadata in
+    /// errors.
+    pub(crate) fn recover(
+        config: ServiceConfig,
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        faults: Arc<FaultInjector>,
+        metadata_path: std::path::PathBuf,
+    ) -> Result<Self, StorageError> {
+        let recovery = storage.recover()?;
+        if recovery.truncated_bytes > 0 {
+            tracing::warn!(
+                bytes = recovery.truncated_bytes,
+                "cut a torn tail off the log"
+            );
+        }
+        let (region, account) = (config.region.clone(), config.account_id.clone());
+        let arn = |name: &str| format!("arn:aws:kinesis:{region}:{account}:stream/{name}");
+        let batches = recovery.batches.len();
+        let metadata = recovery.metadata.as_deref();
+        let registry = Registry::restore(metadata, recovery.batches, arn, clock.now_ms()).map_err(
+            |reason| StorageError::Corrupt {
+                path: metadata_path,
+                reason,
+            },
+        )?;
+        if config.durable {
+            let streams = registry.list().len();
+            tracing::info!(streams, batches, "recovered data directory");
+        }
+        Ok(Self::new(config, registry, storage, clock, faults))
     }
 
     pub(crate) fn next_subscription_id(&self) -> u64 {
@@ -149,21 +182,77 @@ impl Kinesis {
         }
     }
 
-    /// Runs a control-plane change and saves the metadata snapshot before answering, so that an
-    /// acknowledged change survives a crash.
+    /// Runs a settings change (tags, retention, consumers, capacity mode) and saves the metadata
+    /// snapshot before answering, so that an acknowledged change survives a crash. Changes that
+    /// decide where records go use [`Kinesis::reshape`], [`Kinesis::add_stream`] and
+    /// [`Kinesis::remove_stream`], which save first.
     pub(crate) fn change<T>(
         &self,
         apply: impl FnOnce() -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let _guard = self.control.lock();
         let value = apply()?;
-        self.save_metadata()?;
+        self.save_metadata(Pending::None)?;
         Ok(value)
     }
 
-    fn save_metadata(&self) -> Result<(), StorageError> {
+    /// Changes the shards of `stream` by planning on a [draft](StreamState::draft): the metadata
+    /// with the draft is saved before the draft takes effect, and puts to the stream wait from
+    /// the draft until then (see the ordering rule in [`crate::storage::wal`]).
+    pub(crate) fn reshape<T>(
+        &self,
+        stream: &Stream,
+        plan: impl FnOnce(&mut StreamState) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let _guard = self.control.lock();
+        let _pause = Pause::new(stream);
+        let mut draft = {
+            let state = stream.state.lock();
+            if state.deleted {
+                return Err(self.stream_not_found(&stream.name));
+            }
+            state.draft()
+        };
+        let value = plan(&mut draft)?;
+        self.save_metadata(Pending::Reshape(stream.id, &draft))?;
+        stream.state.lock().adopt(draft);
+        Ok(value)
+    }
+
+    /// Adds the stream `build` makes with a fresh id, once `check` passed. The metadata with
+    /// the stream, and the id high-water mark above its id, is saved before the stream is in the
+    /// registry, so no put reaches a stream the disk does not know and no id is used twice.
+    pub(crate) fn add_stream(
+        &self,
+        check: impl FnOnce() -> Result<(), ApiError>,
+        build: impl FnOnce(StreamId) -> Stream,
+    ) -> Result<(), ApiError> {
+        let _guard = self.control.lock();
+        check()?;
+        let stream = build(self.registry.allocate_id());
+        self.save_metadata(Pending::Create(&stream))?;
+        self.registry
+            .insert(stream)
+            .map(drop)
+            .map_err(|name| ApiError::ResourceInUse(format!("Stream {name} already exists.")))
+    }
+
+    /// Deletes a stream: saved in the metadata first, with its puts paused meanwhile; puts that
+    /// still hold the stream are refused afterwards.
+    pub(crate) fn remove_stream(&self, name: &str) -> Result<(), ApiError> {
+        let _guard = self.control.lock();
+        let stream = self.stream(name)?;
+        let _pause = Pause::new(&stream);
+        self.save_metadata(Pending::Delete(stream.id))?;
+        stream.state.lock().deleted = true;
+        self.registry.remove(name);
+        Ok(())
+    }
+
+    fn save_metadata(&self, pending: Pending<'_>) -> Result<(), StorageError> {
         if self.config.durable {
-            self.storage.save_metadata(&self.registry.snapshot())?;
+            self.storage
+                .save_metadata(&self.registry.snapshot(pending))?;
         }
         Ok(())
     }
@@ -197,13 +286,29 @@ impl Kinesis {
         if self.config.durable {
             // Save the shards' last sequence numbers before the log holding them can go.
             let _guard = self.control.lock();
-            self.save_metadata()?;
+            self.save_metadata(Pending::None)?;
             let freed = self.storage.release(&self.registry.retention_view(now))?;
             if freed > 0 {
                 tracing::info!(freed, "released expired log segments");
             }
         }
         Ok(trimmed)
+    }
+}
+
+/// Pauses the puts of a stream until dropped (see [`StreamState::paused`]).
+struct Pause<'a>(&'a Stream);
+
+impl<'a> Pause<'a> {
+    fn new(stream: &'a Stream) -> Self {
+        stream.state.lock().paused.send_replace(true);
+        Self(stream)
+    }
+}
+
+impl Drop for Pause<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().paused.send_replace(false);
     }
 }
 

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::MutexGuard;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::faults::Fault;
 use crate::model::hash::{parse_hash_key, partition_key_hash};
 use crate::model::shard::shard_id;
-use crate::model::stream::Stream;
+use crate::model::stream::{Stream, StreamState};
 use crate::protocol::json::Blob;
 
 use super::Kinesis;
@@ -304,6 +305,28 @@ impl Kinesis {
         })
     }
 
+    /// Locks the stream's state once no topology change is being saved for it, so that no record
+    /// is routed by a topology that is not on disk yet (see [`Kinesis::reshape`]).
+    async fn lock_unpaused<'a>(
+        &self,
+        stream: &'a Stream,
+    ) -> Result<MutexGuard<'a, StreamState>, ApiError> {
+        loop {
+            let mut resumed = {
+                let state = stream.state.lock();
+                if state.deleted {
+                    return Err(self.stream_not_found(&stream.name));
+                }
+                if !*state.paused.borrow() {
+                    return Ok(state);
+                }
+                state.paused.subscribe()
+            };
+            // A closed channel cannot happen (the state owns the sender); the loop re-checks.
+            let _ = resumed.wait_for(|paused| !paused).await;
+        }
+    }
+
     /// Appends records to their shards and waits until they are durable. Gives each record's
     /// shard index and sequence number, or why it was refused, in input order. With
     /// `per_record_faults`, injected PutRecords faults may refuse single records.
@@ -329,9 +352,9 @@ impl Kinesis {
             .zip(&injected)
             .filter(|(_, hit)| hit.is_none())
             .map(|(r, _)| r);
-        let now = self.now_ms();
-        let (placed, lsn, touched) = {
-            let mut state = stream.state.lock();
+        let (placed, lsn, touched, now) = {
+            let mut state = self.lock_unpaused(stream).await?;
+            let now = self.now_ms();
             let outcomes = state.assign(kept, now, self.config.throughput_limits);
             let placed: Vec<Placement> = {
                 let mut written = outcomes.iter().map(|o| match o {
@@ -361,7 +384,7 @@ impl Kinesis {
                     }
                 }
             }
-            (placed, lsn, touched)
+            (placed, lsn, touched, now)
         };
         self.wait_durable(lsn).await?;
         // The records are readable now: wake the shards' fan-out subscribers.
@@ -372,7 +395,10 @@ impl Kinesis {
             .iter()
             .any(|p| matches!(p, Err(Refusal::Throttled(_))))
         {
-            self.scale_on_demand(stream, now)?;
+            // The records are durable and answered whatever happens to the scaling.
+            if let Err(error) = self.scale_on_demand(stream, now) {
+                tracing::warn!(stream = %stream.name, %error, "on-demand scale-out failed");
+            }
         }
         Ok(placed)
     }

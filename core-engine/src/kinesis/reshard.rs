@@ -141,10 +141,9 @@ impl Kinesis {
         })?;
         let stream = self.reshardable(&name, "SplitShard")?;
         let index = self.shard_index(&input.shard_to_split.unwrap_or_default(), &name)?;
-        self.change(|| {
+        self.reshape(&stream, |draft| {
             self.check_shard_limit(1)?;
-            let mut state = stream.state.lock();
-            state
+            draft
                 .split(index, key, self.now_ms())
                 .map_err(|e| self.reshard_error(e, &name))
         })?;
@@ -169,9 +168,8 @@ impl Kinesis {
         let index = self.shard_index(&input.shard_to_merge.unwrap_or_default(), &name)?;
         let adjacent =
             self.shard_index(&input.adjacent_shard_to_merge.unwrap_or_default(), &name)?;
-        self.change(|| {
-            let mut state = stream.state.lock();
-            state
+        self.reshape(&stream, |draft| {
+            draft
                 .merge(index, adjacent, self.now_ms())
                 .map_err(|e| self.reshard_error(e, &name))
         })?;
@@ -204,17 +202,13 @@ impl Kinesis {
         )?;
         let target = input.target_shard_count.unwrap_or_default() as u32;
         let stream = self.reshardable(&name, "UpdateShardCount")?;
-        let current = self.change(|| {
+        let current = self.reshape(&stream, |draft| {
             let now = self.now_ms();
-            let state = stream.state.lock();
-            let current = state.open_shard_count();
-            check_scaling(&state, current, target, now, &name)?;
-            let added = target.saturating_sub(current as u32);
-            drop(state);
-            self.check_shard_limit(added)?;
-            let mut state = stream.state.lock();
-            state.scale_uniformly(target, now);
-            state.scalings_ms.push(now);
+            let current = draft.open_shard_count();
+            check_scaling(draft, current, target, now, &name)?;
+            self.check_shard_limit(target.saturating_sub(current as u32))?;
+            draft.scale_uniformly(target, now);
+            draft.scalings_ms.push(now);
             Ok(current)
         })?;
         tracing::info!(stream = %name, current, target, "updated shard count");

@@ -185,7 +185,7 @@ impl Kinesis {
             StreamMode::OnDemand => ON_DEMAND_INITIAL_SHARDS,
             StreamMode::Provisioned => u32::try_from(input.shard_count.unwrap_or(1)).unwrap_or(1),
         };
-        self.change(|| {
+        let check = || {
             if self.registry.get(&name).is_some() {
                 return Err(ApiError::ResourceInUse(format!(
                     "Stream {name} under account {} already exists.",
@@ -196,7 +196,9 @@ impl Kinesis {
             if mode == StreamMode::OnDemand {
                 self.check_on_demand_limit()?;
             }
-            let id = self.registry.allocate_id();
+            Ok(())
+        };
+        self.add_stream(check, |id| {
             let arn = self.stream_arn(&name);
             let stream = Stream::new(id, name.clone(), arn, mode, shard_count, self.now_ms());
             {
@@ -208,10 +210,7 @@ impl Kinesis {
                         kib as u32
                     });
             }
-            self.registry
-                .insert(stream)
-                .map(drop)
-                .map_err(|_| ApiError::ResourceInUse(format!("Stream {name} already exists.")))
+            stream
         })?;
         tracing::info!(stream = %name, shard_count, mode = mode.as_str(), "created stream");
         Ok(())
@@ -264,12 +263,7 @@ impl Kinesis {
             input.stream_arn.as_deref(),
             &mut Violations::default(),
         )?;
-        self.change(|| {
-            self.registry
-                .remove(&name)
-                .map(drop)
-                .ok_or_else(|| self.stream_not_found(&name))
-        })?;
+        self.remove_stream(&name)?;
         tracing::info!(stream = %name, "deleted stream");
         Ok(())
     }

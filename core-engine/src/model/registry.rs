@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::storage::{RecoveredBatch, RetentionView, StreamId};
 
-use super::stream::{Stream, StreamMeta};
+use super::stream::{Stream, StreamMeta, StreamState};
 
 const SNAPSHOT_VERSION: u32 = 1;
 
@@ -18,6 +18,20 @@ const SNAPSHOT_VERSION: u32 = 1;
 pub(crate) struct Registry {
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     next_id: AtomicU64,
+}
+
+/// A change about to take effect, included in a snapshot before it does (see
+/// [`Kinesis::reshape`](crate::kinesis::Kinesis::reshape)).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Pending<'a> {
+    /// Nothing: the snapshot describes the streams as they are.
+    None,
+    /// A stream not yet in the registry.
+    Create(&'a Stream),
+    /// A stream about to be removed.
+    Delete(StreamId),
+    /// A stream whose shards are about to become those of the draft.
+    Reshape(StreamId, &'a StreamState),
 }
 
 /// The metadata file's content.
@@ -65,22 +79,32 @@ impl Registry {
         self.streams.read().values().cloned().collect()
     }
 
-    /// Serialises every stream's metadata.
-    pub(crate) fn snapshot(&self) -> Vec<u8> {
+    /// Serialises every stream's metadata, with `pending` applied.
+    pub(crate) fn snapshot(&self, pending: Pending<'_>) -> Vec<u8> {
+        let mut streams: Vec<StreamMeta> = Vec::new();
+        for stream in self.list() {
+            let mut meta = stream.state.lock().to_meta(&stream);
+            match pending {
+                Pending::Delete(id) if id == stream.id => continue,
+                Pending::Reshape(id, draft) if id == stream.id => meta.shards = draft.shard_metas(),
+                _ => {}
+            }
+            streams.push(meta);
+        }
+        if let Pending::Create(stream) = pending {
+            streams.push(stream.state.lock().to_meta(stream));
+        }
         let snapshot = Snapshot {
             version: SNAPSHOT_VERSION,
             next_stream_id: self.next_id.load(Ordering::SeqCst),
-            streams: self
-                .list()
-                .iter()
-                .map(|s| s.state.lock().to_meta(s))
-                .collect(),
+            streams,
         };
         serde_json::to_vec(&snapshot).expect("metadata always serialises")
     }
 
     /// Rebuilds the registry from a snapshot and the recovered log, dropping records of deleted
-    /// streams and records already past retention at `now_ms`.
+    /// streams and records already past retention at `now_ms`. Stream ids continue above every
+    /// id the snapshot or the log knows, so records left by a deleted stream never join a new one.
     pub(crate) fn restore(
         snapshot: Option<&[u8]>,
         batches: Vec<RecoveredBatch>,
@@ -88,6 +112,8 @@ impl Registry {
         now_ms: i64,
     ) -> Result<Self, String> {
         let registry = Self::new();
+        let highest_logged = batches.iter().map(|b| b.stream_id).max().unwrap_or(0);
+        registry.next_id.store(highest_logged + 1, Ordering::SeqCst);
         let Some(bytes) = snapshot else {
             return Ok(registry);
         };
@@ -101,7 +127,7 @@ impl Registry {
         }
         registry
             .next_id
-            .store(snapshot.next_stream_id, Ordering::SeqCst);
+            .fetch_max(snapshot.next_stream_id, Ordering::SeqCst);
         let mut by_id = HashMap::new();
         for meta in snapshot.streams {
             let arn = arn_of(&meta.name);
@@ -113,6 +139,14 @@ impl Registry {
         }
         for batch in batches {
             let Some(stream) = by_id.get(&batch.stream_id) else {
+                if batch.stream_id >= snapshot.next_stream_id {
+                    // Left by a creation the metadata never recorded (older versions saved
+                    // the metadata after the stream took puts): ids continue above it.
+                    tracing::warn!(
+                        stream_id = batch.stream_id,
+                        "ignoring records of a stream the metadata does not know"
+                    );
+                }
                 continue; // deleted since
             };
             let mut state = stream.state.lock();

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::storage::{ShardRecord, StoredRecord, StreamId};
 
@@ -63,6 +64,11 @@ pub(crate) struct StreamState {
     pub(crate) consumers: BTreeMap<String, Consumer>,
     /// Largest record the stream accepts, in KiB.
     pub(crate) max_record_size_kib: u32,
+    /// True while a topology change is being saved: puts wait (see
+    /// [`Kinesis::reshape`](crate::kinesis::Kinesis::reshape)).
+    pub(crate) paused: watch::Sender<bool>,
+    /// Set once the stream is deleted: puts that held on to it are refused.
+    pub(crate) deleted: bool,
 }
 
 impl Stream {
@@ -107,9 +113,55 @@ impl StreamState {
             scalings_ms: Vec::new(),
             consumers: BTreeMap::new(),
             max_record_size_kib: DEFAULT_MAX_RECORD_KIB,
+            paused: watch::channel(false).0,
+            deleted: false,
         };
         state.rebuild_routing();
         state
+    }
+
+    /// A copy of the stream's topology (shards without their records, and the scaling
+    /// history), to plan a change on while the stream is paused.
+    pub(crate) fn draft(&self) -> StreamState {
+        let shards = self
+            .shards
+            .iter()
+            .map(|s| Shard {
+                index: s.index,
+                hash_range: s.hash_range,
+                parent: s.parent,
+                adjacent_parent: s.adjacent_parent,
+                starting_seq: s.starting_seq,
+                ending_seq: s.ending_seq,
+                last_seq: s.last_seq,
+                records: Default::default(),
+                throttle: Default::default(),
+                appended: Default::default(),
+            })
+            .collect();
+        let mut draft = StreamState::new(self.mode, self.retention_hours, BTreeMap::new(), shards);
+        draft.scalings_ms = self.scalings_ms.clone();
+        draft
+    }
+
+    /// Takes on the topology of `draft`, a [`StreamState::draft`] of this state changed by
+    /// resharding: closes the shards it closed (waking their readers) and adds the shards it
+    /// opened.
+    pub(crate) fn adopt(&mut self, draft: StreamState) {
+        for shape in draft.shards {
+            match self.shards.get_mut(shape.index as usize) {
+                Some(live) => {
+                    if live.ending_seq.is_none() && shape.ending_seq.is_some() {
+                        live.ending_seq = shape.ending_seq;
+                        live.last_seq = live.last_seq.max(shape.last_seq);
+                        live.appended.notify_waiters();
+                    }
+                }
+                None => self.shards.push(shape),
+            }
+        }
+        self.scalings_ms = draft.scalings_ms;
+        self.rebuild_routing();
     }
 
     /// Recomputes the routing table; call after shards open or close.
@@ -189,6 +241,22 @@ impl StreamState {
         self.shards.iter_mut().map(|s| s.trim(cutoff)).sum()
     }
 
+    /// The metadata snapshot of the shards.
+    pub(crate) fn shard_metas(&self) -> Vec<ShardMeta> {
+        self.shards
+            .iter()
+            .map(|s| ShardMeta {
+                index: s.index,
+                hash_range: s.hash_range,
+                parent: s.parent,
+                adjacent_parent: s.adjacent_parent,
+                starting_seq: s.starting_seq.to_string(),
+                ending_seq: s.ending_seq.map(|n| n.to_string()),
+                last_seq: s.last_seq.to_string(),
+            })
+            .collect()
+    }
+
     /// The metadata snapshot of this stream.
     pub(crate) fn to_meta(&self, stream: &Stream) -> StreamMeta {
         StreamMeta {
@@ -198,19 +266,7 @@ impl StreamState {
             mode: self.mode,
             retention_hours: self.retention_hours,
             tags: self.tags.clone(),
-            shards: self
-                .shards
-                .iter()
-                .map(|s| ShardMeta {
-                    index: s.index,
-                    hash_range: s.hash_range,
-                    parent: s.parent,
-                    adjacent_parent: s.adjacent_parent,
-                    starting_seq: s.starting_seq.to_string(),
-                    ending_seq: s.ending_seq.map(|n| n.to_string()),
-                    last_seq: s.last_seq.to_string(),
-                })
-                .collect(),
+            shards: self.shard_metas(),
             max_record_size_kib: self.max_record_size_kib,
             consumers: self
                 .consumers

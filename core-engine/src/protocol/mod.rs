@@ -48,7 +48,7 @@ pub(crate) async fn handle(
     body: Bytes,
 ) -> Result<Response<Body>, DropConnection> {
     if uri.path().starts_with(admin::PREFIX) {
-        return Ok(admin::handle(services, method, uri.path(), &body));
+        return Ok(admin::handle(services, method, uri.path(), headers, &body));
     }
     let target = headers
         .get("x-amz-target")

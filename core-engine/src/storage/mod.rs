@@ -8,7 +8,11 @@
 //! Two implementations exist:
 //! - [`MemoryStorage`]: nothing is written anywhere; every append is durable at once.
 //! - [`wal::FileStorage`]: a segmented write-ahead log with group commit and CRC-checked frames;
-//!   see the [`wal`] module for the on-disk format.
+//!   see the [`wal`] module for the on-disk format and the ordering of metadata and records.
+//!
+//! Both durable logs of the engine, the write-ahead log and the DynamoDB table log, use one
+//! CRC-framed format and one rule for reading it back (`framed`): an incomplete last frame is a
+//! torn write and is cut; anything else unreadable stops the engine with an error.
 //!
 //! # Visibility
 //! A record is readable only once its batch is durable, so a consumer never sees a record that
@@ -22,6 +26,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+pub(crate) mod framed;
 mod memory;
 pub mod wal;
 

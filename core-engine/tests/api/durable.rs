@@ -202,6 +202,200 @@ async fn every_acknowledged_record_survives_sigkill() {
     println!("{total} acknowledged records survived SIGKILL");
 }
 
+/// Acknowledged records: (stream, shard) -> [(sequence number, data)].
+type AckedByStream = HashMap<(String, String), Vec<(u128, Vec<u8>)>>;
+
+/// Puts batches to `stream` until the engine is gone, noting what it acknowledged; a stream that
+/// does not exist yet is retried.
+async fn write_until_killed(
+    kinesis: aws_sdk_kinesis::Client,
+    stream: String,
+    acked: Arc<Mutex<AckedByStream>>,
+) {
+    for batch in 0u64.. {
+        let entries: Vec<_> = (0..20)
+            .map(|i| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(format!("key-{batch}-{i}"))
+                    .data(Blob::new(format!("{stream}/{batch}/{i}")))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let sent: Vec<Vec<u8>> = entries.iter().map(|e| e.data.as_ref().to_vec()).collect();
+        match kinesis
+            .put_records()
+            .stream_name(&stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let mut acked = acked.lock().unwrap();
+                for (result, data) in out.records.iter().zip(sent) {
+                    let seq = result.sequence_number.as_deref().unwrap().parse().unwrap();
+                    let shard = result.shard_id.clone().unwrap();
+                    acked
+                        .entry((stream.clone(), shard))
+                        .or_default()
+                        .push((seq, data));
+                }
+            }
+            Err(err) if err.as_service_error().is_some() => {
+                tokio::time::sleep(Duration::from_millis(2)).await; // not created yet
+            }
+            Err(_) => return, // the engine is gone
+        }
+    }
+}
+
+/// Splits and merges the open shards of `stream` and creates streams (each with a writer
+/// already waiting for it), until the engine is gone.
+async fn reshard_until_killed(
+    kinesis: aws_sdk_kinesis::Client,
+    stream: &str,
+    acked: Arc<Mutex<AckedByStream>>,
+) {
+    for round in 0.. {
+        let Ok(out) = kinesis.list_shards().stream_name(stream).send().await else {
+            return;
+        };
+        let mut open: Vec<(u128, u128, String)> = out
+            .shards
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| {
+                s.sequence_number_range
+                    .as_ref()
+                    .unwrap()
+                    .ending_sequence_number
+                    .is_none()
+            })
+            .map(|s| {
+                let range = s.hash_key_range.unwrap();
+                (
+                    range.starting_hash_key.parse().unwrap(),
+                    range.ending_hash_key.parse().unwrap(),
+                    s.shard_id,
+                )
+            })
+            .collect();
+        open.sort();
+        let result = if round % 2 == 0 || open.len() < 2 {
+            let (start, end, shard) = &open[0];
+            kinesis
+                .split_shard()
+                .stream_name(stream)
+                .shard_to_split(shard)
+                .new_starting_hash_key((start + (end - start) / 2 + 1).to_string())
+                .send()
+                .await
+                .map_err(|e| e.as_service_error().is_some())
+                .map(drop)
+        } else {
+            kinesis
+                .merge_shards()
+                .stream_name(stream)
+                .shard_to_merge(&open[0].2)
+                .adjacent_shard_to_merge(&open[1].2)
+                .send()
+                .await
+                .map_err(|e| e.as_service_error().is_some())
+                .map(drop)
+        };
+        // A service error (say, a shard that just closed) is fine; no answer means the kill.
+        if result == Err(false) {
+            return;
+        }
+        let created = format!("{stream}-new-{round}");
+        tokio::spawn(write_until_killed(
+            kinesis.clone(),
+            created.clone(),
+            acked.clone(),
+        ));
+        if kinesis
+            .create_stream()
+            .stream_name(&created)
+            .shard_count(2)
+            .send()
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_racing_splits_merges_and_creates_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ChildEngine::spawn(dir.path(), &["--throughput-limits", "false"]);
+    let kinesis = client(&engine.endpoint);
+    kinesis
+        .create_stream()
+        .stream_name("race")
+        .shard_count(2)
+        .send()
+        .await
+        .unwrap();
+    let acked: Arc<Mutex<AckedByStream>> = Arc::default();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        tasks.push(tokio::spawn(write_until_killed(
+            kinesis.clone(),
+            "race".into(),
+            acked.clone(),
+        )));
+    }
+    let resharder = tokio::spawn({
+        let (kinesis, acked) = (kinesis.clone(), acked.clone());
+        async move { reshard_until_killed(kinesis, "race", acked).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    engine.kill();
+    resharder.await.unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Writers of created streams end on their own once the engine is gone.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    let streams: std::collections::BTreeSet<_> = acked.keys().map(|(s, _)| s.clone()).collect();
+    assert!(
+        streams.len() > 1,
+        "no record was acknowledged on a created stream: {streams:?}"
+    );
+
+    // The directory opens (the child prints its endpoint only after recovery) and every
+    // acknowledged record is on the shard it was acknowledged on.
+    let engine = ChildEngine::spawn(dir.path(), &["--throughput-limits", "false"]);
+    let reader = TestEngine {
+        handle: dummy_handle().await,
+        client: client(&engine.endpoint),
+    };
+    let mut total = 0;
+    for ((stream, shard), expected) in acked {
+        let read: std::collections::HashSet<(u128, Vec<u8>)> = reader
+            .read_all(&stream, &shard)
+            .await
+            .into_iter()
+            .map(|r| (r.sequence_number.parse().unwrap(), r.data.into_inner()))
+            .collect();
+        for record in &expected {
+            assert!(
+                read.contains(record),
+                "acknowledged record {} of {stream}/{shard} was lost",
+                record.0
+            );
+        }
+        total += expected.len();
+    }
+    println!(
+        "{total} acknowledged records in {} streams survived SIGKILL during resharding",
+        streams.len()
+    );
+}
+
 /// An idle in-process engine, so the child can be read with the shared helpers.
 async fn dummy_handle() -> core_engine::EngineHandle {
     Engine::builder().build().unwrap().start().await.unwrap()
@@ -326,4 +520,21 @@ async fn a_data_directory_serves_one_engine_at_a_time() {
         "{error}"
     );
     first.shutdown().await;
+}
+
+#[test]
+fn the_binary_says_listening_only_after_recovery_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("metadata"), b"not a metadata file").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_core-engine"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("listening"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("corrupt data"), "{stderr}");
 }

@@ -236,13 +236,24 @@ async fn injected_ends_cut_subscriptions_short() {
     );
 }
 
-/// Sends one request to the admin endpoint and returns the status and body.
+/// Sends one JSON request to the admin endpoint and returns the status and body.
 async fn admin(engine: &TestEngine, method: &str, body: &str) -> (u16, String) {
+    admin_with(
+        engine,
+        method,
+        "Host: x\r\nContent-Type: application/json\r\n",
+        body,
+    )
+    .await
+}
+
+/// Sends one request with these header lines to the admin endpoint.
+async fn admin_with(engine: &TestEngine, method: &str, headers: &str, body: &str) -> (u16, String) {
     let mut socket = tokio::net::TcpStream::connect(engine.handle.local_addr())
         .await
         .unwrap();
     let request = format!(
-        "{method} /_shardline/faults HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} /_shardline/faults HTTP/1.1\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     socket.write_all(request.as_bytes()).await.unwrap();
@@ -329,4 +340,117 @@ async fn drop_after_apply_writes_the_records_but_answers_nothing() {
     let records = engine.read_all("lost-answer", "shardId-000000000000").await;
     assert_eq!(records.len(), 4, "every write was applied");
     assert_eq!(records[0].data.as_ref(), b"one");
+}
+
+#[tokio::test]
+async fn the_admin_endpoint_refuses_what_a_web_page_could_send() {
+    let engine = TestEngine::start().await;
+    let rule = r#"{"operation":"PutRecord","fault":{"type":"Throttle"}}"#;
+    let own = engine.handle.local_addr();
+    let refused = [
+        // A form or fetch without a preflight can only send text/plain and friends.
+        (
+            415,
+            format!("Host: {own}\r\nContent-Type: text/plain\r\n"),
+            "Content-Type",
+        ),
+        (415, format!("Host: {own}\r\n"), "Content-Type"),
+        (
+            403,
+            format!(
+                "Host: {own}\r\nContent-Type: application/json\r\nOrigin: http://evil.example\r\n"
+            ),
+            "cross-origin",
+        ),
+        (
+            403,
+            format!(
+                "Host: {own}\r\nContent-Type: application/json\r\nSec-Fetch-Site: cross-site\r\n"
+            ),
+            "cross-origin",
+        ),
+        // DNS rebinding: the browser thinks it is same-origin, but the name is not ours.
+        (
+            403,
+            format!(
+                "Host: rebound.example:{}\r\nContent-Type: application/json\r\nOrigin: http://rebound.example:{}\r\n",
+                own.port(),
+                own.port()
+            ),
+            "cross-origin",
+        ),
+    ];
+    for (status, headers, needle) in refused {
+        let (got, message) = admin_with(&engine, "POST", &headers, rule).await;
+        assert_eq!(got, status, "{headers}: {message}");
+        assert!(message.contains(needle), "{headers}: {message}");
+    }
+    let (got, message) = admin_with(
+        &engine,
+        "DELETE",
+        &format!("Host: {own}\r\nOrigin: http://evil.example\r\n"),
+        "",
+    )
+    .await;
+    assert_eq!(got, 403, "{message}");
+    assert!(
+        engine.handle.faults().rules().is_empty(),
+        "nothing was added"
+    );
+    // The engine's own origin, and clients that send no origin, are served.
+    let (got, message) = admin_with(
+        &engine,
+        "POST",
+        &format!("Host: {own}\r\nContent-Type: application/json; charset=utf-8\r\nOrigin: http://{own}\r\nSec-Fetch-Site: same-origin\r\n"),
+        rule,
+    )
+    .await;
+    assert_eq!(got, 200, "{message}");
+    assert_eq!(engine.handle.faults().rules().len(), 1);
+}
+
+#[tokio::test]
+async fn the_admin_endpoint_bounds_rules() {
+    let engine = TestEngine::start().await;
+    let (status, message) = admin(
+        &engine,
+        "POST",
+        r#"{"fault":{"type":"Latency","ms":18446744073709551615}}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(message.contains("at most 60000 ms"), "{message}");
+    let (status, message) = admin(
+        &engine,
+        "POST",
+        r#"{"fault":{"type":"Throttle"},"probability":-0.5}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(message.contains("probability"), "{message}");
+    let (status, message) = admin(&engine, "POST", "not json").await;
+    assert_eq!(status, 400, "{message}");
+    let (status, _) = admin(
+        &engine,
+        "POST",
+        &format!("{{\"x\":\"{}\"}}", "a".repeat(70_000)),
+    )
+    .await;
+    assert_eq!(status, 413);
+    // Rules are bounded in number: the last few go over HTTP.
+    let faults = engine.handle.faults();
+    for _ in 0..998 {
+        faults
+            .add(FaultRule::new("PutRecord", Fault::Latency { ms: 1 }).with_probability(0.0))
+            .unwrap();
+    }
+    let rule = r#"{"operation":"PutRecord","fault":{"type":"Throttle"},"probability":0}"#;
+    assert_eq!(admin(&engine, "POST", rule).await.0, 200);
+    assert_eq!(admin(&engine, "POST", rule).await.0, 200);
+    let (status, message) = admin(&engine, "POST", rule).await;
+    assert_eq!(status, 400);
+    assert!(message.contains("at most 1000 fault rules"), "{message}");
+    assert_eq!(faults.rules().len(), 1000);
+    // Past the limit, the engine keeps answering the AWS API.
+    engine.create_stream("still-served", 1).await;
 }

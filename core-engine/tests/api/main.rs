@@ -9,6 +9,7 @@ mod errors;
 mod fan_out;
 mod faults;
 mod limits;
+mod listener;
 mod protocol;
 mod records;
 mod reshard;

@@ -191,3 +191,127 @@ async fn every_acknowledged_conditional_write_survives_sigkill() {
     }
     println!("acknowledged counters {acked:?} survived SIGKILL");
 }
+
+/// Frames of a table log, read with the documented layout: their payload sizes.
+fn frame_sizes(log: &std::path::Path) -> Vec<usize> {
+    let bytes = std::fs::read(log).unwrap();
+    let mut at = 12; // magic and version
+    let mut sizes = Vec::new();
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        sizes.push(len);
+        at += 8 + len;
+    }
+    assert_eq!(at, bytes.len(), "the log ends inside a frame");
+    sizes
+}
+
+/// Puts `items` from four concurrent writers.
+async fn put_all(ddb: &aws_sdk_dynamodb::Client, table: &str, items: Vec<crate::common::Item>) {
+    let mut writers = tokio::task::JoinSet::new();
+    for chunk in items.chunks(items.len().div_ceil(4)) {
+        let (ddb, table, chunk) = (ddb.clone(), table.to_owned(), chunk.to_vec());
+        writers.spawn(async move {
+            for item in chunk {
+                ddb.put_item()
+                    .table_name(&table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// 180 items of 390 KB (about 67 MiB, more than one frame may hold) and 1,000 small ones, so
+/// that the next start compacts the log. Before frames were bounded by bytes, that compaction
+/// wrote one frame over the reader's limit and the table was gone after the next restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_larger_than_a_frame_survives_compaction_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("dynamodb").join("tables.log");
+    let builder = || {
+        Engine::builder()
+            .data_dir(dir.path())
+            .sync_mode(core_engine::SyncMode::OsBuffered)
+    };
+    let big = |i: usize| {
+        item(&[
+            ("pk", s(&format!("big-{i:03}"))),
+            ("v", s(&format!("{i:03}").repeat(130_000))),
+        ])
+    };
+    let small = |i: usize| {
+        item(&[
+            ("pk", s(&format!("small-{i:04}"))),
+            ("n", n(&i.to_string())),
+        ])
+    };
+    {
+        let ddb = Ddb::with(builder()).await;
+        ddb.table("big", None).await;
+        put_all(&ddb.client, "big", (0..180).map(big).collect()).await;
+        put_all(&ddb.client, "big", (0..1_000).map(small).collect()).await;
+        ddb.handle.shutdown().await;
+    }
+    // This start compacts the log (it holds over 1,000 frames), into several bounded frames.
+    let ddb = Ddb::with(builder()).await;
+    ddb.handle.shutdown().await;
+    let sizes = frame_sizes(&log);
+    assert!(
+        sizes.len() < 100,
+        "the log was not compacted: {} frames",
+        sizes.len()
+    );
+    assert!(sizes.iter().all(|&len| len <= 64 << 20), "{sizes:?}");
+
+    let ddb = Ddb::with(builder()).await;
+    let mut count = 0;
+    let mut start = None;
+    loop {
+        let page = ddb
+            .client
+            .scan()
+            .table_name("big")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        count += page.count();
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    assert_eq!(count, 1_180);
+    for i in [0, 97, 179] {
+        let got = ddb
+            .get("big", item(&[("pk", s(&format!("big-{i:03}")))]))
+            .await
+            .unwrap();
+        assert_eq!(got["v"], s(&format!("{i:03}").repeat(130_000)));
+    }
+    ddb.handle.shutdown().await;
+
+    // A damaged frame in the middle of the log stops the engine, and the log is left as it is.
+    let mut bytes = std::fs::read(&log).unwrap();
+    let middle = 12 + 8 + sizes[0] + 8 + 100;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&log, &bytes).unwrap();
+    let error = builder()
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .expect_err("a corrupt log must not open");
+    let message = error.to_string();
+    assert!(
+        message.contains("tables.log") && message.contains("bad frame at offset"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "the log was modified");
+}

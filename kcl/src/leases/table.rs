@@ -17,11 +17,14 @@ use super::serializer::*;
 use super::{Checkpoint, Lease, from_item, to_item};
 use crate::error::{self, Error, Result};
 
-/// Access to one lease table.
+/// Access to one lease table. Every call is bounded by the table's timeout (default 5 s, see
+/// [`LeaseTable::with_timeout`]); a call without an answer by then fails with
+/// [`Error::Timeout`].
 #[derive(Debug, Clone)]
 pub struct LeaseTable {
     client: Client,
     name: String,
+    timeout: Duration,
 }
 
 /// The progress fields a checkpoint write sets.
@@ -49,7 +52,19 @@ impl LeaseTable {
         Self {
             client,
             name: name.into(),
+            timeout: crate::Config::default().dynamodb_timeout,
         }
+    }
+
+    /// The same table with every call bounded by `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The bound on each call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The table's name.
@@ -62,26 +77,29 @@ impl LeaseTable {
     pub async fn create_if_not_exists(&self, wait: Duration) -> Result<()> {
         if self.status().await? != Some(TableStatus::Active) {
             let created = self
-                .client
-                .create_table()
-                .table_name(&self.name)
-                .billing_mode(BillingMode::PayPerRequest)
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(LEASE_KEY)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .map_err(|e| Error::Config(e.to_string()))?,
+                .call(
+                    "CreateTable",
+                    self.client
+                        .create_table()
+                        .table_name(&self.name)
+                        .billing_mode(BillingMode::PayPerRequest)
+                        .key_schema(
+                            KeySchemaElement::builder()
+                                .attribute_name(LEASE_KEY)
+                                .key_type(KeyType::Hash)
+                                .build()
+                                .map_err(|e| Error::Config(e.to_string()))?,
+                        )
+                        .attribute_definitions(
+                            AttributeDefinition::builder()
+                                .attribute_name(LEASE_KEY)
+                                .attribute_type(ScalarAttributeType::S)
+                                .build()
+                                .map_err(|e| Error::Config(e.to_string()))?,
+                        )
+                        .send(),
                 )
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(LEASE_KEY)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .map_err(|e| Error::Config(e.to_string()))?,
-                )
-                .send()
-                .await;
+                .await?;
             match created {
                 Ok(_) => tracing::info!(table = %self.name, "created lease table"),
                 // Another worker created it first.
@@ -103,11 +121,11 @@ impl LeaseTable {
 
     async fn status(&self) -> Result<Option<TableStatus>> {
         match self
-            .client
-            .describe_table()
-            .table_name(&self.name)
-            .send()
-            .await
+            .call(
+                "DescribeTable",
+                self.client.describe_table().table_name(&self.name).send(),
+            )
+            .await?
         {
             Ok(out) => Ok(out.table.and_then(|t| t.table_status)),
             Err(e) if error::code(&e) == Some("ResourceNotFoundException") => Ok(None),
@@ -120,15 +138,17 @@ impl LeaseTable {
         let mut leases = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.name)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| error::ddb("Scan", e))?;
+            let out = error::ddb_call(
+                self.timeout,
+                "Scan",
+                self.client
+                    .scan()
+                    .table_name(&self.name)
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.take())
+                    .send(),
+            )
+            .await?;
             for item in out.items() {
                 match from_item(item) {
                     Ok(lease) => leases.push(lease),
@@ -144,29 +164,34 @@ impl LeaseTable {
 
     /// One lease, read consistently.
     pub async fn get(&self, key: &str) -> Result<Option<Lease>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key(LEASE_KEY, s(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| error::ddb("GetItem", e))?;
+        let out = error::ddb_call(
+            self.timeout,
+            "GetItem",
+            self.client
+                .get_item()
+                .table_name(&self.name)
+                .key(LEASE_KEY, s(key))
+                .consistent_read(true)
+                .send(),
+        )
+        .await?;
         out.item.as_ref().map(from_item).transpose()
     }
 
     /// Writes `lease` unless a lease with its key exists; `true` if written.
     pub async fn create_if_absent(&self, lease: &Lease) -> Result<bool> {
         match self
-            .client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(to_item(lease)))
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", LEASE_KEY)
-            .send()
-            .await
+            .call(
+                "PutItem",
+                self.client
+                    .put_item()
+                    .table_name(&self.name)
+                    .set_item(Some(to_item(lease)))
+                    .condition_expression("attribute_not_exists(#k)")
+                    .expression_attribute_names("#k", LEASE_KEY)
+                    .send(),
+            )
+            .await?
         {
             Ok(_) => Ok(true),
             Err(e) if conditional_failed(&e) => Ok(false),
@@ -190,7 +215,9 @@ impl LeaseTable {
 
     /// Takes the lease for `owner` if its counter is still `seen_counter` (the value in the scan
     /// that judged it expired or stealable); the new counter is `seen_counter + 1`. As in the Java
-    /// KCL, `ownerSwitchesSinceCheckpoint` counts only a change from another owner.
+    /// KCL, `ownerSwitchesSinceCheckpoint` counts only a change from another owner. When the
+    /// condition fails, a consistent read checks whether this very take was applied (its answer
+    /// lost and the SDK's retry refused), so a won take is never reported lost.
     pub async fn take(
         &self,
         key: &str,
@@ -216,8 +243,18 @@ impl LeaseTable {
         } else {
             "SET #c = :new, #o = :me REMOVE #co"
         };
-        self.update("take", key, expression, "#c = :old", &names, values)
-            .await
+        if self
+            .update("take", key, expression, "#c = :old", &names, values)
+            .await?
+        {
+            return Ok(true);
+        }
+        // The condition failed, which is also what a retry of a take whose answer was lost sees:
+        // a consistent read tells whether the first attempt made it.
+        Ok(self
+            .get(key)
+            .await?
+            .is_some_and(|l| l.owner.as_deref() == Some(owner) && l.counter == seen_counter + 1))
     }
 
     /// Gives the lease up (no owner), if `owner` still holds it at `counter`.
@@ -309,14 +346,23 @@ impl LeaseTable {
 
     /// Deletes a lease (finished shards, after their children started).
     pub async fn delete(&self, key: &str) -> Result<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.name)
-            .key(LEASE_KEY, s(key))
-            .send()
-            .await
-            .map_err(|e| error::ddb("DeleteItem", e))?;
+        error::ddb_call(
+            self.timeout,
+            "DeleteItem",
+            self.client
+                .delete_item()
+                .table_name(&self.name)
+                .key(LEASE_KEY, s(key))
+                .send(),
+        )
+        .await?;
         Ok(())
+    }
+
+    /// Runs a call under the table's timeout, leaving the SDK result to the caller (which looks
+    /// at condition failures).
+    async fn call<F: std::future::Future>(&self, op: &'static str, call: F) -> Result<F::Output> {
+        error::within(self.timeout, "DynamoDB", op, call).await
     }
 
     async fn update(
@@ -343,7 +389,7 @@ impl LeaseTable {
         for (k, v) in values {
             request = request.expression_attribute_values(k, v);
         }
-        match request.send().await {
+        match self.call("UpdateItem", request.send()).await? {
             Ok(_) => Ok(true),
             Err(e) if conditional_failed(&e) => Ok(false),
             Err(e) => Err(error::ddb(op, e)),

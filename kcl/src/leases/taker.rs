@@ -56,6 +56,14 @@ impl Observations {
         self.seen = next;
     }
 
+    /// When this worker first saw `key` at `counter`, if that is the counter it last saw.
+    pub fn since(&self, key: &str, counter: u64) -> Option<Instant> {
+        match self.seen.get(key) {
+            Some((seen, since)) if *seen == counter => Some(*since),
+            _ => None,
+        }
+    }
+
     /// Whether `lease` has had no owner, or no counter change for longer than `failover`.
     pub fn is_expired(&self, lease: &Lease, now: Instant, failover: Duration) -> bool {
         if lease.owner.is_none() {
@@ -92,6 +100,30 @@ impl Observations {
             .filter(|at| *at > now)
             .min()
     }
+}
+
+/// When worker `me` may start processing a lease it just took from `previous` owner, having
+/// first seen the counter it took at `since`.
+///
+/// A lease another worker held (expired or stolen) waits until failover time after `since`: the
+/// previous owner's own deadline is earlier (it counts from before the write that set the
+/// counter, minus a margin), so it has stopped by then even if it never learned of the take.
+/// A steal also waits at least `steal_delay`. An unowned lease, or one in this worker's own name
+/// (an earlier incarnation), starts at once.
+pub(crate) fn start_at(
+    me: &str,
+    previous: Option<&str>,
+    since: Option<Instant>,
+    now: Instant,
+    failover: Duration,
+    steal_delay: Option<Duration>,
+) -> Instant {
+    if previous.is_none_or(|p| p == me) {
+        return now;
+    }
+    // Not seen at that counter (cannot happen for a planned take): wait a whole failover time.
+    let expired_at = since.unwrap_or(now) + failover + Duration::from_millis(1);
+    expired_at.max(now + steal_delay.unwrap_or_default())
 }
 
 /// Leases that can be processed now: not finished, and every parent finished or gone.
@@ -246,6 +278,52 @@ mod tests {
         assert_eq!(
             seen.next_expiry(&renewed, "w1", Instant::now(), SETTINGS.failover),
             None
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_taken_from_another_worker_starts_once_it_would_have_expired() {
+        let failover = SETTINGS.failover;
+        let since = Instant::now();
+        tokio::time::advance(Duration::from_secs(4)).await;
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Stolen from a live worker first seen at this counter 4 s ago: 6 s more.
+        assert_eq!(
+            start_at(
+                "me",
+                Some("w2"),
+                Some(since),
+                now,
+                failover,
+                Some(ms(3_408))
+            ),
+            since + failover + ms(1)
+        );
+        // Expired long ago: at once.
+        tokio::time::advance(Duration::from_secs(20)).await;
+        let now = Instant::now();
+        assert_eq!(
+            start_at("me", Some("w2"), Some(since), now, failover, None),
+            now
+        );
+        // A steal waits at least its delay.
+        assert_eq!(
+            start_at(
+                "me",
+                Some("w2"),
+                Some(since),
+                now,
+                failover,
+                Some(ms(3_408))
+            ),
+            now + ms(3_408)
+        );
+        // Unowned, or in this worker's own name: at once.
+        assert_eq!(start_at("me", None, Some(now), now, failover, None), now);
+        assert_eq!(
+            start_at("me", Some("me"), Some(now), now, failover, None),
+            now
         );
     }
 

@@ -33,6 +33,8 @@ pub(crate) struct FetcherSettings {
     pub idle_time_between_reads: Duration,
     pub max_prefetch_batches: usize,
     pub timestamp: Option<SystemTime>,
+    /// Bound on each Kinesis call.
+    pub timeout: Duration,
 }
 
 /// Starts reading `shard_id` after `start`; the task ends at shard end or when the receiver is
@@ -100,17 +102,19 @@ impl Fetcher {
                     }
                 },
             };
-            let out = match self
-                .client
-                .get_records()
-                .shard_iterator(&current)
-                .limit(self.settings.max_records)
-                .send()
-                .await
+            let out = match error::kinesis_call(
+                self.settings.timeout,
+                "GetRecords",
+                self.client
+                    .get_records()
+                    .shard_iterator(&current)
+                    .limit(self.settings.max_records)
+                    .send(),
+            )
+            .await
             {
                 Ok(out) => out,
                 Err(e) => {
-                    let e = error::kinesis("GetRecords", e);
                     if e.is_expired_iterator() {
                         // A fresh iterator after the last record read (or at the checkpoint).
                         metrics::counter!("ExpiredIterator", "shard" => self.shard_id.clone())
@@ -177,10 +181,8 @@ impl Fetcher {
             },
             (None, _) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        let out = request
-            .send()
-            .await
-            .map_err(|e| error::kinesis("GetShardIterator", e))?;
+        let out =
+            error::kinesis_call(self.settings.timeout, "GetShardIterator", request.send()).await?;
         out.shard_iterator.ok_or_else(|| crate::Error::Kinesis {
             op: "GetShardIterator",
             code: None,

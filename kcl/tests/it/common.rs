@@ -36,16 +36,7 @@ impl Env {
                 .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "t"))
                 .build(),
         );
-        let ddb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-                .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-                .endpoint_url(&url)
-                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                    "AKIDTEST", "secret", None, None, "t",
-                ))
-                .build(),
-        );
+        let ddb = ddb_client(&url);
         Self {
             handle,
             kinesis,
@@ -130,6 +121,78 @@ impl Env {
     }
 }
 
+/// A DynamoDB client for the engine (or a proxy) at `url`.
+pub fn ddb_client(url: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(url)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "t",
+            ))
+            .build(),
+    )
+}
+
+/// A TCP proxy in front of the engine that can be cut: from then on every connection through it,
+/// open or new, stays open and never answers (a worker partitioned from its lease table).
+#[allow(dead_code)]
+pub struct Partition {
+    pub url: String,
+    cut: tokio::sync::watch::Sender<bool>,
+    _accept: tokio::task::JoinHandle<()>,
+}
+
+#[allow(dead_code)]
+impl Partition {
+    pub async fn start(env: &Env) -> Self {
+        let target = env
+            .handle
+            .endpoint_url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (cut, rx) = tokio::sync::watch::channel(false);
+        let accept = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let cut = *rx.borrow();
+                if cut {
+                    held.push(client);
+                    continue;
+                }
+                let mut rx = rx.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                        _ = async { drop(rx.wait_for(|cut| *cut).await) } => {
+                            drop(upstream);
+                            // Keep the client's connection open, silent.
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            cut,
+            _accept: accept,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+}
+
 /// Short timings so fleets converge in seconds.
 pub fn fast_config() -> Config {
     Config {
@@ -158,9 +221,75 @@ pub struct Delivery {
     pub at: Instant,
 }
 
+/// One call of a processor on a shard, from start to return (or cancellation).
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub struct Busy {
+    pub worker: String,
+    pub shard: String,
+    pub start: Instant,
+    /// `None` while the call is still running.
+    pub end: Option<Instant>,
+}
+
+/// A checkpoint the processor was told succeeded.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub struct Acked {
+    pub worker: String,
+    pub shard: String,
+    pub sequence: String,
+    pub at: Instant,
+}
+
+/// A test's action run from inside a processor.
+pub struct Hook(pub Box<dyn FnOnce() + Send>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
+/// Logs a processor call from its start; its end when dropped, so a cancelled call counts too.
+struct BusyGuard<'a> {
+    log: &'a Log,
+    index: usize,
+}
+
+impl<'a> BusyGuard<'a> {
+    fn new(log: &'a Log, worker: &str, shard: &str) -> Self {
+        let mut busy = log.busy.lock().unwrap();
+        busy.push(Busy {
+            worker: worker.to_owned(),
+            shard: shard.to_owned(),
+            start: Instant::now(),
+            end: None,
+        });
+        Self {
+            log,
+            index: busy.len() - 1,
+        }
+    }
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.log.busy.lock().unwrap()[self.index].end = Some(Instant::now());
+    }
+}
+
 /// Everything every processor saw or did, shared by a test's workers.
 #[derive(Debug, Default)]
 pub struct Log {
+    /// Processor calls, to check no two workers processed a shard at once.
+    pub busy: Mutex<Vec<Busy>>,
+    /// Checkpoints acknowledged to processors.
+    pub acked: Mutex<Vec<Acked>>,
+    /// Runs once, right before the next checkpoint of any processor.
+    pub before_checkpoint: Mutex<Option<Hook>>,
+    /// Extra time each `process_records` takes, in milliseconds.
+    pub process_delay_ms: std::sync::atomic::AtomicU64,
     pub deliveries: Mutex<Vec<Delivery>>,
     pub events: Mutex<Vec<String>>,
     /// Batches to fail before succeeding (counted down across the fleet).
@@ -191,6 +320,53 @@ impl Log {
         self.events.lock().unwrap().clone()
     }
 
+    /// Pairs of calls of different workers on one shard that overlapped in time (a call still
+    /// running counts as running until now).
+    pub fn overlaps(&self) -> Vec<(Busy, Busy)> {
+        let now = Instant::now();
+        let busy: Vec<Busy> = self
+            .busy
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| Busy {
+                end: Some(b.end.unwrap_or(now)),
+                ..b.clone()
+            })
+            .collect();
+        let mut found = Vec::new();
+        for (i, a) in busy.iter().enumerate() {
+            for b in &busy[i + 1..] {
+                if a.shard == b.shard
+                    && a.worker != b.worker
+                    && Some(a.start) < b.end
+                    && Some(b.start) < a.end
+                {
+                    found.push((a.clone(), b.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    /// Records delivered again after a checkpoint covering them was acknowledged (to anyone)
+    /// before the delivery: a lost checkpoint.
+    pub fn redelivered_after_ack(&self) -> Vec<Delivery> {
+        let acked = self.acked.lock().unwrap().clone();
+        let deliveries = self.deliveries.lock().unwrap().clone();
+        deliveries
+            .into_iter()
+            .filter(|d| {
+                acked.iter().any(|a| {
+                    a.shard == d.shard
+                        && a.at < d.at
+                        && kcl::leases::SequenceNumber::new(&*d.sequence, d.sub_sequence)
+                            <= kcl::leases::SequenceNumber::new(&*a.sequence, u64::MAX)
+                })
+            })
+            .collect()
+    }
+
     /// Whether every item of `expected` was delivered.
     pub fn has_all(&self, expected: &[String]) -> bool {
         let data: std::collections::HashSet<String> = self.data().into_iter().collect();
@@ -219,6 +395,7 @@ impl RecordProcessor for Recorder {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
+        let _busy = BusyGuard::new(&self.log, &self.worker, &self.shard);
         {
             let mut deliveries = self.log.deliveries.lock().unwrap();
             for r in &input.records {
@@ -245,16 +422,36 @@ impl RecordProcessor for Recorder {
             self.log.event(format!("fail {}", self.shard));
             return Err("injected failure".into());
         }
-        if !self.log.no_batch_checkpoints.load(Ordering::SeqCst)
-            && let Err(e) = checkpointer.checkpoint().await
-        {
-            self.log.event(format!(
-                "checkpoint-error {} {} lost={}",
-                self.worker,
-                self.shard,
-                e.is_lease_lost()
-            ));
-            return Err(e.into());
+        let delay = self.log.process_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        if !self.log.no_batch_checkpoints.load(Ordering::SeqCst) {
+            let hook = self.log.before_checkpoint.lock().unwrap().take();
+            if let Some(Hook(hook)) = hook {
+                hook();
+            }
+            match checkpointer.checkpoint().await {
+                Ok(()) => {
+                    if let Some(last) = input.records.last() {
+                        self.log.acked.lock().unwrap().push(Acked {
+                            worker: self.worker.clone(),
+                            shard: self.shard.clone(),
+                            sequence: last.sequence_number.clone(),
+                            at: Instant::now(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    self.log.event(format!(
+                        "checkpoint-error {} {} lost={}",
+                        self.worker,
+                        self.shard,
+                        e.is_lease_lost()
+                    ));
+                    return Err(e.into());
+                }
+            }
         }
         Ok(())
     }
@@ -265,6 +462,7 @@ impl RecordProcessor for Recorder {
     }
 
     async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
+        let _busy = BusyGuard::new(&self.log, &self.worker, &self.shard);
         self.log
             .event(format!("shard_ended {} {}", self.worker, self.shard));
         checkpointer.checkpoint().await?;
@@ -275,6 +473,7 @@ impl RecordProcessor for Recorder {
         &mut self,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
+        let _busy = BusyGuard::new(&self.log, &self.worker, &self.shard);
         self.log
             .event(format!("shutdown {} {}", self.worker, self.shard));
         if self.log.hang_on_shutdown.load(Ordering::SeqCst) {
@@ -316,10 +515,23 @@ impl Worker {
         log: &Arc<Log>,
         config: Config,
     ) -> Self {
+        Self::start_with(env, env.ddb.clone(), app, stream, id, log, config)
+    }
+
+    /// A worker reaching DynamoDB through `ddb`.
+    pub fn start_with(
+        env: &Env,
+        ddb: aws_sdk_dynamodb::Client,
+        app: &str,
+        stream: &str,
+        id: &str,
+        log: &Arc<Log>,
+        config: Config,
+    ) -> Self {
         let scheduler = Arc::new(
             Scheduler::new(
                 env.kinesis.clone(),
-                env.ddb.clone(),
+                ddb,
                 app,
                 stream,
                 id,
@@ -358,6 +570,19 @@ pub async fn eventually(timeout: Duration, what: &str, mut check: impl AsyncFnMu
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether each lease's owner in `owners` runs a consumer on it (a lease just taken from another
+/// worker may still wait for the previous owner's lease to run out).
+pub fn owners_started(log: &Log, owners: &HashMap<String, Option<String>>) -> bool {
+    let events = log.events();
+    owners.iter().all(|(shard, owner)| {
+        owner.as_ref().is_some_and(|o| {
+            events
+                .iter()
+                .any(|e| e.starts_with(&format!("init {o} {shard} ")))
+        })
+    })
 }
 
 /// Count of leases per owner.

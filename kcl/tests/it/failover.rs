@@ -33,6 +33,7 @@ async fn leases_spread_evenly_and_every_record_is_delivered() {
     for w in workers {
         w.stop().await;
     }
+    assert!(log.overlaps().is_empty(), "{:?}", log.overlaps());
 }
 
 /// Kills worker "b" of two, keeps writing to every shard, and returns how long until each of
@@ -101,6 +102,7 @@ async fn measure_failover(config: kcl::Config, stream: &str) -> Duration {
         }
     }
     a.stop().await;
+    assert!(log.overlaps().is_empty(), "{:?}", log.overlaps());
     taken_over.into_values().max().unwrap()
 }
 
@@ -189,4 +191,5 @@ async fn a_joining_worker_takes_its_share() {
     }
     b.stop().await;
     a.stop().await;
+    assert!(log.overlaps().is_empty(), "{:?}", log.overlaps());
 }

@@ -125,3 +125,32 @@ async fn table_is_created_on_demand_and_writes_are_fenced() {
     table.delete("shardId-000000000000").await.unwrap();
     assert!(table.list().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_call_without_an_answer_is_a_retryable_timeout() {
+    use core_engine::{Fault, FaultRule};
+    let env = Env::start().await;
+    let table =
+        LeaseTable::new(env.ddb.clone(), "slow-table").with_timeout(Duration::from_millis(300));
+    table
+        .create_if_not_exists(Duration::from_secs(10))
+        .await
+        .unwrap();
+    env.handle
+        .faults()
+        .add(FaultRule::dynamodb("Scan", Fault::Latency { ms: 5_000 }).on_table("slow-table"))
+        .unwrap();
+    let err = table.list().await.unwrap_err();
+    assert!(err.is_timeout() && err.is_retryable(), "{err}");
+    assert!(
+        matches!(
+            err,
+            kcl::Error::Timeout {
+                service: "DynamoDB",
+                op: "Scan",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod aggregation;
 mod common;
+mod dynamodb_faults;
 mod expired;
 mod failover;
 mod java_table;
@@ -9,3 +10,4 @@ mod lease_table;
 mod positions;
 mod processing;
 mod resharding;
+mod robustness;

@@ -102,3 +102,121 @@ async fn split_and_merge_under_load_keep_per_key_order() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A stream with shard 0 open and shard 1 split into 2 and 3; records for one key in shard 1 and
+/// then in its child. Returns the key's records in production order.
+async fn resharded_stream(env: &Env, stream: &str) -> Vec<String> {
+    env.create_stream(stream, 2).await;
+    let shards = env.open_shards(stream).await;
+    let (_, hash) = shards
+        .iter()
+        .find(|(id, _)| id == "shardId-000000000001")
+        .unwrap()
+        .clone();
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let data = format!("parent-{i}");
+        env.put_at(stream, hash, &data).await;
+        sent.push(data);
+    }
+    env.kinesis
+        .split_shard()
+        .stream_name(stream)
+        .shard_to_split("shardId-000000000001")
+        .new_starting_hash_key((hash + (1u128 << 125)).to_string())
+        .send()
+        .await
+        .unwrap();
+    crate::common::eventually(Duration::from_secs(10), "the split", async || {
+        env.open_shards(stream).await.len() == 3
+    })
+    .await;
+    for i in 0..5 {
+        let data = format!("child-{i}");
+        env.put_at(stream, hash, &data).await;
+        sent.push(data);
+    }
+    sent
+}
+
+/// Every child lease names its parent, and the key's records came in order (parent first).
+async fn check_lineage(env: &Env, app: &str, log: &Log, sent: &[String]) {
+    let leases = kcl::leases::LeaseTable::new(env.ddb.clone(), app)
+        .list()
+        .await
+        .unwrap();
+    for child in ["shardId-000000000002", "shardId-000000000003"] {
+        let lease = leases.iter().find(|l| l.key == child).unwrap();
+        assert_eq!(
+            lease.parent_shard_ids,
+            vec!["shardId-000000000001".to_string()],
+            "{child} without its parent link"
+        );
+    }
+    let mut firsts = Vec::new();
+    for d in log.data() {
+        if sent.contains(&d) && !firsts.contains(&d) {
+            firsts.push(d);
+        }
+    }
+    assert_eq!(
+        firsts, sent,
+        "records of one key out of order across the split"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_starting_on_another_workers_partial_sync_links_children_to_parents() {
+    // Worker A started first on a resharded stream and had written the lease of shard 0 only
+    // when worker B scanned the table. B must still create the parent's lease, and the
+    // children's with their parent links, parents first. (Before, B took the table as an
+    // existing application, skipped the closed parent and created the children unlinked: the
+    // parent's records were never read.)
+    let env = Env::start().await;
+    let sent = resharded_stream(&env, "partial").await;
+    let table = kcl::leases::LeaseTable::new(env.ddb.clone(), "partial-app");
+    table
+        .create_if_not_exists(Duration::from_secs(10))
+        .await
+        .unwrap();
+    table
+        .create_if_absent(&kcl::leases::Lease::new(
+            "shardId-000000000000",
+            kcl::leases::Checkpoint::TrimHorizon,
+        ))
+        .await
+        .unwrap();
+    let log = Arc::new(Log::default());
+    let b = Worker::start(&env, "partial-app", "partial", "b", &log, fast_config());
+    eventually(Duration::from_secs(30), "every record", async || {
+        log.has_all(&sent)
+    })
+    .await;
+    check_lineage(&env, "partial-app", &log, &sent).await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_starting_together_on_a_resharded_stream_read_parents_first() {
+    let env = Env::start().await;
+    // Rounds of four workers starting at the same moment, each round a new application.
+    for round in 0..3 {
+        let stream = format!("together-{round}");
+        let app = format!("{stream}-app");
+        let sent = resharded_stream(&env, &stream).await;
+        let log = Arc::new(Log::default());
+        let workers: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|id| Worker::start(&env, &app, &stream, id, &log, fast_config()))
+            .collect();
+        eventually(Duration::from_secs(30), "every record", async || {
+            log.has_all(&sent)
+        })
+        .await;
+        check_lineage(&env, &app, &log, &sent).await;
+        assert!(log.overlaps().is_empty(), "{:?}", log.overlaps());
+        for w in workers {
+            w.stop().await;
+        }
+    }
+}

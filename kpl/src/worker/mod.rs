@@ -82,6 +82,8 @@ pub(crate) struct Worker {
     /// Containers that landed on an unexpected shard, to check once the map is fresh.
     unverified: Vec<(Container, String, String)>,
     refreshing: Option<tokio::task::JoinHandle<Result<ShardMap, String>>>,
+    /// When to read the shard map again after a failed refresh, and how many failed in a row.
+    map_retry: Option<(Instant, u32)>,
     flush_requested: bool,
     closing: Option<Closing>,
 }
@@ -104,6 +106,7 @@ impl Worker {
             in_flight: JoinSet::new(),
             unverified: Vec::new(),
             refreshing: None,
+            map_retry: None,
             flush_requested: false,
             closing: None,
         }
@@ -217,6 +220,22 @@ impl Worker {
             let Retry(_, pending) = self.retries.pop().expect("peeked");
             self.accept(pending);
         }
+        if self.unrouted.iter().any(|p| p.expires <= now) {
+            // Waiting for a shard map that keeps not covering their hash keys.
+            let (expired, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unrouted)
+                .into_iter()
+                .partition(|p| p.expires <= now);
+            self.unrouted = waiting;
+            expired.into_iter().for_each(Pending::expire);
+        }
+        if self.map_retry.is_some_and(|(at, _)| at <= now) && self.refreshing.is_none() {
+            if self.unrouted.is_empty() && self.unverified.is_empty() {
+                self.map_retry = None; // nothing waits for the map any more
+            } else {
+                self.refresh_map();
+            }
+        }
+        self.expire_unverified(now);
         let flush = self.flush_requested || self.closing.is_some();
         self.flush_requested = false;
         let config = self.shared.config.clone();
@@ -244,6 +263,9 @@ impl Worker {
         let mut wake = now + Duration::from_secs(1);
         if let Some(retry) = self.retries.peek() {
             wake = wake.min(retry.0);
+        }
+        if let Some((at, _)) = self.map_retry.filter(|_| self.refreshing.is_none()) {
+            wake = wake.min(at);
         }
         for buffer in self.shards.values() {
             if let Some(at) = buffer.next_due(config, now) {
@@ -283,8 +305,13 @@ impl Worker {
         }
         let client = self.client.clone();
         let stream = self.shared.stream.clone();
+        // Bounded like a PutRecords call: records waiting for the map (unrouted, or landed
+        // elsewhere) would otherwise wait for a hung ListShards forever, holding their permits.
+        let timeout = self.shared.config.request_timeout;
         self.refreshing = Some(tokio::spawn(async move {
-            ShardMap::load(&client, &stream).await
+            tokio::time::timeout(timeout, ShardMap::load(&client, &stream))
+                .await
+                .unwrap_or_else(|_| Err(format!("ListShards: no answer within {timeout:?}")))
         }));
     }
 
@@ -293,19 +320,21 @@ impl Worker {
             Ok(map) => map,
             Err(error) => {
                 tracing::warn!(%error, "could not refresh the shard map; retrying");
-                let now = Instant::now();
-                for pending in std::mem::take(&mut self.unrouted) {
-                    self.retry(pending, now);
-                }
-                for (container, _, _) in std::mem::take(&mut self.unverified) {
-                    self.release_hold(&container);
-                    for pending in container.users {
-                        self.retry(pending, now);
-                    }
-                }
+                // Everything waiting for the map keeps waiting, within its TTL: records that
+                // landed on an unexpected shard were written (sending them again would
+                // duplicate them, and, under `preserve_order`, let newer records of their keys
+                // go first), and records without a shard keep their order.
+                let config = &self.shared.config;
+                let failures = self.map_retry.map_or(0, |(_, n)| n).saturating_add(1);
+                let delay = config
+                    .retry_min_delay
+                    .saturating_mul(1 << failures.min(16).saturating_sub(1))
+                    .min(config.retry_max_delay);
+                self.map_retry = Some((Instant::now() + delay, failures));
                 return;
             }
         };
+        self.map_retry = None;
         tracing::debug!(shards = map.open_count(), "refreshed the shard map");
         self.map = map;
         for (id, buffer) in self.shards.iter_mut() {
@@ -345,6 +374,30 @@ impl Worker {
                     // Not `accept`: a closed child still queued holds newer records than these.
                     self.route(pending);
                 }
+            }
+        }
+    }
+
+    /// Fails the records waiting for the shard map to confirm where they landed once the
+    /// first of them is past its TTL (the map could not be read in time). A Kinesis record is
+    /// settled whole: its user records' sub-sequence numbers are their places in it.
+    fn expire_unverified(&mut self, now: Instant) {
+        let due = |c: &Container| c.users.iter().any(|u| u.expires <= now);
+        if !self.unverified.iter().any(|(c, _, _)| due(c)) {
+            return;
+        }
+        let (expired, waiting) = std::mem::take(&mut self.unverified)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(c, _, _)| due(c));
+        self.unverified = waiting;
+        for (container, _, _) in expired {
+            self.release_hold(&container);
+            for mut user in container.users {
+                user.note_error(
+                    "ShardMapUnavailable",
+                    "the record landed on a shard the producer could not check in time",
+                );
+                user.expire();
             }
         }
     }

@@ -268,7 +268,9 @@ impl Worker {
     }
 
     /// Retries a Kinesis record's user records: in order-preserving mode the record goes back to
-    /// the front of its shard's queue as is; otherwise each user record is re-aggregated later.
+    /// the front of its shard's queue, without the user records that would expire before the
+    /// retry (those fail now), so the survivors stay ahead of newer records of their keys;
+    /// otherwise each user record is re-aggregated later.
     fn retry_container(
         &mut self,
         mut container: Container,
@@ -289,12 +291,17 @@ impl Worker {
                 .filter_map(|u| u.next_backoff())
                 .max()
                 .unwrap_or_default();
-            let expired = container.users.iter().any(|u| u.expires <= now + delay);
-            if !expired {
-                container.not_before = Some(now + delay);
-                buffer.ready.push_front(container);
-                return;
+            let at = now + delay;
+            container.not_before = Some(at);
+            // As `retry` does: a record whose next attempt would come after its TTL fails now.
+            let (rest, expired) = buffer.split_off(container, |u| u.expires <= at);
+            if let Some(rest) = rest {
+                buffer.ready.push_front(rest);
             }
+            for user in expired {
+                user.expire();
+            }
+            return;
         }
         for user in container.users {
             self.retry(user, now);

@@ -133,6 +133,22 @@ impl ShardBuffer {
         }
     }
 
+    /// An aggregate of `users` (two or more), whose encoding `aggregator` holds.
+    fn aggregate(&self, users: Vec<Pending>, aggregator: Aggregator) -> Container {
+        let deadline = users.iter().map(|u| u.deadline).min().expect("records");
+        Container {
+            data: Bytes::from(aggregator.finish()),
+            // Kinesis routes by the explicit hash key; one byte of key keeps requests small.
+            partition_key: "a".into(),
+            explicit_hash_key: users[0].hash.to_string(),
+            aggregated: true,
+            deadline,
+            shard: self.id.clone(),
+            not_before: None,
+            users,
+        }
+    }
+
     /// Turns the aggregate being built into a Kinesis record.
     fn seal(&mut self) {
         let mut users = std::mem::take(&mut self.building);
@@ -145,19 +161,8 @@ impl ShardBuffer {
                 self.ready.push_back(single);
             }
             _ => {
-                let deadline = users.iter().map(|u| u.deadline).min().expect("records");
-                let first_hash = users[0].hash;
-                self.ready.push_back(Container {
-                    data: Bytes::from(aggregator.finish()),
-                    // Kinesis routes by the explicit hash key; one byte of key keeps requests small.
-                    partition_key: "a".into(),
-                    explicit_hash_key: first_hash.to_string(),
-                    aggregated: true,
-                    deadline,
-                    shard: self.id.clone(),
-                    not_before: None,
-                    users,
-                });
+                let aggregate = self.aggregate(users, aggregator);
+                self.ready.push_back(aggregate);
             }
         }
     }
@@ -169,8 +174,43 @@ impl ShardBuffer {
         }
     }
 
-    /// Removes user records past their TTL from sealed Kinesis records (rebuilding those), and
-    /// gives them back.
+    /// Takes the user records `gone` selects out of a Kinesis record and packs the rest into
+    /// one record again (a subset of an aggregate fits where the whole did), with the original's
+    /// retry time; the original is kept as is when nothing is taken.
+    pub(crate) fn split_off(
+        &self,
+        mut container: Container,
+        gone: impl Fn(&Pending) -> bool,
+    ) -> (Option<Container>, Vec<Pending>) {
+        if !container.users.iter().any(&gone) {
+            return (Some(container), Vec::new());
+        }
+        let (taken, users): (Vec<_>, Vec<_>) = std::mem::take(&mut container.users)
+            .into_iter()
+            .partition(|user| gone(user));
+        let mut rest = match users.len() {
+            0 => return (None, taken),
+            1 => self.single(users.into_iter().next().expect("one record")),
+            _ => {
+                let mut aggregator = Aggregator::new();
+                for user in &users {
+                    let record = &user.record;
+                    aggregator.push(
+                        &record.partition_key,
+                        record.explicit_hash_key.as_deref(),
+                        &record.data,
+                    );
+                }
+                self.aggregate(users, aggregator)
+            }
+        };
+        rest.not_before = container.not_before;
+        (Some(rest), taken)
+    }
+
+    /// Removes user records past their TTL from sealed Kinesis records, and gives them back.
+    /// What is left of a Kinesis record keeps its place in the queue: its records are older than
+    /// everything behind it, so under `preserve_order` nothing newer may overtake them.
     pub(crate) fn take_expired(&mut self, now: Instant) -> Vec<Pending> {
         if !self
             .ready
@@ -180,30 +220,14 @@ impl ShardBuffer {
             return Vec::new();
         }
         let mut expired = Vec::new();
-        let mut survivors = Vec::new();
-        let mut kept = VecDeque::new();
-        for container in self.ready.drain(..) {
-            if container.earliest_expiry().is_some_and(|e| e <= now) {
-                for user in container.users {
-                    if user.expires <= now {
-                        expired.push(user)
-                    } else {
-                        survivors.push(user)
-                    }
-                }
-            } else {
-                kept.push_back(container);
-            }
+        let mut kept = VecDeque::with_capacity(self.ready.len());
+        for container in std::mem::take(&mut self.ready) {
+            let (rest, gone) = self.split_off(container, |user| user.expires <= now);
+            expired.extend(gone);
+            kept.extend(rest);
         }
         self.ready = kept;
-        survivors.into_iter().for_each(|user| self.requeue(user));
         expired
-    }
-
-    /// Puts a user record back as its own Kinesis record at the back of the queue.
-    fn requeue(&mut self, pending: Pending) {
-        let single = self.single(pending);
-        self.ready.push_back(single);
     }
 
     /// The next time something in this buffer becomes due.
@@ -250,4 +274,82 @@ fn fits_alone(record: &crate::record::Record, max: usize) -> bool {
         record.explicit_hash_key.as_deref(),
         record.data.len(),
     ) <= max
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::{Semaphore, oneshot};
+
+    use super::*;
+    use crate::aggregation::deaggregate;
+    use crate::record::Record;
+
+    fn pending(data: &str, expires: Instant) -> Pending {
+        let semaphore = Arc::new(Semaphore::new(2));
+        let permits = (
+            semaphore.clone().try_acquire_owned().unwrap(),
+            semaphore.try_acquire_owned().unwrap(),
+        );
+        let (reply, _) = oneshot::channel();
+        let mut pending = Pending::new(
+            Record::new("k", data.to_owned()),
+            7,
+            &Config::default(),
+            reply,
+            permits,
+        );
+        pending.expires = expires;
+        pending
+    }
+
+    fn data(buffer: &ShardBuffer) -> Vec<Vec<String>> {
+        buffer
+            .ready
+            .iter()
+            .map(|c| {
+                let users: Vec<String> = c
+                    .users
+                    .iter()
+                    .map(|u| String::from_utf8(u.record.data.to_vec()).unwrap())
+                    .collect();
+                if c.aggregated {
+                    let packed: Vec<String> = deaggregate("a", None, &c.data)
+                        .iter()
+                        .map(|u| String::from_utf8(u.data.to_vec()).unwrap())
+                        .collect();
+                    assert_eq!(packed, users, "the aggregate holds exactly its records");
+                }
+                users
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn what_is_left_of_a_partly_expired_aggregate_keeps_its_place() {
+        let now = Instant::now();
+        let (soon, later) = (now + Duration::from_secs(1), now + Duration::from_secs(9));
+        let config = Config::default();
+        let mut buffer = ShardBuffer::new("shardId-0".into(), 100, now);
+        for (data, expires) in [("0", soon), ("1", later), ("2", soon), ("3", later)] {
+            buffer.add(pending(data, expires), &config);
+        }
+        buffer.seal_due(now, true, &config);
+        buffer.add(pending("4", later), &config);
+        buffer.seal_due(now, true, &config);
+        buffer.ready[0].not_before = Some(now + Duration::from_secs(2));
+        assert_eq!(data(&buffer), [vec!["0", "1", "2", "3"], vec!["4"]]);
+
+        let expired = buffer.take_expired(soon);
+        let expired: Vec<_> = expired.iter().map(|p| p.record.data.clone()).collect();
+        assert_eq!(expired, ["0", "2"]);
+        // Ahead of the newer record, in their order, still waiting for their retry.
+        assert_eq!(data(&buffer), [vec!["1", "3"], vec!["4"]]);
+        assert_eq!(
+            buffer.ready[0].not_before,
+            Some(now + Duration::from_secs(2))
+        );
+        assert!(buffer.take_expired(soon).is_empty());
+    }
 }

@@ -228,3 +228,150 @@ async fn order_is_kept_per_key_across_retries_when_asked() {
         assert_eq!(data, sorted, "{key} kept its order");
     }
 }
+
+#[tokio::test]
+async fn order_is_kept_per_key_when_part_of_an_aggregate_expires() {
+    // The first Kinesis record sent, an aggregate of the first 400 ms of puts, fails once.
+    let builder = Engine::builder()
+        .throughput_limits(false)
+        .fault(FaultRule::new("PutRecords", Fault::InternalFailure).times(1));
+    let setup = Setup::new(builder, "partial", 1).await;
+    // The aggregate is sent 400 ms after its first record and retried 150-300 ms after failing,
+    // past the 500 ms TTL of its oldest records but within that of its newest: some of its
+    // records expire, the rest must still go before everything put after them.
+    let config = Config {
+        preserve_order: true,
+        record_max_buffered_time: Duration::from_millis(400),
+        record_ttl: Duration::from_millis(500),
+        retry_min_delay: Duration::from_millis(150),
+        retry_max_delay: Duration::from_millis(150),
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "partial", config)
+        .await
+        .unwrap();
+    let mut futures = Vec::new();
+    for i in 0..100 {
+        let record = Record::new(format!("k{}", i % 3), format!("{i:04}"));
+        futures.push(producer.put(record).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let outcomes = settle(futures).await;
+    let expired = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(f) if matches!(f.error, PutError::Expired { .. })))
+        .count();
+    let retried = outcomes
+        .iter()
+        .filter(|o| o.as_ref().is_ok_and(|d| d.attempts.len() == 2))
+        .count();
+    assert!(
+        expired > 0 && retried > 0,
+        "part of the aggregate expired ({expired}) and part was retried ({retried})"
+    );
+    let mut delivered: Vec<String> = outcomes
+        .iter()
+        .zip(0..)
+        .filter(|(outcome, _)| outcome.is_ok())
+        .map(|(_, i)| format!("{i:04}"))
+        .collect();
+    let mut read_back = Vec::new();
+    for (key, records) in setup.read_user_records("partial").await {
+        let data: Vec<String> = records
+            .iter()
+            .map(|r| String::from_utf8(r.data.to_vec()).unwrap())
+            .collect();
+        let mut sorted = data.clone();
+        sorted.sort();
+        assert_eq!(data, sorted, "{key} kept its order");
+        read_back.extend(data);
+    }
+    read_back.sort();
+    delivered.sort();
+    assert_eq!(read_back, delivered, "every delivered record, once");
+}
+
+#[tokio::test]
+async fn a_record_bigger_than_the_producer_may_hold_is_refused_at_put() {
+    let setup = Setup::unlimited("big", 1).await;
+    let arn = setup
+        .client
+        .describe_stream_summary()
+        .stream_name("big")
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary
+        .unwrap()
+        .stream_arn;
+    setup
+        .client
+        .update_max_record_size()
+        .stream_arn(arn)
+        .max_record_size_in_kib(2048)
+        .send()
+        .await
+        .unwrap();
+    let small = Config {
+        max_outstanding_bytes: 1 << 20,
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "big", small)
+        .await
+        .unwrap();
+    // Within the stream's 2 MiB, beyond the producer's 1 MiB: `put` used to wait forever.
+    let record = Record::new("k", vec![7u8; 1_500_000]);
+    let refused = tokio::time::timeout(Duration::from_secs(10), producer.put(record.clone()))
+        .await
+        .expect("put answers at once")
+        .expect_err("refused");
+    assert_eq!(
+        refused.error,
+        PutError::LargerThanBuffer {
+            size: 1_500_001,
+            max_outstanding_bytes: 1 << 20,
+        }
+    );
+    assert!(!refused.error.is_retryable());
+    assert_eq!(refused.record, record, "the record is handed back");
+    let refused = producer.try_put(record.clone()).expect_err("refused");
+    assert!(
+        matches!(refused.error, PutError::LargerThanBuffer { .. }),
+        "not Full, which would invite retrying forever: {}",
+        refused.error
+    );
+    assert_eq!(producer.outstanding(), 0);
+    // A producer allowed to hold it delivers it: the limit is the producer's, not the stream's.
+    let roomy = Config {
+        max_outstanding_bytes: 4 << 20,
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "big", roomy)
+        .await
+        .unwrap();
+    let delivery = producer.put(record).await.unwrap().await.unwrap();
+    assert_eq!(delivery.attempts.len(), 1);
+}
+
+#[tokio::test]
+async fn starting_against_a_stalled_endpoint_fails_within_the_request_timeout() {
+    let builder =
+        Engine::builder().fault(FaultRule::new("ListShards", Fault::Latency { ms: 5_000 }));
+    let setup = Setup::new(builder, "stalled", 1).await;
+    let config = Config {
+        request_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let started = tokio::time::timeout(
+        Duration::from_secs(4),
+        Producer::new(setup.client.clone(), "stalled", config),
+    )
+    .await
+    .expect("Producer::new gives up after request_timeout");
+    match started {
+        Err(kpl::StartError::ShardMap { message, .. }) => {
+            assert!(message.contains("no answer within"), "{message}")
+        }
+        other => panic!("expected a shard-map error, got {other:?}"),
+    }
+}

@@ -9,8 +9,14 @@ use crate::common::{Setup, settle};
 
 /// Puts `total` records over 97 keys, splitting a shard after a third and merging two after two
 /// thirds. With `preserve_order`, each key must also read back in put order (parents before
-/// children).
-async fn load_across_a_split(aggregation: bool, preserve_order: bool, total: usize, stream: &str) {
+/// children). From the split on, the next `list_shards_failures` ListShards calls fail.
+async fn load_across_a_split(
+    aggregation: bool,
+    preserve_order: bool,
+    total: usize,
+    stream: &str,
+    list_shards_failures: u64,
+) {
     // Slow calls keep batches in flight while the shards change under them.
     let builder = Engine::builder()
         .throughput_limits(false)
@@ -37,6 +43,13 @@ async fn load_across_a_split(aggregation: bool, preserve_order: bool, total: usi
                 .send()
                 .await
                 .unwrap();
+            if list_shards_failures > 0 {
+                // The producer learns of the split from where its puts land, and cannot read
+                // the new shard map for a while.
+                let rule = FaultRule::new("ListShards", Fault::InternalFailure)
+                    .times(list_shards_failures);
+                setup._engine.faults().add(rule).unwrap();
+            }
         }
         if i == total * 2 / 3 {
             setup
@@ -63,6 +76,7 @@ async fn load_across_a_split(aggregation: bool, preserve_order: bool, total: usi
         }
     }
     let outcomes = settle(futures).await;
+    setup._engine.faults().clear();
     if let Some(Err(failure)) = outcomes.iter().find(|o| o.is_err()) {
         panic!(
             "every record delivered; {} not, the first: {failure:?}",
@@ -93,22 +107,81 @@ async fn load_across_a_split(aggregation: bool, preserve_order: bool, total: usi
 
 #[tokio::test]
 async fn a_split_and_a_merge_during_a_load_lose_nothing() {
-    load_across_a_split(false, false, 6_000, "reshard-plain").await;
+    load_across_a_split(false, false, 6_000, "reshard-plain", 0).await;
 }
 
 #[tokio::test]
 async fn aggregates_across_a_split_and_a_merge_lose_nothing_and_never_straddle() {
-    load_across_a_split(true, false, 6_000, "reshard-aggregated").await;
+    load_across_a_split(true, false, 6_000, "reshard-aggregated", 0).await;
 }
 
 /// Unaggregated and ordered, one Kinesis record per shard is in flight at a time: slow by
 /// design, hence the smaller load.
 #[tokio::test]
 async fn order_is_kept_per_key_across_a_split_and_a_merge_when_asked() {
-    load_across_a_split(false, true, 1_500, "reshard-ordered").await;
+    load_across_a_split(false, true, 1_500, "reshard-ordered", 0).await;
 }
 
 #[tokio::test]
 async fn aggregates_keep_per_key_order_across_a_split_and_a_merge_when_asked() {
-    load_across_a_split(true, true, 6_000, "reshard-ordered-aggregated").await;
+    load_across_a_split(true, true, 6_000, "reshard-ordered-aggregated", 0).await;
+}
+
+/// An aggregate that lands on a child waits for the new shard map; when ListShards fails, it
+/// must keep waiting (ahead of newer records, and without being sent twice), not be retried.
+#[tokio::test]
+async fn aggregates_keep_per_key_order_when_the_shard_map_cannot_be_read_for_a_while() {
+    load_across_a_split(true, true, 6_000, "reshard-map-fails", 3).await;
+}
+
+/// When the shard map cannot be read at all, records that landed on a child still settle, as
+/// expired, within their TTL: waiting for the map never holds a put forever.
+#[tokio::test]
+async fn records_waiting_for_a_shard_map_that_never_comes_expire() {
+    let setup = Setup::unlimited("map-gone", 1).await;
+    let config = Config {
+        preserve_order: true,
+        record_ttl: Duration::from_secs(1),
+        record_max_buffered_time: Duration::from_millis(20),
+        ..Config::default()
+    };
+    let producer = Producer::new(setup.client.clone(), "map-gone", config)
+        .await
+        .unwrap();
+    setup
+        ._engine
+        .faults()
+        .add(FaultRule::new("ListShards", Fault::InternalFailure))
+        .unwrap();
+    setup
+        .client
+        .split_shard()
+        .stream_name("map-gone")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((1u128 << 127).to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut futures = Vec::new();
+    for i in 0..200 {
+        futures.push(
+            producer
+                .put(Record::new(format!("k{}", i % 7), format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let outcomes = settle(futures).await;
+    let expired: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(
+        !expired.is_empty(),
+        "the records that landed on a child cannot be checked"
+    );
+    for failure in expired {
+        assert!(
+            matches!(&failure.error, kpl::PutError::Expired { last_error, .. } if last_error == "ShardMapUnavailable"),
+            "{failure}"
+        );
+    }
+    assert_eq!(producer.outstanding(), 0);
 }

@@ -5,11 +5,12 @@
 //! length against the bytes actually present before touching them, so no input can make it panic
 //! or allocate more than the input's own size.
 
-use std::fmt;
 use std::ops::Range;
 
 use bytes::Bytes;
 
+#[cfg(doc)]
+use super::super::framed;
 use super::super::{Lsn, RecoveredBatch, ShardRecord, StoredRecord, StreamId};
 
 /// Version of the segment and metadata layouts; bumped on any incompatible change.
@@ -18,10 +19,7 @@ pub(super) const FORMAT_VERSION: u32 = 1;
 pub(super) const SEGMENT_MAGIC: [u8; 8] = *b"SHRDLWAL";
 /// Magic (8) + version (4) + first LSN (8).
 pub(super) const SEGMENT_HEADER_LEN: usize = 20;
-/// Payload length (4) + CRC32 (4).
-pub(super) const FRAME_HEADER_LEN: usize = 8;
-/// Largest payload a frame may carry; a larger length field is corruption, never an allocation.
-pub(super) const MAX_PAYLOAD_LEN: usize = 64 * 1024 * 1024;
+pub(super) use super::super::framed::{FRAME_HEADER_LEN, FrameError, MAX_PAYLOAD_LEN};
 /// First bytes of the metadata file.
 pub(super) const METADATA_MAGIC: [u8; 8] = *b"SHRDLMET";
 /// Magic (8) + version (4) + snapshot length (8) + CRC32 (4).
@@ -31,50 +29,6 @@ pub(super) const METADATA_HEADER_LEN: usize = 24;
 const PAYLOAD_FIXED_LEN: usize = 12;
 /// Shard (4) + sequence (16) + arrival (8) + key length (4) + data length (4).
 const RECORD_FIXED_LEN: usize = 36;
-
-/// Why a frame could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum FrameError {
-    /// The buffer ends before the frame does.
-    Truncated {
-        /// Bytes the frame needs.
-        needed: usize,
-        /// Bytes present.
-        available: usize,
-    },
-    /// The length field exceeds [`MAX_PAYLOAD_LEN`].
-    TooLong(u32),
-    /// The payload does not match its checksum.
-    Crc {
-        /// Checksum stored in the frame.
-        stored: u32,
-        /// Checksum of the payload as read.
-        computed: u32,
-    },
-    /// The checksum matches but the payload is malformed.
-    Payload(&'static str),
-}
-
-impl fmt::Display for FrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Truncated { needed, available } => {
-                write!(
-                    f,
-                    "truncated frame: needs {needed} bytes, {available} present"
-                )
-            }
-            Self::TooLong(len) => write!(f, "frame length {len} exceeds {MAX_PAYLOAD_LEN}"),
-            Self::Crc { stored, computed } => {
-                write!(
-                    f,
-                    "crc mismatch: stored {stored:#010x}, computed {computed:#010x}"
-                )
-            }
-            Self::Payload(what) => write!(f, "malformed payload: {what}"),
-        }
-    }
-}
 
 /// The header of a segment whose first frame has `first_lsn`.
 pub(super) fn segment_header(first_lsn: Lsn) -> [u8; SEGMENT_HEADER_LEN] {
@@ -128,11 +82,13 @@ pub(super) fn encode_frame(
         });
         return Err(total);
     };
-    // Every length below is bounded by `len <= MAX_PAYLOAD_LEN`, so the `as u32` casts are exact.
     out.reserve(FRAME_HEADER_LEN + len);
-    let start = out.len();
-    out.extend_from_slice(&(len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]); // CRC, patched below
+    super::super::framed::push_frame(out, |out| encode_payload(stream, records, out))
+}
+
+/// Writes the payload of a batch whose size [`payload_len`] accepted, so the `as u32` casts of
+/// lengths below are exact.
+fn encode_payload(stream: StreamId, records: &[ShardRecord], out: &mut Vec<u8>) {
     out.extend_from_slice(&stream.to_le_bytes());
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
     for r in records {
@@ -145,32 +101,18 @@ pub(super) fn encode_frame(
         out.extend_from_slice(&(rec.data.len() as u32).to_le_bytes());
         out.extend_from_slice(&rec.data);
     }
-    let payload_start = start + FRAME_HEADER_LEN;
-    let crc = crc32fast::hash(&out[payload_start..]);
-    out[start + 4..payload_start].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
 }
 
 /// Decodes the frame at the start of `buf`; returns the batch and the frame's total length.
-/// Record data are zero-copy slices of `buf`.
+/// Record data are zero-copy slices of `buf`. (Recovery reads frames with [`framed::scan`].)
+#[cfg(test)]
 pub(super) fn decode_frame(buf: &Bytes) -> Result<(RecoveredBatch, usize), FrameError> {
-    let mut r = Reader::new(buf);
-    let len = r.u32()?;
-    let stored = r.u32()?;
-    if len as usize > MAX_PAYLOAD_LEN {
-        return Err(FrameError::TooLong(len));
-    }
-    let range = r.take(len as usize)?;
-    let payload = buf.slice(range);
-    let computed = crc32fast::hash(&payload);
-    if computed != stored {
-        return Err(FrameError::Crc { stored, computed });
-    }
-    let batch = decode_payload(&payload)?;
-    Ok((batch, FRAME_HEADER_LEN + len as usize))
+    let (payload, len) = super::super::framed::read_frame(buf)?;
+    Ok((decode_payload(&buf.slice(payload))?, len))
 }
 
-fn decode_payload(payload: &Bytes) -> Result<RecoveredBatch, FrameError> {
+/// Decodes a frame's payload (see the [parent module](super) for its layout).
+pub(super) fn decode_payload(payload: &Bytes) -> Result<RecoveredBatch, FrameError> {
     let mut r = Reader::new(payload);
     let stream_id = r.u64()?;
     let count = r.u32()? as usize;

@@ -23,11 +23,12 @@
 //!      8     4  format version, u32 = 1
 //!     12     8  first LSN, u64; must equal the file name
 //! ```
-//! Frames follow back to back from offset 20, one per appended batch; the k-th frame (from 0)
-//! of a segment has LSN `first LSN + k`:
+//! Frames follow back to back from offset 20, one per appended batch, in the CRC-framed format
+//! shared with the DynamoDB log (`storage::framed`: payload length 1 ..= 64 MiB, CRC32,
+//! payload); the k-th frame (from 0) of a segment has LSN `first LSN + k`:
 //! ```text
 //! offset  size  field
-//!      0     4  payload length n, u32, at most 64 MiB
+//!      0     4  payload length n, u32, 1 ..= 64 MiB
 //!      4     4  CRC32 of the n payload bytes, u32
 //!      8     n  payload:
 //!                 0   8  stream id, u64
@@ -77,17 +78,35 @@
 //!   crash of the process (the kernel still holds the data), not of the machine. Segments are
 //!   still synced at rollover, on close, and at recovery.
 //!
+//! # Ordering rule: metadata first
+//! The log holds records; the metadata holds the streams and shards they belong to. A change of
+//! topology (CreateStream, DeleteStream, SplitShard, MergeShards, UpdateShardCount, on-demand
+//! scale-out) is saved in the metadata — synced and renamed into place — before it takes effect
+//! in memory; while it is being saved, puts to the stream wait, and a new stream is not in the
+//! registry yet. So every record in the log was routed by a topology the metadata on disk
+//! already describes, and a crash at any point leaves either the old or the new metadata, both
+//! consistent with the log. Stream ids come from a high-water mark saved with the stream that
+//! uses one, and recovery also continues above every id in the log, so an id is never reused. A
+//! metadata save that fails at or after its rename leaves unknown which snapshot a restart
+//! finds, so it fails the storage like a failed `fsync` (see `Kinesis::reshape` and the
+//! crash-point tests in `crash_tests.rs`).
+//!
 //! # Recovery
 //! [`Storage::recover`] must run once, after [`FileStorage::open`] and before the first append
 //! (appends before it fail with [`StorageError::Unavailable`], since the log position is not
-//! known yet). It reads the metadata and every segment in LSN order. In the last segment the
-//! first frame that does not decode (short, length past the end of file or above 64 MiB, CRC
-//! mismatch, malformed payload) starts a torn tail: the file is cut there and synced, and the cut
-//! size is reported as [`Recovery::truncated_bytes`]. The same in any other segment, a bad
-//! segment header, or segments whose LSNs overlap are [`StorageError::Corrupt`] naming the file
-//! and offset, because dropping acknowledged data from the middle of the log is never silent.
+//! known yet). It reads the metadata and every segment in LSN order, with the torn-tail policy of
+//! `storage::framed`: in the last segment an incomplete last frame (running past the end
+//! of the file, or followed only by zeros) is cut there and synced, and the cut size is reported
+//! as [`Recovery::truncated_bytes`]. Any other frame that does not read back (a CRC mismatch of
+//! a complete frame, a bad length, a malformed payload, a bad frame in any earlier segment), a
+//! bad segment header, or segments whose LSNs overlap are [`StorageError::Corrupt`] naming the
+//! file and offset, and nothing is changed: dropping acknowledged data is never silent.
 //! Gaps between segments are legal: [`Storage::release`] may delete any closed segment. The next
 //! append gets the LSN after the last intact frame.
+//!
+//! # File operations
+//! Every file operation goes through `fs::FileSystem`, so the crash-point tests can run this
+//! code on a simulated disk that fails or crashes at any write, sync, rename or directory sync.
 //!
 //! # Release
 //! For every segment the storage keeps (and rebuilds at recovery) the newest arrival time of each
@@ -109,13 +128,18 @@ use super::{
 };
 
 mod format;
+pub(crate) mod fs;
 mod metadata;
 mod recovery;
 mod segment;
 mod writer;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod format_tests;
+#[cfg(test)]
+mod sim_fs;
 #[cfg(test)]
 mod tests;
 
@@ -162,7 +186,7 @@ pub struct FileStorage {
     release_lock: Mutex<()>,
     /// An exclusive lock on `<dir>/LOCK`, held until close, so that two engines never share a
     /// data directory.
-    dir_lock: Mutex<Option<std::fs::File>>,
+    dir_lock: Mutex<Option<Box<dyn Send + Sync>>>,
 }
 
 impl fmt::Debug for FileStorage {
@@ -181,27 +205,30 @@ impl FileStorage {
     /// # Errors
     /// [`StorageError::Io`] if the directory or its `wal/` subdirectory cannot be created or synced.
     pub fn open(dir: &Path, options: WalOptions) -> Result<Self, StorageError> {
+        Self::open_in(Arc::new(fs::OsFs), dir, options)
+    }
+
+    /// [`FileStorage::open`] on the file system `fs`.
+    pub(crate) fn open_in(
+        fs: Arc<dyn fs::FileSystem>,
+        dir: &Path,
+        options: WalOptions,
+    ) -> Result<Self, StorageError> {
         let wal_dir = dir.join("wal");
-        std::fs::create_dir_all(&wal_dir).map_err(io_error(&wal_dir))?;
+        fs.create_dir_all(&wal_dir).map_err(io_error(&wal_dir))?;
         let lock_path = dir.join("LOCK");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_error(&lock_path))?;
-        lock.try_lock().map_err(|err| match err {
-            std::fs::TryLockError::WouldBlock => StorageError::Unavailable(
+        let lock = fs.lock(&lock_path).map_err(|err| match err.kind() {
+            io::ErrorKind::WouldBlock => StorageError::Unavailable(
                 format!(
                     "data directory {} is in use by another engine",
                     dir.display()
                 )
                 .into(),
             ),
-            std::fs::TryLockError::Error(source) => io_error(&lock_path)(source),
+            _ => io_error(&lock_path)(err),
         })?;
         // Makes the creation of `wal/` itself durable.
-        sync_dir(dir)?;
+        sync_dir(&*fs, dir)?;
         let (durability, _) = watch::channel(Durability::default());
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
@@ -217,6 +244,7 @@ impl FileStorage {
             sync: options.sync,
             segment_bytes: options.segment_bytes,
             wal_dir,
+            fs,
             group_syncs: AtomicU64::new(0),
             #[cfg(test)]
             hooks: writer::TestHooks::default(),
@@ -267,7 +295,14 @@ impl Storage for FileStorage {
 
     fn save_metadata(&self, snapshot: &[u8]) -> Result<(), StorageError> {
         let _guard = self.metadata_lock.lock();
-        metadata::save(&self.dir, snapshot)
+        if let Some(failure) = &self.shared.queue.lock().failure {
+            return Err(StorageError::Unavailable(failure.clone()));
+        }
+        let fs = &*self.shared.fs;
+        metadata::write_tmp(fs, &self.dir, snapshot)?;
+        // Once the rename is under way, a failure leaves it unknown which snapshot a restart
+        // finds, so the engine must not acknowledge anything more (as after a failed fsync).
+        metadata::install(fs, &self.dir).inspect_err(|err| self.shared.fail(err))
     }
 
     fn recover(&self) -> Result<Recovery, StorageError> {
@@ -279,7 +314,7 @@ impl Storage for FileStorage {
             }
             Phase::Closed => return Err(StorageError::Unavailable("storage is closed".into())),
         }
-        let found = recovery::run(&self.dir, &self.shared.wal_dir)?;
+        let found = recovery::run(&*self.shared.fs, &self.dir, &self.shared.wal_dir)?;
         *self.shared.segments.lock() = found.segments;
         // Everything recovered is on disk (recovery synced the last segment).
         self.shared.durability.send_replace(Durability {
@@ -315,10 +350,13 @@ impl Storage for FileStorage {
             .retain(|seg| !victims.iter().any(|v| v.first_lsn == seg.first_lsn));
         let mut freed = 0;
         for seg in &victims {
-            std::fs::remove_file(&seg.path).map_err(io_error(&seg.path))?;
+            self.shared
+                .fs
+                .remove(&seg.path)
+                .map_err(io_error(&seg.path))?;
             freed += seg.bytes;
         }
-        sync_dir(&self.shared.wal_dir)?;
+        sync_dir(&*self.shared.fs, &self.shared.wal_dir)?;
         Ok(freed)
     }
 
@@ -356,13 +394,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
 }
 
 /// Makes entry changes in `dir` (creations, renames, deletions) durable.
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    #[cfg(unix)]
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))?;
-    // Elsewhere directories cannot be opened as files; renames are durable through other means.
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+fn sync_dir(fs: &dyn fs::FileSystem, dir: &Path) -> Result<(), StorageError> {
+    fs.sync_dir(dir).map_err(io_error(dir))
 }

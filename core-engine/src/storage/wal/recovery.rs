@@ -1,10 +1,10 @@
 //! Reading the log back at startup and cutting a torn tail.
 
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use super::super::{Lsn, Recovery, StorageError};
 use super::format::SEGMENT_HEADER_LEN;
+use super::fs::FileSystem;
 use super::segment::{self, SegmentInfo};
 use super::writer::Active;
 use super::{io_error, metadata};
@@ -24,13 +24,17 @@ pub(super) struct Recovered {
 
 /// Reads the metadata and every segment of the data directory `dir` in LSN order.
 ///
-/// A bad frame in the last segment is a torn or corrupt tail: the file is cut there and synced.
-/// A bad frame anywhere else would mean losing acknowledged data in the middle of the log, so it
-/// is [`StorageError::Corrupt`] instead. LSNs must increase from segment to segment; gaps are
-/// fine (retention releases whole segments, not only the oldest).
-pub(super) fn run(dir: &Path, wal_dir: &Path) -> Result<Recovered, StorageError> {
-    let metadata = metadata::load(dir)?;
-    let files = segment::list(wal_dir)?;
+/// A torn last frame of the last segment (see [`framed`](super::super::framed)) is cut there and
+/// the file synced. Any other bad frame would mean losing acknowledged data, so it is
+/// [`StorageError::Corrupt`] and nothing is changed. LSNs must increase from segment to segment;
+/// gaps are fine (retention releases whole segments, not only the oldest).
+pub(super) fn run(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    wal_dir: &Path,
+) -> Result<Recovered, StorageError> {
+    let metadata = metadata::load(fs, dir)?;
+    let files = segment::list(fs, wal_dir)?;
     let count = files.len();
     let mut recovery = Recovery {
         metadata,
@@ -49,17 +53,22 @@ pub(super) fn run(dir: &Path, wal_dir: &Path) -> Result<Recovered, StorageError>
                 next_lsn - 1
             )));
         }
-        let scan = segment::scan(&path, first_lsn)?;
-        if let Some((offset, err)) = &scan.bad {
-            if i + 1 != count {
-                return Err(corrupt(format!("bad frame at offset {offset}: {err}")));
+        let scan = segment::scan(fs, &path, first_lsn)?;
+        if let Some(bad) = &scan.bad {
+            let offset = bad.offset;
+            let err = &bad.error;
+            if i + 1 != count || !bad.torn {
+                return Err(corrupt(format!(
+                    "bad frame at offset {offset}: {err}; only an incomplete last frame can be \
+                     left by a crash, so the log was left as it is rather than cut there"
+                )));
             }
             tracing::warn!(
                 path = %path.display(),
                 offset,
                 cut_bytes = scan.file_len - scan.good_len,
                 error = %err,
-                "cutting a torn or corrupt tail off the write-ahead log"
+                "cutting a torn tail off the write-ahead log"
             );
             recovery.truncated_bytes = scan.file_len - scan.good_len;
         }
@@ -72,15 +81,13 @@ pub(super) fn run(dir: &Path, wal_dir: &Path) -> Result<Recovered, StorageError>
     let active = match segments.last() {
         Some(last) => {
             let path = &last.path;
-            let file = OpenOptions::new()
-                .append(true)
-                .open(path)
-                .map_err(io_error(path))?;
+            let mut file = fs.open_append(path).map_err(io_error(path))?;
             // Cuts the tail if there is one, and makes data that an OsBuffered run left in the
             // page cache durable before it is reported durable again.
-            file.set_len(last.bytes)
-                .and_then(|()| file.sync_all())
-                .map_err(io_error(path))?;
+            if recovery.truncated_bytes > 0 {
+                file.truncate(last.bytes).map_err(io_error(path))?;
+            }
+            file.sync().map_err(io_error(path))?;
             Active {
                 file,
                 path: path.clone(),
@@ -88,7 +95,7 @@ pub(super) fn run(dir: &Path, wal_dir: &Path) -> Result<Recovered, StorageError>
             }
         }
         None => {
-            let (file, path) = segment::create(wal_dir, next_lsn)?;
+            let (file, path) = segment::create(fs, wal_dir, next_lsn)?;
             segments.push(SegmentInfo::new(next_lsn, path.clone()));
             Active {
                 file,

@@ -1,14 +1,14 @@
 //! Segment files: naming, listing, creation and scanning.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::super::framed::{self, BadFrame};
 use super::super::{Lsn, RecoveredBatch, StorageError, StreamId};
-use super::format::{self, FrameError, SEGMENT_HEADER_LEN};
+use super::format::{self, SEGMENT_HEADER_LEN};
+use super::fs::{FileSystem, WritableFile};
 use super::{io_error, sync_dir};
 
 const SEGMENT_SUFFIX: &str = ".wal";
@@ -63,17 +63,18 @@ fn parse_file_name(name: &str) -> Option<Lsn> {
 
 /// Segment files in `wal_dir` sorted by first LSN. Removes leftovers of interrupted segment
 /// creation (`*.wal.tmp`, never renamed, so never acknowledged data) and ignores foreign files.
-pub(super) fn list(wal_dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, StorageError> {
+pub(super) fn list(
+    fs: &dyn FileSystem,
+    wal_dir: &Path,
+) -> Result<Vec<(Lsn, PathBuf)>, StorageError> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(wal_dir).map_err(io_error(wal_dir))? {
-        let entry = entry.map_err(io_error(wal_dir))?;
-        let path = entry.path();
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+    for path in fs.list(wal_dir).map_err(io_error(wal_dir))? {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
             tracing::warn!(path = %path.display(), "ignoring file with a non-UTF-8 name in the log");
             continue;
         };
         if name.ends_with(TMP_SUFFIX) {
-            fs::remove_file(&path).map_err(io_error(&path))?;
+            fs.remove(&path).map_err(io_error(&path))?;
         } else if let Some(lsn) = parse_file_name(&name) {
             out.push((lsn, path));
         } else {
@@ -88,20 +89,19 @@ pub(super) fn list(wal_dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, StorageError> 
 ///
 /// The header is written and synced under a temporary name that is then renamed, and the
 /// directory is synced, so a segment file either does not exist or has a complete header.
-pub(super) fn create(wal_dir: &Path, first_lsn: Lsn) -> Result<(File, PathBuf), StorageError> {
+pub(super) fn create(
+    fs: &dyn FileSystem,
+    wal_dir: &Path,
+    first_lsn: Lsn,
+) -> Result<(Box<dyn WritableFile>, PathBuf), StorageError> {
     let path = wal_dir.join(file_name(first_lsn));
     let tmp = wal_dir.join(format!("{first_lsn:020}{TMP_SUFFIX}"));
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&tmp)
-        .map_err(io_error(&tmp))?;
+    let mut file = fs.create(&tmp).map_err(io_error(&tmp))?;
     file.write_all(&format::segment_header(first_lsn))
-        .and_then(|()| file.sync_all())
+        .and_then(|()| file.sync())
         .map_err(io_error(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io_error(&path))?;
-    sync_dir(wal_dir)?;
+    fs.rename(&tmp, &path).map_err(io_error(&path))?;
+    sync_dir(fs, wal_dir)?;
     Ok((file, path))
 }
 
@@ -116,20 +116,20 @@ pub(super) struct Scan {
     pub file_len: u64,
     /// Offset just past the last intact frame.
     pub good_len: u64,
-    /// The first bad frame: its offset and what is wrong with it.
-    pub bad: Option<(u64, FrameError)>,
+    /// The first frame that did not read back (see [`framed`] for torn versus corrupt).
+    pub bad: Option<BadFrame>,
 }
 
 /// Reads a whole segment, stopping at the first frame that does not decode.
 ///
 /// A bad header is [`StorageError::Corrupt`] wherever the segment is: segments are created
 /// atomically (see [`create`]), so a crash cannot tear one.
-pub(super) fn scan(path: &Path, first_lsn: Lsn) -> Result<Scan, StorageError> {
+pub(super) fn scan(fs: &dyn FileSystem, path: &Path, first_lsn: Lsn) -> Result<Scan, StorageError> {
     let corrupt = |reason: String| StorageError::Corrupt {
         path: path.to_owned(),
         reason,
     };
-    let buf = Bytes::from(fs::read(path).map_err(io_error(path))?);
+    let buf = Bytes::from(fs.read(path).map_err(io_error(path))?);
     let named = format::check_segment_header(&buf).map_err(corrupt)?;
     if named != first_lsn {
         return Err(corrupt(format!(
@@ -137,29 +137,19 @@ pub(super) fn scan(path: &Path, first_lsn: Lsn) -> Result<Scan, StorageError> {
         )));
     }
     let mut info = SegmentInfo::new(first_lsn, path.to_owned());
-    let mut batches = Vec::new();
-    let mut offset = SEGMENT_HEADER_LEN;
-    let mut bad = None;
-    while offset < buf.len() {
-        match format::decode_frame(&buf.slice(offset..)) {
-            Ok((batch, len)) => {
-                let newest = batch.records.iter().map(|r| r.record.arrival_ms).max();
-                info.note(batch.stream_id, newest);
-                batches.push(batch);
-                offset += len;
-            }
-            Err(err) => {
-                bad = Some((offset as u64, err));
-                break;
-            }
-        }
+    let scan = framed::scan(&buf, SEGMENT_HEADER_LEN, |payload| {
+        format::decode_payload(&buf.slice(payload))
+    });
+    for batch in &scan.items {
+        let newest = batch.records.iter().map(|r| r.record.arrival_ms).max();
+        info.note(batch.stream_id, newest);
     }
-    info.bytes = offset as u64;
+    info.bytes = scan.good_len as u64;
     Ok(Scan {
-        batches,
+        batches: scan.items,
         info,
         file_len: buf.len() as u64,
-        good_len: offset as u64,
-        bad,
+        good_len: scan.good_len as u64,
+        bad: scan.bad,
     })
 }

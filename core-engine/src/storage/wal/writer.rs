@@ -1,7 +1,5 @@
 //! Group commit: appenders queue encoded frames, one writer thread writes and syncs them.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +10,7 @@ use tokio::sync::watch;
 
 use super::super::{Durability, Lsn, StorageError, StreamId};
 use super::format::SEGMENT_HEADER_LEN;
+use super::fs::{FileSystem, WritableFile};
 use super::segment::{self, SegmentInfo};
 use super::{SyncMode, io_error};
 
@@ -58,6 +57,8 @@ pub(super) struct Shared {
     pub segment_bytes: u64,
     /// The `wal/` directory.
     pub wal_dir: PathBuf,
+    /// Where the files are.
+    pub fs: std::sync::Arc<dyn FileSystem>,
     /// Group syncs done so far (not counting rollover or close syncs).
     pub group_syncs: AtomicU64,
     /// Fault injection and timing for tests.
@@ -106,7 +107,7 @@ impl Shared {
     }
 
     /// Marks the log failed so that nothing more is acknowledged.
-    fn fail(&self, err: &StorageError) {
+    pub fn fail(&self, err: &StorageError) {
         tracing::error!(error = %err, "write-ahead log failed; refusing further appends");
         let failure: Arc<str> = format!("write-ahead log failed: {err}").into();
         self.queue.lock().failure = Some(failure.clone());
@@ -118,7 +119,7 @@ impl Shared {
 #[derive(Debug)]
 pub(super) struct Active {
     /// Open for appending.
-    pub file: File,
+    pub file: Box<dyn WritableFile>,
     /// Its path.
     pub path: PathBuf,
     /// Its current length.
@@ -171,7 +172,7 @@ impl Writer {
             buf.shrink_to(KEPT_BUFFER_BYTES);
         }
         let path = &self.active.path;
-        if let Err(err) = self.active.file.sync_data().map_err(io_error(path)) {
+        if let Err(err) = self.active.file.sync().map_err(io_error(path)) {
             self.shared.fail(&err);
         }
     }
@@ -220,7 +221,7 @@ impl Writer {
                 )));
             }
         }
-        self.active.file.sync_data().map_err(io_error(path))?;
+        self.active.file.sync().map_err(io_error(path))?;
         self.shared.group_syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -230,8 +231,8 @@ impl Writer {
         // Also in OsBuffered mode: one sync per segment is cheap, and it means only the last
         // segment can ever have a torn tail.
         let path = &self.active.path;
-        self.active.file.sync_data().map_err(io_error(path))?;
-        let (file, path) = segment::create(&self.shared.wal_dir, first_lsn)?;
+        self.active.file.sync().map_err(io_error(path))?;
+        let (file, path) = segment::create(&*self.shared.fs, &self.shared.wal_dir, first_lsn)?;
         self.shared
             .segments
             .lock()

@@ -51,6 +51,7 @@ use anyhow::Result;
 
 use super::app::Worker;
 use super::{Clients, kcl_config, produce, wait_until};
+use crate::verdict::{self, SharedActivity, Verdict};
 use model::{ClickGenerator, Features};
 use writer::{Counters, SharedCounters, WriterFactory, lock};
 
@@ -103,8 +104,10 @@ pub struct Report {
     pub users: usize,
     /// Clicks the producer got acknowledged.
     pub events: u64,
-    /// Clicks the producer failed to deliver.
+    /// Clicks the producer failed to deliver, each counted once.
     pub producer_failures: u64,
+    /// Shards two workers processed at the same time (live and replay applications).
+    pub overlapping_shards: u64,
     /// Items in the feature table.
     pub stored_users: usize,
     /// Users whose stored features differ from the recomputed ones (missing ones included).
@@ -130,16 +133,49 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether the table equals the recomputation and nothing was counted twice.
+    /// The checks: clicks acknowledged and none failed, no shard processed by two workers at
+    /// once, the table equal to the recomputation, nothing counted twice.
+    pub fn verdict(&self) -> Verdict {
+        let mut verdict = verdict::Delivery {
+            acknowledged: self.events,
+            producer_failures: self.producer_failures,
+            overlapping_shards: self.overlapping_shards,
+            // Losses and order show as items that differ from the recomputation.
+            ..verdict::Delivery::default()
+        }
+        .verdict();
+        verdict
+            .require(self.caught_up, "the live application did not catch up")
+            .require_none(self.malformed, "records that were not clicks")
+            .require_none(
+                self.mismatched.len() as u64,
+                "users whose features differ from the recomputation",
+            )
+            .require(
+                self.stored_users == self.users,
+                format!(
+                    "{} users in the table, {} expected",
+                    self.stored_users, self.users
+                ),
+            )
+            .require(
+                self.applied == self.events,
+                format!(
+                    "{} clicks applied, {} acknowledged",
+                    self.applied, self.events
+                ),
+            )
+            .require(
+                self.replay_complete != Some(false),
+                "the replay did not finish",
+            )
+            .require_none(self.replay_applied, "clicks applied again by the replay");
+        verdict
+    }
+
+    /// Whether every check of [`Report::verdict`] passed.
     pub fn ok(&self) -> bool {
-        self.caught_up
-            && self.producer_failures == 0
-            && self.malformed == 0
-            && self.mismatched.is_empty()
-            && self.stored_users == self.users
-            && self.applied == self.events
-            && self.replay_complete != Some(false)
-            && self.replay_applied == 0
+        self.verdict().ok()
     }
 }
 
@@ -152,16 +188,19 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     store::create_table(&clients.dynamodb, &table).await?;
 
     let live = Arc::new(std::sync::Mutex::new(Counters::default()));
-    let factory = |counters: &SharedCounters| WriterFactory {
+    let (live_activity, replay_activity) = (SharedActivity::default(), SharedActivity::default());
+    let factory = |counters: &SharedCounters, activity: &SharedActivity| WriterFactory {
         ddb: clients.dynamodb.clone(),
         table: table.clone(),
         recent: options.recent,
         counters: counters.clone(),
+        activity: activity.clone(),
     };
     let workers = (1..=options.workers.max(1))
         .map(|n| {
             let id = format!("worker-{n}");
-            Worker::start(clients, &app, &stream, &id, factory(&live), kcl_config())
+            let factory = factory(&live, &live_activity);
+            Worker::start(clients, &app, &stream, &id, factory, kcl_config())
         })
         .collect::<Result<Vec<_>>>()?;
 
@@ -173,7 +212,8 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         (kpl::Record::new(click.user.clone(), data), click)
     })
     .await?;
-    let unsent = producer.shutdown(Duration::from_secs(5)).await.len() as u64;
+    // `paced` settled every put, each failure counted once there: nothing is left unsent.
+    producer.shutdown(Duration::from_secs(5)).await;
     let expected = model::recompute(&produced.acked, options.recent);
 
     // Caught up when every user's item has its last acknowledged click.
@@ -198,7 +238,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
             &replay_app,
             &stream,
             "replayer",
-            factory(&replay),
+            factory(&replay, &replay_activity),
             kcl_config(),
         )?;
         let complete = wait_until(options.catch_up_timeout, || async {
@@ -231,7 +271,9 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     Ok(Report {
         users: expected.len(),
         events: produced.acked.len() as u64,
-        producer_failures: produced.failures + unsent,
+        producer_failures: produced.failures,
+        overlapping_shards: live_activity.overlapping_shards()
+            + replay_activity.overlapping_shards(),
         stored_users: stored.len(),
         mismatched,
         caught_up,
@@ -252,8 +294,8 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "produced {} clicks of {} users ({} failed)",
-            self.events, self.users, self.producer_failures
+            "produced {} clicks of {} users ({} failed); {} shards processed by two workers at once",
+            self.events, self.users, self.producer_failures, self.overlapping_shards
         )?;
         writeln!(
             f,
@@ -298,6 +340,57 @@ impl fmt::Display for Report {
                 b.recent_pages.len()
             )?;
         }
-        write!(f, "result: {}", if self.ok() { "OK" } else { "FAILED" })
+        write!(f, "result: {}", self.verdict())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean() -> Report {
+        Report {
+            users: 2,
+            events: 10,
+            stored_users: 2,
+            caught_up: true,
+            applied: 10,
+            replay_complete: Some(true),
+            replay_skipped: 10,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn the_verdict_fails_on_nothing_acknowledged_failed_puts_and_overlaps() {
+        assert!(clean().ok(), "{}", clean().verdict());
+        let nothing = Report {
+            users: 0,
+            events: 0,
+            stored_users: 0,
+            applied: 0,
+            replay_skipped: 0,
+            ..clean()
+        };
+        assert_eq!(
+            nothing.verdict().reasons,
+            ["no record was acknowledged by the producer"]
+        );
+        let failed = Report {
+            producer_failures: 1,
+            ..clean()
+        };
+        assert_eq!(
+            failed.verdict().reasons,
+            ["1 unexpected producer failures (must be 0)"]
+        );
+        let overlapped = Report {
+            overlapping_shards: 1,
+            ..clean()
+        };
+        assert_eq!(
+            overlapped.verdict().reasons,
+            ["1 shards processed by two workers at the same time (must be 0)"]
+        );
     }
 }

@@ -9,6 +9,7 @@ use kcl::{
 
 use super::model::{Click, Features};
 use super::store;
+use crate::verdict::{ProcessorActivity, SharedActivity};
 
 /// What the processors of one application did, summed over shards.
 #[derive(Debug, Default)]
@@ -43,6 +44,8 @@ pub struct FeatureWriter {
     /// The items as this processor last wrote them, to save a read per batch.
     cache: HashMap<String, Features>,
     counters: SharedCounters,
+    /// Tells when another processor works on this shard at the same time.
+    activity: ProcessorActivity,
 }
 
 /// Writes that keep conflicting this often mean something is wrong, not a race.
@@ -93,6 +96,33 @@ impl RecordProcessor for FeatureWriter {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
+        self.activity.begin();
+        let processed = self.process(input, checkpointer).await;
+        self.activity.end();
+        processed
+    }
+
+    async fn lease_lost(&mut self) {
+        // The next owner may write; our cache would be stale.
+        self.cache.clear();
+    }
+
+    async fn shutdown_requested(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+impl FeatureWriter {
+    /// Folds a batch into the table, then checkpoints.
+    async fn process(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
         // Group by user, keeping each user's clicks in shard order.
         let mut by_user: HashMap<String, Vec<Click>> = HashMap::new();
         for record in &input.records {
@@ -114,19 +144,6 @@ impl RecordProcessor for FeatureWriter {
         checkpointer.checkpoint().await?;
         Ok(())
     }
-
-    async fn lease_lost(&mut self) {
-        // The next owner may write; our cache would be stale.
-        self.cache.clear();
-    }
-
-    async fn shutdown_requested(
-        &mut self,
-        checkpointer: &mut Checkpointer,
-    ) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
 }
 
 /// Creates a [`FeatureWriter`] per shard.
@@ -140,18 +157,21 @@ pub struct WriterFactory {
     pub recent: usize,
     /// Where the processors count what they did.
     pub counters: SharedCounters,
+    /// Which processor handles each shard, to catch two at once.
+    pub activity: SharedActivity,
 }
 
 impl RecordProcessorFactory for WriterFactory {
     type Processor = FeatureWriter;
 
-    fn create(&self, _shard_id: &str) -> FeatureWriter {
+    fn create(&self, shard_id: &str) -> FeatureWriter {
         FeatureWriter {
             ddb: self.ddb.clone(),
             table: self.table.clone(),
             recent: self.recent,
             cache: HashMap::new(),
             counters: self.counters.clone(),
+            activity: self.activity.processor(shard_id),
         }
     }
 }

@@ -51,6 +51,7 @@ use anyhow::Result;
 
 use super::app::Worker;
 use super::{Clients, kcl_config, produce, read, wait_until};
+use crate::verdict::{self, SharedActivity, Verdict};
 use model::{Alert, Devices, Metric};
 use processor::{AlertFactory, Progress};
 
@@ -95,8 +96,10 @@ pub type ReadingId = (String, u64);
 pub struct Report {
     /// Readings the producer got acknowledged.
     pub readings: u64,
-    /// Readings the producer failed to deliver.
+    /// Readings (and alerts) the producers failed to deliver, each counted once.
     pub producer_failures: u64,
+    /// Shards two detectors processed at the same time.
+    pub overlapping_shards: u64,
     /// Devices that reported.
     pub devices: usize,
     /// Anomalies injected into acknowledged readings.
@@ -120,14 +123,32 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether every anomaly was alerted, on the right metric, and nothing else was.
+    /// The checks: readings acknowledged and none failed, no shard processed by two detectors
+    /// at once, every anomaly alerted on the right metric, and nothing else alerted.
+    pub fn verdict(&self) -> Verdict {
+        let mut verdict = verdict::Delivery {
+            acknowledged: self.readings,
+            producer_failures: self.producer_failures,
+            overlapping_shards: self.overlapping_shards,
+            // A lost or reordered reading shows as a missed or a false alert.
+            ..verdict::Delivery::default()
+        }
+        .verdict();
+        verdict
+            .require(self.caught_up, "the detector did not catch up")
+            .require_none(self.malformed, "records that did not parse")
+            .require_none(self.missed.len() as u64, "anomalies without an alert")
+            .require_none(
+                self.false_positives.len() as u64,
+                "alerts for normal readings",
+            )
+            .require_none(self.wrong_metric as u64, "alerts on the wrong metric");
+        verdict
+    }
+
+    /// Whether every check of [`Report::verdict`] passed.
     pub fn ok(&self) -> bool {
-        self.caught_up
-            && self.producer_failures == 0
-            && self.malformed == 0
-            && self.missed.is_empty()
-            && self.false_positives.is_empty()
-            && self.wrong_metric == 0
+        self.verdict().ok()
     }
 }
 
@@ -142,10 +163,12 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     let alert_producer = produce::producer(&clients.kinesis, &alerts).await?;
     let progress = Progress::default();
     let malformed = Arc::new(Mutex::new(0));
+    let activity = SharedActivity::default();
     let factory = AlertFactory {
         alerts: alert_producer.clone(),
         progress: progress.clone(),
         malformed: malformed.clone(),
+        activity: activity.clone(),
     };
     let worker = Worker::start(
         clients,
@@ -165,7 +188,8 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         (kpl::Record::new(reading.device, data), (id, anomaly))
     })
     .await?;
-    let unsent = producer.shutdown(Duration::from_secs(5)).await.len() as u64;
+    // `paced` settled every put, each failure counted once there: nothing is left unsent.
+    producer.shutdown(Duration::from_secs(5)).await;
 
     let mut last: HashMap<String, u64> = HashMap::new();
     for ((device, seq), _) in &produced.acked {
@@ -180,6 +204,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     })
     .await?;
     worker.stop().await?;
+    // Processors await each alert, so this is only what a stopped worker left behind.
     let unsent_alerts = alert_producer.shutdown(Duration::from_secs(5)).await.len() as u64;
 
     let injected: HashMap<ReadingId, Metric> = produced
@@ -189,7 +214,8 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         .collect();
     let mut report = Report {
         readings: produced.acked.len() as u64,
-        producer_failures: produced.failures + unsent + unsent_alerts,
+        producer_failures: produced.failures + unsent_alerts,
+        overlapping_shards: activity.overlapping_shards(),
         devices: last.len(),
         injected: injected.len(),
         caught_up,
@@ -248,11 +274,12 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "missed {}, false positives {}, wrong metric {}, malformed {}",
+            "missed {}, false positives {}, wrong metric {}, malformed {}, shards processed by two detectors at once {}",
             self.missed.len(),
             self.false_positives.len(),
             self.wrong_metric,
-            self.malformed
+            self.malformed,
+            self.overlapping_shards
         )?;
         if let Some(a) = &self.strongest {
             writeln!(
@@ -261,6 +288,49 @@ impl fmt::Display for Report {
                 a.device, a.seq, a.metric, a.value, a.z
             )?;
         }
-        write!(f, "result: {}", if self.ok() { "OK" } else { "FAILED" })
+        write!(f, "result: {}", self.verdict())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean() -> Report {
+        Report {
+            readings: 10,
+            devices: 2,
+            caught_up: true,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn the_verdict_fails_on_nothing_acknowledged_failed_puts_and_overlaps() {
+        assert!(clean().ok(), "{}", clean().verdict());
+        let nothing = Report {
+            readings: 0,
+            ..clean()
+        };
+        assert_eq!(
+            nothing.verdict().reasons,
+            ["no record was acknowledged by the producer"]
+        );
+        let failed = Report {
+            producer_failures: 2,
+            ..clean()
+        };
+        assert_eq!(
+            failed.verdict().reasons,
+            ["2 unexpected producer failures (must be 0)"]
+        );
+        let overlapped = Report {
+            overlapping_shards: 1,
+            ..clean()
+        };
+        assert_eq!(
+            overlapped.verdict().reasons,
+            ["1 shards processed by two workers at the same time (must be 0)"]
+        );
     }
 }

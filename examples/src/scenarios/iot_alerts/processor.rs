@@ -8,6 +8,7 @@ use kcl::{
 };
 
 use super::model::{Detector, Reading, observe};
+use crate::verdict::{ProcessorActivity, SharedActivity};
 
 /// Per device, the last reading whose alerts are delivered and whose batch is checkpointed.
 pub type Progress = Arc<Mutex<HashMap<String, u64>>>;
@@ -19,10 +20,34 @@ pub struct AlertProcessor {
     alerts: kpl::Producer,
     progress: Progress,
     malformed: Arc<Mutex<u64>>,
+    /// Tells when another processor works on this shard at the same time.
+    activity: ProcessorActivity,
 }
 
 impl RecordProcessor for AlertProcessor {
     async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        self.activity.begin();
+        let processed = self.process(input, checkpointer).await;
+        self.activity.end();
+        processed
+    }
+
+    async fn shutdown_requested(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+impl AlertProcessor {
+    /// Publishes the batch's alerts, then checkpoints.
+    async fn process(
         &mut self,
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
@@ -58,14 +83,6 @@ impl RecordProcessor for AlertProcessor {
         }
         Ok(())
     }
-
-    async fn shutdown_requested(
-        &mut self,
-        checkpointer: &mut Checkpointer,
-    ) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
 }
 
 /// Creates an [`AlertProcessor`] per shard, all publishing through one producer.
@@ -77,18 +94,21 @@ pub struct AlertFactory {
     pub progress: Progress,
     /// Records that were not readings.
     pub malformed: Arc<Mutex<u64>>,
+    /// Which processor handles each shard, to catch two at once.
+    pub activity: SharedActivity,
 }
 
 impl RecordProcessorFactory for AlertFactory {
     type Processor = AlertProcessor;
 
-    fn create(&self, _shard_id: &str) -> AlertProcessor {
+    fn create(&self, shard_id: &str) -> AlertProcessor {
         AlertProcessor {
             // A new owner of a shard starts cold; see the module docs.
             detector: Detector::new(),
             alerts: self.alerts.clone(),
             progress: self.progress.clone(),
             malformed: self.malformed.clone(),
+            activity: self.activity.processor(shard_id),
         }
     }
 }

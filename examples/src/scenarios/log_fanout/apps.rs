@@ -7,6 +7,7 @@ use std::time::Duration;
 use kcl::{Checkpointer, ProcessRecordsInput, ProcessorError, RecordProcessor};
 
 use super::model::{Level, LogLine};
+use crate::verdict::ProcessorActivity;
 
 /// Shared state of an application's processors.
 #[derive(Debug, Default)]
@@ -36,12 +37,35 @@ pub struct Archive {
 }
 
 /// Appends each batch to the archive, then checkpoints (at least once: a crash in between
-/// stores the batch again).
+/// stores the batch again). The second field tells when another archiver works on the shard at
+/// the same time.
 #[derive(Debug)]
-pub struct Archiver(pub Shared<Archive>);
+pub struct Archiver(pub Shared<Archive>, pub ProcessorActivity);
 
 impl RecordProcessor for Archiver {
     async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        self.1.begin();
+        let processed = self.process(input, checkpointer).await;
+        self.1.end();
+        processed
+    }
+
+    async fn shutdown_requested(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+impl Archiver {
+    /// Appends the batch, then checkpoints.
+    async fn process(
         &mut self,
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
@@ -59,14 +83,6 @@ impl RecordProcessor for Archiver {
                 }
             }
         }
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
-    async fn shutdown_requested(
-        &mut self,
-        checkpointer: &mut Checkpointer,
-    ) -> Result<(), ProcessorError> {
         checkpointer.checkpoint().await?;
         Ok(())
     }
@@ -110,10 +126,34 @@ pub struct ErrorMonitor {
     pub rates: Shared<Rates>,
     /// Time each line takes.
     pub delay_per_line: Duration,
+    /// Tells when another monitor works on this shard at the same time.
+    pub activity: ProcessorActivity,
 }
 
 impl RecordProcessor for ErrorMonitor {
     async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        self.activity.begin();
+        let processed = self.process(input, checkpointer).await;
+        self.activity.end();
+        processed
+    }
+
+    async fn shutdown_requested(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+impl ErrorMonitor {
+    /// Counts the batch, then checkpoints.
+    async fn process(
         &mut self,
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
@@ -141,14 +181,6 @@ impl RecordProcessor for ErrorMonitor {
                 rate.errors += u64::from(line.level == Level::Error);
             }
         }
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
-    async fn shutdown_requested(
-        &mut self,
-        checkpointer: &mut Checkpointer,
-    ) -> Result<(), ProcessorError> {
         checkpointer.checkpoint().await?;
         Ok(())
     }

@@ -48,6 +48,7 @@ use tokio::time::Instant;
 
 use super::app::Worker;
 use super::{Clients, kcl_config, produce, wait_until};
+use crate::verdict::SharedActivity;
 use apps::{Archive, Archiver, ErrorMonitor, Rate, Rates, Shared};
 use model::{LogLine, Shippers};
 pub use report::{AppReport, Report};
@@ -95,12 +96,14 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
 
     let archive = Shared::<Archive>::default();
     let shared = archive.clone();
+    let archiver_activity = SharedActivity::default();
+    let activity = archiver_activity.clone();
     let archiver = Worker::start(
         clients,
         &archiver_app,
         &stream,
         "archiver-1",
-        move |_: &str| Archiver(shared.clone()),
+        move |shard: &str| Archiver(shared.clone(), activity.processor(shard)),
         kcl_config(),
     )?;
 
@@ -112,7 +115,8 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         (kpl::Record::new(line.source.clone(), data), line)
     })
     .await?;
-    let unsent = producer.shutdown(Duration::from_secs(5)).await.len() as u64;
+    // `paced` settled every put, each failure counted once there: nothing is left unsent.
+    producer.shutdown(Duration::from_secs(5)).await;
     let expected: HashSet<(String, u64)> = produced
         .acked
         .iter()
@@ -131,14 +135,17 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     let shared = rates.clone();
     let delay_per_line = options.monitor_delay_per_line;
     let monitor_started_at = started.elapsed();
+    let monitor_activity = SharedActivity::default();
+    let activity = monitor_activity.clone();
     let monitor = Worker::start(
         clients,
         &monitor_app,
         &stream,
         "monitor-1",
-        move |_: &str| ErrorMonitor {
+        move |shard: &str| ErrorMonitor {
             rates: shared.clone(),
             delay_per_line,
+            activity: activity.processor(shard),
         },
         kcl_config(),
     )?;
@@ -169,6 +176,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         distinct: archived.len() as u64,
         lost: expected.iter().filter(|k| !archived.contains(*k)).count() as u64,
         checkpointed_shards: archiver_checkpoints,
+        overlapping_shards: archiver_activity.overlapping_shards(),
     };
     let counted: u64 = rates.services.values().map(|r| r.lines).sum();
     let monitor = AppReport {
@@ -180,6 +188,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         distinct: counted,
         lost: (expected.len() as u64).saturating_sub(counted),
         checkpointed_shards: monitor_checkpoints,
+        overlapping_shards: monitor_activity.overlapping_shards(),
     };
     let mut services: Vec<(String, Rate, Rate)> = expected_rates
         .into_iter()
@@ -191,7 +200,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     services.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Report {
         lines: produced.acked.len() as u64,
-        producer_failures: produced.failures + unsent,
+        producer_failures: produced.failures,
         shards: options.shards.max(1) as usize,
         archiver,
         monitor,

@@ -201,3 +201,42 @@ fn leftover_segment_tmp_files_are_removed() {
     assert_eq!(recovery.batches.len(), 1);
     assert_eq!(storage.append(1, &[]).expect("append"), 2);
 }
+
+#[test]
+fn a_damaged_complete_last_frame_is_an_error_and_zeros_are_a_torn_tail() {
+    let tmp = TempDir::new().expect("tempdir");
+    let (storage, _) = reopen(tmp.path());
+    for i in 0..3 {
+        storage.append(7, &batch(2, i, "t")).expect("append");
+    }
+    storage.close().expect("close");
+    drop(storage);
+    let segment = segment_files(tmp.path()).pop().expect("a segment");
+    let intact = fs::read(&segment).expect("read");
+
+    // Zeros after the last frame (a file extended before its data arrived): cut.
+    let mut zeros = intact.clone();
+    zeros.extend_from_slice(&[0; 100]);
+    fs::write(&segment, &zeros).expect("write");
+    let (storage, recovery) = reopen(tmp.path());
+    assert_eq!((recovery.batches.len(), recovery.truncated_bytes), (3, 100));
+    drop(storage);
+    assert_eq!(fs::read(&segment).expect("read"), intact);
+
+    // A flipped bit in the complete last frame is not a torn write: an error, nothing cut.
+    let mut flipped = intact.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    fs::write(&segment, &flipped).expect("write");
+    match FileStorage::open(tmp.path(), WalOptions::default())
+        .expect("open")
+        .recover()
+    {
+        Err(StorageError::Corrupt { path, reason }) => {
+            assert_eq!(path, segment);
+            assert!(reason.contains("crc mismatch"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(fs::read(&segment).expect("read"), flipped);
+}
