@@ -241,3 +241,27 @@ fn nothing_acknowledged_fails_the_run() {
     assert!(!s.passed());
     assert_eq!(s.failures, ["nothing was acknowledged"]);
 }
+
+#[test]
+fn an_engine_that_crashed_by_itself_fails_the_run() {
+    let acks = four_acks();
+    let batches = vec![batch(
+        "w1-1",
+        PARENT,
+        (100, 110),
+        &[(1, "k", 10), (2, "k", 20), (3, "k", 30), (4, "k", 40)],
+    )];
+    let mut crashed = base();
+    crashed.chaos.engine_exits = 1;
+    crashed.chaos.engine_kills = 3;
+    let s = analyze(&acks, &batches, crashed);
+    assert_eq!(
+        s.failures,
+        ["the engine exited 1 times without being killed"]
+    );
+    assert!(
+        s.table().contains("engine exits (unasked)"),
+        "{}",
+        s.table()
+    );
+}

@@ -15,6 +15,7 @@
 //!   record of the same key with a higher position. Replays from a checkpoint re-deliver
 //!   positions already seen, so they are duplicates, not violations. Copies at positions that
 //!   were not acknowledged (a put that landed although its answer was lost) are left out. Must be 0.
+//! - **engine exits**: the engine exiting although the soak did not kill it (a crash). Must be 0.
 //! - **overlapping processing**: two processors of different workers whose holdings of one shard
 //!   overlap in time, a holding being the span from the start of a processor's first batch to
 //!   the end of its last on that shard; and, finer, batches of two workers on one shard running
@@ -47,6 +48,8 @@ pub struct Ack {
 pub struct ChaosCounts {
     /// SIGKILLs sent to the engine.
     pub engine_kills: u64,
+    /// Times the engine exited although nobody killed it (a crash).
+    pub engine_exits: u64,
     /// Times the engine did not come back after a restart attempt (it printed an error or
     /// exited); the data directory may be unreadable.
     pub engine_start_failures: u64,
@@ -286,6 +289,12 @@ fn failures(s: &Summary) -> Vec<String> {
     if s.acknowledged == 0 {
         out.push("nothing was acknowledged".to_owned());
     }
+    if s.chaos.engine_exits > 0 {
+        out.push(format!(
+            "the engine exited {} times without being killed",
+            s.chaos.engine_exits
+        ));
+    }
     if s.lost > 0 {
         out.push(format!(
             "{} acknowledged records were never processed",
@@ -355,6 +364,12 @@ impl Summary {
             ),
             ("overlapping batches", self.overlapping_batches, "", true),
             ("engine kills", c.engine_kills, "", true),
+            (
+                "engine exits (unasked)",
+                c.engine_exits,
+                "must be 0",
+                c.engine_exits == 0,
+            ),
             ("engine start failures", c.engine_start_failures, "", true),
             ("worker kills", c.worker_kills, "", true),
             ("worker pauses", c.worker_pauses, "", true),

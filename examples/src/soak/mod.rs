@@ -202,8 +202,11 @@ impl Soak {
     /// Restarts the engine when due. Fails after 5 failed starts in a row.
     async fn tend_engine(&mut self) -> Result<()> {
         if self.engine_restart_at.is_none() && !self.engine.is_running() {
-            say("the engine exited by itself; restarting it");
-            self.chaos.engine_start_failures += 1;
+            say(format!(
+                "the engine exited by itself; restarting it; see {}",
+                self.worker_config.out_dir.join("engine.log").display()
+            ));
+            self.chaos.engine_exits += 1;
             self.rule_times.clear();
             self.engine_restart_at = Some(Instant::now());
         }
