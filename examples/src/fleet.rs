@@ -5,7 +5,8 @@
 //!
 //! - [`WorkerStats`], [`CountingFactory`] and [`CountingProcessor`]: a record processor that
 //!   counts records per shard, checkpoints every batch, and keeps the set of shards its worker
-//!   holds (a processor lives exactly as long as its worker runs the shard's lease).
+//!   holds (a processor lives exactly as long as its worker runs the shard's lease); with a
+//!   [`ProcessedLog`], every batch is also logged before its checkpoint, for the chaos soak.
 //! - [`StatusLine`]: the one-line status a worker prints, and its parser.
 //! - [`Load`] and [`produce`]: a steady `kpl` load.
 //! - [`ensure_stream`], [`wait_for_stream`] and [`shutdown_signal`]: plumbing.
@@ -23,6 +24,8 @@ use kcl::{
     Checkpointer, ProcessRecordsInput, ProcessorError, RecordProcessor, RecordProcessorFactory,
 };
 use tokio::sync::watch;
+
+use crate::soak::log::{BatchLine, LoggedRecord, ProcessedLog};
 
 /// Default stream name of the fleet example.
 pub const DEFAULT_STREAM: &str = "fleet";
@@ -43,6 +46,12 @@ struct Counters {
 pub struct WorkerStats {
     held: Arc<watch::Sender<BTreeSet<String>>>,
     counters: Arc<Mutex<Counters>>,
+    /// Where each batch is logged before its checkpoint (the chaos soak reads it), if anywhere.
+    log: Option<Arc<ProcessedLog>>,
+    /// Processors created so far, to number them in the log.
+    processors: Arc<AtomicU64>,
+    /// The worker id written in the log.
+    worker: Arc<str>,
 }
 
 impl Default for WorkerStats {
@@ -50,11 +59,24 @@ impl Default for WorkerStats {
         Self {
             held: Arc::new(watch::channel(BTreeSet::new()).0),
             counters: Arc::default(),
+            log: None,
+            processors: Arc::default(),
+            worker: Arc::from(""),
         }
     }
 }
 
 impl WorkerStats {
+    /// Stats whose processors also append every batch to `log` as worker `worker`, before
+    /// checkpointing it (see [`crate::soak::log`]).
+    pub fn with_log(worker: &str, log: ProcessedLog) -> Self {
+        Self {
+            log: Some(Arc::new(log)),
+            worker: Arc::from(worker),
+            ..Self::default()
+        }
+    }
+
     fn counters(&self) -> MutexGuard<'_, Counters> {
         // Counters are plain additions, consistent even if a holder panicked.
         self.counters.lock().unwrap_or_else(|e| e.into_inner())
@@ -96,6 +118,8 @@ impl WorkerStats {
 pub struct CountingProcessor {
     shard: String,
     stats: WorkerStats,
+    /// This processor's number within its worker, from 1.
+    number: u64,
 }
 
 impl RecordProcessor for CountingProcessor {
@@ -104,12 +128,36 @@ impl RecordProcessor for CountingProcessor {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
+        let start_us = crate::soak::log::now_us();
         *self
             .stats
             .counters()
             .processed
             .entry(self.shard.clone())
             .or_default() += input.records.len() as u64;
+        if let Some(log) = &self.stats.log {
+            // Logged before the checkpoint: a kill in between replays a batch already logged (a
+            // duplicate), never checkpoints one that is not.
+            log.append(&BatchLine {
+                worker: self.stats.worker.to_string(),
+                processor: self.number,
+                shard: self.shard.clone(),
+                start_us,
+                end_us: crate::soak::log::now_us(),
+                records: input
+                    .records
+                    .iter()
+                    .map(|r| {
+                        LoggedRecord(
+                            r.partition_key.clone(),
+                            r.sequence_number.clone(),
+                            r.sub_sequence_number,
+                            String::from_utf8_lossy(&r.data).into_owned(),
+                        )
+                    })
+                    .collect(),
+            })?;
+        }
         // Fenced: fails with LeaseLost once another worker took the shard, and the batch is
         // then handed to the new owner from the last checkpoint (at least once).
         checkpointer.checkpoint().await?;
@@ -152,6 +200,7 @@ impl RecordProcessorFactory for CountingFactory {
         CountingProcessor {
             shard: shard_id.to_owned(),
             stats: self.0.clone(),
+            number: self.0.processors.fetch_add(1, Ordering::SeqCst) + 1,
         }
     }
 }

@@ -11,11 +11,14 @@
 //!   failure, nothing lost or reordered, no shard processed by two workers at once), as pure,
 //!   tested functions.
 //! - [`fleet`]: the worker-fleet example, `kcl` workers as separate processes
-//!   (`src/bin/fleet_*.rs`, walkthrough in the README).
+//!   (`src/bin/fleet_*.rs`, walkthrough in `docs/fleet.md`).
+//! - [`soak`]: the chaos soak (`src/bin/chaos_soak.rs`): kills, reshards and faults against a
+//!   durable engine, a producer and a worker fleet, then a check that nothing was lost.
 
 pub mod clickstream;
 pub mod clients;
 pub mod features;
 pub mod fleet;
 pub mod scenarios;
+pub mod soak;
 pub mod verdict;

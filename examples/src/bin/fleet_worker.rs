@@ -27,6 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use examples::fleet::{self, CountingFactory, WorkerStats};
+use examples::soak::log::ProcessedLog;
 use kcl::{Config, InitialPosition, Scheduler};
 
 /// One kcl worker of a fleet: reads its share of a stream's shards, balancing with the other
@@ -63,6 +64,14 @@ struct Args {
     /// Period of the status line.
     #[arg(long, default_value_t = 2000)]
     status_ms: u64,
+    /// How often the worker looks for new shards (after a split or merge); kcl's default is
+    /// 60 000 ms.
+    #[arg(long, default_value_t = Config::default().shard_sync_interval.as_millis() as u64)]
+    shard_sync_ms: u64,
+    /// Append every batch (shard, records, wall-clock start and end) to this file before
+    /// checkpointing it, one JSON line per batch: what the chaos soak (`chaos_soak`) checks.
+    #[arg(long)]
+    processed_log: Option<std::path::PathBuf>,
 }
 
 /// `--initial-position` values.
@@ -112,12 +121,19 @@ async fn run(args: Args) -> Result<()> {
             Position::Latest => InitialPosition::Latest,
         },
         idle_time_between_reads: Duration::from_millis(args.idle_ms),
+        shard_sync_interval: Duration::from_millis(args.shard_sync_ms.max(100)),
         max_leases_for_worker: args.max_leases.unwrap_or(usize::MAX),
         // A stop should not hang a terminal for the default 30 s.
         shutdown_timeout: Duration::from_secs(10),
         ..Config::default()
     };
-    let stats = WorkerStats::default();
+    let stats = match &args.processed_log {
+        Some(path) => WorkerStats::with_log(
+            &worker,
+            ProcessedLog::open(path).with_context(|| format!("opening {}", path.display()))?,
+        ),
+        None => WorkerStats::default(),
+    };
     let scheduler = Arc::new(
         Scheduler::new(
             kinesis,
