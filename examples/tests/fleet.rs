@@ -1,4 +1,4 @@
-//! The worker-fleet walkthrough (README, "A worker fleet as separate processes"), automated:
+//! The worker-fleet walkthrough (`docs/fleet.md`), automated:
 //! three `fleet_worker` processes share a 4-shard stream served by an engine in this process;
 //! the one holding the most shards is SIGKILLed, and its shards must be taken by the survivors
 //! and checkpointed further.

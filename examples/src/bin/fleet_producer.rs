@@ -1,5 +1,4 @@
-//! `fleet_producer`: a steady `kpl` load for the worker-fleet walkthrough (README, "A worker
-//! fleet as separate processes").
+//! `fleet_producer`: a steady `kpl` load for the worker-fleet walkthrough (`docs/fleet.md`).
 //!
 //! Creates the stream if it is missing, then puts `--rate` records per second, spread over
 //! `--keys` partition keys (so every shard gets some), until Ctrl-C or SIGTERM; every

@@ -1,5 +1,5 @@
 //! `fleet_watch`: the lease table of a `kcl` application, every second, for the worker-fleet
-//! walkthrough (README, "A worker fleet as separate processes").
+//! walkthrough (`docs/fleet.md`).
 //!
 //! It scans the lease table (named after the application) and prints which worker owns which
 //! shard (lines start with the time of day in UTC), the lease counters (the owners' heartbeats) and the checkpoints, plus a line for every

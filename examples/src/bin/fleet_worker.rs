@@ -1,5 +1,5 @@
 //! `fleet_worker`: one `kcl` worker as its own OS process, for the worker-fleet walkthrough
-//! (README, "A worker fleet as separate processes").
+//! (`docs/fleet.md`).
 //!
 //! It runs a [`kcl::Scheduler`] whose record processor counts records per shard and checkpoints
 //! every batch. It prints a line (time of day in UTC first) whenever the set of shards it holds changes, and a status line
