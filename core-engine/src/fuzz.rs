@@ -59,23 +59,8 @@ const KINESIS: &[&str] = &[
     "SubscribeToShard",
 ];
 
-const DYNAMODB: &[&str] = &[
-    "CreateTable",
-    "DescribeTable",
-    "UpdateTable",
-    "DeleteTable",
-    "ListTables",
-    "GetItem",
-    "PutItem",
-    "UpdateItem",
-    "DeleteItem",
-    "Query",
-    "Scan",
-    "BatchGetItem",
-    "BatchWriteItem",
-    "TransactWriteItems",
-    "TransactGetItems",
-];
+/// The DynamoDB operations, in the order selector bytes pick them (seeds depend on it).
+const DYNAMODB: &[&str] = crate::dynamodb::OPERATIONS;
 
 /// The target header and content type a selector byte picks: each Kinesis operation in JSON,
 /// then each in CBOR, then each DynamoDB operation; the rest name an unknown operation.
