@@ -213,7 +213,17 @@ impl Kinesis {
         let stream_name = self.stream_target(None, input.stream_arn.as_deref(), &mut v)?;
         let now = self.now_ms();
         let after = match &input.next_token {
-            Some(token) => Some(PageToken::parse(token, now, &self.config.token_key)?.after),
+            Some(token) => {
+                let parsed = PageToken::parse(token, now, &self.config.token_key)?;
+                // A genuine token of another stream's listing would start this one at a foreign
+                // consumer name.
+                if parsed.scope != stream_name {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "Invalid NextToken: {token}"
+                    )));
+                }
+                Some(parsed.after)
+            }
             None => None,
         };
         let stream = self.stream(&stream_name)?;

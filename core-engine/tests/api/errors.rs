@@ -466,6 +466,60 @@ async fn an_edited_next_token_is_invalid() {
 }
 
 #[tokio::test]
+async fn a_consumer_listing_token_of_another_stream_is_invalid() {
+    let engine = TestEngine::start().await;
+    let client = &engine.client;
+    let mut arns = Vec::new();
+    for stream in ["consumersa", "consumersb"] {
+        engine.create_stream(stream, 1).await;
+        let arn = client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .unwrap()
+            .stream_description_summary
+            .unwrap()
+            .stream_arn;
+        for consumer in ["first", "second"] {
+            client
+                .register_stream_consumer()
+                .stream_arn(&arn)
+                .consumer_name(consumer)
+                .send()
+                .await
+                .unwrap();
+        }
+        arns.push(arn);
+    }
+    let page = client
+        .list_stream_consumers()
+        .stream_arn(&arns[0])
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
+    let token = page.next_token.expect("a second consumer");
+    let same = client
+        .list_stream_consumers()
+        .stream_arn(&arns[0])
+        .next_token(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.consumers().len(), 1);
+    let (code, message) = code_of(
+        client
+            .list_stream_consumers()
+            .stream_arn(&arns[1])
+            .next_token(&token)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidArgumentException", "{message}");
+}
+
+#[tokio::test]
 async fn iterators_stay_valid_across_a_restart_of_a_durable_engine() {
     let dir = tempfile::tempdir().unwrap();
     let engine = TestEngine::with(core_engine::Engine::builder().data_dir(dir.path())).await;
