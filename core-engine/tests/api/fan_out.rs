@@ -12,7 +12,8 @@ use crate::common::{TestEngine, code_of};
 
 const STREAM_ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/fan";
 
-async fn consumer(engine: &TestEngine, name: &str) -> String {
+/// Registers consumer `name` on the stream `fan` and returns its ARN.
+pub(crate) async fn consumer(engine: &TestEngine, name: &str) -> String {
     let out = engine
         .client
         .register_stream_consumer()
@@ -28,12 +29,14 @@ fn position(kind: ShardIteratorType) -> StartingPosition {
     StartingPosition::builder().r#type(kind).build().unwrap()
 }
 
-type Events = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
+/// A SubscribeToShard event stream as the SDK hands it out.
+pub(crate) type Events = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
     SubscribeToShardEventStream,
     aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError,
 >;
 
-async fn subscribe(
+/// Subscribes `consumer` to `shard` from the position `kind`.
+pub(crate) async fn subscribe(
     engine: &TestEngine,
     consumer: &str,
     shard: &str,

@@ -4,11 +4,12 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StartingPosition};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use core_engine::{Engine, Fault, FaultRule};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{TestEngine, code_of};
+use crate::fan_out::{consumer, subscribe};
 
 fn entries(count: usize) -> Vec<PutRecordsRequestEntry> {
     (0..count)
@@ -196,31 +197,14 @@ async fn injected_ends_cut_subscriptions_short() {
     .await;
     engine.create_stream("fan", 1).await;
     engine.put("fan", "k", b"one").await;
-    let consumer = engine
-        .client
-        .register_stream_consumer()
-        .stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/fan")
-        .consumer_name("c")
-        .send()
-        .await
-        .unwrap()
-        .consumer
-        .unwrap()
-        .consumer_arn;
-    let position = StartingPosition::builder()
-        .r#type(ShardIteratorType::TrimHorizon)
-        .build()
-        .unwrap();
-    let mut events = engine
-        .client
-        .subscribe_to_shard()
-        .consumer_arn(consumer)
-        .shard_id("shardId-000000000000")
-        .starting_position(position)
-        .send()
-        .await
-        .unwrap()
-        .event_stream;
+    let consumer = consumer(&engine, "c").await;
+    let mut events = subscribe(
+        &engine,
+        &consumer,
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
     let first = tokio::time::timeout(Duration::from_secs(5), events.recv())
         .await
         .unwrap()

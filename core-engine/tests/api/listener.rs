@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
+use aws_sdk_kinesis::types::{ShardIteratorType, SubscribeToShardEventStream};
 use bytes::Bytes;
 use core_engine::{Engine, EngineBuilder};
 use http_body_util::{BodyExt, Full};
@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::{TestEngine, client, code_of};
+use crate::fan_out::{consumer, subscribe};
 
 /// Long enough that a connection still open after it will not be closed by the engine.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -173,31 +174,14 @@ async fn a_subscription_outlives_the_idle_timeout() {
     ))
     .await;
     engine.create_stream("fan", 1).await;
-    let consumer = engine
-        .client
-        .register_stream_consumer()
-        .stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/fan")
-        .consumer_name("c")
-        .send()
-        .await
-        .unwrap()
-        .consumer
-        .unwrap()
-        .consumer_arn;
-    let position = StartingPosition::builder()
-        .r#type(ShardIteratorType::TrimHorizon)
-        .build()
-        .unwrap();
-    let mut events = engine
-        .client
-        .subscribe_to_shard()
-        .consumer_arn(consumer)
-        .shard_id("shardId-000000000000")
-        .starting_position(position)
-        .send()
-        .await
-        .unwrap()
-        .event_stream;
+    let consumer = consumer(&engine, "c").await;
+    let mut events = subscribe(
+        &engine,
+        &consumer,
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
     let mut seen = 0;
     for round in 0..4 {
         engine.put("fan", "k", format!("{round}").as_bytes()).await;
