@@ -367,6 +367,25 @@ impl Log {
             .collect()
     }
 
+    /// Whether every delivery of each item of `expected` is covered by a checkpoint of its shard
+    /// that was acknowledged afterwards.
+    pub fn all_checkpointed(&self, expected: &[String]) -> bool {
+        let acked = self.acked.lock().unwrap().clone();
+        let deliveries = self.deliveries.lock().unwrap().clone();
+        expected.iter().all(|item| {
+            let mine: Vec<&Delivery> = deliveries.iter().filter(|d| &d.data == item).collect();
+            !mine.is_empty()
+                && mine.iter().all(|d| {
+                    acked.iter().any(|a| {
+                        a.shard == d.shard
+                            && a.at >= d.at
+                            && kcl::leases::SequenceNumber::new(&*d.sequence, d.sub_sequence)
+                                <= kcl::leases::SequenceNumber::new(&*a.sequence, u64::MAX)
+                    })
+                })
+        })
+    }
+
     /// Whether every item of `expected` was delivered.
     pub fn has_all(&self, expected: &[String]) -> bool {
         let data: std::collections::HashSet<String> = self.data().into_iter().collect();
