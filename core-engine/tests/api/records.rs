@@ -222,6 +222,9 @@ async fn iterator_types_start_where_documented() {
         .unwrap();
     assert_eq!(first_data(&engine, at_time).await.len(), 6);
     let now = DateTime::from(std::time::SystemTime::now());
+    // The engine reads its clock in whole milliseconds, so right now it may still be a
+    // millisecond behind `now` and refuse it as a timestamp in the future.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let at_now = engine
         .client
         .get_shard_iterator()
