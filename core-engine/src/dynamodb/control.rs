@@ -3,7 +3,7 @@
 //! DescribeEndpoints, DescribeTimeToLive and UpdateTimeToLive.
 //!
 //! Tags and the TTL setting are part of the table's metadata, so they are logged (and survive a
-//! restart) like any other table change. TTL is a setting only: expired items are not deleted.
+//! restart) like any other table change. Expired items are deleted by [`super::expiry`].
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -245,7 +245,7 @@ impl DynamoDb {
         })
     }
 
-    /// The TTL setting. Items are never expired by the engine, whatever the status.
+    /// The TTL setting.
     pub(crate) fn describe_time_to_live(&self, input: TableInput) -> Result<Value, DdbError> {
         let name = table_name(&input.table_name)?;
         let table = self.table(&name)?;
@@ -261,7 +261,7 @@ impl DynamoDb {
     }
 
     /// Enables or disables TTL; the change takes effect at once (AWS takes up to an hour to
-    /// disable). Only the setting is kept: items are not deleted when they expire.
+    /// disable); expired items are deleted from the next sweep on.
     pub(crate) fn update_time_to_live(&self, input: UpdateTtlInput) -> Result<Value, DdbError> {
         let name = table_name(&input.table_name)?;
         let Some(spec) = input.time_to_live_specification else {

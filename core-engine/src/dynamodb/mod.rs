@@ -14,11 +14,13 @@
 //!
 //! # Layout
 //! `tables.rs`, `items.rs`, `query_scan.rs`, `batch.rs`, `transact.rs` and `control.rs` (tags,
-//! TTL, backups, limits, endpoints) hold one family of operations each; `table.rs` the item storage and indexes; `store.rs` persistence.
+//! TTL, backups, limits, endpoints) hold one family of operations each; `expiry.rs` deletes
+//! items whose time to live has passed; `table.rs` the item storage and indexes; `store.rs` persistence.
 
 mod batch;
 mod control;
 pub(crate) mod error;
+mod expiry;
 pub mod expr;
 mod faults;
 mod items;

@@ -68,7 +68,7 @@ pub(crate) struct TableMeta {
     /// Tags by key (TagResource); absent in logs written before tags existed.
     #[serde(default)]
     pub(crate) tags: BTreeMap<String, String>,
-    /// The TTL attribute once UpdateTimeToLive enabled it (items are not expired).
+    /// The TTL attribute once UpdateTimeToLive enabled it.
     #[serde(default)]
     pub(crate) ttl_attribute: Option<String>,
 }

@@ -425,3 +425,79 @@ async fn tags_and_time_to_live_survive_a_restart() {
     );
     assert_eq!(description.attribute_name(), Some("expires"));
 }
+
+/// Waits (up to a generous deadline) until `table` holds exactly the `pk`s in `expected`.
+async fn wait_for_keys(ddb: &Ddb, table: &str, expected: &[&str]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let scan = ddb
+            .client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = scan
+            .items()
+            .iter()
+            .map(|item| item["pk"].as_s().unwrap().clone())
+            .collect();
+        keys.sort();
+        if keys == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{table} holds {keys:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn expired_items_are_deleted_on_the_engine_clock_and_stay_deleted_after_a_restart() {
+    use crate::common::{item, n, s};
+    let dir = tempfile::tempdir().unwrap();
+    let now_s: i64 = 1_750_000_000;
+    let clock = std::sync::Arc::new(core_engine::ManualClock::new(now_s * 1000));
+    let builder = || {
+        Engine::builder()
+            .data_dir(dir.path())
+            .clock(clock.clone())
+            .retention_check_interval(std::time::Duration::from_millis(20))
+    };
+    {
+        let ddb = Ddb::with(builder()).await;
+        ddb.table("tbl", None).await;
+        let past = (now_s - 10).to_string();
+        let soon = (now_s + 100).to_string();
+        let ancient = (now_s - 6 * 365 * 24 * 3600).to_string();
+        ddb.put("tbl", item(&[("pk", s("past")), ("exp", n(&past))]))
+            .await;
+        ddb.put("tbl", item(&[("pk", s("soon")), ("exp", n(&soon))]))
+            .await;
+        // Never deleted: more than five years past, not a number, or no attribute.
+        ddb.put("tbl", item(&[("pk", s("ancient")), ("exp", n(&ancient))]))
+            .await;
+        ddb.put("tbl", item(&[("pk", s("text")), ("exp", s(&past))]))
+            .await;
+        ddb.put("tbl", item(&[("pk", s("none"))])).await;
+        // Nothing expires while TTL is disabled.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        wait_for_keys(&ddb, "tbl", &["ancient", "none", "past", "soon", "text"]).await;
+        ddb.client
+            .update_time_to_live()
+            .table_name("tbl")
+            .time_to_live_specification(ttl(true, "exp"))
+            .send()
+            .await
+            .unwrap();
+        wait_for_keys(&ddb, "tbl", &["ancient", "none", "soon", "text"]).await;
+        clock.advance(101_000);
+        wait_for_keys(&ddb, "tbl", &["ancient", "none", "text"]).await;
+        ddb.handle.shutdown().await;
+    }
+    let ddb = Ddb::with(builder()).await;
+    wait_for_keys(&ddb, "tbl", &["ancient", "none", "text"]).await;
+}
