@@ -190,8 +190,10 @@ impl EngineBuilder {
         self
     }
 
-    /// How often expired records are dropped and log space released. Reads never return expired
-    /// records whatever this is. Default one minute.
+    /// How often expired records are dropped and log space released, and how often DynamoDB
+    /// items whose time to live has passed are deleted. Reads never return expired records
+    /// whatever this is (they may return expired items until the next sweep, as DynamoDB's do).
+    /// Default one minute.
     pub fn retention_check_interval(mut self, interval: Duration) -> Self {
         self.config.retention_check_interval = interval;
         self
@@ -380,10 +382,9 @@ impl Engine {
                 .as_deref(),
             config.sync_mode,
         )?;
-        Ok(Services {
-            kinesis,
-            dynamodb: Arc::new(dynamodb),
-        })
+        let dynamodb = Arc::new(dynamodb);
+        spawn_expiry(&dynamodb, config.retention_check_interval);
+        Ok(Services { kinesis, dynamodb })
     }
 }
 
@@ -425,6 +426,31 @@ fn spawn_retention(kinesis: &Arc<Kinesis>, every: Duration) {
                     tracing::debug!(trimmed, "dropped expired records")
                 }
                 Ok(Err(error)) => tracing::error!(%error, "retention enforcement failed"),
+                _ => {}
+            }
+        }
+    });
+}
+
+/// Periodically deletes DynamoDB items whose time to live has passed; stops when the service
+/// is dropped.
+fn spawn_expiry(dynamodb: &Arc<DynamoDb>, every: Duration) {
+    let weak = Arc::downgrade(dynamodb);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let Some(dynamodb) = weak.upgrade() else {
+                return;
+            };
+            let result = tokio::task::spawn_blocking(move || dynamodb.expire_items()).await;
+            match result {
+                Ok(Ok(deleted)) if deleted > 0 => {
+                    tracing::debug!(deleted, "deleted expired DynamoDB items")
+                }
+                Ok(Err(error)) => tracing::error!(%error, "deleting expired items failed"),
                 _ => {}
             }
         }

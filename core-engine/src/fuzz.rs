@@ -272,6 +272,11 @@ mod tests {
                 Some("h_long_or_filter") => {
                     assert!(text.contains("Expression size has exceeded"), "{text}")
                 }
+                // The tags and TTL set by the earlier requests, read back.
+                Some("d_control") => {
+                    assert!(text.contains(r#"{"Key":"b","Value":""}"#), "{text}");
+                    assert!(text.contains(r#""TimeToLiveStatus":"ENABLED""#), "{text}");
+                }
                 Some("h_nested_33") => assert!(text.contains("Nesting Levels"), "{text}"),
                 _ => {}
             }

@@ -30,6 +30,10 @@ pub enum DdbError {
     /// The table or index does not exist (or is not ACTIVE yet).
     #[error("{0}")]
     ResourceNotFound(String),
+    /// The table does not exist: the not-found error of the backup operations
+    /// (DescribeContinuousBackups), which AWS answers with its own type.
+    #[error("{0}")]
+    TableNotFound(String),
     /// The table exists already, or is being created or deleted.
     #[error("{0}")]
     ResourceInUse(String),
@@ -72,6 +76,7 @@ impl DdbError {
         match self {
             Self::Validation(_) => "ValidationException",
             Self::ResourceNotFound(_) => "ResourceNotFoundException",
+            Self::TableNotFound(_) => "TableNotFoundException",
             Self::ResourceInUse(_) => "ResourceInUseException",
             Self::ConditionalCheckFailed { .. } => "ConditionalCheckFailedException",
             Self::TransactionCanceled(_) => "TransactionCanceledException",

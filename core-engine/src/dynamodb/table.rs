@@ -65,6 +65,12 @@ pub(crate) struct TableMeta {
     pub(crate) write_capacity: i64,
     pub(crate) indexes: Vec<IndexMeta>,
     pub(crate) deletion_protection: bool,
+    /// Tags by key (TagResource); absent in logs written before tags existed.
+    #[serde(default)]
+    pub(crate) tags: BTreeMap<String, String>,
+    /// The TTL attribute once UpdateTimeToLive enabled it.
+    #[serde(default)]
+    pub(crate) ttl_attribute: Option<String>,
 }
 
 /// A table's primary key value: partition key and optional sort key.

@@ -57,6 +57,7 @@ pub(crate) struct CreateTableInput {
     global_secondary_indexes: Option<Vec<IndexInput>>,
     local_secondary_indexes: Option<Vec<serde_json::Value>>,
     deletion_protection_enabled: Option<bool>,
+    tags: Option<Vec<super::control::Tag>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -350,6 +351,7 @@ impl DynamoDb {
                 "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
             ));
         }
+        let tags = super::control::check_tags(input.tags.as_deref().unwrap_or_default())?;
         let meta = TableMeta {
             name: name.clone(),
             id: uuid::Uuid::new_v4().to_string(),
@@ -361,6 +363,8 @@ impl DynamoDb {
             write_capacity: write,
             indexes,
             deletion_protection: input.deletion_protection_enabled.unwrap_or(false),
+            tags: tags.into_iter().collect(),
+            ttl_attribute: None,
         };
         let mut tables = self.tables.write();
         if tables.contains_key(&name) {

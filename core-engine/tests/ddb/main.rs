@@ -3,6 +3,7 @@
 
 mod batch;
 mod common;
+mod control;
 mod durable;
 mod errors;
 mod expressions;
