@@ -62,7 +62,7 @@ async fn read_following_lineage(engine: &TestEngine, stream: &str) -> HashMap<St
                 .unwrap();
             for record in &out.records {
                 by_key
-                    .entry(record.partition_key.clone())
+                    .entry(record.partition_key.clone().unwrap_or_default())
                     .or_default()
                     .push(String::from_utf8(record.data.as_ref().to_vec()).unwrap());
             }

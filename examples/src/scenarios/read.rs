@@ -47,7 +47,11 @@ pub async fn read_all(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Result
                 .with_context(|| format!("reading {}", shard.shard_id))?;
             for record in page.records() {
                 let data = Bytes::from(record.data().clone().into_inner());
-                for user in kpl::aggregation::deaggregate(record.partition_key(), None, &data) {
+                for user in kpl::aggregation::deaggregate(
+                    record.partition_key().unwrap_or_default(),
+                    None,
+                    &data,
+                ) {
                     out.push(UserRecord {
                         shard_id: shard.shard_id.clone(),
                         partition_key: user.partition_key,

@@ -202,7 +202,7 @@ impl Fetcher {
             let data = Bytes::from(record.data.into_inner());
             let aggregated = data.starts_with(&[0xF3, 0x89, 0x9A, 0xC2]);
             let users = kpl::aggregation::deaggregate_for_shard(
-                &record.partition_key,
+                record.partition_key.as_deref().unwrap_or_default(),
                 None,
                 &data,
                 self.hash_range.0,

@@ -83,9 +83,13 @@ impl Setup {
                 let caught_up = out.records.is_empty() && out.millis_behind_latest == Some(0);
                 for record in out.records {
                     let data = bytes::Bytes::from(record.data.into_inner());
-                    for user in
-                        deaggregate_for_shard(&record.partition_key, None, &data, start, end)
-                    {
+                    for user in deaggregate_for_shard(
+                        record.partition_key.as_deref().unwrap_or_default(),
+                        None,
+                        &data,
+                        start,
+                        end,
+                    ) {
                         by_key
                             .entry(user.partition_key.clone())
                             .or_default()
