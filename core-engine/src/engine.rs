@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::auth::{Credentials, Verifier};
 use crate::clock::{Clock, TokioClock};
 use crate::dynamodb::{DdbConfig, DynamoDb};
 use crate::error::Error;
@@ -48,6 +49,8 @@ struct EngineConfig {
     retention_check_interval: Duration,
     clock: Arc<dyn Clock>,
     listener: ListenerConfig,
+    credentials: Option<Credentials>,
+    admin_endpoints: bool,
 }
 
 /// Builds an [`Engine`].
@@ -90,6 +93,8 @@ impl Default for EngineBuilder {
                 retention_check_interval: Duration::from_secs(60),
                 clock: Arc::new(TokioClock::new()),
                 listener: ListenerConfig::default(),
+                credentials: None,
+                admin_endpoints: true,
             },
         }
     }
@@ -231,6 +236,20 @@ impl EngineBuilder {
         self
     }
 
+    /// Verify every request's SigV4 signature against these keys, and apply their access
+    /// rules (see [`crate::auth`]). Default: off, any credentials are accepted.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.config.credentials = Some(credentials);
+        self
+    }
+
+    /// Whether the `/_shardline/` admin endpoints are served (with verification on, they
+    /// require an admin key). Default on; off answers 404.
+    pub fn admin_endpoints(mut self, enabled: bool) -> Self {
+        self.config.admin_endpoints = enabled;
+        self
+    }
+
     /// Checks the settings.
     pub fn build(self) -> Result<Engine, Error> {
         let config = self.config;
@@ -264,6 +283,9 @@ impl EngineBuilder {
         }
         if listener.max_connections == Some(0) {
             return Err(Error::Config("max connections must be at least 1".into()));
+        }
+        if let Some(credentials) = &config.credentials {
+            credentials.validate().map_err(Error::Config)?;
         }
         if config.retention_check_interval.is_zero() {
             return Err(Error::Config(
@@ -384,7 +406,20 @@ impl Engine {
         )?;
         let dynamodb = Arc::new(dynamodb);
         spawn_expiry(&dynamodb, config.retention_check_interval);
-        Ok(Services { kinesis, dynamodb })
+        let auth = config.credentials.as_ref().map(|credentials| {
+            Arc::new(Verifier::new(
+                credentials,
+                &config.region,
+                &config.account_id,
+                config.clock.clone(),
+            ))
+        });
+        Ok(Services {
+            kinesis,
+            dynamodb,
+            auth,
+            admin_endpoints: config.admin_endpoints,
+        })
     }
 }
 

@@ -44,6 +44,18 @@ pub enum ApiError {
     /// The request was not authenticated.
     #[error("{0}")]
     MissingAuthenticationToken(String),
+    /// The request's signature is malformed or incomplete.
+    #[error("{0}")]
+    IncompleteSignature(String),
+    /// The request's signature, credential scope or time is wrong.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// The access key is unknown, or its session token is wrong.
+    #[error("{0}")]
+    UnrecognizedClient(String),
+    /// The access key's rules do not allow the operation on the resource.
+    #[error("{0}")]
+    AccessDenied(String),
     /// The request body is larger than the engine accepts.
     #[error("{0}")]
     RequestEntityTooLarge(String),
@@ -76,6 +88,10 @@ impl ApiError {
             Self::Serialization(_) => "SerializationException",
             Self::UnknownOperation(_) => "UnknownOperationException",
             Self::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
+            Self::IncompleteSignature(_) => "IncompleteSignatureException",
+            Self::InvalidSignature(_) => "InvalidSignatureException",
+            Self::UnrecognizedClient(_) => "UnrecognizedClientException",
+            Self::AccessDenied(_) => "AccessDeniedException",
             Self::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
             Self::InternalFailure(_) => "InternalFailure",
         }

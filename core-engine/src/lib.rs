@@ -28,7 +28,8 @@
 //! `X-Amz-Target: Kinesis_20131202.<Operation>`. The same port also serves the part of DynamoDB
 //! that lease tables need (awsJson1.0, `X-Amz-Target: DynamoDB_20120810.<Operation>`), in
 //! memory or durable in the same data directory. Errors carry AWS's codes and status codes
-//! ([`ApiError`]). Requests must carry SigV4 credentials, but any credentials are accepted.
+//! ([`ApiError`]). Requests must carry SigV4 credentials; by default any are accepted, and with
+//! [`EngineBuilder::credentials`] signatures are verified and access rules applied ([`auth`]).
 //!
 //! # Example
 //! ```no_run
@@ -48,6 +49,7 @@
 //! - [`model`]: streams, shards, hash keys, sequence numbers and iterators.
 //! - [`storage`]: the storage trait, in memory and as a write-ahead log on disk.
 
+pub mod auth;
 pub mod clock;
 mod dynamodb;
 pub mod engine;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use core_engine::auth::Credentials;
 use core_engine::{Engine, SyncMode};
 use tokio::net::TcpListener;
 
@@ -59,6 +60,20 @@ struct ServeArgs {
     /// 128 below the open-file limit (ulimit -n) if that is lower.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+    /// Verify SigV4 signatures: the one access key accepted (full access, admin too).
+    /// Requires --secret-key.
+    #[arg(long, env = "CORE_ENGINE_ACCESS_KEY", requires = "secret_key", conflicts_with = "credentials")]
+    access_key: Option<String>,
+    /// The secret of --access-key.
+    #[arg(long, env = "CORE_ENGINE_SECRET_KEY", requires = "access_key")]
+    secret_key: Option<String>,
+    /// Verify SigV4 signatures against the keys, session tokens and access rules of this
+    /// TOML file (format in docs/engine.md).
+    #[arg(long, env = "CORE_ENGINE_CREDENTIALS")]
+    credentials: Option<PathBuf>,
+    /// Do not serve the /_shardline/ admin endpoints (fault injection) at all.
+    #[arg(long)]
+    no_admin: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -105,6 +120,13 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
     builder = builder
         .header_read_timeout(Duration::from_millis(args.header_read_timeout_ms))
         .idle_timeout(Duration::from_millis(args.idle_timeout_ms));
+    if let (Some(id), Some(secret)) = (args.access_key, args.secret_key) {
+        builder = builder.credentials(Credentials::single(id, secret));
+    }
+    if let Some(path) = &args.credentials {
+        builder = builder.credentials(Credentials::load(path).map_err(core_engine::Error::Config)?);
+    }
+    builder = builder.admin_endpoints(!args.no_admin);
     if let Some(max) = args.max_connections {
         builder = builder.max_connections(usize::try_from(max).unwrap_or(usize::MAX));
     }

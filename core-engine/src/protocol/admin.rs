@@ -5,7 +5,13 @@
 //!   sent as `Content-Type: application/json`.
 //! - `DELETE /_shardline/faults`: remove every rule.
 //!
-//! The endpoints need no credentials, so web pages must not reach them: a request a browser
+//! When the engine verifies signatures, these requests must be signed like any other, for the
+//! service `shardline` and the engine's region, with a key marked `admin`; other keys get 403
+//! `AccessDeniedException`, and bad signatures the same errors as API calls, with status 403.
+//! [`EngineBuilder::admin_endpoints(false)`](crate::EngineBuilder::admin_endpoints) (`serve
+//! --no-admin`) removes the endpoints: every path answers 404.
+//!
+//! Without verification the endpoints need no credentials, so web pages must not reach them: a request a browser
 //! sends on behalf of another site is refused (403), whether it says so with `Sec-Fetch-Site`
 //! or with an `Origin` other than the engine's own (`http://` and the `Host` it was reached
 //! at, which must be `localhost` or an IP address, so a name rebound to this machine does not
@@ -13,10 +19,11 @@
 //! an answer to. Bad rules are answered 400 with the reason (see
 //! [`FaultRule::validate`](crate::faults::FaultRule::validate)).
 
-use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode, header};
 
 use super::{Body, response};
+use crate::auth::{ADMIN_SERVICE, Incoming};
+use crate::error::ApiError;
 use crate::faults::FaultRule;
 
 /// Paths under this prefix are the engine's own, never AWS operations.
@@ -26,12 +33,50 @@ const JSON: &str = "application/json";
 /// The largest rule accepted, in bytes.
 const MAX_RULE_BYTES: usize = 64 << 10;
 
-pub(crate) fn handle(
+/// Serves an admin request: 404 when the endpoints are off, 403 when verification is on and
+/// the request is not signed by an admin key.
+pub(crate) fn serve(services: &super::Services, request: &Incoming<'_>) -> Response<Body> {
+    let path = request.uri.path();
+    if !services.admin_endpoints {
+        let message = format!("no endpoint {path}: the admin endpoints are switched off");
+        return response(
+            StatusCode::NOT_FOUND,
+            JSON,
+            serde_json::json!({ "message": message }).to_string().into_bytes(),
+            None,
+        );
+    }
+    if let Some(verifier) = &services.auth {
+        let denied = match verifier.verify(request, ADMIN_SERVICE, "Missing Authentication Token") {
+            Ok(principal) if principal.is_admin() => None,
+            Ok(principal) => Some(ApiError::AccessDenied(format!(
+                "User: {} is not authorized to perform: shardline:{} on resource: {path} \
+                 because the access key is not marked admin",
+                principal.arn(),
+                request.method
+            ))),
+            Err(error) => Some(error),
+        };
+        if let Some(error) = denied {
+            tracing::debug!(code = error.code(), %error, "refused an admin request");
+            let body = serde_json::json!({ "__type": error.code(), "message": error.to_string() });
+            return response(
+                StatusCode::FORBIDDEN,
+                JSON,
+                body.to_string().into_bytes(),
+                Some(error.code()),
+            );
+        }
+    }
+    handle(services, request.method, path, request.headers, request.body)
+}
+
+fn handle(
     services: &super::Services,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: &[u8],
 ) -> Response<Body> {
     let faults = &services.kinesis.faults;
     let reply = |status: StatusCode, value: serde_json::Value| {

@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 
+use crate::auth::{Incoming, Principal, Verifier};
 use crate::dynamodb::DynamoDb;
 use crate::error::ApiError;
 use crate::kinesis::Kinesis;
@@ -27,16 +28,24 @@ pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::co
 pub(crate) const MAX_BODY_BYTES: usize = 32 << 20;
 
 const JSON_1_1: &str = "application/x-amz-json-1.1";
+const JSON_1_0: &str = "application/x-amz-json-1.0";
 const KINESIS_PREFIX: &str = "Kinesis_20131202.";
 const SUBSCRIBE_TARGET: &str = "Kinesis_20131202.SubscribeToShard";
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 const DYNAMODB_PREFIX: &str = "DynamoDB_20120810.";
+/// What Kinesis and DynamoDB say to a request without credentials.
+const KINESIS_MISSING: &str = "Missing Authentication Token";
+const DYNAMODB_MISSING: &str = "Request is missing Authentication Token";
 
 /// The services the engine serves on its one port, picked by the `X-Amz-Target` prefix.
 #[derive(Debug, Clone)]
 pub(crate) struct Services {
     pub(crate) kinesis: Arc<Kinesis>,
     pub(crate) dynamodb: Arc<DynamoDb>,
+    /// Verifies signatures and access rules; `None` accepts any credentials.
+    pub(crate) auth: Option<Arc<Verifier>>,
+    /// Whether the `/_shardline/` endpoints are served at all.
+    pub(crate) admin_endpoints: bool,
 }
 
 /// Answers one HTTP request whose body has been read.
@@ -47,8 +56,14 @@ pub(crate) async fn handle(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response<Body>, DropConnection> {
+    let request = Incoming {
+        method,
+        uri,
+        headers,
+        body: &body,
+    };
     if uri.path().starts_with(admin::PREFIX) {
-        return Ok(admin::handle(services, method, uri.path(), headers, &body));
+        return Ok(admin::serve(services, &request));
     }
     let target = headers
         .get("x-amz-target")
@@ -60,18 +75,23 @@ pub(crate) async fn handle(
             "Expected a POST request with an X-Amz-Target header, got {method} with target {target:?}"
         ))));
     }
-    if !is_authenticated(headers, uri.query()) {
-        return Ok(wire.error(&ApiError::MissingAuthenticationToken(
-            "Missing Authentication Token".into(),
-        )));
-    }
     if let Some(operation) = target.strip_prefix(KINESIS_PREFIX) {
+        let principal = match authenticate(services, &request, "kinesis", KINESIS_MISSING) {
+            Ok(principal) => principal,
+            Err(error) => return Ok(wire.error(&error)),
+        };
         // Everything past this point (faults included) reads the awsJson1.1 body.
         let body = match wire.request_json(operation, body) {
             Ok(body) => body,
             Err(error) => return Ok(wire.error(&error)),
         };
         let kinesis = &services.kinesis;
+        if let Some(principal) = principal.filter(Principal::has_rules) {
+            let resources = crate::auth::resources::kinesis(kinesis, &body);
+            if let Err(error) = principal.authorize(&format!("kinesis:{operation}"), &resources) {
+                return Ok(wire.error(&error));
+            }
+        }
         let faults = crate::kinesis::call_faults(kinesis, operation, &body);
         if let Some(error) = crate::kinesis::apply_call_faults(&faults).await? {
             return Ok(wire.error(&error));
@@ -93,6 +113,19 @@ pub(crate) async fn handle(
         return Ok(answer);
     }
     if let Some(operation) = target.strip_prefix(DYNAMODB_PREFIX) {
+        let principal = match authenticate(services, &request, "dynamodb", DYNAMODB_MISSING) {
+            Ok(principal) => principal,
+            Err(error) => return Ok(dynamodb_auth_error(&error)),
+        };
+        if let Some(principal) = principal.filter(Principal::has_rules) {
+            let config = &services.kinesis.config;
+            let resources =
+                crate::auth::resources::dynamodb(&config.region, &config.account_id, &body);
+            if let Err(error) = principal.authorize(&format!("dynamodb:{operation}"), &resources)
+            {
+                return Ok(dynamodb_auth_error(&error));
+            }
+        }
         let faults = &services.kinesis.faults;
         return crate::dynamodb::serve(&services.dynamodb, faults, operation, body).await;
     }
@@ -164,9 +197,40 @@ fn event_stream_response(frames: crate::kinesis::EventFrames, wire: Wire) -> Res
     response
 }
 
-/// Whether the request carries SigV4 credentials, in a header or the query string. Signatures
-/// are not checked: any credentials are accepted.
-fn is_authenticated(headers: &HeaderMap, query: Option<&str>) -> bool {
-    headers.contains_key(header::AUTHORIZATION)
-        || query.is_some_and(|q| q.split('&').any(|p| p.starts_with("X-Amz-Credential=")))
+/// Authenticates a request to `service`: with verification on, its signature is checked
+/// and the key returned; with it off, any credentials pass and only their absence fails.
+fn authenticate(
+    services: &Services,
+    request: &Incoming<'_>,
+    service: &str,
+    missing: &str,
+) -> Result<Option<Principal>, ApiError> {
+    match &services.auth {
+        Some(verifier) => verifier.verify(request, service, missing).map(Some),
+        None if request.has_credentials() => Ok(None),
+        None => Err(ApiError::MissingAuthenticationToken(missing.to_owned())),
+    }
+}
+
+/// An authentication or authorization failure of a DynamoDB request, as DynamoDB answers it:
+/// awsJson1.0 with the `com.amazon.coral.service#` type and status 400.
+fn dynamodb_auth_error(error: &ApiError) -> Response<Body> {
+    log_error(error.code(), 400, error);
+    let body = serde_json::json!({
+        "__type": format!("com.amazon.coral.service#{}", error.code()),
+        "message": error.to_string(),
+    })
+    .to_string()
+    .into_bytes();
+    let crc = crc32fast::hash(&body);
+    let mut answer = response(
+        StatusCode::BAD_REQUEST,
+        JSON_1_0,
+        body,
+        Some(error.code()),
+    );
+    answer
+        .headers_mut()
+        .insert("x-amz-crc32", HeaderValue::from(crc));
+    answer
 }

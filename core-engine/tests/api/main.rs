@@ -1,6 +1,7 @@
 //! End-to-end tests of the Kinesis API: each starts an engine in-process on a loopback port and
 //! drives it through `aws-sdk-kinesis` over HTTP (or raw HTTP where the SDK would hide the bytes).
 
+mod auth;
 mod capacity;
 mod cbor;
 mod common;
