@@ -84,6 +84,7 @@ struct Signer<'a> {
     time: SystemTime,
     presign: Option<Duration>,
     content_sha256: bool,
+    unsigned_payload: bool,
 }
 
 impl<'a> Signer<'a> {
@@ -95,6 +96,7 @@ impl<'a> Signer<'a> {
             time: SystemTime::now(),
             presign: None,
             content_sha256: false,
+            unsigned_payload: false,
         }
     }
 }
@@ -161,7 +163,11 @@ async fn send(
                 .headers()
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.to_str().unwrap())),
-            SignableBody::Bytes(body),
+            if signer.unsigned_payload {
+                SignableBody::UnsignedPayload
+            } else {
+                SignableBody::Bytes(body)
+            },
         )
         .unwrap();
         let (instructions, _) = sign(signable, &params).unwrap().into_parts();
@@ -309,6 +315,12 @@ async fn each_failure_gets_its_aws_error_over_raw_http() {
     hashed.content_sha256 = true;
     let ok = send(&engine, "/", &LIST_STREAMS, b"{}", Some(hashed)).await;
     assert_eq!(ok.status, 200);
+    // x-amz-content-sha256: UNSIGNED-PAYLOAD leaves the body out of the signature.
+    let mut unsigned = Signer::new(PLAIN, "kinesis");
+    unsigned.content_sha256 = true;
+    unsigned.unsigned_payload = true;
+    let ok = send(&engine, "/", &LIST_STREAMS, b"{}", Some(unsigned)).await;
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
 
     let none = send(&engine, "/", &LIST_STREAMS, b"{}", None).await;
     assert_eq!(check(none, "MissingAuthenticationTokenException", "Missing Authentication Token"), 403);
