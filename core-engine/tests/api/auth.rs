@@ -821,3 +821,40 @@ async fn serve_flags_turn_verification_on() {
         child.kill();
     }
 }
+
+/// Over HTTP/2 the host travels as `:authority`, which must count as the signed `host`.
+#[tokio::test]
+async fn http2_requests_are_verified_with_the_authority_as_host() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let engine = verifying().await;
+    let socket = TcpStream::connect(engine.local_addr()).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(socket))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let host = engine.local_addr().to_string();
+    for (secret, status) in [(PLAIN.1, 200), ("wrong", 400)] {
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{host}/"))
+            .header("host", &host)
+            .header(LIST_STREAMS[0].0, LIST_STREAMS[0].1)
+            .header(LIST_STREAMS[1].0, LIST_STREAMS[1].1)
+            .body(b"{}".to_vec())
+            .unwrap();
+        sign_with(&mut request, Signer::new((PLAIN.0, secret), "kinesis"));
+        let (mut parts, body) = request.into_parts();
+        parts.headers.remove("host");
+        let request = http::Request::from_parts(parts, Full::new(bytes::Bytes::from(body)));
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), status);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        if status != 200 {
+            let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(reply["__type"], "InvalidSignatureException");
+        }
+    }
+}
