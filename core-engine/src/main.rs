@@ -62,7 +62,12 @@ struct ServeArgs {
     max_connections: Option<u64>,
     /// Verify SigV4 signatures: the one access key accepted (full access, admin too).
     /// Requires --secret-key.
-    #[arg(long, env = "CORE_ENGINE_ACCESS_KEY", requires = "secret_key", conflicts_with = "credentials")]
+    #[arg(
+        long,
+        env = "CORE_ENGINE_ACCESS_KEY",
+        requires = "secret_key",
+        conflicts_with = "credentials"
+    )]
     access_key: Option<String>,
     /// The secret of --access-key.
     #[arg(long, env = "CORE_ENGINE_SECRET_KEY", requires = "access_key")]

@@ -53,7 +53,10 @@ impl std::fmt::Debug for AccessKey {
         // Never print secrets.
         f.debug_struct("AccessKey")
             .field("access_key_id", &self.access_key_id)
-            .field("session_token", &self.session_token.as_ref().map(|_| "<set>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<set>"),
+            )
             .field("user", &self.user)
             .field("admin", &self.admin)
             .field("rules", &self.rules)
@@ -175,7 +178,9 @@ impl Credentials {
             }
             // The id travels inside `Credential=id/date/...`, so it cannot hold these.
             if id.contains(['/', ',', ' ', '=']) {
-                return Err(format!("access key id {id:?} must not contain / , = or spaces"));
+                return Err(format!(
+                    "access key id {id:?} must not contain / , = or spaces"
+                ));
             }
             if !seen.insert(id.as_str()) {
                 return Err(format!("access key id {id:?} is listed twice"));
@@ -234,7 +239,10 @@ mod tests {
         let err = |text: &str| Credentials::from_toml(text).unwrap_err();
         assert!(err("").contains("at least one key"));
         assert!(err("[[keys]]\naccess_key_id = \"A\"\n").contains("secret_access_key"));
-        assert!(err("[[keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\nadmn = true\n").contains("admn"));
+        assert!(
+            err("[[keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\nadmn = true\n")
+                .contains("admn")
+        );
         let twice = "[[keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n".repeat(2);
         assert!(err(&twice).contains("twice"));
         let bad_effect = "[[keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n[[keys.rules]]\neffect = \"maybe\"\nactions = [\"*\"]\n";

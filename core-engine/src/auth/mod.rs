@@ -6,7 +6,7 @@
 //! `serve --credentials FILE`), the engine verifies every request as AWS does:
 //!
 //! - the signature, in the `Authorization` header or in the query string (presigned), with
-//!   the real SigV4 algorithm ([`sigv4`]); the payload is hashed from the body, or is
+//!   the real SigV4 algorithm; the payload is hashed from the body, or is
 //!   `UNSIGNED-PAYLOAD` when `x-amz-content-sha256` says so (or, for a presigned request,
 //!   when the signer left it unsigned);
 //! - the credential scope: the engine's region (a request signed for another region is
@@ -25,9 +25,9 @@
 
 mod credentials;
 mod request;
-mod sign;
 pub(crate) mod resources;
 mod rules;
+mod sign;
 pub(crate) mod sigv4;
 mod time;
 
@@ -84,8 +84,9 @@ impl Incoming<'_> {
     pub(crate) fn has_credentials(&self) -> bool {
         self.headers.contains_key(http::header::AUTHORIZATION)
             || self.uri.query().is_some_and(|q| {
-                q.split('&')
-                    .any(|p| p.starts_with("X-Amz-Credential=") || p.starts_with("X-Amz-Algorithm="))
+                q.split('&').any(|p| {
+                    p.starts_with("X-Amz-Credential=") || p.starts_with("X-Amz-Algorithm=")
+                })
             })
     }
 }
@@ -205,14 +206,12 @@ impl Verifier {
         }
         match signed.expires_s {
             // A presigned request is good for its X-Amz-Expires seconds.
-            Some(expires) if now > at + expires * 1000 => {
-                Err(ApiError::InvalidSignature(format!(
-                    "Signature expired: {} is now earlier than {} ({} - {expires} sec.)",
-                    signed.amz_date,
-                    stamp(now - expires * 1000),
-                    stamp(now)
-                )))
-            }
+            Some(expires) if now > at + expires * 1000 => Err(ApiError::InvalidSignature(format!(
+                "Signature expired: {} is now earlier than {} ({} - {expires} sec.)",
+                signed.amz_date,
+                stamp(now - expires * 1000),
+                stamp(now)
+            ))),
             None if at < now - MAX_SKEW_MS => Err(ApiError::InvalidSignature(format!(
                 "Signature expired: {} is now earlier than {} ({} - 15 min.)",
                 signed.amz_date,
@@ -264,4 +263,3 @@ impl Principal {
         Ok(())
     }
 }
-

@@ -123,11 +123,15 @@ impl Signed {
             ("SignedHeaders", signed_headers),
         ] {
             if value.is_none_or(str::is_empty) {
-                missing.push_str(&format!("Authorization header requires '{name}' parameter. "));
+                missing.push_str(&format!(
+                    "Authorization header requires '{name}' parameter. "
+                ));
             }
         }
         if !missing.is_empty() {
-            return Err(incomplete(format!("{missing}Authorization={authorization}")));
+            return Err(incomplete(format!(
+                "{missing}Authorization={authorization}"
+            )));
         }
         let mut signed = Self::from_credential(credential.unwrap_or_default())?;
         signed.signed_headers = split_signed_headers(signed_headers.unwrap_or_default());

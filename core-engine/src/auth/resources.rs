@@ -22,9 +22,11 @@ pub(crate) fn kinesis(kinesis: &Kinesis, body: &[u8]) -> Vec<String> {
             Some(kinesis.stream_arn(&iterator.stream_name))
         });
     let config = &kinesis.config;
-    vec![resource.unwrap_or_else(|| {
-        format!("arn:aws:kinesis:{}:{}:*", config.region, config.account_id)
-    })]
+    vec![
+        resource.unwrap_or_else(|| {
+            format!("arn:aws:kinesis:{}:{}:*", config.region, config.account_id)
+        }),
+    ]
 }
 
 /// The ARNs a DynamoDB operation touches: the table of its `TableName` (a name or an ARN),
@@ -82,7 +84,9 @@ mod tests {
             [table("a"), table("b")]
         );
         assert_eq!(
-            arns(r#"{"TransactItems":[{"Put":{"TableName":"x"}},{"ConditionCheck":{"TableName":"y"}}]}"#),
+            arns(
+                r#"{"TransactItems":[{"Put":{"TableName":"x"}},{"ConditionCheck":{"TableName":"y"}}]}"#
+            ),
             [table("x"), table("y")]
         );
         assert_eq!(arns("{}"), [table("*")]);

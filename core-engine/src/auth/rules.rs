@@ -153,8 +153,14 @@ mod tests {
     fn globs_match_like_iam() {
         assert!(glob("*", ""));
         assert!(glob("*", "arn:aws:kinesis:us-east-1:1:stream/a"));
-        assert!(glob("arn:aws:kinesis:*:*:stream/orders*", "arn:aws:kinesis:us-east-1:000000000000:stream/orders-eu"));
-        assert!(!glob("arn:aws:kinesis:*:*:stream/orders*", "arn:aws:kinesis:us-east-1:000000000000:stream/audit"));
+        assert!(glob(
+            "arn:aws:kinesis:*:*:stream/orders*",
+            "arn:aws:kinesis:us-east-1:000000000000:stream/orders-eu"
+        ));
+        assert!(!glob(
+            "arn:aws:kinesis:*:*:stream/orders*",
+            "arn:aws:kinesis:us-east-1:000000000000:stream/audit"
+        ));
         assert!(glob("kinesis:get*", "kinesis:getrecords"));
         assert!(glob("a?c", "abc"));
         assert!(!glob("a?c", "ac"));
@@ -165,19 +171,44 @@ mod tests {
     #[test]
     fn explicit_deny_wins_and_anything_else_is_denied() {
         let stream = "arn:aws:kinesis:us-east-1:000000000000:stream/orders";
-        assert_eq!(evaluate(&[], "kinesis:PutRecord", stream), Decision::Allowed);
+        assert_eq!(
+            evaluate(&[], "kinesis:PutRecord", stream),
+            Decision::Allowed
+        );
         let rules = vec![
             Rule::allow(["kinesis:*"], ["*"]),
             Rule::deny(["kinesis:Get*", "kinesis:SubscribeToShard"], ["*"]),
         ];
-        assert_eq!(evaluate(&rules, "kinesis:PutRecords", stream), Decision::Allowed);
-        assert_eq!(evaluate(&rules, "kinesis:GetRecords", stream), Decision::ExplicitDeny);
-        assert_eq!(evaluate(&rules, "KINESIS:getrecords", stream), Decision::ExplicitDeny);
-        assert_eq!(evaluate(&rules, "dynamodb:GetItem", "*"), Decision::ImplicitDeny);
-        let narrow = vec![Rule::allow(["kinesis:PutRecord"], ["arn:aws:kinesis:*:*:stream/orders*"])];
-        assert_eq!(evaluate(&narrow, "kinesis:PutRecord", stream), Decision::Allowed);
         assert_eq!(
-            evaluate(&narrow, "kinesis:PutRecord", "arn:aws:kinesis:us-east-1:000000000000:stream/x"),
+            evaluate(&rules, "kinesis:PutRecords", stream),
+            Decision::Allowed
+        );
+        assert_eq!(
+            evaluate(&rules, "kinesis:GetRecords", stream),
+            Decision::ExplicitDeny
+        );
+        assert_eq!(
+            evaluate(&rules, "KINESIS:getrecords", stream),
+            Decision::ExplicitDeny
+        );
+        assert_eq!(
+            evaluate(&rules, "dynamodb:GetItem", "*"),
+            Decision::ImplicitDeny
+        );
+        let narrow = vec![Rule::allow(
+            ["kinesis:PutRecord"],
+            ["arn:aws:kinesis:*:*:stream/orders*"],
+        )];
+        assert_eq!(
+            evaluate(&narrow, "kinesis:PutRecord", stream),
+            Decision::Allowed
+        );
+        assert_eq!(
+            evaluate(
+                &narrow,
+                "kinesis:PutRecord",
+                "arn:aws:kinesis:us-east-1:000000000000:stream/x"
+            ),
             Decision::ImplicitDeny
         );
         assert!(Rule::allow(["PutRecord"], ["*"]).validate().is_err());

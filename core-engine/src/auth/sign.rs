@@ -53,7 +53,8 @@ pub fn sign_request<B: AsRef<[u8]>>(
         query: request.uri().query().unwrap_or_default(),
         headers: &pairs,
     };
-    let creq = sigv4::canonical_request(&parts, &names, &sigv4::hex_sha256(request.body().as_ref()));
+    let creq =
+        sigv4::canonical_request(&parts, &names, &sigv4::hex_sha256(request.body().as_ref()));
     let date = &amz_date[..8];
     let scope = format!("{date}/{region}/{service}/{}", sigv4::TERMINATOR);
     let key = sigv4::signing_key(secret_access_key, date, region, service);

@@ -51,7 +51,9 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
 pub(crate) fn uri_encode(text: &[u8], keep_slash: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for &b in text {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/')
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
         {
             out.push(char::from(b));
         } else {

@@ -75,7 +75,12 @@ mod tests {
         for ms in [0, 951_782_400_000, 1_750_000_000_000, 4_102_444_800_000] {
             assert_eq!(parse_amz_date(&format_amz_date(ms)), Some(ms));
         }
-        for bad in ["20150830T123600", "2015083OT123600Z", "20151330T123600Z", ""] {
+        for bad in [
+            "20150830T123600",
+            "2015083OT123600Z",
+            "20151330T123600Z",
+            "",
+        ] {
             assert_eq!(parse_amz_date(bad), None, "{bad}");
         }
     }

@@ -42,7 +42,9 @@ pub(crate) fn serve(services: &super::Services, request: &Incoming<'_>) -> Respo
         return response(
             StatusCode::NOT_FOUND,
             JSON,
-            serde_json::json!({ "message": message }).to_string().into_bytes(),
+            serde_json::json!({ "message": message })
+                .to_string()
+                .into_bytes(),
             None,
         );
     }
@@ -68,7 +70,13 @@ pub(crate) fn serve(services: &super::Services, request: &Incoming<'_>) -> Respo
             );
         }
     }
-    handle(services, request.method, path, request.headers, request.body)
+    handle(
+        services,
+        request.method,
+        path,
+        request.headers,
+        request.body,
+    )
 }
 
 fn handle(

@@ -121,8 +121,7 @@ pub(crate) async fn handle(
             let config = &services.kinesis.config;
             let resources =
                 crate::auth::resources::dynamodb(&config.region, &config.account_id, &body);
-            if let Err(error) = principal.authorize(&format!("dynamodb:{operation}"), &resources)
-            {
+            if let Err(error) = principal.authorize(&format!("dynamodb:{operation}"), &resources) {
                 return Ok(dynamodb_auth_error(&error));
             }
         }
@@ -223,12 +222,7 @@ fn dynamodb_auth_error(error: &ApiError) -> Response<Body> {
     .to_string()
     .into_bytes();
     let crc = crc32fast::hash(&body);
-    let mut answer = response(
-        StatusCode::BAD_REQUEST,
-        JSON_1_0,
-        body,
-        Some(error.code()),
-    );
+    let mut answer = response(StatusCode::BAD_REQUEST, JSON_1_0, body, Some(error.code()));
     answer
         .headers_mut()
         .insert("x-amz-crc32", HeaderValue::from(crc));

@@ -41,11 +41,19 @@ async fn verifying() -> EngineHandle {
     start(Engine::builder().credentials(credentials())).await
 }
 
-fn sdk_credentials(id: &str, secret: &str, token: Option<&str>) -> aws_credential_types::Credentials {
+fn sdk_credentials(
+    id: &str,
+    secret: &str,
+    token: Option<&str>,
+) -> aws_credential_types::Credentials {
     aws_credential_types::Credentials::new(id, secret, token.map(str::to_owned), None, "test")
 }
 
-fn kinesis(engine: &EngineHandle, key: (&str, &str), token: Option<&str>) -> aws_sdk_kinesis::Client {
+fn kinesis(
+    engine: &EngineHandle,
+    key: (&str, &str),
+    token: Option<&str>,
+) -> aws_sdk_kinesis::Client {
     kinesis_in(engine, key, token, REGION)
 }
 
@@ -215,7 +223,10 @@ async fn verification_is_off_by_default() {
     client.list_streams().send().await.unwrap();
     let answer = send(&engine, "/", &LIST_STREAMS, b"{}", None).await;
     assert_eq!(answer.status, 403);
-    assert_eq!(answer.json()["__type"], "MissingAuthenticationTokenException");
+    assert_eq!(
+        answer.json()["__type"],
+        "MissingAuthenticationTokenException"
+    );
 }
 
 #[tokio::test]
@@ -241,10 +252,16 @@ async fn the_sdk_is_accepted_with_the_right_secret_and_refused_with_a_wrong_one(
 
     let wrong = kinesis(&engine, (PLAIN.0, "not-the-secret"), None);
     let (code, message) = code_of(wrong.list_streams().send().await);
-    assert_eq!((code.as_str(), message.as_str()), ("InvalidSignatureException", BAD_SIGNATURE));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("InvalidSignatureException", BAD_SIGNATURE)
+    );
     let unknown = kinesis(&engine, ("AKIDUNKNOWN", PLAIN.1), None);
     let (code, message) = code_of(unknown.list_streams().send().await);
-    assert_eq!((code.as_str(), message.as_str()), ("UnrecognizedClientException", BAD_TOKEN));
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("UnrecognizedClientException", BAD_TOKEN)
+    );
     let (code, message) = code_of(
         kinesis_in(&engine, PLAIN, None, "eu-west-1")
             .list_streams()
@@ -252,7 +269,10 @@ async fn the_sdk_is_accepted_with_the_right_secret_and_refused_with_a_wrong_one(
             .await,
     );
     assert_eq!(code, "InvalidSignatureException");
-    assert_eq!(message, "Credential should be scoped to a valid region, not 'eu-west-1'.");
+    assert_eq!(
+        message,
+        "Credential should be scoped to a valid region, not 'eu-west-1'."
+    );
 
     // DynamoDB checks the same keys, with its own error shape.
     let tables = dynamodb(&engine, PLAIN);
@@ -263,8 +283,16 @@ async fn the_sdk_is_accepted_with_the_right_secret_and_refused_with_a_wrong_one(
             .send()
             .await,
     );
-    assert_eq!((code.as_str(), message.as_str()), ("InvalidSignatureException", BAD_SIGNATURE));
-    let (code, _) = code_of(dynamodb(&engine, ("AKIDUNKNOWN", "x")).list_tables().send().await);
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("InvalidSignatureException", BAD_SIGNATURE)
+    );
+    let (code, _) = code_of(
+        dynamodb(&engine, ("AKIDUNKNOWN", "x"))
+            .list_tables()
+            .send()
+            .await,
+    );
     assert_eq!(code, "UnrecognizedClientException");
 }
 
@@ -279,7 +307,11 @@ async fn a_key_with_a_session_token_needs_exactly_that_token() {
         .unwrap();
     for token in [None, Some("another-token")] {
         let (code, message) = code_of(kinesis(&engine, key, token).list_streams().send().await);
-        assert_eq!((code.as_str(), message.as_str()), ("UnrecognizedClientException", BAD_TOKEN), "{token:?}");
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("UnrecognizedClientException", BAD_TOKEN),
+            "{token:?}"
+        );
     }
     // A key without a token refuses one.
     let (code, _) = code_of(
@@ -294,7 +326,12 @@ async fn a_key_with_a_session_token_needs_exactly_that_token() {
     signer.token = Some(TOKEN_KEY.2);
     signer.presign = Some(Duration::from_secs(60));
     let answer = send(&engine, "/", &LIST_STREAMS, b"{}", Some(signer)).await;
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
 }
 
 #[tokio::test]
@@ -305,11 +342,21 @@ async fn each_failure_gets_its_aws_error_over_raw_http() {
         assert_eq!(body["__type"], code, "{body}");
         assert_eq!(answer.header("x-amzn-ErrorType"), Some(code));
         let text = body["message"].as_str().unwrap();
-        assert!(text.starts_with(message), "{text:?} should start with {message:?}");
+        assert!(
+            text.starts_with(message),
+            "{text:?} should start with {message:?}"
+        );
         answer.status
     };
     // Correctly signed by aws-sigv4: accepted, with and without x-amz-content-sha256.
-    let ok = send(&engine, "/", &LIST_STREAMS, b"{}", Some(Signer::new(PLAIN, "kinesis"))).await;
+    let ok = send(
+        &engine,
+        "/",
+        &LIST_STREAMS,
+        b"{}",
+        Some(Signer::new(PLAIN, "kinesis")),
+    )
+    .await;
     assert_eq!(ok.status, 200);
     let mut hashed = Signer::new(PLAIN, "kinesis");
     hashed.content_sha256 = true;
@@ -323,17 +370,38 @@ async fn each_failure_gets_its_aws_error_over_raw_http() {
     assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
 
     let none = send(&engine, "/", &LIST_STREAMS, b"{}", None).await;
-    assert_eq!(check(none, "MissingAuthenticationTokenException", "Missing Authentication Token"), 403);
+    assert_eq!(
+        check(
+            none,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token"
+        ),
+        403
+    );
 
-    let garbage = [LIST_STREAMS[0], LIST_STREAMS[1], ("authorization", "garbage")];
+    let garbage = [
+        LIST_STREAMS[0],
+        LIST_STREAMS[1],
+        ("authorization", "garbage"),
+    ];
     let answer = send(&engine, "/", &garbage, b"{}", None).await;
-    assert_eq!(check(answer, "IncompleteSignatureException", "Unsupported AWS 'algorithm': 'garbage'"), 400);
+    assert_eq!(
+        check(
+            answer,
+            "IncompleteSignatureException",
+            "Unsupported AWS 'algorithm': 'garbage'"
+        ),
+        400
+    );
 
     let partial = [
         LIST_STREAMS[0],
         LIST_STREAMS[1],
         ("x-amz-date", "20250101T000000Z"),
-        ("authorization", "AWS4-HMAC-SHA256 Credential=AKIDPLAIN/20250101/us-east-1/kinesis/aws4_request"),
+        (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDPLAIN/20250101/us-east-1/kinesis/aws4_request",
+        ),
     ];
     let answer = send(&engine, "/", &partial, b"{}", None).await;
     check(
@@ -342,13 +410,41 @@ async fn each_failure_gets_its_aws_error_over_raw_http() {
         "Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter.",
     );
 
-    let answer = send(&engine, "/", &LIST_STREAMS, b"{}", Some(Signer::new((PLAIN.0, "wrong"), "kinesis"))).await;
-    assert_eq!(check(answer, "InvalidSignatureException", BAD_SIGNATURE), 400);
+    let answer = send(
+        &engine,
+        "/",
+        &LIST_STREAMS,
+        b"{}",
+        Some(Signer::new((PLAIN.0, "wrong"), "kinesis")),
+    )
+    .await;
+    assert_eq!(
+        check(answer, "InvalidSignatureException", BAD_SIGNATURE),
+        400
+    );
 
-    let answer = send(&engine, "/", &LIST_STREAMS, b"{}", Some(Signer::new(PLAIN, "dynamodb"))).await;
-    check(answer, "InvalidSignatureException", "Credential should be scoped to correct service: 'kinesis'.");
+    let answer = send(
+        &engine,
+        "/",
+        &LIST_STREAMS,
+        b"{}",
+        Some(Signer::new(PLAIN, "dynamodb")),
+    )
+    .await;
+    check(
+        answer,
+        "InvalidSignatureException",
+        "Credential should be scoped to correct service: 'kinesis'.",
+    );
 
-    let answer = send(&engine, "/", &LIST_STREAMS, b"{}", Some(Signer::new(("AKIDWHO", "x"), "kinesis"))).await;
+    let answer = send(
+        &engine,
+        "/",
+        &LIST_STREAMS,
+        b"{}",
+        Some(Signer::new(("AKIDWHO", "x"), "kinesis")),
+    )
+    .await;
     check(answer, "UnrecognizedClientException", BAD_TOKEN);
 
     // A body changed after signing no longer matches.
@@ -366,7 +462,11 @@ async fn each_failure_gets_its_aws_error_over_raw_http() {
         .unwrap();
     sign_with(&mut request, tampered);
     *request.body_mut() = br#"{"Limit":1}"#.to_vec();
-    check(send_raw(&engine, &request).await, "InvalidSignatureException", BAD_SIGNATURE);
+    check(
+        send_raw(&engine, &request).await,
+        "InvalidSignatureException",
+        BAD_SIGNATURE,
+    );
 
     // DynamoDB answers in its own format.
     let ddb = [
@@ -382,10 +482,30 @@ async fn each_failure_gets_its_aws_error_over_raw_http() {
             "message": "Request is missing Authentication Token"
         })
     );
-    assert_eq!(answer.header("content-type"), Some("application/x-amz-json-1.0"));
-    let answer = send(&engine, "/", &ddb, b"{}", Some(Signer::new((PLAIN.0, "wrong"), "dynamodb"))).await;
-    assert_eq!(answer.json()["__type"], "com.amazon.coral.service#InvalidSignatureException");
-    let answer = send(&engine, "/", &ddb, b"{}", Some(Signer::new(PLAIN, "dynamodb"))).await;
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/x-amz-json-1.0")
+    );
+    let answer = send(
+        &engine,
+        "/",
+        &ddb,
+        b"{}",
+        Some(Signer::new((PLAIN.0, "wrong"), "dynamodb")),
+    )
+    .await;
+    assert_eq!(
+        answer.json()["__type"],
+        "com.amazon.coral.service#InvalidSignatureException"
+    );
+    let answer = send(
+        &engine,
+        "/",
+        &ddb,
+        b"{}",
+        Some(Signer::new(PLAIN, "dynamodb")),
+    )
+    .await;
     assert_eq!(answer.status, 200);
 }
 
@@ -427,7 +547,12 @@ fn epoch_ms(time: SystemTime) -> i64 {
 async fn requests_are_refused_outside_fifteen_minutes_of_the_engines_clock() {
     let now = SystemTime::now();
     let clock = Arc::new(ManualClock::new(epoch_ms(now)));
-    let engine = start(Engine::builder().credentials(credentials()).clock(clock.clone())).await;
+    let engine = start(
+        Engine::builder()
+            .credentials(credentials())
+            .clock(clock.clone()),
+    )
+    .await;
     let client = kinesis(&engine, PLAIN, None);
     client.list_streams().send().await.unwrap();
     // The engine's time is 16 minutes past the client's: the signature has expired.
@@ -443,28 +568,62 @@ async fn requests_are_refused_outside_fifteen_minutes_of_the_engines_clock() {
     clock.set(epoch_ms(now - Duration::from_secs(16 * 60)));
     let (code, message) = code_of(client.list_streams().send().await);
     assert_eq!(code, "InvalidSignatureException");
-    assert!(message.starts_with("Signature not yet current: "), "{message}");
+    assert!(
+        message.starts_with("Signature not yet current: "),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn presigned_requests_are_accepted_until_they_expire() {
     let now = SystemTime::now();
     let clock = Arc::new(ManualClock::new(epoch_ms(now)));
-    let engine = start(Engine::builder().credentials(credentials()).clock(clock.clone())).await;
+    let engine = start(
+        Engine::builder()
+            .credentials(credentials())
+            .clock(clock.clone()),
+    )
+    .await;
     let presigned = |key, secs| {
         let mut signer = Signer::new(key, "kinesis");
         signer.time = now;
         signer.presign = Some(Duration::from_secs(secs));
         signer
     };
-    let answer = send(&engine, "/", &LIST_STREAMS, b"{}", Some(presigned(PLAIN, 300))).await;
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
-    let answer = send(&engine, "/", &LIST_STREAMS, b"{}", Some(presigned((PLAIN.0, "x"), 300))).await;
+    let answer = send(
+        &engine,
+        "/",
+        &LIST_STREAMS,
+        b"{}",
+        Some(presigned(PLAIN, 300)),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let answer = send(
+        &engine,
+        "/",
+        &LIST_STREAMS,
+        b"{}",
+        Some(presigned((PLAIN.0, "x"), 300)),
+    )
+    .await;
     assert_eq!(answer.json()["__type"], "InvalidSignatureException");
     assert_eq!(answer.json()["message"], BAD_SIGNATURE);
     // Past X-Amz-Expires, though well within 15 minutes.
     clock.set(epoch_ms(now + Duration::from_secs(301)));
-    let answer = send(&engine, "/", &LIST_STREAMS, b"{}", Some(presigned(PLAIN, 300))).await;
+    let answer = send(
+        &engine,
+        "/",
+        &LIST_STREAMS,
+        b"{}",
+        Some(presigned(PLAIN, 300)),
+    )
+    .await;
     assert_eq!(answer.json()["__type"], "InvalidSignatureException");
     let message = answer.json()["message"].as_str().unwrap().to_owned();
     assert!(message.starts_with("Signature expired: "), "{message}");
@@ -472,7 +631,12 @@ async fn presigned_requests_are_accepted_until_they_expire() {
     let path = "/?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDPLAIN%2F20250101%2Fus-east-1%2Fkinesis%2Faws4_request";
     let answer = send(&engine, path, &LIST_STREAMS, b"{}", None).await;
     assert_eq!(answer.json()["__type"], "IncompleteSignatureException");
-    assert!(answer.json()["message"].as_str().unwrap().contains("X-Amz-Signature"));
+    assert!(
+        answer.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-Amz-Signature")
+    );
 }
 
 #[tokio::test]
@@ -484,20 +648,46 @@ async fn cbor_clients_get_cbor_errors() {
     ];
     // An empty CBOR map.
     let body = [0xa0u8];
-    let answer = send(&engine, "/", &cbor, &body, Some(Signer::new(PLAIN, "kinesis"))).await;
+    let answer = send(
+        &engine,
+        "/",
+        &cbor,
+        &body,
+        Some(Signer::new(PLAIN, "kinesis")),
+    )
+    .await;
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.header("content-type"), Some("application/x-amz-cbor-1.1"));
-    let answer = send(&engine, "/", &cbor, &body, Some(Signer::new((PLAIN.0, "wrong"), "kinesis"))).await;
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/x-amz-cbor-1.1")
+    );
+    let answer = send(
+        &engine,
+        "/",
+        &cbor,
+        &body,
+        Some(Signer::new((PLAIN.0, "wrong"), "kinesis")),
+    )
+    .await;
     assert_eq!(answer.status, 400);
-    assert_eq!(answer.header("content-type"), Some("application/x-amz-cbor-1.1"));
-    assert_eq!(answer.header("x-amzn-ErrorType"), Some("InvalidSignatureException"));
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/x-amz-cbor-1.1")
+    );
+    assert_eq!(
+        answer.header("x-amzn-ErrorType"),
+        Some("InvalidSignatureException")
+    );
     // {"__type": "InvalidSignatureException", "message": ...} as a CBOR map of two text pairs.
     assert_eq!(answer.body[0], 0xa2);
     let text = String::from_utf8_lossy(&answer.body);
     assert!(text.contains("__type") && text.contains("InvalidSignatureException"));
     assert!(text.contains("The request signature we calculated"));
     let answer = send(&engine, "/", &cbor, &body, None).await;
-    assert_eq!(answer.header("content-type"), Some("application/x-amz-cbor-1.1"));
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/x-amz-cbor-1.1")
+    );
     assert!(String::from_utf8_lossy(&answer.body).contains("MissingAuthenticationTokenException"));
 }
 
@@ -513,7 +703,12 @@ fn roles() -> Credentials {
             AccessKey::new(PRODUCER.0, PRODUCER.1)
                 .user("producer")
                 .rule(Rule::allow(
-                    ["kinesis:PutRecord", "kinesis:PutRecords", "kinesis:Describe*", "kinesis:ListShards"],
+                    [
+                        "kinesis:PutRecord",
+                        "kinesis:PutRecords",
+                        "kinesis:Describe*",
+                        "kinesis:ListShards",
+                    ],
                     [orders],
                 )),
         )
@@ -521,7 +716,10 @@ fn roles() -> Credentials {
             AccessKey::new(CONSUMER.0, CONSUMER.1)
                 .user("consumer")
                 .rule(Rule::allow(["kinesis:*"], ["*"]))
-                .rule(Rule::allow(["dynamodb:*"], ["arn:aws:dynamodb:*:*:table/leases*"]))
+                .rule(Rule::allow(
+                    ["dynamodb:*"],
+                    ["arn:aws:dynamodb:*:*:table/leases*"],
+                ))
                 .rule(Rule::deny(["kinesis:PutRecord*"], ["*"])),
         )
 }
@@ -531,7 +729,13 @@ async fn access_rules_keep_producers_from_reading_and_consumers_from_writing() {
     let engine = start(Engine::builder().credentials(roles())).await;
     let admin = kinesis(&engine, ADMIN, None);
     for stream in ["orders", "audit"] {
-        admin.create_stream().stream_name(stream).shard_count(1).send().await.unwrap();
+        admin
+            .create_stream()
+            .stream_name(stream)
+            .shard_count(1)
+            .send()
+            .await
+            .unwrap();
     }
     let producer = kinesis(&engine, PRODUCER, None);
     let consumer = kinesis(&engine, CONSUMER, None);
@@ -583,7 +787,10 @@ async fn access_rules_keep_producers_from_reading_and_consumers_from_writing() {
             .await,
     );
     assert_eq!(code, "AccessDeniedException");
-    assert!(message.contains("on resource: arn:aws:kinesis:us-east-1:000000000000:stream/audit"), "{message}");
+    assert!(
+        message.contains("on resource: arn:aws:kinesis:us-east-1:000000000000:stream/audit"),
+        "{message}"
+    );
 
     // The consumer reads what the producer wrote...
     let iterator = consumer
@@ -606,9 +813,18 @@ async fn access_rules_keep_producers_from_reading_and_consumers_from_writing() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].data.as_ref(), b"order-1");
     // ...and the producer may not, even with an iterator in hand (the stream comes from it).
-    let (code, message) = code_of(producer.get_records().shard_iterator(&iterator).send().await);
+    let (code, message) = code_of(
+        producer
+            .get_records()
+            .shard_iterator(&iterator)
+            .send()
+            .await,
+    );
     assert_eq!(code, "AccessDeniedException");
-    assert!(message.contains(&format!("kinesis:GetRecords on resource: {stream_arn}")), "{message}");
+    assert!(
+        message.contains(&format!("kinesis:GetRecords on resource: {stream_arn}")),
+        "{message}"
+    );
 
     // The consumer cannot write: an explicit deny.
     let put_one = code_of(
@@ -636,7 +852,10 @@ async fn access_rules_keep_producers_from_reading_and_consumers_from_writing() {
     );
     for (code, message) in [put_one, put_many] {
         assert_eq!(code, "AccessDeniedException");
-        assert!(message.ends_with("with an explicit deny in an identity-based policy"), "{message}");
+        assert!(
+            message.ends_with("with an explicit deny in an identity-based policy"),
+            "{message}"
+        );
     }
 
     // Enhanced fan-out: the consumer subscribes, the producer may not.
@@ -665,7 +884,12 @@ async fn access_rules_keep_producers_from_reading_and_consumers_from_writing() {
             .await,
     );
     assert_eq!(code, "AccessDeniedException");
-    assert!(message.contains(&format!("kinesis:SubscribeToShard on resource: {consumer_arn}")), "{message}");
+    assert!(
+        message.contains(&format!(
+            "kinesis:SubscribeToShard on resource: {consumer_arn}"
+        )),
+        "{message}"
+    );
 
     // DynamoDB: the consumer may use its lease tables and nothing else.
     let tables = dynamodb(&engine, CONSUMER);
@@ -732,11 +956,19 @@ async fn admin_get(engine: &EngineHandle, key: Option<(&str, &str)>) -> Answer {
 async fn admin_endpoints_need_an_admin_key_and_can_be_switched_off() {
     let engine = verifying().await;
     let answer = admin_get(&engine, Some(ADMIN)).await;
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     assert_eq!(answer.json(), serde_json::json!([]));
     let answer = admin_get(&engine, None).await;
     assert_eq!(answer.status, 403);
-    assert_eq!(answer.json()["__type"], "MissingAuthenticationTokenException");
+    assert_eq!(
+        answer.json()["__type"],
+        "MissingAuthenticationTokenException"
+    );
     let answer = admin_get(&engine, Some(PLAIN)).await;
     assert_eq!(answer.status, 403);
     assert_eq!(answer.json()["__type"], "AccessDeniedException");
@@ -746,17 +978,41 @@ async fn admin_endpoints_need_an_admin_key_and_can_be_switched_off() {
     // Signed by aws-sigv4 for the service `shardline`: accepted; for `kinesis`: refused.
     let json = [("content-type", "application/json")];
     let rule = br#"{"operation":"PutRecord","fault":{"type":"Throttle"}}"#;
-    let answer = send(&engine, FAULTS, &json, rule, Some(Signer::new(ADMIN, "shardline"))).await;
-    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let answer = send(
+        &engine,
+        FAULTS,
+        &json,
+        rule,
+        Some(Signer::new(ADMIN, "shardline")),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     assert_eq!(engine.faults().rules().len(), 1);
-    let answer = send(&engine, FAULTS, &json, rule, Some(Signer::new(ADMIN, "kinesis"))).await;
+    let answer = send(
+        &engine,
+        FAULTS,
+        &json,
+        rule,
+        Some(Signer::new(ADMIN, "kinesis")),
+    )
+    .await;
     assert_eq!(answer.status, 403);
     assert_eq!(engine.faults().rules().len(), 1);
 
     let off = start(Engine::builder().admin_endpoints(false)).await;
     let answer = admin_get(&off, None).await;
     assert_eq!(answer.status, 404);
-    let off = start(Engine::builder().credentials(credentials()).admin_endpoints(false)).await;
+    let off = start(
+        Engine::builder()
+            .credentials(credentials())
+            .admin_endpoints(false),
+    )
+    .await;
     assert_eq!(admin_get(&off, Some(ADMIN)).await.status, 404);
 }
 
@@ -766,7 +1022,13 @@ fn bad_credentials_stop_the_build() {
     assert!(build(Credentials::new()).is_err());
     assert!(build(Credentials::single("A", "")).is_err());
     assert!(build(Credentials::single("A", "s").key(AccessKey::new("A", "t"))).is_err());
-    assert!(build(Credentials::single("A", "s").key(AccessKey::new("B", "t").rule(Rule::allow(["PutRecord"], ["*"])))).is_err());
+    assert!(
+        build(
+            Credentials::single("A", "s")
+                .key(AccessKey::new("B", "t").rule(Rule::allow(["PutRecord"], ["*"])))
+        )
+        .is_err()
+    );
 }
 
 #[tokio::test]
@@ -780,9 +1042,27 @@ async fn serve_flags_turn_verification_on() {
     )
     .unwrap();
     let cases: [(&[&str], (&str, &str), bool); 3] = [
-        (&["--access-key", "AKIDFLAG", "--secret-key", "flag-secret"], ("AKIDFLAG", "flag-secret"), true),
-        (&["--credentials", file.to_str().unwrap()], ("AKIDFILE", "file-secret"), false),
-        (&["--access-key", "AKIDFLAG", "--secret-key", "flag-secret", "--no-admin"], ("AKIDFLAG", "flag-secret"), true),
+        (
+            &["--access-key", "AKIDFLAG", "--secret-key", "flag-secret"],
+            ("AKIDFLAG", "flag-secret"),
+            true,
+        ),
+        (
+            &["--credentials", file.to_str().unwrap()],
+            ("AKIDFILE", "file-secret"),
+            false,
+        ),
+        (
+            &[
+                "--access-key",
+                "AKIDFLAG",
+                "--secret-key",
+                "flag-secret",
+                "--no-admin",
+            ],
+            ("AKIDFLAG", "flag-secret"),
+            true,
+        ),
     ];
     for (i, (args, key, may_create)) in cases.into_iter().enumerate() {
         let data = dir.path().join(format!("data-{i}"));
@@ -793,15 +1073,25 @@ async fn serve_flags_turn_verification_on() {
             .endpoint_url(&child.endpoint)
             .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled());
         let right = aws_sdk_kinesis::Client::from_conf(
-            config.clone().credentials_provider(sdk_credentials(key.0, key.1, None)).build(),
+            config
+                .clone()
+                .credentials_provider(sdk_credentials(key.0, key.1, None))
+                .build(),
         );
         let wrong = aws_sdk_kinesis::Client::from_conf(
-            config.credentials_provider(sdk_credentials(key.0, "wrong", None)).build(),
+            config
+                .credentials_provider(sdk_credentials(key.0, "wrong", None))
+                .build(),
         );
         right.list_streams().send().await.unwrap();
         let (code, _) = code_of(wrong.list_streams().send().await);
         assert_eq!(code, "InvalidSignatureException", "{args:?}");
-        let created = right.create_stream().stream_name("s").shard_count(1).send().await;
+        let created = right
+            .create_stream()
+            .stream_name("s")
+            .shard_count(1)
+            .send()
+            .await;
         if may_create {
             created.unwrap();
         } else if args.contains(&"--credentials") {
@@ -811,7 +1101,9 @@ async fn serve_flags_turn_verification_on() {
             let port: u16 = child.endpoint.rsplit(':').next().unwrap().parse().unwrap();
             let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             socket
-                .write_all(b"GET /_shardline/faults HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .write_all(
+                    b"GET /_shardline/faults HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                )
                 .await
                 .unwrap();
             let mut reply = String::new();

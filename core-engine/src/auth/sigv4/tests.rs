@@ -124,7 +124,10 @@ fn encoding_follows_the_specification() {
     // A path arrives encoded once, and is encoded again (services other than S3).
     assert_eq!(canonical_uri("/a%20b"), "/a%2520b");
     assert_eq!(canonical_uri(""), "/");
-    assert_eq!(canonical_query("b=2&a=%2F&a=1&X-Amz-Signature=f"), "a=%2F&a=1&b=2");
+    assert_eq!(
+        canonical_query("b=2&a=%2F&a=1&X-Amz-Signature=f"),
+        "a=%2F&a=1&b=2"
+    );
     assert_eq!(canonical_query("k=a+b"), "k=a%2Bb");
     assert_eq!(canonical_header_value(b"  a   b \t c  "), "a b c");
     assert_eq!(unhex("0aFf"), Some(vec![0x0a, 0xff]));
