@@ -447,6 +447,56 @@ async fn each_failure_gets_its_aws_error_over_raw_http() {
     .await;
     check(answer, "UnrecognizedClientException", BAD_TOKEN);
 
+    // Scope and header checks come before the signature is even computed.
+    let today = SystemTime::now();
+    let stamp = amz_date_of(today);
+    let date = &stamp[..8];
+    let scope_cases = [
+        (
+            "AKIDPLAIN/19990101/us-east-1/kinesis/aws4_request".to_owned(),
+            "host;x-amz-date",
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '19990101'",
+        ),
+        (
+            format!("AKIDPLAIN/{date}/us-east-1/kinesis/aws5_request"),
+            "host;x-amz-date",
+            "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws5_request'.",
+        ),
+        (
+            format!("AKIDPLAIN/{date}/us-east-1/kinesis/aws4_request"),
+            "x-amz-date",
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        ),
+    ];
+    for (credential, signed_headers, message) in scope_cases {
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders={signed_headers}, Signature=00"
+        );
+        let headers = [
+            LIST_STREAMS[0],
+            LIST_STREAMS[1],
+            ("x-amz-date", stamp.as_str()),
+            ("authorization", authorization.as_str()),
+        ];
+        let answer = send(&engine, "/", &headers, b"{}", None).await;
+        check(answer, "InvalidSignatureException", message);
+    }
+    let bad_credential = [
+        LIST_STREAMS[0],
+        LIST_STREAMS[1],
+        ("x-amz-date", stamp.as_str()),
+        (
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDPLAIN/us-east-1, SignedHeaders=host, Signature=00",
+        ),
+    ];
+    let answer = send(&engine, "/", &bad_credential, b"{}", None).await;
+    check(
+        answer,
+        "IncompleteSignatureException",
+        "Credential must have exactly 5 slash-delimited elements",
+    );
+
     // A body changed after signing no longer matches.
     let signed_for = b"{}".as_slice();
     let mut tampered = Signer::new(PLAIN, "kinesis");
@@ -537,6 +587,19 @@ fn sign_with(request: &mut http::Request<Vec<u8>>, signer: Signer<'_>) {
     .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
     instructions.apply_to_request_http1x(request);
+}
+
+/// `YYYYMMDDTHHMMSSZ` for `time`, formatted by the SDK's own time library.
+fn amz_date_of(time: SystemTime) -> String {
+    let formatted = aws_sdk_kinesis::primitives::DateTime::from(time)
+        .fmt(aws_sdk_kinesis::primitives::DateTimeFormat::DateTime)
+        .unwrap();
+    // 2025-01-01T00:00:00Z (maybe with fractional seconds) -> 20250101T000000Z
+    let digits: String = formatted[..19]
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    format!("{}T{}Z", &digits[..8], &digits[8..14])
 }
 
 fn epoch_ms(time: SystemTime) -> i64 {
