@@ -17,3 +17,4 @@ mod shards;
 mod streams;
 #[path = "../support/mod.rs"]
 mod support;
+mod tls;
