@@ -456,3 +456,99 @@ async fn over_the_connection_limit_tls_clients_are_answered_503_over_http1() {
     drop(events);
     engine.handle.shutdown().await;
 }
+
+/// Set only in the child process of
+/// [`the_sdks_default_http_client_negotiates_h2_for_calls_and_subscriptions`]: the endpoint, the
+/// consumer and the shard it uses.
+const CHILD_ENV: &str = "SHARDLINE_TLS_DEFAULT_CLIENT";
+
+/// The SDK's default HTTP client (no `http_client` set: rustls with aws-lc-rs and the
+/// platform's roots, which `SSL_CERT_FILE` replaces) trusts the engine through `SSL_CERT_FILE`
+/// and negotiates HTTP/2 through ALPN for ordinary calls and for SubscribeToShard. It runs in a
+/// child process because the SDK reads the platform's roots once per process.
+#[tokio::test]
+async fn the_sdks_default_http_client_negotiates_h2_for_calls_and_subscriptions() {
+    let engine = self_signed().await;
+    engine.create_stream("fan", 1).await;
+    let consumer = consumer(&engine, "default-client").await;
+    let shard = engine.shard_ids("fan").await.remove(0);
+    engine.put("fan", "k", b"for the default client").await;
+    let before = engine.handle.tls_connections().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, engine.handle.ca_certificate_pem().unwrap()).unwrap();
+    // Not std's Command: the engine runs on this thread.
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tls::default_client_child",
+            "--test-threads",
+            "1",
+        ])
+        .env(
+            CHILD_ENV,
+            format!("{} {consumer} {shard}", engine.handle.endpoint_url()),
+        )
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = engine.handle.tls_connections().unwrap();
+    assert!(after.h2 > before.h2, "{before:?} {after:?}");
+    assert_eq!(
+        (after.http1, after.no_alpn),
+        (before.http1, before.no_alpn),
+        "{after:?}"
+    );
+    engine.handle.shutdown().await;
+}
+
+/// The child of [`the_sdks_default_http_client_negotiates_h2_for_calls_and_subscriptions`];
+/// does nothing elsewhere.
+#[tokio::test]
+async fn default_client_child() {
+    let Ok(args) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let [endpoint, consumer, shard] = args.split(' ').collect::<Vec<_>>()[..] else {
+        panic!("bad {CHILD_ENV}: {args}");
+    };
+    // No http_client: the SDK's default one.
+    let client = crate::common::client(endpoint);
+    let streams = client.list_streams().send().await.unwrap();
+    assert_eq!(streams.stream_names(), ["fan"]);
+    let mut events = client
+        .subscribe_to_shard()
+        .consumer_arn(consumer)
+        .shard_id(shard)
+        .starting_position(
+            aws_sdk_kinesis::types::StartingPosition::builder()
+                .r#type(ShardIteratorType::TrimHorizon)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .event_stream;
+    loop {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("an event in time")
+            .expect("a healthy stream")
+            .expect("the stream is open");
+        if let SubscribeToShardEventStream::SubscribeToShardEvent(event) = event
+            && let Some(record) = event.records.first()
+        {
+            assert_eq!(record.data.as_ref(), b"for the default client");
+            return;
+        }
+    }
+}
