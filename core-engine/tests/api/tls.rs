@@ -552,3 +552,59 @@ async fn default_client_child() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_idle_tls_connection_is_closed_after_the_idle_timeout() {
+    let engine = start(
+        Engine::builder()
+            .tls(TlsConfig::self_signed())
+            .idle_timeout(Duration::from_millis(500)),
+        None,
+    )
+    .await;
+    let ca = engine.handle.ca_certificate_pem().unwrap().to_owned();
+    let stream = connect(&engine, &ca, &[b"http/1.1"]).await;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let answer = sender.send_request(list_streams()).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.into_body().collect().await.unwrap();
+    // Nothing more is sent: the engine closes the connection (dropping it, as without TLS,
+    // so without a close_notify).
+    let _ended = tokio::time::timeout(PATIENCE, connection)
+        .await
+        .expect("the engine closes an idle connection");
+    engine.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn serve_tls_writes_the_ca_and_prints_an_https_endpoint() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_core-engine"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls", "--tls-ca-out"])
+        .arg(&ca_path)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    assert_eq!(
+        first,
+        format!("core-engine CA certificate: {}", ca_path.display())
+    );
+    let second = lines.next_line().await.unwrap().unwrap();
+    let endpoint = second
+        .strip_prefix("core-engine listening on ")
+        .expect("the listening line");
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{second}");
+    let ca = std::fs::read_to_string(&ca_path).unwrap();
+    let client = kinesis_client(endpoint, &ca);
+    client.list_streams().send().await.unwrap();
+    child.kill().await.unwrap();
+}
