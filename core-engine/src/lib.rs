@@ -42,7 +42,7 @@
 //!
 //! # Layout
 //! - [`engine`]: the builder, [`Engine::start`] / [`Engine::run`] and the running handle.
-//! - `server`: HTTP/1.1 + h2c connections; `protocol`: routing, the awsJson1.1 codec and the
+//! - `server`: HTTP/1.1 + HTTP/2 connections, cleartext or TLS ([`tls`]); `protocol`: routing, the awsJson1.1 codec and the
 //!   CBOR translation.
 //! - `kinesis`: one file per family of operations.
 //! - [`model`]: streams, shards, hash keys, sequence numbers and iterators.

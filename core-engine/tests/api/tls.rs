@@ -72,6 +72,16 @@ fn dynamodb_client(endpoint: &str, ca: &str) -> aws_sdk_dynamodb::Client {
 
 /// A raw TLS connection to the engine trusting `ca`, offering `alpn`.
 async fn connect(engine: &TestEngine, ca: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+    connect_as(engine, ca, alpn, "127.0.0.1").await.unwrap()
+}
+
+/// A raw TLS connection to the engine, expecting its certificate to name `name`.
+async fn connect_as(
+    engine: &TestEngine,
+    ca: &str,
+    alpn: &[&[u8]],
+    name: &str,
+) -> std::io::Result<TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -87,9 +97,8 @@ async fn connect(engine: &TestEngine, ca: &str, alpn: &[&[u8]]) -> TlsStream<Tcp
         .await
         .unwrap();
     TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), socket)
+        .connect(ServerName::try_from(name.to_owned()).unwrap(), socket)
         .await
-        .unwrap()
 }
 
 /// A ListStreams request for a hyper client.
@@ -607,4 +616,28 @@ async fn serve_tls_writes_the_ca_and_prints_an_https_endpoint() {
     let client = kinesis_client(endpoint, &ca);
     client.list_streams().send().await.unwrap();
     child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_generated_certificate_names_localhost_and_any_extra_names() {
+    let engine = start(
+        Engine::builder().tls(
+            TlsConfig::self_signed()
+                .name("engine.test")
+                .name("10.9.8.7"),
+        ),
+        None,
+    )
+    .await;
+    let ca = engine.handle.ca_certificate_pem().unwrap().to_owned();
+    for name in ["127.0.0.1", "localhost", "::1", "engine.test", "10.9.8.7"] {
+        connect_as(&engine, &ca, &[b"h2"], name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let error = connect_as(&engine, &ca, &[b"h2"], "other.test")
+        .await
+        .expect_err("a name the certificate does not have");
+    assert!(error.to_string().contains("not valid for name"), "{error}");
+    engine.handle.shutdown().await;
 }
