@@ -203,25 +203,28 @@ fn generate(listen: IpAddr, extra: &[String]) -> Result<Generated, rcgen::Error>
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
 
-    let mut ips = vec![
-        listen,
+    // The listen address even when unspecified (0.0.0.0), since endpoint_url() names it.
+    let mut ips = vec![listen];
+    let mut dns = vec!["localhost".to_string()];
+    let loopback = [
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(Ipv6Addr::LOCALHOST),
     ];
-    let mut dns = vec!["localhost".to_string()];
-    for name in extra {
+    for name in loopback
+        .iter()
+        .map(IpAddr::to_string)
+        .chain(extra.iter().cloned())
+    {
         match name.parse::<IpAddr>() {
+            Ok(ip) if ips.contains(&ip) => {}
             Ok(ip) => ips.push(ip),
-            Err(_) => dns.push(name.clone()),
+            Err(_) if dns.contains(&name) => {}
+            Err(_) => dns.push(name),
         }
     }
-    ips.dedup();
     let mut leaf = CertificateParams::new(dns)?;
-    leaf.subject_alt_names.extend(
-        ips.into_iter()
-            .filter(|ip| !ip.is_unspecified() || ip == &listen)
-            .map(SanType::IpAddress),
-    );
+    leaf.subject_alt_names
+        .extend(ips.into_iter().map(SanType::IpAddress));
     leaf.distinguished_name
         .push(DnType::CommonName, "core-engine");
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
