@@ -187,6 +187,8 @@ fn make_room(
         tracing::warn!(%peer, max, "refused a connection over the connection limit");
         match &shared.tls {
             None => limit::refuse(socket, max).await,
+            // Over HTTP/1.1 whatever the client offered, so that it can read the 503; the
+            // handshake gets the time a newcomer gets to wait for room.
             Some(tls) => {
                 let handshake = tls.handshake_http1(socket);
                 if let Ok(Some(stream)) = tokio::time::timeout(limit::ROOM_WAIT, handshake).await {
