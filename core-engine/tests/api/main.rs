@@ -18,3 +18,4 @@ mod shards;
 mod streams;
 #[path = "../support/mod.rs"]
 mod support;
+mod tls;
