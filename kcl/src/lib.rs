@@ -125,7 +125,7 @@ mod scheduler;
 mod shard_sync;
 
 pub use checkpointer::{Checkpointer, PreparedCheckpoint};
-pub use config::{Config, InitialPosition, RetryPolicy};
+pub use config::{Config, FanOutConfig, InitialPosition, Retrieval, RetryPolicy};
 pub use error::{Error, Result};
 pub use processor::{
     InitializationInput, ProcessRecordsInput, ProcessorError, Record, RecordProcessor,
