@@ -19,7 +19,7 @@ const TRAP: u64 = 1_000_000;
 
 /// An engine whose GetRecords and GetShardIterator always fail, with subscriptions that end
 /// after `lifetime`.
-fn engine(lifetime: Duration) -> core_engine::EngineBuilder {
+pub(crate) fn engine(lifetime: Duration) -> core_engine::EngineBuilder {
     Engine::builder()
         .subscription_lifetime(lifetime)
         .fault(FaultRule::new("GetRecords", Fault::InternalFailure).times(TRAP))
@@ -27,7 +27,7 @@ fn engine(lifetime: Duration) -> core_engine::EngineBuilder {
 }
 
 /// No GetRecords or GetShardIterator reached the engine.
-fn assert_no_polling(env: &Env) {
+pub(crate) fn assert_no_polling(env: &Env) {
     for rule in env.handle.faults().rules() {
         if matches!(
             rule.operation.as_deref(),
@@ -43,7 +43,7 @@ fn assert_no_polling(env: &Env) {
     }
 }
 
-fn fan_out(silence: Duration) -> Config {
+pub(crate) fn fan_out(silence: Duration) -> Config {
     Config {
         retrieval: Retrieval::FanOut(FanOutConfig {
             silence_timeout: silence,
