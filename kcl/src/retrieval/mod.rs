@@ -1,7 +1,7 @@
-//! Reading shards: polling with GetRecords ([`polling`]) or enhanced fan-out with
-//! SubscribeToShard ([`fanout`]). Both run one task per held lease that hands the shard
-//! consumer the same [`Fetched`] messages through a small bounded channel, so the consumer has
-//! one code path whatever the retrieval.
+//! Reading shards: polling with GetRecords or enhanced fan-out with SubscribeToShard (see
+//! [`Retrieval`](crate::Retrieval)). Both run one task per held lease that hands the shard
+//! consumer the same messages through a small bounded channel, so the consumer has one code
+//! path whatever the retrieval.
 
 mod fanout;
 mod polling;
