@@ -19,7 +19,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 #[derive(Debug)]
 struct Slow {
     processed: Arc<AtomicU64>,
-    batches: Arc<Mutex<Vec<(usize, i64)>>>,
+    batches: Arc<Mutex<Vec<(usize, Option<i64>)>>>,
 }
 
 impl RecordProcessor for Slow {
@@ -28,10 +28,10 @@ impl RecordProcessor for Slow {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        self.batches.lock().unwrap().push((
-            input.records.len(),
-            input.millis_behind_latest.unwrap_or_default(),
-        ));
+        self.batches
+            .lock()
+            .unwrap()
+            .push((input.records.len(), input.millis_behind_latest));
         tokio::time::sleep(Duration::from_millis(400)).await;
         self.processed
             .fetch_add(input.records.len() as u64, Ordering::SeqCst);
@@ -175,7 +175,11 @@ async fn a_slow_processor_keeps_the_buffer_bounded_while_the_shard_runs_at_full_
     let done = processed.load(Ordering::SeqCst);
     let batches = batches.lock().unwrap().clone();
     let largest = batches.iter().map(|b| b.0).max().unwrap_or(0);
-    let lag = batches.last().map(|b| b.1).unwrap_or(0);
+    let lag = batches.last().and_then(|b| b.1).unwrap_or(0);
+    assert!(
+        batches.iter().all(|b| b.1.is_some()),
+        "every fan-out batch carries MillisBehindLatest"
+    );
     eprintln!(
         "written {written} processed {done} batches {} largest batch {largest} peak buffered {peak} last lag {lag} ms",
         batches.len()

@@ -697,3 +697,80 @@ async fn workers_registering_at_once_end_with_one_consumer() {
     // Never deregistered on shutdown.
     assert_no_polling(&env);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_worker_steals_leases_and_the_old_subscriptions_close() {
+    let env = Arc::new(Env::with(engine(Duration::from_secs(60))).await);
+    env.create_stream("steal", 4).await;
+    let log = Arc::new(Log::default());
+    let a = Worker::start(
+        &env,
+        "steal-app",
+        "steal",
+        "a",
+        &log,
+        fan_out(Duration::from_secs(3)),
+    );
+    eventually(
+        Duration::from_secs(15),
+        "a holding every lease",
+        async || crate::common::per_owner(&env.owners("steal-app").await).get("a") == Some(&4),
+    )
+    .await;
+    let load = producer(&env, "steal", Duration::from_millis(15));
+    let b = Worker::start(
+        &env,
+        "steal-app",
+        "steal",
+        "b",
+        &log,
+        fan_out(Duration::from_secs(3)),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "two leases each, both processing",
+        async || {
+            let owners = env.owners("steal-app").await;
+            let counts = crate::common::per_owner(&owners);
+            counts.get("a") == Some(&2)
+                && counts.get("b") == Some(&2)
+                && crate::common::owners_started(&log, &owners)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut sent = stop_producer(load).await;
+    // One record per shard: each is read by the shard's current owner. The stolen shards' new
+    // owner subscribed while the old subscriptions may still have been on the engine's books
+    // (ResourceInUse until they closed or the 5 s takeover) and goes on reading.
+    let owners = env.owners("steal-app").await;
+    let mut marks = Vec::new();
+    for (shard, hash) in env.open_shards("steal").await {
+        let data = format!("mark-{shard}:0");
+        env.put_at("steal", hash, &data).await;
+        marks.push((shard, data.clone()));
+        sent.push(data);
+    }
+    eventually(Duration::from_secs(30), "every record", async || {
+        log.has_all(&sent)
+    })
+    .await;
+    for (shard, data) in &marks {
+        let readers: Vec<String> = log
+            .deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| &d.data == data)
+            .map(|d| d.worker.clone())
+            .collect();
+        assert_eq!(readers, [owners[shard].clone().unwrap()], "{shard}");
+    }
+    a.stop().await;
+    b.stop().await;
+    assert_key_order(&log);
+    assert!(log.overlaps().is_empty(), "{:?}", log.overlaps());
+    assert!(log.redelivered_after_ack().is_empty());
+    assert!(log.events().iter().any(|e| e.starts_with("lease_lost a ")));
+    assert_no_polling(&env);
+}
