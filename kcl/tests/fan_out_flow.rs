@@ -15,11 +15,14 @@ use kcl::{
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
+/// Size and `MillisBehindLatest` of each batch.
+type Batches = Arc<Mutex<Vec<(usize, Option<i64>)>>>;
+
 /// Sleeps on every batch; remembers batch sizes and lags.
 #[derive(Debug)]
 struct Slow {
     processed: Arc<AtomicU64>,
-    batches: Arc<Mutex<Vec<(usize, Option<i64>)>>>,
+    batches: Batches,
 }
 
 impl RecordProcessor for Slow {
@@ -92,7 +95,7 @@ async fn a_slow_processor_keeps_the_buffer_bounded_while_the_shard_runs_at_full_
         .await
         .unwrap();
     let processed = Arc::new(AtomicU64::new(0));
-    let batches = Arc::new(Mutex::new(Vec::new()));
+    let batches: Batches = Arc::default();
     let max_buffered_events = 2;
     let config = Config {
         failover_time: Duration::from_millis(1500),
