@@ -603,10 +603,11 @@ async fn two_applications_each_read_every_record_through_their_own_consumer() {
         &audit,
         fan_out(Duration::from_secs(3)),
     );
+    // One names the stream by ARN (registration then needs no DescribeStreamSummary).
     let s = Worker::start(
         &env,
         "search",
-        "shared",
+        "arn:aws:kinesis:us-east-1:000000000000:stream/shared",
         "w",
         &search,
         fan_out(Duration::from_secs(3)),
