@@ -121,7 +121,15 @@ async fn run(args: Args) -> Result<Report> {
 
     let shared = Shared::default();
     let mut workers: Vec<Worker> = (1..=args.workers)
-        .map(|n| start_worker(&kinesis, &ddb, &format!("worker-{n}"), &shared, args.retrieval))
+        .map(|n| {
+            start_worker(
+                &kinesis,
+                &ddb,
+                &format!("worker-{n}"),
+                &shared,
+                args.retrieval,
+            )
+        })
         .collect::<Result<_>>()?;
 
     let producer_config = kpl::Config {

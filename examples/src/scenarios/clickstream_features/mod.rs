@@ -84,8 +84,8 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-            retrieval: kcl::Retrieval::fan_out(),
         Self {
+            retrieval: kcl::Retrieval::fan_out(),
             duration: Duration::from_secs(10),
             rate: 200,
             users: 50,
@@ -203,7 +203,14 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         .map(|n| {
             let id = format!("worker-{n}");
             let factory = factory(&live, &live_activity);
-            Worker::start(clients, &app, &stream, &id, factory, kcl_config(&options.retrieval))
+            Worker::start(
+                clients,
+                &app,
+                &stream,
+                &id,
+                factory,
+                kcl_config(&options.retrieval),
+            )
         })
         .collect::<Result<Vec<_>>>()?;
 

@@ -78,8 +78,8 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-            retrieval: kcl::Retrieval::fan_out(),
         Self {
+            retrieval: kcl::Retrieval::fan_out(),
             duration: Duration::from_secs(10),
             rate: 100,
             devices: 8,
