@@ -22,6 +22,7 @@ use crate::faults::FaultInjector;
 use crate::kinesis::{Kinesis, ServiceConfig, dispatch};
 use crate::model::hash::partition_key_hash;
 use crate::model::shard::shard_id;
+use crate::storage::crypto::{MasterKey, MasterKeySlot};
 
 const DATA_DIR: &str = "/data";
 
@@ -79,6 +80,8 @@ fn service(fs: &SimFs, sync: SyncMode, clock: &Arc<ManualClock>) -> Option<Arc<K
         throughput_limits: true,
         subscription_lifetime: std::time::Duration::from_secs(300),
         token_key: crate::model::iterator::TokenKey::random(),
+        // The key file lives outside the simulated disk, as a key given to the engine does.
+        master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
     };
     let faults = Arc::new(FaultInjector::new(0, Vec::new()));
     let metadata = Path::new(DATA_DIR).join("metadata");

@@ -13,6 +13,7 @@ fn record(shard: u32, seq: u128, arrival: i64, key: &str, data: &'static [u8]) -
             arrival_ms: arrival,
             partition_key: key.to_owned(),
             data: Bytes::from_static(data),
+            encrypted: false,
         },
     }
 }
@@ -52,7 +53,7 @@ const VECTOR_FRAME: [u8; 96] = [
 
 fn encode(stream: u64, records: &[ShardRecord]) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_frame(stream, records, &mut out).expect("encodes");
+    encode_frame(stream, records, None, &mut out).expect("encodes");
     out
 }
 
@@ -70,7 +71,8 @@ fn frame_vector_decodes_back() {
         batch,
         RecoveredBatch {
             stream_id: 7,
-            records: vector_records()
+            records: vector_records(),
+            sealed: None,
         }
     );
 }
@@ -78,12 +80,13 @@ fn frame_vector_decodes_back() {
 #[test]
 fn frames_decode_back_to_back_and_report_their_length() {
     let mut buf = encode(1, &[]);
-    encode_frame(u64::MAX, &vector_records(), &mut buf).expect("encodes");
+    // The largest stream id a plain frame can carry (the top bit marks a sealed batch).
+    encode_frame(SEALED_FLAG - 1, &vector_records(), None, &mut buf).expect("encodes");
     let buf = Bytes::from(buf);
     let (first, len) = decode_frame(&buf).expect("first");
     assert_eq!((first.stream_id, first.records.len(), len), (1, 0, 20));
     let (second, len2) = decode_frame(&buf.slice(len..)).expect("second");
-    assert_eq!(second.stream_id, u64::MAX);
+    assert_eq!(second.stream_id, SEALED_FLAG - 1);
     assert_eq!(second.records, vector_records());
     assert_eq!(len + len2, buf.len());
 }
@@ -242,10 +245,11 @@ fn oversized_batch_is_refused_before_encoding() {
             arrival_ms: 0,
             partition_key: String::new(),
             data: Bytes::from(vec![0u8; MAX_PAYLOAD_LEN]),
+            encrypted: false,
         },
     };
     let mut out = Vec::new();
-    let err = encode_frame(1, &[big], &mut out).expect_err("too large");
+    let err = encode_frame(1, &[big], None, &mut out).expect_err("too large");
     assert_eq!(err, MAX_PAYLOAD_LEN + 12 + 36);
     assert!(out.is_empty());
 }

@@ -123,6 +123,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
+use super::crypto::DataKey;
 use super::{
     Durability, Lsn, Recovery, RetentionView, ShardRecord, Storage, StorageError, StreamId,
 };
@@ -267,6 +268,25 @@ impl FileStorage {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Encodes one batch (sealed under `key` if given) and queues it for the writer.
+    fn append_frame(
+        &self,
+        stream: StreamId,
+        records: &[ShardRecord],
+        key: Option<&DataKey>,
+    ) -> Result<Lsn, StorageError> {
+        let mut frame = Vec::new();
+        format::encode_frame(stream, records, key, &mut frame).map_err(|len| {
+            let msg = format!(
+                "batch payload of {len} bytes exceeds the {} byte frame limit",
+                format::MAX_PAYLOAD_LEN
+            );
+            io_error(&self.shared.wal_dir)(io::Error::new(io::ErrorKind::InvalidInput, msg))
+        })?;
+        let newest = records.iter().map(|r| r.record.arrival_ms).max();
+        self.shared.push(&frame, stream, newest)
+    }
+
     /// Closed segments (all but the one being written), each with what release needs.
     fn closed_segments(&self) -> Vec<segment::SegmentInfo> {
         let segments = self.shared.segments.lock();
@@ -277,16 +297,16 @@ impl FileStorage {
 
 impl Storage for FileStorage {
     fn append(&self, stream: StreamId, records: &[ShardRecord]) -> Result<Lsn, StorageError> {
-        let mut frame = Vec::new();
-        format::encode_frame(stream, records, &mut frame).map_err(|len| {
-            let msg = format!(
-                "batch payload of {len} bytes exceeds the {} byte frame limit",
-                format::MAX_PAYLOAD_LEN
-            );
-            io_error(&self.shared.wal_dir)(io::Error::new(io::ErrorKind::InvalidInput, msg))
-        })?;
-        let newest = records.iter().map(|r| r.record.arrival_ms).max();
-        self.shared.push(&frame, stream, newest)
+        self.append_frame(stream, records, None)
+    }
+
+    fn append_sealed(
+        &self,
+        stream: StreamId,
+        records: &[ShardRecord],
+        key: &DataKey,
+    ) -> Result<Lsn, StorageError> {
+        self.append_frame(stream, records, Some(key))
     }
 
     fn durability(&self) -> watch::Receiver<Durability> {

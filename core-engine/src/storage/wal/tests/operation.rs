@@ -214,6 +214,7 @@ fn oversized_batch_is_refused_without_consuming_an_lsn() {
             arrival_ms: 1,
             partition_key: "k".into(),
             data: Bytes::from(vec![0u8; format::MAX_PAYLOAD_LEN]),
+            encrypted: false,
         },
     };
     assert!(matches!(
