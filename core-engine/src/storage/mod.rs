@@ -97,8 +97,12 @@ pub struct RecoveredBatch {
 /// An encrypted batch read back from the log, not yet decrypted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedBatch {
-    /// The stream id field of the frame as written (with its sealed flag), authenticated too.
-    pub(crate) aad: [u8; 8],
+    /// The clear fields of the frame as written (stream id with its sealed flag, newest
+    /// arrival time), authenticated by the seal.
+    pub(crate) aad: [u8; 16],
+    /// The newest arrival time of the batch's records, kept in the clear so that retention
+    /// can free log space without the key.
+    pub(crate) newest_arrival_ms: Option<i64>,
     pub(crate) nonce: [u8; 12],
     /// Ciphertext followed by the GCM tag.
     pub(crate) sealed: Bytes,

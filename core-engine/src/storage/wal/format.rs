@@ -34,8 +34,10 @@ const RECORD_FIXED_LEN: usize = 36;
 pub(super) const SEALED_FLAG: u64 = 1 << 63;
 /// Bytes of a nonce.
 const NONCE_LEN: usize = 12;
-/// What sealing adds to a payload: the nonce and the tag.
-const SEALED_EXTRA_LEN: usize = NONCE_LEN + TAG_LEN;
+/// What sealing adds to a payload: the newest arrival time, the nonce and the tag.
+const SEALED_EXTRA_LEN: usize = 8 + NONCE_LEN + TAG_LEN;
+/// The clear part of a sealed payload that is authenticated: flagged stream id, newest arrival.
+const SEALED_AAD_LEN: usize = 16;
 
 /// The header of a segment whose first frame has `first_lsn`.
 pub(super) fn segment_header(first_lsn: Lsn) -> [u8; SEGMENT_HEADER_LEN] {
@@ -100,13 +102,17 @@ pub(super) fn encode_frame(
         None => super::super::framed::push_frame(out, |out| encode_payload(stream, records, out)),
         Some(key) => super::super::framed::push_frame(out, |out| {
             let start = out.len();
-            let aad = (stream | SEALED_FLAG).to_le_bytes();
-            out.extend_from_slice(&aad);
+            // In the clear, so that recovery can tell when retention frees the segment.
+            let newest = records.iter().map(|r| r.record.arrival_ms).max();
+            out.extend_from_slice(&(stream | SEALED_FLAG).to_le_bytes());
+            out.extend_from_slice(&newest.unwrap_or(i64::MIN).to_le_bytes());
             out.extend_from_slice(&[0; NONCE_LEN]); // patched below
             let body = out.len();
             encode_records(records, out);
+            let mut aad = [0; SEALED_AAD_LEN];
+            aad.copy_from_slice(&out[start..start + SEALED_AAD_LEN]);
             let nonce = key.seal(&aad, out, body);
-            out[start + 8..body].copy_from_slice(&nonce);
+            out[start + SEALED_AAD_LEN..body].copy_from_slice(&nonce);
         }),
     }
 }
@@ -148,7 +154,10 @@ pub(super) fn decode_payload(payload: &Bytes) -> Result<RecoveredBatch, FrameErr
     let mut r = Reader::new(payload);
     let stream_id = r.u64()?;
     if stream_id & SEALED_FLAG != 0 {
-        let aad = stream_id.to_le_bytes();
+        let newest = r.array()?;
+        let mut aad = [0; SEALED_AAD_LEN];
+        aad[..8].copy_from_slice(&stream_id.to_le_bytes());
+        aad[8..].copy_from_slice(&newest);
         let nonce = r.array()?;
         if r.remaining() < TAG_LEN + 4 {
             return Err(FrameError::Payload("sealed batch shorter than its tag"));
@@ -157,7 +166,12 @@ pub(super) fn decode_payload(payload: &Bytes) -> Result<RecoveredBatch, FrameErr
         return Ok(RecoveredBatch {
             stream_id: stream_id & !SEALED_FLAG,
             records: Vec::new(),
-            sealed: Some(SealedBatch { aad, nonce, sealed }),
+            sealed: Some(SealedBatch {
+                aad,
+                newest_arrival_ms: Some(i64::from_le_bytes(newest)).filter(|&ms| ms != i64::MIN),
+                nonce,
+                sealed,
+            }),
         });
     }
     let records = decode_records(payload, r, false)?;

@@ -265,9 +265,10 @@ fn sealed_frames_hide_the_records_and_open_with_their_key_only() {
     let mut out = Vec::new();
     encode_frame(7, &records, Some(&key), &mut out).expect("encodes");
     let plain = encode(7, &records);
-    // Header (8) + flagged stream id (8) + nonce (12) + tag (16) around the plain body.
-    assert_eq!(out.len(), plain.len() + 12 + 16);
+    // Header (8), flagged stream id (8), newest arrival (8), nonce (12), sealed body, tag (16).
+    assert_eq!(out.len(), plain.len() + 8 + 12 + 16);
     assert_eq!(&out[8..16], &(7 | SEALED_FLAG).to_le_bytes());
+    assert_eq!(&out[16..24], &1_700_000_000_000i64.to_le_bytes());
     for marker in [&b"partition-key-marker"[..], b"secret-data-marker"] {
         assert!(plain.windows(marker.len()).any(|w| w == marker));
         assert!(!out.windows(marker.len()).any(|w| w == marker));
@@ -276,6 +277,7 @@ fn sealed_frames_hide_the_records_and_open_with_their_key_only() {
     let (batch, len) = decode_frame(&buf).expect("decodes");
     assert_eq!((batch.stream_id, batch.records.len(), len), (7, 0, buf.len()));
     let sealed = batch.sealed.expect("sealed");
+    assert_eq!(sealed.newest_arrival_ms, Some(1_700_000_000_000));
     let (other, _) = DataKey::generate();
     assert!(sealed.clone().open(&other).is_err());
     let opened = sealed.open(&key).expect("opens");
@@ -293,6 +295,19 @@ fn a_sealed_frame_with_a_flipped_ciphertext_bit_does_not_open() {
     encode_frame(3, &vector_records(), Some(&key), &mut out).expect("encodes");
     // The CRC is not what protects it here: patch it after the flip.
     out[40] ^= 1;
+    let crc = crc32fast::hash(&out[8..]);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    let (batch, _) = decode_frame(&Bytes::from(out)).expect("frame reads");
+    assert!(batch.sealed.expect("sealed").open(&key).is_err());
+}
+
+#[test]
+fn a_sealed_frame_whose_clear_arrival_time_was_changed_does_not_open() {
+    use super::super::crypto::DataKey;
+    let (key, _) = DataKey::generate();
+    let mut out = Vec::new();
+    encode_frame(3, &vector_records(), Some(&key), &mut out).expect("encodes");
+    out[16] ^= 1;
     let crc = crc32fast::hash(&out[8..]);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     let (batch, _) = decode_frame(&Bytes::from(out)).expect("frame reads");
