@@ -116,7 +116,8 @@ impl Kinesis {
             meta.key_id = start.then(|| key_id.clone());
             if let Some(key) = &new_key {
                 use base64::Engine as _;
-                meta.data_key = Some(base64::engine::general_purpose::STANDARD.encode(&key.wrapped));
+                meta.data_key =
+                    Some(base64::engine::general_purpose::STANDARD.encode(&key.wrapped));
             }
             (meta, new_key)
         };
@@ -167,7 +168,9 @@ fn is_key_id(id: &str) -> bool {
         return partition.starts_with("aws")
             && service == "kms"
             && !region.is_empty()
-            && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && account.len() == 12
             && account.bytes().all(|b| b.is_ascii_digit())
             && resource_ok;

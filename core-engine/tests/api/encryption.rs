@@ -16,9 +16,7 @@ use crate::cbor::{self, Item};
 use crate::common::{TestEngine, code_of};
 
 /// `("ok", "")` for a call that succeeded, else its error code and message.
-fn outcome<T, E, R>(
-    result: Result<T, aws_sdk_kinesis::error::SdkError<E, R>>,
-) -> (String, String)
+fn outcome<T, E, R>(result: Result<T, aws_sdk_kinesis::error::SdkError<E, R>>) -> (String, String)
 where
     T: std::fmt::Debug,
     E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::fmt::Debug,
@@ -131,7 +129,10 @@ async fn start_and_stop_go_through_updating_and_records_follow_the_setting() {
         described(&engine, "sse").await,
         (StreamStatus::Active, Some(EncryptionType::None), None)
     );
-    assert_eq!(put(&engine, "sse", "before").await, Some(EncryptionType::None));
+    assert_eq!(
+        put(&engine, "sse", "before").await,
+        Some(EncryptionType::None)
+    );
 
     assert_eq!(start(&engine, "sse", KEY).await.0, "ok");
     assert_eq!(
@@ -143,16 +144,19 @@ async fn start_and_stop_go_through_updating_and_records_follow_the_setting() {
         )
     );
     // Puts keep working while UPDATING; encryption begins once the stream is ACTIVE again.
-    assert_eq!(put(&engine, "sse", "updating").await, Some(EncryptionType::None));
     assert_eq!(
-        start(&engine, "sse", KEY).await.0,
-        "ResourceInUseException"
+        put(&engine, "sse", "updating").await,
+        Some(EncryptionType::None)
     );
+    assert_eq!(start(&engine, "sse", KEY).await.0, "ResourceInUseException");
     assert_eq!(stop(&engine, "sse").await.0, "ResourceInUseException");
 
     clock.advance(2_000);
     assert_eq!(described(&engine, "sse").await.0, StreamStatus::Active);
-    assert_eq!(put(&engine, "sse", "encrypted").await, Some(EncryptionType::Kms));
+    assert_eq!(
+        put(&engine, "sse", "encrypted").await,
+        Some(EncryptionType::Kms)
+    );
     let batch = engine
         .client
         .put_records()
@@ -174,9 +178,15 @@ async fn start_and_stop_go_through_updating_and_records_follow_the_setting() {
         described(&engine, "sse").await,
         (StreamStatus::Updating, Some(EncryptionType::None), None)
     );
-    assert_eq!(put(&engine, "sse", "stopping").await, Some(EncryptionType::Kms));
+    assert_eq!(
+        put(&engine, "sse", "stopping").await,
+        Some(EncryptionType::Kms)
+    );
     clock.advance(2_000);
-    assert_eq!(put(&engine, "sse", "after").await, Some(EncryptionType::None));
+    assert_eq!(
+        put(&engine, "sse", "after").await,
+        Some(EncryptionType::None)
+    );
 
     // Each record keeps the type it was written with (records carry it only when encrypted).
     let kms = Some(EncryptionType::Kms);
@@ -226,7 +236,10 @@ async fn encryption_requests_are_checked_as_aws_checks_them() {
         .send()
         .await;
     assert_eq!(code_of(no_key).0, "ValidationException");
-    assert_eq!(described(&engine, "checked").await.1, Some(EncryptionType::None));
+    assert_eq!(
+        described(&engine, "checked").await.1,
+        Some(EncryptionType::None)
+    );
 
     // Every documented key form, and the stream by ARN.
     for key in [
@@ -291,7 +304,10 @@ async fn cbor_clients_see_the_encryption_type_of_puts_and_records() {
     .await;
     let records = cbor::records(&engine, &iterator).await;
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].get("Data"), &Item::Bytes(b"cbor secret".to_vec()));
+    assert_eq!(
+        records[0].get("Data"),
+        &Item::Bytes(b"cbor secret".to_vec())
+    );
     assert_eq!(records[0].get("EncryptionType").text(), "KMS");
 }
 
@@ -302,8 +318,7 @@ async fn fan_out_events_carry_the_encryption_type() {
     assert_eq!(start(&engine, "fan", KEY).await.0, "ok");
     let consumer = crate::fan_out::consumer(&engine, "sse-reader").await;
     let mut events =
-        crate::fan_out::subscribe(&engine, &consumer, SHARD, ShardIteratorType::TrimHorizon)
-            .await;
+        crate::fan_out::subscribe(&engine, &consumer, SHARD, ShardIteratorType::TrimHorizon).await;
     put(&engine, "fan", "pushed").await;
     let mut got = Vec::new();
     while got.is_empty() {
@@ -399,7 +414,10 @@ async fn an_encrypted_stream_is_not_in_the_clear_on_disk_and_recovers() {
     let records = read(&engine, "secret").await;
     assert_eq!(records.len(), 22);
     assert_eq!(records[21], ("AFTER-STOP-MARKER".to_owned(), None));
-    assert_eq!(described(&engine, "secret").await.1, Some(EncryptionType::None));
+    assert_eq!(
+        described(&engine, "secret").await.1,
+        Some(EncryptionType::None)
+    );
     engine.handle.shutdown().await;
 }
 

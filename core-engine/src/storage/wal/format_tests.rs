@@ -261,7 +261,13 @@ fn sealed_frames_hide_the_records_and_open_with_their_key_only() {
     use super::super::crypto::DataKey;
     let (key, _) = DataKey::generate();
     let mut records = vector_records();
-    records.push(record(0, 9, 9, "partition-key-marker", b"secret-data-marker"));
+    records.push(record(
+        0,
+        9,
+        9,
+        "partition-key-marker",
+        b"secret-data-marker",
+    ));
     let mut out = Vec::new();
     encode_frame(7, &records, Some(&key), &mut out).expect("encodes");
     let plain = encode(7, &records);
@@ -275,7 +281,10 @@ fn sealed_frames_hide_the_records_and_open_with_their_key_only() {
     }
     let buf = Bytes::from(out);
     let (batch, len) = decode_frame(&buf).expect("decodes");
-    assert_eq!((batch.stream_id, batch.records.len(), len), (7, 0, buf.len()));
+    assert_eq!(
+        (batch.stream_id, batch.records.len(), len),
+        (7, 0, buf.len())
+    );
     let sealed = batch.sealed.expect("sealed");
     assert_eq!(sealed.newest_arrival_ms, Some(1_700_000_000_000));
     let (other, _) = DataKey::generate();
