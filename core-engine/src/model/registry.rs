@@ -146,7 +146,7 @@ impl Registry {
         let mut by_id = HashMap::new();
         for meta in snapshot.streams {
             let arn = arn_of(&meta.name);
-            let data_key = open_data_key(&meta, master, &corrupt)?;
+            let data_key = open_data_key(&meta, master, corrupt)?;
             let stream = meta.into_stream(arn, data_key).map_err(&corrupt)?;
             let stream = registry
                 .insert(stream)
