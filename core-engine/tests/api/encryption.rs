@@ -29,12 +29,29 @@ where
 }
 
 const KEY: &str = "alias/aws/kinesis";
+
+/// An engine in this process or a child process, through its client.
+trait AsClient {
+    fn client(&self) -> &aws_sdk_kinesis::Client;
+}
+
+impl AsClient for TestEngine {
+    fn client(&self) -> &aws_sdk_kinesis::Client {
+        &self.client
+    }
+}
+
+impl AsClient for aws_sdk_kinesis::Client {
+    fn client(&self) -> &aws_sdk_kinesis::Client {
+        self
+    }
+}
 const SHARD: &str = "shardId-000000000000";
 
-async fn start(engine: &TestEngine, stream: &str, key: &str) -> (String, String) {
+async fn start(engine: &impl AsClient, stream: &str, key: &str) -> (String, String) {
     outcome(
         engine
-            .client
+            .client()
             .start_stream_encryption()
             .stream_name(stream)
             .encryption_type(EncryptionType::Kms)
@@ -88,9 +105,9 @@ async fn described(
 }
 
 /// PutRecord's `EncryptionType`.
-async fn put(engine: &TestEngine, stream: &str, data: &str) -> Option<EncryptionType> {
+async fn put(engine: &impl AsClient, stream: &str, data: &str) -> Option<EncryptionType> {
     engine
-        .client
+        .client()
         .put_record()
         .stream_name(stream)
         .partition_key("k")
@@ -102,10 +119,30 @@ async fn put(engine: &TestEngine, stream: &str, data: &str) -> Option<Encryption
 }
 
 /// Each record's data and `EncryptionType`, from the trim horizon.
-async fn read(engine: &TestEngine, stream: &str) -> Vec<(String, Option<EncryptionType>)> {
-    engine
-        .read_all(stream, SHARD)
+async fn read(engine: &impl AsClient, stream: &str) -> Vec<(String, Option<EncryptionType>)> {
+    let client = engine.client();
+    let mut iterator = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(SHARD)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
         .await
+        .unwrap()
+        .shard_iterator;
+    let mut records = Vec::new();
+    while let Some(current) = iterator {
+        let out = client
+            .get_records()
+            .shard_iterator(current)
+            .send()
+            .await
+            .unwrap();
+        let done = out.records.is_empty() && out.millis_behind_latest == Some(0);
+        records.extend(out.records);
+        iterator = if done { None } else { out.next_shard_iterator };
+    }
+    records
         .into_iter()
         .map(|r| {
             let data = String::from_utf8(r.data.into_inner()).unwrap();
@@ -469,4 +506,71 @@ async fn a_data_directory_opens_only_with_its_master_key() {
         vec![("LOCKED-MARKER".to_owned(), Some(EncryptionType::Kms))]
     );
     engine.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_binary_takes_a_master_key_file_and_refuses_another_key() {
+    use base64::Engine as _;
+    use std::process::{Command, Stdio};
+
+    use crate::support::ChildEngine;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let right = dir.path().join("right.key");
+    let wrong = dir.path().join("wrong.key");
+    std::fs::write(
+        &right,
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+    )
+    .unwrap();
+    std::fs::write(&wrong, [8u8; 32]).unwrap();
+    let key_arg = |path: &Path| ["--master-key-file".to_owned(), path.display().to_string()];
+
+    let args = key_arg(&right);
+    let child = ChildEngine::spawn(&data, &[&args[0], &args[1]]);
+    let client = crate::common::client(&child.endpoint);
+    client
+        .create_stream()
+        .stream_name("binary")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start(&client, "binary", KEY).await.0, "ok");
+    put(&client, "binary", "BINARY-MARKER").await;
+    child.kill();
+    assert!(!contains(&segments(&data), "BINARY-MARKER"));
+    assert!(!data.join("master.key").exists());
+
+    let args = key_arg(&wrong);
+    let mut refused = Command::new(env!("CARGO_BIN_EXE_core-engine"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = refused.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the engine started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut refused.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("master key does not open"), "{stderr}");
+
+    let args = key_arg(&right);
+    let child = ChildEngine::spawn(&data, &[&args[0], &args[1]]);
+    let client = crate::common::client(&child.endpoint);
+    assert_eq!(
+        read(&client, "binary").await,
+        vec![("BINARY-MARKER".to_owned(), Some(EncryptionType::Kms))]
+    );
+    child.kill();
 }
