@@ -187,6 +187,15 @@ async fn start_and_stop_go_through_updating_and_records_follow_the_setting() {
     );
     assert_eq!(start(&engine, "sse", KEY).await.0, "ResourceInUseException");
     assert_eq!(stop(&engine, "sse").await.0, "ResourceInUseException");
+    let reshard = engine
+        .client
+        .update_shard_count()
+        .stream_name("sse")
+        .target_shard_count(2)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await;
+    assert_eq!(code_of(reshard).0, "ResourceInUseException");
 
     clock.advance(2_000);
     assert_eq!(described(&engine, "sse").await.0, StreamStatus::Active);
