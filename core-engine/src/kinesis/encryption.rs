@@ -82,7 +82,7 @@ impl Kinesis {
         let stream = self.stream(&name)?;
         let _guard = self.control.lock();
         let now = self.now_ms();
-        let (meta, new_key) = {
+        let (mut meta, needs_key) = {
             let mut state = stream.state.lock();
             if state.deleted {
                 return Err(self.stream_not_found(&name));
@@ -108,19 +108,20 @@ impl Kinesis {
                 )));
             }
             // The data key is made once per stream, by the first start of a durable engine.
-            let new_key = match (&state.encryption.data_key, start && self.config.durable) {
-                (None, true) => Some(self.new_data_key(stream.id)?),
-                _ => None,
-            };
+            let needs_key = start && self.config.durable && state.encryption.data_key.is_none();
             let mut meta = state.encryption.to_meta().unwrap_or_default();
             meta.key_id = start.then(|| key_id.clone());
-            if let Some(key) = &new_key {
-                use base64::Engine as _;
-                meta.data_key =
-                    Some(base64::engine::general_purpose::STANDARD.encode(&key.wrapped));
-            }
-            (meta, new_key)
+            (meta, needs_key)
         };
+        // Made without the stream's lock (making the master key writes a file); the control
+        // lock keeps any other change of the stream out meanwhile.
+        let new_key = needs_key
+            .then(|| self.new_data_key(stream.id))
+            .transpose()?;
+        if let Some(key) = &new_key {
+            use base64::Engine as _;
+            meta.data_key = Some(base64::engine::general_purpose::STANDARD.encode(&key.wrapped));
+        }
         // Saved before it takes effect: no record is sealed with a key the disk does not hold.
         self.save_metadata(Pending::Encryption(stream.id, &meta))?;
         let mut state = stream.state.lock();
