@@ -18,6 +18,7 @@ use crate::faults::{FaultInjector, FaultRule};
 use crate::kinesis::{Kinesis, ServiceConfig};
 use crate::protocol::Services;
 use crate::server::{ListenerConfig, ServerTls};
+use crate::storage::crypto::{MasterKey, MasterKeySlot};
 use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
 use crate::storage::{MemoryStorage, Storage};
 use crate::tls::{TlsConfig, TlsConnections};
@@ -53,6 +54,14 @@ struct EngineConfig {
     credentials: Option<Credentials>,
     admin_endpoints: bool,
     tls: Option<TlsConfig>,
+    master_key: Option<MasterKeySource>,
+}
+
+/// Where the master key for encryption at rest comes from.
+#[derive(Clone, Debug)]
+enum MasterKeySource {
+    Key(MasterKey),
+    File(PathBuf),
 }
 
 /// Builds an [`Engine`].
@@ -98,6 +107,7 @@ impl Default for EngineBuilder {
                 credentials: None,
                 admin_endpoints: true,
                 tls: None,
+                master_key: None,
             },
         }
     }
@@ -135,6 +145,24 @@ impl EngineBuilder {
     /// whole segment at a time, so smaller segments free it sooner. Default 64 MiB.
     pub fn wal_segment_bytes(mut self, bytes: u64) -> Self {
         self.config.wal_segment_bytes = bytes;
+        self
+    }
+
+    /// The master key that wraps the data keys of streams encrypted at rest
+    /// (StartStreamEncryption in a durable engine; see [`crate::storage::crypto`]). Default:
+    /// `<data-dir>/master.key`, made (mode 0600) at the first StartStreamEncryption, which only
+    /// protects the log against someone who has the segment files but not that file. A data
+    /// directory must be reopened with the key it was written with; another key stops the
+    /// start with an error.
+    pub fn master_key(mut self, key: [u8; 32]) -> Self {
+        self.config.master_key = Some(MasterKeySource::Key(MasterKey::from_bytes(key)));
+        self
+    }
+
+    /// [`EngineBuilder::master_key`] read from a file when the engine opens: 32 raw bytes, 64
+    /// hex digits, or the base64 of 32 bytes.
+    pub fn master_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.master_key = Some(MasterKeySource::File(path.into()));
         self
     }
 
@@ -399,6 +427,14 @@ impl Engine {
                 Some(dir) => crate::model::iterator::TokenKey::load_or_create(dir)?,
                 None => crate::model::iterator::TokenKey::random(),
             },
+            master_key: Arc::new(match (&config.master_key, &config.data_dir) {
+                (Some(MasterKeySource::Key(key)), _) => MasterKeySlot::given(key.clone()),
+                (Some(MasterKeySource::File(path)), _) => {
+                    MasterKeySlot::given(MasterKey::from_file(path)?)
+                }
+                (None, Some(dir)) => MasterKeySlot::in_dir(dir)?,
+                (None, None) => MasterKeySlot::none(),
+            }),
         };
         let faults = Arc::new(FaultInjector::new(config.fault_seed, config.faults.clone()));
         let metadata_path = config.data_dir.clone().unwrap_or_default().join("metadata");

@@ -35,6 +35,10 @@ struct ServeArgs {
     /// When a durable put is acknowledged: after fsync, or after the write reaches the OS.
     #[arg(long, value_enum, default_value_t = Sync::Fsync)]
     sync: Sync,
+    /// Master key for encryption at rest (32 raw bytes, 64 hex digits or base64 of 32 bytes);
+    /// default <data-dir>/master.key, made at the first StartStreamEncryption.
+    #[arg(long, env = "CORE_ENGINE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
     /// Region used in ARNs.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -162,6 +166,9 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
     }
     if let Some(tls) = args.tls.config() {
         builder = builder.tls(tls);
+    }
+    if let Some(path) = args.master_key_file {
+        builder = builder.master_key_file(path);
     }
     builder = builder
         .header_read_timeout(Duration::from_millis(args.header_read_timeout_ms))

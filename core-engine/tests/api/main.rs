@@ -6,6 +6,7 @@ mod capacity;
 mod cbor;
 mod common;
 mod durable;
+mod encryption;
 mod errors;
 mod fan_out;
 mod faults;
