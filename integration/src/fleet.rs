@@ -96,6 +96,8 @@ pub struct Fleet {
     pub workers: Vec<Worker>,
     /// What every processor saw.
     pub shared: Shared,
+    /// The configuration every worker starts with.
+    config: Config,
 }
 
 /// Short timings so a fleet converges and fails over within seconds.
@@ -116,11 +118,25 @@ pub fn test_config() -> Config {
 }
 
 impl Fleet {
-    /// Starts `n` workers named `worker-1`... of application `app` on `stream`.
+    /// Starts `n` workers named `worker-1`... of application `app` on `stream`, with
+    /// [`test_config`].
     pub fn start(env: &TestEnv, app: &str, stream: &str, n: usize, shared: &Shared) -> Self {
+        Self::start_with(env, app, stream, n, shared, test_config())
+    }
+
+    /// Starts `n` workers as [`Fleet::start`] does, with `config`.
+    pub fn start_with(
+        env: &TestEnv,
+        app: &str,
+        stream: &str,
+        n: usize,
+        shared: &Shared,
+        config: Config,
+    ) -> Self {
         let mut fleet = Self {
             workers: Vec::new(),
             shared: shared.clone(),
+            config,
         };
         for i in 1..=n {
             fleet.add(env, app, stream, &format!("worker-{i}"));
@@ -142,7 +158,7 @@ impl Fleet {
                     shared: self.shared.clone(),
                     stall: stall.clone(),
                 },
-                test_config(),
+                self.config.clone(),
             )
             .expect("scheduler configuration"),
         );
@@ -154,6 +170,15 @@ impl Fleet {
             scheduler,
             task,
         });
+    }
+
+    /// The stream consumer each worker reads through (`None` when polling, or before it
+    /// registered or found it).
+    pub fn consumer_arns(&self) -> Vec<Option<String>> {
+        self.workers
+            .iter()
+            .map(|w| w.scheduler.consumer_arn())
+            .collect()
     }
 
     /// Kills the worker at `index` at once (its leases are left to expire); returns its id.
