@@ -6,9 +6,17 @@
 //! put; it checkpoints about once a second. The first seconds (leases being taken, the first reads) are discarded. Printed per
 //! retrieval mode: records measured and the latency p50, p99, p99.9 and maximum.
 //!
+//! Then, per retrieval mode, the throughput of one worker on one shard: a backlog of records
+//! (`--backlog`, of `--record-bytes` each) is written with the engine's throughput limits off,
+//! and the worker reads it from TRIM_HORIZON; printed are records/s and MiB/s until the last
+//! record was processed. With limits on, Kinesis (and the engine) caps a fan-out subscription
+//! at 2 MiB/s and polling at 2 MiB/s shared by every polling reader of the shard; this measures
+//! what the consumer itself can take.
+//!
 //! ```text
 //! cargo bench -p kcl --bench latency -- [--rate 1000] [--shards 4] [--seconds 20] [--warmup 5]
-//!     [--retrieval polling|fan-out|all] [--idle-ms 1500]
+//!     [--retrieval polling|fan-out|all] [--idle-ms 1500] [--backlog 200000] [--record-bytes 1024]
+//!     [--only latency|throughput]
 //! ```
 //!
 //! `--idle-ms` is the polling worker's `idle_time_between_reads` (the Java KCL's default 1,500 ms
@@ -33,6 +41,10 @@ struct Options {
     warmup: u64,
     idle_ms: u64,
     modes: Vec<Mode>,
+    backlog: u64,
+    record_bytes: usize,
+    latency: bool,
+    throughput: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,6 +89,10 @@ fn options() -> Options {
         warmup: number("--warmup", 5),
         idle_ms: number("--idle-ms", 1_500),
         modes,
+        backlog: number("--backlog", 200_000).max(1),
+        record_bytes: number("--record-bytes", 1_024).clamp(8, 1 << 20) as usize,
+        latency: value("--only").is_none_or(|o| o == "latency"),
+        throughput: value("--only").is_none_or(|o| o == "throughput"),
     }
 }
 
@@ -243,9 +259,163 @@ fn config_for(mode: Mode, options: &Options) -> Config {
     config
 }
 
+/// Counts what a processor got, for the throughput phase.
+#[derive(Clone, Default)]
+struct Counted {
+    records: Arc<std::sync::atomic::AtomicU64>,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct Count {
+    counted: Counted,
+    last_checkpoint: tokio::time::Instant,
+}
+
+impl RecordProcessor for Count {
+    async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let bytes: usize = input.records.iter().map(|r| r.data.len()).sum();
+        self.counted.bytes.fetch_add(bytes as u64, Relaxed);
+        self.counted
+            .records
+            .fetch_add(input.records.len() as u64, Relaxed);
+        if self.last_checkpoint.elapsed() >= Duration::from_secs(1) {
+            checkpointer.checkpoint().await?;
+            self.last_checkpoint = tokio::time::Instant::now();
+        }
+        Ok(())
+    }
+}
+
+/// One worker reading a one-shard backlog: (records/s, MiB/s).
+async fn run_throughput(options: &Options, mode: Mode) -> (f64, f64) {
+    let engine = Engine::builder()
+        .in_memory()
+        .throughput_limits(false)
+        .build()
+        .expect("engine configuration")
+        .start()
+        .await
+        .expect("engine starts");
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
+        .endpoint_url(engine.endpoint_url())
+        .load()
+        .await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let stream = "backlog";
+    kinesis
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(1)
+        .send()
+        .await
+        .expect("CreateStream");
+    let per_call = (4 << 20) / options.record_bytes.max(1);
+    let per_call = per_call.clamp(1, 500) as u64;
+    let mut writers = tokio::task::JoinSet::new();
+    let mut written = 0;
+    while written < options.backlog {
+        let n = per_call.min(options.backlog - written);
+        written += n;
+        let kinesis = kinesis.clone();
+        let size = options.record_bytes;
+        writers.spawn(async move {
+            let entries = (0..n).map(|i| {
+                aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                    .partition_key(format!("key-{i}"))
+                    .data(Blob::new(vec![7u8; size]))
+                    .build()
+                    .expect("entry")
+            });
+            let out = kinesis
+                .put_records()
+                .stream_name(stream)
+                .set_records(Some(entries.collect()))
+                .send()
+                .await
+                .expect("PutRecords");
+            assert_eq!(out.failed_record_count, Some(0), "the backlog is complete");
+        });
+        if writers.len() >= 4 {
+            writers.join_next().await;
+        }
+    }
+    while writers.join_next().await.is_some() {}
+
+    let counted = Counted::default();
+    let mut config = config_for(mode, options);
+    config.max_records = 10_000;
+    let scheduler = Arc::new(
+        Scheduler::new(
+            kinesis.clone(),
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &format!("backlog-{}", mode.name()),
+            stream,
+            "worker-1",
+            {
+                let counted = counted.clone();
+                move |_shard: &str| Count {
+                    counted: counted.clone(),
+                    last_checkpoint: tokio::time::Instant::now(),
+                }
+            },
+            config,
+        )
+        .expect("scheduler"),
+    );
+    let started = std::time::Instant::now();
+    let worker = tokio::spawn({
+        let scheduler = scheduler.clone();
+        async move { scheduler.run().await }
+    });
+    let deadline = started + Duration::from_secs(600);
+    let mut first = None;
+    loop {
+        let got = counted.records.load(std::sync::atomic::Ordering::Relaxed);
+        if got > 0 && first.is_none() {
+            // From the first record on: lease taking and registration are not reading.
+            first = Some(std::time::Instant::now());
+        }
+        if got >= options.backlog || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = first.map_or(started.elapsed(), |f| f.elapsed()).as_secs_f64();
+    scheduler.shutdown();
+    let _ = worker.await;
+    engine.shutdown().await;
+    let records = counted.records.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let bytes = counted.bytes.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    (records / elapsed, bytes / elapsed / (1 << 20) as f64)
+}
+
 #[tokio::main]
 async fn main() {
     let options = options();
+    if options.latency {
+        latency_table(&options).await;
+    }
+    if options.throughput {
+        println!(
+            "one worker, one shard, reading a backlog of {} records of {} B (engine limits off)",
+            options.backlog, options.record_bytes
+        );
+        println!("{:<24} {:>12} {:>9}", "retrieval", "records/s", "MiB/s");
+        for &mode in &options.modes {
+            let (records, mib) = run_throughput(&options, mode).await;
+            println!("{:<24} {:>12.0} {:>9.1}", mode.name(), records, mib);
+        }
+    }
+}
+
+async fn latency_table(options: &Options) {
     println!(
         "put-to-process latency: {} records/s over {} shards, {} s measured after {} s warm-up",
         options.rate, options.shards, options.seconds, options.warmup
@@ -255,7 +425,7 @@ async fn main() {
         "retrieval", "records", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
     );
     for &mode in &options.modes {
-        let latencies = run_mode(&options, mode).await;
+        let latencies = run_mode(options, mode).await;
         let label = match mode {
             Mode::Polling => format!("polling (idle {} ms)", options.idle_ms),
             Mode::FanOut => "fan-out".to_owned(),
