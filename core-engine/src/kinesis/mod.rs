@@ -1,14 +1,21 @@
 //! The Kinesis service: one file per family of operations, each with its request and response
 //! shapes, validation, and the work itself.
 
+mod account;
 mod capacity;
 mod consumers;
 mod get_records;
 mod iterator;
+mod kept;
 mod limits;
+mod monitoring;
+mod on_demand;
 mod page_token;
+mod policy;
 mod put;
 mod reshard;
+mod resource;
+mod resource_tags;
 mod retention;
 mod shards;
 mod streams;
@@ -418,6 +425,20 @@ pub(crate) async fn dispatch(
         "DescribeStreamConsumer" => reply(kinesis.describe_consumer(json::decode(body)?)),
         "ListStreamConsumers" => reply(kinesis.list_consumers(json::decode(body)?)),
         "DeregisterStreamConsumer" => unit(kinesis.deregister_consumer(json::decode(body)?)),
+        "EnableEnhancedMonitoring" => reply(kinesis.enable_monitoring(json::decode(body)?)),
+        "DisableEnhancedMonitoring" => reply(kinesis.disable_monitoring(json::decode(body)?)),
+        "PutResourcePolicy" => unit(kinesis.put_resource_policy(json::decode(body)?)),
+        "GetResourcePolicy" => reply(kinesis.get_resource_policy(json::decode(body)?)),
+        "DeleteResourcePolicy" => unit(kinesis.delete_resource_policy(json::decode(body)?)),
+        "TagResource" => unit(kinesis.tag_resource(json::decode(body)?)),
+        "UntagResource" => unit(kinesis.untag_resource(json::decode(body)?)),
+        "ListTagsForResource" => reply(kinesis.list_tags_for_resource(json::decode(body)?)),
+        "DescribeAccountSettings" => reply(kinesis.describe_account_settings(json::decode(body)?)),
+        "UpdateAccountSettings" => reply(kinesis.update_account_settings(json::decode(body)?)),
+        "UpdateStreamWarmThroughput" => reply(kinesis.update_warm_throughput(json::decode(body)?)),
+        "UpdateStreamRecordDistributionStrategy" => {
+            unit(kinesis.update_distribution_strategy(json::decode(body)?))
+        }
         other => Err(ApiError::UnknownOperation(format!(
             "Operation {other} is not supported by this engine"
         ))),

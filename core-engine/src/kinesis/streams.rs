@@ -9,6 +9,8 @@ use crate::model::stream::{Stream, StreamMode};
 use crate::protocol::json::Timestamp;
 
 use super::Kinesis;
+use super::monitoring::{EnhancedMetrics, enhanced_monitoring};
+use super::on_demand::WarmThroughputOut;
 use super::page_token::PageToken;
 use super::shards::{ShardOut, listed_shards};
 use super::tags::check_new_tags;
@@ -83,16 +85,6 @@ struct StreamDescription {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct EnhancedMetrics {
-    shard_level_metrics: [&'static str; 0],
-}
-
-const NO_METRICS: [EnhancedMetrics; 1] = [EnhancedMetrics {
-    shard_level_metrics: [],
-}];
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
 pub(crate) struct DescribeStreamSummaryOutput {
     stream_description_summary: StreamDescriptionSummary,
 }
@@ -113,6 +105,10 @@ struct StreamDescriptionSummary {
     consumer_count: usize,
     #[serde(rename = "MaxRecordSizeInKiB")]
     max_record_size_in_kib: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warm_throughput: Option<WarmThroughputOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_distribution_strategy: Option<&'static str>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,7 +311,7 @@ impl Kinesis {
                 has_more_shards,
                 retention_period_hours: state.retention_hours,
                 stream_creation_timestamp: Timestamp(stream.created_ms),
-                enhanced_monitoring: NO_METRICS,
+                enhanced_monitoring: enhanced_monitoring(&state.settings.metrics),
                 encryption_type: "NONE",
             },
         })
@@ -342,11 +338,18 @@ impl Kinesis {
                 },
                 retention_period_hours: state.retention_hours,
                 stream_creation_timestamp: Timestamp(stream.created_ms),
-                enhanced_monitoring: NO_METRICS,
+                enhanced_monitoring: enhanced_monitoring(&state.settings.metrics),
                 encryption_type: "NONE",
                 open_shard_count: state.open_shard_count(),
                 consumer_count: state.consumers.len(),
                 max_record_size_in_kib: state.max_record_size_kib,
+                // Both are only shown for on-demand streams, as AWS does.
+                warm_throughput: (state.mode == StreamMode::OnDemand)
+                    .then_some(state.settings.warm_throughput_mibps)
+                    .flatten()
+                    .map(WarmThroughputOut::settled),
+                record_distribution_strategy: (state.mode == StreamMode::OnDemand)
+                    .then_some(state.settings.distribution.as_str()),
             },
         })
     }

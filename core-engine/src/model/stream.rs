@@ -10,6 +10,7 @@ use crate::storage::{ShardRecord, StoredRecord, StreamId};
 
 use super::consumer::{Consumer, ConsumerMeta};
 use super::hash::{HashRange, even_ranges};
+use super::settings::StreamSettings;
 use super::shard::Shard;
 
 /// Retention of a new stream, and the bounds AWS allows.
@@ -69,6 +70,8 @@ pub(crate) struct StreamState {
     pub(crate) paused: watch::Sender<bool>,
     /// Set once the stream is deleted: puts that held on to it are refused.
     pub(crate) deleted: bool,
+    /// Monitoring, policy, warm throughput and distribution settings.
+    pub(crate) settings: StreamSettings,
 }
 
 impl Stream {
@@ -115,6 +118,7 @@ impl StreamState {
             max_record_size_kib: DEFAULT_MAX_RECORD_KIB,
             paused: watch::channel(false).0,
             deleted: false,
+            settings: StreamSettings::default(),
         };
         state.rebuild_routing();
         state
@@ -271,11 +275,9 @@ impl StreamState {
             consumers: self
                 .consumers
                 .values()
-                .map(|c| ConsumerMeta {
-                    name: c.name.clone(),
-                    created_ms: c.created_ms,
-                })
+                .map(Consumer::to_meta)
                 .collect(),
+            settings: self.settings.clone(),
         }
     }
 }
@@ -294,6 +296,8 @@ pub(crate) struct StreamMeta {
     pub(crate) consumers: Vec<ConsumerMeta>,
     #[serde(default = "default_max_record_kib")]
     pub(crate) max_record_size_kib: u32,
+    #[serde(default)]
+    pub(crate) settings: StreamSettings,
 }
 
 fn default_max_record_kib() -> u32 {
@@ -344,9 +348,10 @@ impl StreamMeta {
         state.consumers = self
             .consumers
             .into_iter()
-            .map(|c| (c.name.clone(), Consumer::new(c.name, c.created_ms)))
+            .map(|c| (c.name.clone(), Consumer::from_meta(c)))
             .collect();
         state.max_record_size_kib = self.max_record_size_kib;
+        state.settings = self.settings;
         Ok(Stream {
             id: self.id,
             name: self.name,
