@@ -199,3 +199,26 @@ impl Kinesis {
         Ok(())
     }
 }
+
+impl Kinesis {
+    /// Checks CreateStream's WarmThroughputMiBps and RecordDistributionStrategy against the
+    /// stream's capacity mode.
+    pub(crate) fn check_create_on_demand_settings(
+        &self,
+        warm_throughput_mibps: Option<i64>,
+        distribution: Distribution,
+        mode: StreamMode,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        if let Some(mibps) = warm_throughput_mibps {
+            self.check_warm_throughput_allowed(name, mode, mibps)?;
+        }
+        if mode != StreamMode::OnDemand && distribution == Distribution::Auto {
+            return Err(ApiError::InvalidArgument(format!(
+                "The AUTO record distribution strategy is only supported for ON_DEMAND streams; \
+                 stream {name} would be PROVISIONED."
+            )));
+        }
+        Ok(())
+    }
+}

@@ -42,6 +42,9 @@ pub(crate) struct CreateStreamInput {
     tags: Option<BTreeMap<String, String>>,
     #[serde(rename = "MaxRecordSizeInKiB")]
     max_record_size_in_kib: Option<i64>,
+    #[serde(rename = "WarmThroughputMiBps")]
+    warm_throughput_mibps: Option<i64>,
+    record_distribution_strategy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +173,11 @@ impl Kinesis {
         }
         let mode = parse_mode(input.stream_mode_details.as_ref(), &mut v);
         super::capacity::check_max_record_size(input.max_record_size_in_kib, &mut v);
+        super::on_demand::check_warm_throughput(input.warm_throughput_mibps, &mut v);
+        let distribution = super::on_demand::parse_distribution(
+            input.record_distribution_strategy.as_deref(),
+            &mut v,
+        );
         if mode == StreamMode::Provisioned {
             v.require(&input.shard_count, "shardCount");
         }
@@ -177,6 +185,8 @@ impl Kinesis {
         let name = input.stream_name.unwrap_or_default();
         let tags = input.tags.unwrap_or_default();
         check_new_tags(&tags, 0, &name)?;
+        super::tags::check_tag_content(&tags)?;
+        self.check_create_on_demand_settings(input.warm_throughput_mibps, distribution, mode, &name)?;
         let shard_count = match mode {
             StreamMode::OnDemand => ON_DEMAND_INITIAL_SHARDS,
             StreamMode::Provisioned => u32::try_from(input.shard_count.unwrap_or(1)).unwrap_or(1),
@@ -205,6 +215,8 @@ impl Kinesis {
                     .map_or(crate::model::stream::DEFAULT_MAX_RECORD_KIB, |kib| {
                         kib as u32
                     });
+                state.settings.warm_throughput_mibps = input.warm_throughput_mibps.map(|m| m as u32);
+                state.settings.distribution = distribution;
             }
             stream
         })?;
