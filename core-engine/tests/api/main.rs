@@ -1,6 +1,7 @@
 //! End-to-end tests of the Kinesis API: each starts an engine in-process on a loopback port and
 //! drives it through `aws-sdk-kinesis` over HTTP (or raw HTTP where the SDK would hide the bytes).
 
+mod account;
 mod auth;
 mod capacity;
 mod cbor;
@@ -9,12 +10,17 @@ mod durable;
 mod errors;
 mod fan_out;
 mod faults;
+mod kept;
 mod limits;
 mod listener;
+mod monitoring;
+mod operations;
+mod policy;
 mod protocol;
 mod records;
 mod reshard;
 mod shards;
 mod streams;
+mod tagging;
 #[path = "../support/mod.rs"]
 mod support;
