@@ -90,6 +90,19 @@ pub(crate) struct StreamSettings {
     pub(crate) warm_throughput_mibps: Option<u32>,
     /// The record distribution strategy.
     pub(crate) distribution: Distribution,
+    /// Where AUTO distribution goes next, as a position among the open shards.
+    #[serde(skip)]
+    pub(crate) auto_cursor: usize,
+}
+
+impl super::stream::StreamState {
+    /// Whether puts ignore partition and hash keys and spread over the open shards: AUTO
+    /// distribution on an on-demand stream (a stream made provisioned again keeps the setting,
+    /// which applies once it is on-demand again).
+    pub(crate) fn distributes_automatically(&self) -> bool {
+        self.mode == super::stream::StreamMode::OnDemand
+            && self.settings.distribution == Distribution::Auto
+    }
 }
 
 /// How long a minimum throughput billing commitment lasts at least, once enabled.

@@ -219,12 +219,18 @@ impl StreamState {
         items
             .into_iter()
             .map(|(hash, partition_key, data)| {
-                let shard_index = self.route(hash);
-                let shard = &mut self.shards[shard_index as usize];
                 let size = partition_key.len() + data.len();
-                if limited && !shard.throttle.admit_write(size, now_ms) {
-                    return Err(shard_index);
-                }
+                let shard_index = if self.distributes_automatically() {
+                    self.next_auto_shard(size, now_ms, limited)?
+                } else {
+                    let index = self.route(hash);
+                    let shard = &mut self.shards[index as usize];
+                    if limited && !shard.throttle.admit_write(size, now_ms) {
+                        return Err(index);
+                    }
+                    index
+                };
+                let shard = &mut self.shards[shard_index as usize];
                 let seq = shard.next_sequence(now_ms);
                 Ok(ShardRecord {
                     shard_index,
@@ -237,6 +243,23 @@ impl StreamState {
                 })
             })
             .collect()
+    }
+
+    /// The open shard an AUTO-distributed record of `size` bytes goes to: the open shards take
+    /// turns, and one over its write limit (with `limited`) is passed over, so records spread
+    /// evenly over the capacity there is. Gives the shard whose turn it was if all are over.
+    fn next_auto_shard(&mut self, size: usize, now_ms: i64, limited: bool) -> Result<u32, u32> {
+        let open = self.routing.len();
+        let start = self.settings.auto_cursor % open;
+        for step in 0..open {
+            let index = self.routing[(start + step) % open].1;
+            if !limited || self.shards[index as usize].throttle.admit_write(size, now_ms) {
+                self.settings.auto_cursor = (start + step + 1) % open;
+                return Ok(index);
+            }
+        }
+        self.settings.auto_cursor = (start + 1) % open;
+        Err(self.routing[start].1)
     }
 
     /// Drops records past retention at `now_ms`.

@@ -6,6 +6,7 @@ mod auth;
 mod capacity;
 mod cbor;
 mod common;
+mod distribution;
 mod durable;
 mod errors;
 mod fan_out;
