@@ -69,8 +69,12 @@ impl Kinesis {
         Ok(())
     }
 
-    pub(crate) fn get_resource_policy(&self, input: PolicyRef) -> Result<GetPolicyOutput, ApiError> {
-        let resource = self.resolve_resource(input.resource_arn.as_deref(), Violations::default())?;
+    pub(crate) fn get_resource_policy(
+        &self,
+        input: PolicyRef,
+    ) -> Result<GetPolicyOutput, ApiError> {
+        let resource =
+            self.resolve_resource(input.resource_arn.as_deref(), Violations::default())?;
         let state = resource.stream().state.lock();
         let policy = match &resource {
             Resource::Stream(_) => state.settings.policy.clone(),
@@ -84,7 +88,8 @@ impl Kinesis {
 
     /// Deletes the policy; deleting a policy the resource does not have succeeds.
     pub(crate) fn delete_resource_policy(&self, input: PolicyRef) -> Result<(), ApiError> {
-        let resource = self.resolve_resource(input.resource_arn.as_deref(), Violations::default())?;
+        let resource =
+            self.resolve_resource(input.resource_arn.as_deref(), Violations::default())?;
         self.set_policy(&resource, None)?;
         tracing::info!(resource = ?input.resource_arn, "deleted resource policy");
         Ok(())
@@ -116,13 +121,27 @@ mod tests {
 
     #[test]
     fn a_policy_must_be_a_json_object_with_a_statement() {
-        assert!(check_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow"}]}"#).is_ok());
+        assert!(
+            check_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow"}]}"#).is_ok()
+        );
         assert!(check_document(r#"{"Statement":{"Effect":"Allow"}}"#).is_ok());
-        for bad in ["", "not json", "[]", r#"{"Version":"2012-10-17"}"#, r#"{"Statement":[]}"#] {
+        for bad in [
+            "",
+            "not json",
+            "[]",
+            r#"{"Version":"2012-10-17"}"#,
+            r#"{"Statement":[]}"#,
+        ] {
             let err = check_document(bad).unwrap_err();
             assert_eq!(err.code(), "InvalidArgumentException", "{bad}");
         }
-        let huge = format!(r#"{{"Statement":[],"Pad":"{}"}}"#, "x".repeat(MAX_POLICY_BYTES));
-        assert_eq!(check_document(&huge).unwrap_err().code(), "LimitExceededException");
+        let huge = format!(
+            r#"{{"Statement":[],"Pad":"{}"}}"#,
+            "x".repeat(MAX_POLICY_BYTES)
+        );
+        assert_eq!(
+            check_document(&huge).unwrap_err().code(),
+            "LimitExceededException"
+        );
     }
 }

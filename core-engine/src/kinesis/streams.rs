@@ -186,7 +186,12 @@ impl Kinesis {
         let tags = input.tags.unwrap_or_default();
         check_new_tags(&tags, 0, &name)?;
         super::tags::check_tag_content(&tags)?;
-        self.check_create_on_demand_settings(input.warm_throughput_mibps, distribution, mode, &name)?;
+        self.check_create_on_demand_settings(
+            input.warm_throughput_mibps,
+            distribution,
+            mode,
+            &name,
+        )?;
         let shard_count = match mode {
             StreamMode::OnDemand => ON_DEMAND_INITIAL_SHARDS,
             StreamMode::Provisioned => u32::try_from(input.shard_count.unwrap_or(1)).unwrap_or(1),
@@ -215,7 +220,8 @@ impl Kinesis {
                     .map_or(crate::model::stream::DEFAULT_MAX_RECORD_KIB, |kib| {
                         kib as u32
                     });
-                state.settings.warm_throughput_mibps = input.warm_throughput_mibps.map(|m| m as u32);
+                state.settings.warm_throughput_mibps =
+                    input.warm_throughput_mibps.map(|m| m as u32);
                 state.settings.distribution = distribution;
             }
             stream

@@ -199,7 +199,10 @@ mod tests {
             account.commitment_status(2_000),
             CommitmentStatus::EnabledUntilEarliestAllowedEnd
         );
-        assert_eq!(account.commitment_ends_ms, Some(1_000 + COMMITMENT_MINIMUM_MS));
+        assert_eq!(
+            account.commitment_ends_ms,
+            Some(1_000 + COMMITMENT_MINIMUM_MS)
+        );
         assert_eq!(
             account.commitment_status(1_000 + COMMITMENT_MINIMUM_MS),
             CommitmentStatus::Disabled
@@ -226,8 +229,7 @@ mod tests {
         assert!(settings.metrics.is_empty() && settings.policy.is_none());
         assert_eq!(settings.distribution, Distribution::UserPartitionKey);
         let settings: StreamSettings =
-            serde_json::from_str(r#"{"metrics":["IncomingBytes"],"distribution":"AUTO"}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"metrics":["IncomingBytes"],"distribution":"AUTO"}"#).unwrap();
         assert_eq!(settings.distribution, Distribution::Auto);
         assert!(settings.metrics.contains(&Metric::IncomingBytes));
     }

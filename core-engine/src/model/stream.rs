@@ -253,7 +253,11 @@ impl StreamState {
         let start = self.settings.auto_cursor % open;
         for step in 0..open {
             let index = self.routing[(start + step) % open].1;
-            if !limited || self.shards[index as usize].throttle.admit_write(size, now_ms) {
+            if !limited
+                || self.shards[index as usize]
+                    .throttle
+                    .admit_write(size, now_ms)
+            {
                 self.settings.auto_cursor = (start + step + 1) % open;
                 return Ok(index);
             }
@@ -295,11 +299,7 @@ impl StreamState {
             tags: self.tags.clone(),
             shards: self.shard_metas(),
             max_record_size_kib: self.max_record_size_kib,
-            consumers: self
-                .consumers
-                .values()
-                .map(Consumer::to_meta)
-                .collect(),
+            consumers: self.consumers.values().map(Consumer::to_meta).collect(),
             settings: self.settings.clone(),
         }
     }

@@ -3,8 +3,8 @@
 
 use aws_sdk_kinesis::types::{
     MinimumThroughputBillingCommitmentInput, MinimumThroughputBillingCommitmentInputStatus as In,
-    MinimumThroughputBillingCommitmentOutputStatus as Out, RecordDistributionStrategy,
-    StreamMode, StreamModeDetails,
+    MinimumThroughputBillingCommitmentOutputStatus as Out, RecordDistributionStrategy, StreamMode,
+    StreamModeDetails,
 };
 
 use core_engine::Clock;
@@ -90,7 +90,11 @@ async fn the_billing_commitment_lasts_at_least_a_day_on_the_engine_clock() {
     assert_eq!(enabled.status, Out::Enabled);
     assert_eq!(enabled.started_at.unwrap().to_millis().unwrap(), start);
     assert_eq!(
-        enabled.earliest_allowed_end_at.unwrap().to_millis().unwrap(),
+        enabled
+            .earliest_allowed_end_at
+            .unwrap()
+            .to_millis()
+            .unwrap(),
         start + 24 * HOUR_MS
     );
     assert!(enabled.ended_at.is_none());
@@ -103,7 +107,10 @@ async fn the_billing_commitment_lasts_at_least_a_day_on_the_engine_clock() {
         ending.ended_at.unwrap().to_millis().unwrap(),
         start + 24 * HOUR_MS
     );
-    assert_eq!(commitment(&engine).await.status, Out::EnabledUntilEarliestAllowedEnd);
+    assert_eq!(
+        commitment(&engine).await.status,
+        Out::EnabledUntilEarliestAllowedEnd
+    );
     // Enabling again cancels the scheduled end; the commitment keeps its start.
     let again = set_commitment(&engine, In::Enabled).await;
     assert_eq!(again.status, Out::Enabled);
@@ -113,7 +120,10 @@ async fn the_billing_commitment_lasts_at_least_a_day_on_the_engine_clock() {
     clock.advance(23 * HOUR_MS);
     let ended = commitment(&engine).await;
     assert_eq!(ended.status, Out::Disabled);
-    assert_eq!(ended.ended_at.unwrap().to_millis().unwrap(), start + 24 * HOUR_MS);
+    assert_eq!(
+        ended.ended_at.unwrap().to_millis().unwrap(),
+        start + 24 * HOUR_MS
+    );
 
     // After the first day, disabling takes effect at once.
     clock.advance(HOUR_MS);
@@ -187,7 +197,10 @@ async fn warm_throughput_needs_an_on_demand_stream_and_the_commitment() {
     let warm = out.warm_throughput.unwrap();
     assert_eq!(warm.target_mibps, Some(100));
     let shown = summary(&engine, &on_demand).await.warm_throughput.unwrap();
-    assert_eq!((shown.target_mibps, shown.current_mibps), (Some(100), Some(100)));
+    assert_eq!(
+        (shown.target_mibps, shown.current_mibps),
+        (Some(100), Some(100))
+    );
 
     // Lowering it releases capacity: the answer shows where it was.
     let out = engine
@@ -199,7 +212,10 @@ async fn warm_throughput_needs_an_on_demand_stream_and_the_commitment() {
         .await
         .unwrap();
     let warm = out.warm_throughput.unwrap();
-    assert_eq!((warm.target_mibps, warm.current_mibps), (Some(20), Some(100)));
+    assert_eq!(
+        (warm.target_mibps, warm.current_mibps),
+        (Some(20), Some(100))
+    );
     let shown = summary(&engine, &on_demand).await.warm_throughput.unwrap();
     assert_eq!(shown.target_mibps, Some(20));
 
@@ -215,7 +231,12 @@ async fn warm_throughput_needs_an_on_demand_stream_and_the_commitment() {
     );
     assert_eq!(code, "InvalidArgumentException");
     assert!(message.contains("PROVISIONED"), "{message}");
-    assert!(summary(&engine, &provisioned).await.warm_throughput.is_none());
+    assert!(
+        summary(&engine, &provisioned)
+            .await
+            .warm_throughput
+            .is_none()
+    );
 
     // At most 10 GiB/s; not negative; required; the stream must exist.
     let (code, _) = code_of(
@@ -249,7 +270,11 @@ async fn warm_throughput_needs_an_on_demand_stream_and_the_commitment() {
     );
     assert_eq!(code, "ResourceNotFoundException");
     assert_eq!(
-        summary(&engine, &on_demand).await.warm_throughput.unwrap().target_mibps,
+        summary(&engine, &on_demand)
+            .await
+            .warm_throughput
+            .unwrap()
+            .target_mibps,
         Some(20)
     );
 
@@ -270,7 +295,11 @@ async fn warm_throughput_needs_an_on_demand_stream_and_the_commitment() {
         .await
         .unwrap();
     assert_eq!(
-        summary(&engine, &created).await.warm_throughput.unwrap().target_mibps,
+        summary(&engine, &created)
+            .await
+            .warm_throughput
+            .unwrap()
+            .target_mibps,
         Some(50)
     );
     let (code, _) = code_of(
@@ -294,11 +323,15 @@ async fn the_record_distribution_strategy_is_kept_for_on_demand_streams() {
     let provisioned = name("distribution-provisioned");
     engine.create_stream(&provisioned, 1).await;
     assert_eq!(
-        summary(&engine, &on_demand).await.record_distribution_strategy,
+        summary(&engine, &on_demand)
+            .await
+            .record_distribution_strategy,
         Some(RecordDistributionStrategy::UserPartitionKey)
     );
     assert_eq!(
-        summary(&engine, &provisioned).await.record_distribution_strategy,
+        summary(&engine, &provisioned)
+            .await
+            .record_distribution_strategy,
         None,
         "only on-demand streams show a strategy"
     );
@@ -312,7 +345,9 @@ async fn the_record_distribution_strategy_is_kept_for_on_demand_streams() {
         .await
         .unwrap();
     assert_eq!(
-        summary(&engine, &on_demand).await.record_distribution_strategy,
+        summary(&engine, &on_demand)
+            .await
+            .record_distribution_strategy,
         Some(RecordDistributionStrategy::Auto)
     );
     engine
@@ -324,7 +359,9 @@ async fn the_record_distribution_strategy_is_kept_for_on_demand_streams() {
         .await
         .unwrap();
     assert_eq!(
-        summary(&engine, &on_demand).await.record_distribution_strategy,
+        summary(&engine, &on_demand)
+            .await
+            .record_distribution_strategy,
         Some(RecordDistributionStrategy::UserPartitionKey)
     );
 
@@ -377,7 +414,9 @@ async fn the_record_distribution_strategy_is_kept_for_on_demand_streams() {
         .await
         .unwrap();
     assert_eq!(
-        summary(&engine, &created).await.record_distribution_strategy,
+        summary(&engine, &created)
+            .await
+            .record_distribution_strategy,
         Some(RecordDistributionStrategy::Auto)
     );
     let (code, _) = code_of(

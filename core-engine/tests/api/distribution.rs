@@ -126,7 +126,11 @@ async fn user_partition_key_streams_route_by_key_and_require_one() {
         .unwrap();
     put_batch(&engine, &stream, 40, "same-key").await;
     let counts = per_shard(&engine, &stream).await;
-    assert_eq!(counts.values().filter(|&&n| n == 40).count(), 1, "{counts:?}");
+    assert_eq!(
+        counts.values().filter(|&&n| n == 40).count(),
+        1,
+        "{counts:?}"
+    );
     assert_eq!(counts.values().sum::<usize>(), 40);
 
     let (code, message) = code_of(
@@ -178,5 +182,8 @@ async fn user_partition_key_streams_route_by_key_and_require_one() {
             .await,
     );
     assert_eq!(code, "InvalidArgumentException");
-    assert_eq!(per_shard(&engine, &stream).await.values().sum::<usize>(), 40);
+    assert_eq!(
+        per_shard(&engine, &stream).await.values().sum::<usize>(),
+        40
+    );
 }

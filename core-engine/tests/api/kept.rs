@@ -136,14 +136,20 @@ async fn a_restart_keeps_every_kept_setting() {
             .policy;
         assert_eq!(policy, POLICY, "{resource}");
     }
-    let tags = |out: aws_sdk_kinesis::operation::list_tags_for_resource::ListTagsForResourceOutput| {
-        out.tags
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| (t.key, t.value.unwrap_or_default()))
-            .collect::<Vec<_>>()
-    };
-    let stream_tags = client.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+    let tags =
+        |out: aws_sdk_kinesis::operation::list_tags_for_resource::ListTagsForResourceOutput| {
+            out.tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.key, t.value.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        };
+    let stream_tags = client
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tags(stream_tags), [("team".to_owned(), "core".to_owned())]);
     let consumer_tags = client
         .list_tags_for_resource()

@@ -22,6 +22,6 @@ mod records;
 mod reshard;
 mod shards;
 mod streams;
-mod tagging;
 #[path = "../support/mod.rs"]
 mod support;
+mod tagging;

@@ -77,13 +77,20 @@ async fn enabling_and_disabling_metrics_answers_before_and_after_and_describe_sh
         .await
         .unwrap();
     assert_eq!(out.stream_name.as_deref(), Some(stream.as_str()));
-    assert!(out.stream_arn.unwrap().ends_with(&format!(":stream/{stream}")));
+    assert!(
+        out.stream_arn
+            .unwrap()
+            .ends_with(&format!(":stream/{stream}"))
+    );
     assert!(strs(out.current_shard_level_metrics).is_empty());
     assert_eq!(
         strs(out.desired_shard_level_metrics),
         ["IncomingBytes", "OutgoingBytes"]
     );
-    assert_eq!(shown(&engine, &stream).await, ["IncomingBytes", "OutgoingBytes"]);
+    assert_eq!(
+        shown(&engine, &stream).await,
+        ["IncomingBytes", "OutgoingBytes"]
+    );
 
     // ALL enables every metric; enabling is additive.
     let out = engine
@@ -203,10 +210,8 @@ async fn monitoring_requests_are_validated() {
 
 #[tokio::test]
 async fn a_creating_stream_is_in_use() {
-    let engine = TestEngine::with(
-        Engine::builder().stream_create_delay(Duration::from_secs(3600)),
-    )
-    .await;
+    let engine =
+        TestEngine::with(Engine::builder().stream_create_delay(Duration::from_secs(3600))).await;
     let stream = name("monitor-creating");
     engine.create_stream(&stream, 1).await;
     let (code, _) = code_of(

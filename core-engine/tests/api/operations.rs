@@ -144,8 +144,8 @@ async fn every_operation_of_the_api_is_answered_unless_listed_as_not_yet() {
     let mut unanswered = Vec::new();
     let mut answered_but_listed = Vec::new();
     for operation in &operations {
-        let unknown = error_code(&engine, operation).await.as_deref()
-            == Some("UnknownOperationException");
+        let unknown =
+            error_code(&engine, operation).await.as_deref() == Some("UnknownOperationException");
         let listed = NOT_YET.iter().any(|(name, _)| name == operation);
         match (unknown, listed) {
             (true, false) => unanswered.push(operation.clone()),

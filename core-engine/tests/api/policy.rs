@@ -92,7 +92,11 @@ async fn a_consumer_has_its_own_policy_which_goes_with_it() {
         .consumer_arn;
     put(&engine, &consumer_arn, POLICY).await;
     assert_eq!(policy_of(&engine, &consumer_arn).await, POLICY);
-    assert_eq!(policy_of(&engine, &arn).await, "{}", "the stream's is apart");
+    assert_eq!(
+        policy_of(&engine, &arn).await,
+        "{}",
+        "the stream's is apart"
+    );
 
     engine
         .client

@@ -119,8 +119,14 @@ async fn consumers_have_their_own_tags() {
         .send()
         .await
         .unwrap();
-    assert_eq!(tags_of(&engine, &consumer_arn).await, map(&[("tier", "gold")]));
-    assert!(tags_of(&engine, &arn).await.is_empty(), "the stream's are apart");
+    assert_eq!(
+        tags_of(&engine, &consumer_arn).await,
+        map(&[("tier", "gold")])
+    );
+    assert!(
+        tags_of(&engine, &arn).await.is_empty(),
+        "the stream's are apart"
+    );
 
     engine
         .client
@@ -198,7 +204,12 @@ async fn tagging_follows_aws_limits() {
     );
     assert_eq!(code, "ValidationException");
     // The aws: prefix is AWS's own, and tags have a restricted alphabet.
-    for (key, value) in [("aws:created-by", "me"), ("AWS:x", "y"), ("k00", "a*b"), ("a#b", "v")] {
+    for (key, value) in [
+        ("aws:created-by", "me"),
+        ("AWS:x", "y"),
+        ("k00", "a*b"),
+        ("a#b", "v"),
+    ] {
         let (code, message) = code_of(
             engine
                 .client
@@ -237,7 +248,10 @@ async fn tagging_follows_aws_limits() {
         .send()
         .await
         .unwrap();
-    assert_eq!(tags_of(&engine, &arn).await["Équipe data/ops"], "a.b:c=d+e-f@g_h");
+    assert_eq!(
+        tags_of(&engine, &arn).await["Équipe data/ops"],
+        "a.b:c=d+e-f@g_h"
+    );
 
     // UntagResource: 1 to 50 keys.
     let mut too_many = engine.client.untag_resource().resource_arn(&arn);
