@@ -378,14 +378,17 @@ pub(crate) async fn apply_call_faults(
     Ok(None)
 }
 
-/// The stream a request body names, by name, ARN, consumer ARN or shard iterator.
+/// The stream a request body names, by name, ARN, consumer ARN, resource ARN or shard iterator.
 fn stream_named_in(body: &[u8], key: &crate::model::iterator::TokenKey) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let text = |key: &str| value.get(key).and_then(|v| v.as_str());
     if let Some(name) = text("StreamName") {
         return Some(name.to_owned());
     }
-    if let Some(arn) = text("StreamARN").or_else(|| text("ConsumerARN")) {
+    let arn = text("StreamARN")
+        .or_else(|| text("ConsumerARN"))
+        .or_else(|| text("ResourceARN"));
+    if let Some(arn) = arn {
         let after = arn.split_once(":stream/")?.1;
         return Some(after.split('/').next().unwrap_or(after).to_owned());
     }

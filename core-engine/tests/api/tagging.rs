@@ -292,3 +292,32 @@ async fn tagging_follows_aws_limits() {
     );
     assert_eq!(code, "ValidationException");
 }
+
+#[tokio::test]
+async fn faults_for_a_stream_hit_calls_naming_it_by_resource_arn() {
+    use core_engine::{Engine, Fault, FaultRule};
+    let stream = name("tag-faults");
+    let rule = FaultRule::new("TagResource", Fault::InternalFailure).on_stream(&stream);
+    let engine = TestEngine::with(Engine::builder().fault(rule)).await;
+    engine.create_stream(&stream, 1).await;
+    let other = name("tag-no-faults");
+    engine.create_stream(&other, 1).await;
+    let (code, _) = code_of(
+        engine
+            .client
+            .tag_resource()
+            .resource_arn(stream_arn(&stream))
+            .tags("a", "b")
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InternalFailure");
+    engine
+        .client
+        .tag_resource()
+        .resource_arn(stream_arn(&other))
+        .tags("a", "b")
+        .send()
+        .await
+        .unwrap();
+}
