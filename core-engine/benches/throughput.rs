@@ -5,8 +5,11 @@
 //! Printed per mode (in memory, durable with fsync): records/s, MB/s and request latency p50/p99.
 //!
 //! ```text
-//! cargo bench -p core-engine --bench throughput -- [--seconds 10] [--writers 4] [--shards 4] [--mode memory|durable|all]
+//! cargo bench -p core-engine --bench throughput -- [--seconds 10] [--writers 4] [--shards 4] [--mode memory|durable|all] [--encrypted]
 //! ```
+//!
+//! `--encrypted` starts server-side encryption on the stream first, so that a durable engine
+//! seals every batch in its log.
 //!
 //! With `--endpoint URL` it drives an engine that is already running (for example
 //! `core-engine serve` in another process, to see how the CPU splits between engine and clients).
@@ -31,6 +34,7 @@ struct Options {
     shards: i32,
     modes: Vec<&'static str>,
     endpoint: Option<String>,
+    encrypted: bool,
 }
 
 fn options() -> Options {
@@ -40,6 +44,7 @@ fn options() -> Options {
         shards: 4,
         modes: vec!["memory", "durable"],
         endpoint: None,
+        encrypted: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -58,6 +63,7 @@ fn options() -> Options {
         options.shards = v.parse().expect("--shards takes a number");
     }
     options.endpoint = value("--endpoint");
+    options.encrypted = args.iter().any(|a| a == "--encrypted");
     match value("--mode").as_deref() {
         Some("memory") => options.modes = vec!["memory"],
         Some("durable") => options.modes = vec!["durable"],
@@ -312,6 +318,16 @@ async fn run_phases(endpoint: &str, stream: &str, label: &str, options: &Options
         .send()
         .await
         .unwrap();
+    if options.encrypted {
+        client(endpoint)
+            .start_stream_encryption()
+            .stream_name(stream)
+            .encryption_type(aws_sdk_kinesis::types::EncryptionType::Kms)
+            .key_id("alias/aws/kinesis")
+            .send()
+            .await
+            .unwrap();
+    }
     let mut writes = write_phase(endpoint, stream, options).await;
     writes.print(&format!("{label} PutRecords"));
     let mut reads = read_phase(endpoint, stream).await;

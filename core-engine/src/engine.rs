@@ -17,9 +17,11 @@ use crate::error::Error;
 use crate::faults::{FaultInjector, FaultRule};
 use crate::kinesis::{Kinesis, ServiceConfig};
 use crate::protocol::Services;
-use crate::server::ListenerConfig;
+use crate::server::{ListenerConfig, ServerTls};
+use crate::storage::crypto::{MasterKey, MasterKeySlot};
 use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
 use crate::storage::{MemoryStorage, Storage};
+use crate::tls::{TlsConfig, TlsConnections};
 
 /// A configured engine, ready to [`start`](Engine::start) or [`run`](Engine::run).
 ///
@@ -51,6 +53,15 @@ struct EngineConfig {
     listener: ListenerConfig,
     credentials: Option<Credentials>,
     admin_endpoints: bool,
+    tls: Option<TlsConfig>,
+    master_key: Option<MasterKeySource>,
+}
+
+/// Where the master key for encryption at rest comes from.
+#[derive(Clone, Debug)]
+enum MasterKeySource {
+    Key(MasterKey),
+    File(PathBuf),
 }
 
 /// Builds an [`Engine`].
@@ -95,6 +106,8 @@ impl Default for EngineBuilder {
                 listener: ListenerConfig::default(),
                 credentials: None,
                 admin_endpoints: true,
+                tls: None,
+                master_key: None,
             },
         }
     }
@@ -132,6 +145,24 @@ impl EngineBuilder {
     /// whole segment at a time, so smaller segments free it sooner. Default 64 MiB.
     pub fn wal_segment_bytes(mut self, bytes: u64) -> Self {
         self.config.wal_segment_bytes = bytes;
+        self
+    }
+
+    /// The master key that wraps the data keys of streams encrypted at rest
+    /// (StartStreamEncryption in a durable engine; see [`crate::storage::crypto`]). Default:
+    /// `<data-dir>/master.key`, made (mode 0600) at the first StartStreamEncryption, which only
+    /// protects the log against someone who has the segment files but not that file. A data
+    /// directory must be reopened with the key it was written with; another key stops the
+    /// start with an error.
+    pub fn master_key(mut self, key: [u8; 32]) -> Self {
+        self.config.master_key = Some(MasterKeySource::Key(MasterKey::from_bytes(key)));
+        self
+    }
+
+    /// [`EngineBuilder::master_key`] read from a file when the engine opens: 32 raw bytes, 64
+    /// hex digits, or the base64 of 32 bytes.
+    pub fn master_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.master_key = Some(MasterKeySource::File(path.into()));
         self
     }
 
@@ -250,6 +281,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Serve HTTPS instead of HTTP, with this certificate (see [`TlsConfig`]); ALPN offers
+    /// HTTP/2 and HTTP/1.1. Default: plain HTTP.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
     /// Checks the settings.
     pub fn build(self) -> Result<Engine, Error> {
         let config = self.config;
@@ -315,19 +353,28 @@ impl Engine {
             source,
         })?;
         let limits = self.config.listener;
+        let tls = self.config.load_tls()?;
         let services = self.open()?;
         let faults = services.kinesis.faults.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_until(listener, services, limits, async {
-            let _ = stopped.await;
-        }));
-        tracing::info!(endpoint = %format!("http://{local_addr}"), "core-engine started");
-        Ok(EngineHandle {
+        let task = tokio::spawn(serve_until(
+            listener,
+            services,
+            limits,
+            tls.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let handle = EngineHandle {
             local_addr,
             faults,
+            tls,
             stop: Some(stop),
             task: Some(task),
-        })
+        };
+        tracing::info!(endpoint = %handle.endpoint_url(), "core-engine started");
+        Ok(handle)
     }
 
     /// Recovers any data, then serves `listener` until `shutdown` completes; returns once
@@ -344,9 +391,11 @@ impl Engine {
     /// that it is ready only once recovery succeeded.
     pub fn recover(self) -> Result<RecoveredEngine, Error> {
         let limits = self.config.listener;
+        let tls = self.config.load_tls()?;
         Ok(RecoveredEngine {
             services: self.open()?,
             limits,
+            tls,
         })
     }
 
@@ -378,6 +427,14 @@ impl Engine {
                 Some(dir) => crate::model::iterator::TokenKey::load_or_create(dir)?,
                 None => crate::model::iterator::TokenKey::random(),
             },
+            master_key: Arc::new(match (&config.master_key, &config.data_dir) {
+                (Some(MasterKeySource::Key(key)), _) => MasterKeySlot::given(key.clone()),
+                (Some(MasterKeySource::File(path)), _) => {
+                    MasterKeySlot::given(MasterKey::from_file(path)?)
+                }
+                (None, Some(dir)) => MasterKeySlot::in_dir(dir)?,
+                (None, None) => MasterKeySlot::none(),
+            }),
         };
         let faults = Arc::new(FaultInjector::new(config.fault_seed, config.faults.clone()));
         let metadata_path = config.data_dir.clone().unwrap_or_default().join("metadata");
@@ -423,14 +480,36 @@ impl Engine {
     }
 }
 
+impl EngineConfig {
+    /// Loads or generates the TLS certificate, if TLS is on.
+    fn load_tls(&self) -> Result<Option<Arc<ServerTls>>, Error> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(ServerTls::new(tls.load(self.listen)?))))
+    }
+}
+
 /// An engine whose data is recovered, ready to serve; see [`Engine::recover`].
 #[derive(Debug)]
 pub struct RecoveredEngine {
     services: Services,
     limits: ListenerConfig,
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl RecoveredEngine {
+    /// Whether the engine will serve HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The certificate (PEM) of the CA that signed the engine's certificate, when TLS is on
+    /// with [`TlsConfig::self_signed`]: what clients must trust.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.tls.as_deref().and_then(ServerTls::ca_pem)
+    }
+
     /// Serves `listener` until `shutdown` completes; returns once in-flight requests are done
     /// and storage is closed.
     pub async fn run(
@@ -438,7 +517,7 @@ impl RecoveredEngine {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        serve_until(listener, self.services, self.limits, shutdown).await;
+        serve_until(listener, self.services, self.limits, self.tls, shutdown).await;
         Ok(())
     }
 }
@@ -496,9 +575,10 @@ async fn serve_until(
     listener: TcpListener,
     services: Services,
     limits: ListenerConfig,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    crate::server::serve(listener, services.clone(), limits, shutdown).await;
+    crate::server::serve(listener, services.clone(), limits, tls, shutdown).await;
     if let Err(error) = services.kinesis.storage.close() {
         tracing::error!(%error, "closing storage failed");
     }
@@ -514,14 +594,29 @@ async fn serve_until(
 pub struct EngineHandle {
     local_addr: SocketAddr,
     faults: Arc<FaultInjector>,
+    tls: Option<Arc<ServerTls>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl EngineHandle {
-    /// The URL to give an AWS SDK as its endpoint, such as `http://127.0.0.1:4567`.
+    /// The URL to give an AWS SDK as its endpoint, such as `http://127.0.0.1:4567`, or
+    /// `https://127.0.0.1:4567` with TLS.
     pub fn endpoint_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// The certificate (PEM) of the CA that signed the engine's certificate, when TLS is on
+    /// with [`TlsConfig::self_signed`]: what clients must trust (see
+    /// [`crate::tls::sdk_http_client`]).
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.tls.as_deref().and_then(ServerTls::ca_pem)
+    }
+
+    /// How many TLS connections negotiated HTTP/2 and HTTP/1.1 so far; `None` without TLS.
+    pub fn tls_connections(&self) -> Option<TlsConnections> {
+        self.tls.as_deref().map(ServerTls::connections)
     }
 
     /// The engine's fault injector, to add or clear rules while it runs.

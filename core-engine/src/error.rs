@@ -23,6 +23,9 @@ pub enum ApiError {
     /// An account or stream limit would be exceeded.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The KMS key named for server-side encryption does not exist (here: is not well formed).
+    #[error("{0}")]
+    KmsNotFound(String),
     /// The shard iterator is older than five minutes.
     #[error("{0}")]
     ExpiredIterator(String),
@@ -81,6 +84,7 @@ impl ApiError {
             Self::ResourceInUse(_) => "ResourceInUseException",
             Self::InvalidArgument(_) => "InvalidArgumentException",
             Self::LimitExceeded(_) => "LimitExceededException",
+            Self::KmsNotFound(_) => "KMSNotFoundException",
             Self::ExpiredIterator(_) => "ExpiredIteratorException",
             Self::ExpiredNextToken(_) => "ExpiredNextTokenException",
             Self::ProvisionedThroughputExceeded(_) => "ProvisionedThroughputExceededException",

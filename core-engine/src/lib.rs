@@ -24,7 +24,7 @@
 //! - **Time** comes from a [`Clock`], so tests can drive expiry, retention and rate limits.
 //!
 //! The wire protocol is awsJson1.1, or its CBOR variant `application/x-amz-cbor-1.1` (the Java
-//! SDK's default), over HTTP/1.1 or HTTP/2 cleartext: `POST /` with
+//! SDK's default), over HTTP/1.1 or HTTP/2, cleartext or TLS ([`tls`]): `POST /` with
 //! `X-Amz-Target: Kinesis_20131202.<Operation>`. The same port also serves the part of DynamoDB
 //! that lease tables need (awsJson1.0, `X-Amz-Target: DynamoDB_20120810.<Operation>`), in
 //! memory or durable in the same data directory. Errors carry AWS's codes and status codes
@@ -43,7 +43,7 @@
 //!
 //! # Layout
 //! - [`engine`]: the builder, [`Engine::start`] / [`Engine::run`] and the running handle.
-//! - `server`: HTTP/1.1 + h2c connections; `protocol`: routing, the awsJson1.1 codec and the
+//! - `server`: HTTP/1.1 + HTTP/2 connections, cleartext or TLS ([`tls`]); `protocol`: routing, the awsJson1.1 codec and the
 //!   CBOR translation.
 //! - `kinesis`: one file per family of operations.
 //! - [`model`]: streams, shards, hash keys, sequence numbers and iterators.
@@ -61,12 +61,14 @@ pub mod model;
 mod protocol;
 mod server;
 pub mod storage;
+pub mod tls;
 
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use engine::{Engine, EngineBuilder, EngineHandle, RecoveredEngine};
 pub use error::{ApiError, Error};
 pub use faults::{Fault, FaultRule, Service};
 pub use storage::wal::SyncMode;
+pub use tls::TlsConfig;
 
 /// The DynamoDB expression parsers, for the fuzz target in `core-engine/fuzz`. Not a stable API.
 #[doc(hidden)]

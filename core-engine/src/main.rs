@@ -1,4 +1,4 @@
-//! The standalone engine: `core-engine serve --listen 127.0.0.1:4567 [--data-dir DIR]`.
+//! The standalone engine: `core-engine serve --listen 127.0.0.1:4567 [--data-dir DIR] [--tls]`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use core_engine::auth::Credentials;
-use core_engine::{Engine, SyncMode};
+use core_engine::{Engine, SyncMode, TlsConfig};
 use tokio::net::TcpListener;
 
 /// A Kinesis-compatible engine for local development, tests and CI.
@@ -35,6 +35,10 @@ struct ServeArgs {
     /// When a durable put is acknowledged: after fsync, or after the write reaches the OS.
     #[arg(long, value_enum, default_value_t = Sync::Fsync)]
     sync: Sync,
+    /// Master key for encryption at rest (32 raw bytes, 64 hex digits or base64 of 32 bytes);
+    /// default <data-dir>/master.key, made at the first StartStreamEncryption.
+    #[arg(long, env = "CORE_ENGINE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
     /// Region used in ARNs.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -79,6 +83,44 @@ struct ServeArgs {
     /// Do not serve the /_shardline/ admin endpoints (fault injection) at all.
     #[arg(long)]
     no_admin: bool,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// HTTPS instead of HTTP.
+#[derive(Debug, clap::Args)]
+struct TlsArgs {
+    /// Serve HTTPS with a certificate generated at start for the listen address, localhost,
+    /// 127.0.0.1 and ::1, signed by a new CA whose certificate is written to --tls-ca-out.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM, server certificate first).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Where --tls writes its CA certificate (PEM), for AWS_CA_BUNDLE, awscli --ca-bundle or
+    /// boto3 verify=. Default: ca.pem in --data-dir, else core-engine-ca-PORT.pem in the
+    /// temporary directory.
+    #[arg(long, requires = "tls")]
+    tls_ca_out: Option<PathBuf>,
+    /// Another DNS name or IP address for --tls' certificate (repeatable).
+    #[arg(long = "tls-name", requires = "tls")]
+    tls_names: Vec<String>,
+}
+
+impl TlsArgs {
+    fn config(&self) -> Option<TlsConfig> {
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            return Some(TlsConfig::from_pem_files(cert, key));
+        }
+        self.tls.then(|| {
+            self.tls_names
+                .iter()
+                .fold(TlsConfig::self_signed(), |config, name| config.name(name))
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -119,8 +161,14 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
             Sync::Fsync => SyncMode::Fsync,
             Sync::OsBuffered => SyncMode::OsBuffered,
         });
-    if let Some(dir) = args.data_dir {
+    if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
+    }
+    if let Some(tls) = args.tls.config() {
+        builder = builder.tls(tls);
+    }
+    if let Some(path) = args.master_key_file {
+        builder = builder.master_key_file(path);
     }
     builder = builder
         .header_read_timeout(Duration::from_millis(args.header_read_timeout_ms))
@@ -150,8 +198,27 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
             addr: args.listen,
             source,
         })?;
+    if let Some(ca) = engine.ca_certificate_pem() {
+        let path = args
+            .tls
+            .tls_ca_out
+            .clone()
+            .unwrap_or_else(|| match &args.data_dir {
+                Some(dir) => dir.join("ca.pem"),
+                None => std::env::temp_dir().join(format!("core-engine-ca-{}.pem", addr.port())),
+            });
+        std::fs::write(&path, ca).map_err(|e| {
+            core_engine::Error::Config(format!(
+                "TLS: cannot write the CA certificate to {}: {e}",
+                path.display()
+            ))
+        })?;
+        // Before the listening line, so that the file is there once a script sees that line.
+        println!("core-engine CA certificate: {}", path.display());
+    }
+    let scheme = if engine.is_tls() { "https" } else { "http" };
     // Scripts read this line to find the endpoint when listening on port 0.
-    println!("core-engine listening on http://{addr}");
+    println!("core-engine listening on {scheme}://{addr}");
     engine.run(listener, shutdown_signal()).await
 }
 

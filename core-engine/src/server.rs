@@ -1,9 +1,10 @@
 //! Accepts connections and serves HTTP/1.1 and HTTP/2 cleartext (prior knowledge) on the same
-//! port until told to stop, within the listener's limits ([`ListenerConfig`]):
+//! port until told to stop, or, with TLS, HTTP/1.1 and HTTP/2 as negotiated through ALPN, within
+//! the listener's limits ([`ListenerConfig`]):
 //!
-//! - A connection must send its first request within the header read timeout of connecting,
-//!   and an HTTP/1 request head, once started, must arrive within it; otherwise the
-//!   connection is closed.
+//! - A connection must finish its TLS handshake and send its first request within the header
+//!   read timeout of connecting, and an HTTP/1 request head, once started, must arrive within
+//!   it; otherwise the connection is closed.
 //! - A connection with no request in flight for the idle timeout is closed. A request in
 //!   flight (a SubscribeToShard stream included) is never cut.
 //! - At most `max_connections` connections are served. One more takes the place of an open
@@ -16,6 +17,7 @@
 
 mod conn;
 mod limit;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +41,8 @@ use crate::error::ApiError;
 use crate::protocol::{self, Body, DropConnection, MAX_BODY_BYTES, Services};
 use conn::{Open, Timeouts, TrackedBody, TrackedIo, Tracker};
 use limit::default_max_connections;
+pub(crate) use tls::ServerTls;
+use tls::Stream;
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,6 +86,7 @@ struct Shared {
     timeouts: Timeouts,
     open: Arc<Open>,
     stopped: watch::Receiver<bool>,
+    tls: Option<Arc<ServerTls>>,
 }
 
 /// Serves `listener` until `shutdown` completes, then lets in-flight requests finish.
@@ -89,6 +94,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     services: Services,
     config: ListenerConfig,
+    tls: Option<Arc<ServerTls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -113,6 +119,7 @@ pub(crate) async fn serve(
         },
         open: Arc::default(),
         stopped,
+        tls,
     });
     // Each connection holds a slot until it ends, so all slots back means all are done.
     let slots = Arc::new(Semaphore::new(max));
@@ -178,7 +185,17 @@ fn make_room(
             return run_connection(shared, socket, peer, slot).await;
         }
         tracing::warn!(%peer, max, "refused a connection over the connection limit");
-        limit::refuse(socket, max).await;
+        match &shared.tls {
+            None => limit::refuse(socket, max).await,
+            // Over HTTP/1.1 whatever the client offered, so that it can read the 503; the
+            // handshake gets the time a newcomer gets to wait for room.
+            Some(tls) => {
+                let handshake = tls.handshake_http1(socket);
+                if let Ok(Some(stream)) = tokio::time::timeout(limit::ROOM_WAIT, handshake).await {
+                    limit::refuse(stream, max).await;
+                }
+            }
+        }
         drop(handling);
     });
 }
@@ -195,6 +212,19 @@ async fn run_connection(
     let tracker = Tracker::new();
     let _listed = shared.open.register(&tracker);
     let timeouts = shared.timeouts;
+    let mut stopped = shared.stopped.clone();
+    let socket = match &shared.tls {
+        None => Stream::Plain(socket),
+        Some(tls) => {
+            match tls
+                .handshake(socket, peer, &tracker, timeouts, &mut stopped)
+                .await
+            {
+                Some(stream) => Stream::Tls(Box::new(stream)),
+                None => return,
+            }
+        }
+    };
     let service = {
         let services = shared.services.clone();
         let tracker = tracker.clone();
@@ -211,7 +241,6 @@ async fn run_connection(
     let io = TokioIo::new(TrackedIo::new(socket, tracker.clone()));
     let connection = shared.builder.serve_connection(io, service);
     tokio::pin!(connection);
-    let mut stopped = shared.stopped.clone();
     // When this connection must be gone by, once it has been asked to close.
     let mut closing: Option<Instant> = None;
     loop {

@@ -59,6 +59,8 @@ async fn iot_alerts_flag_every_injected_anomaly_and_nothing_else() {
         rate: 100,
         devices: 5,
         catch_up_timeout: CATCH_UP,
+        // The other scenarios read through fan-out (the default); this one keeps polling covered.
+        retrieval: kcl::Retrieval::Polling,
         ..Default::default()
     };
     let report = iot_alerts::run(&clients, &options).await.unwrap();

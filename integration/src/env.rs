@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use core_engine::{Engine, EngineBuilder, EngineHandle};
 
 /// Where the tests run: an in-process engine, or external endpoints from the environment.
@@ -30,10 +30,15 @@ impl TestEnv {
         let prefix = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         if let Some(kinesis) = external("KINESIS_ENDPOINT") {
             let ddb = external("DYNAMODB_ENDPOINT").unwrap_or_else(|| kinesis.clone());
+            // The Rust SDK does not read AWS_CA_BUNDLE itself; the tests do, for `serve --tls`.
+            let http = external("AWS_CA_BUNDLE").map(|path| {
+                let pem = std::fs::read(&path).expect("AWS_CA_BUNDLE is readable");
+                core_engine::tls::sdk_http_client(pem).expect("AWS_CA_BUNDLE holds certificates")
+            });
             return Self {
                 engine: None,
-                kinesis: kinesis_client(&kinesis),
-                ddb: dynamodb_client(&ddb),
+                kinesis: kinesis_client_with(&kinesis, http.clone()),
+                ddb: dynamodb_client_with(&ddb, http),
                 prefix,
             };
         }
@@ -44,10 +49,14 @@ impl TestEnv {
             .await
             .expect("engine start");
         let url = engine.endpoint_url();
+        // An engine serving HTTPS with a generated certificate: trust its CA.
+        let http = engine.ca_certificate_pem().map(|ca| {
+            core_engine::tls::sdk_http_client(ca).expect("the engine's CA is a certificate")
+        });
         Self {
+            kinesis: kinesis_client_with(&url, http.clone()),
+            ddb: dynamodb_client_with(&url, http),
             engine: Some(engine),
-            kinesis: kinesis_client(&url),
-            ddb: dynamodb_client(&url),
             prefix,
         }
     }
@@ -176,28 +185,43 @@ fn region() -> String {
 
 /// A Kinesis client for `endpoint`.
 pub fn kinesis_client(endpoint: &str) -> aws_sdk_kinesis::Client {
+    kinesis_client_with(endpoint, None)
+}
+
+/// A Kinesis client for `endpoint` using `http` (such as [`core_engine::tls::sdk_http_client`]),
+/// or the SDK's default HTTP client.
+pub fn kinesis_client_with(
+    endpoint: &str,
+    http: Option<SharedHttpClient>,
+) -> aws_sdk_kinesis::Client {
     let (id, secret, token) = credentials();
-    aws_sdk_kinesis::Client::from_conf(
-        aws_sdk_kinesis::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region()))
-            .endpoint_url(endpoint)
-            .credentials_provider(Credentials::new(id, secret, token, None, "e2e"))
-            .build(),
-    )
+    let mut config = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(id, secret, token, None, "e2e"));
+    config.set_http_client(http);
+    aws_sdk_kinesis::Client::from_conf(config.build())
 }
 
 /// A DynamoDB client for `endpoint`.
 pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    dynamodb_client_with(endpoint, None)
+}
+
+/// A DynamoDB client for `endpoint` using `http`, or the SDK's default HTTP client.
+pub fn dynamodb_client_with(
+    endpoint: &str,
+    http: Option<SharedHttpClient>,
+) -> aws_sdk_dynamodb::Client {
     let (id, secret, token) = credentials();
-    aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new(region()))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                id, secret, token, None, "e2e",
-            ))
-            .build(),
-    )
+    let mut config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new(region()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            id, secret, token, None, "e2e",
+        ));
+    config.set_http_client(http);
+    aws_sdk_dynamodb::Client::from_conf(config.build())
 }

@@ -14,6 +14,79 @@ pub enum InitialPosition {
     AtTimestamp(SystemTime),
 }
 
+/// How a worker reads its shards.
+///
+/// * **Polling** (the default): one GetRecords loop per shard. Every application reading the
+///   stream shares the shard's 2 MiB/s and 5 reads/s, and a record waits up to
+///   [`Config::idle_time_between_reads`] before it is read. Needs nothing but the stream.
+/// * **Enhanced fan-out**: the worker registers a stream consumer (once, for the whole fleet;
+///   it is never deregistered) and holds one SubscribeToShard subscription per held lease. The
+///   service pushes records as they arrive (tens of milliseconds), each application gets its own
+///   2 MiB/s per shard, and the worker calls neither GetRecords nor GetShardIterator. On AWS a
+///   registered consumer is billed per shard-hour and per GB read, and SubscribeToShard is
+///   served only over HTTP/2.
+///
+/// Polling stays the library default so that a fleet never creates a billed AWS resource
+/// unasked and an upgrade does not change how an existing fleet reads; choose fan-out with
+/// [`Retrieval::fan_out`] (the examples default to it). Both deliver the same records to the
+/// same [`RecordProcessor`](crate::RecordProcessor) contract: KPL deaggregation, checkpoints,
+/// shard ends, failover and shutdown do not depend on the choice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Retrieval {
+    /// GetRecords polling, tuned by [`Config::max_records`],
+    /// [`Config::idle_time_between_reads`] and [`Config::max_prefetch_batches`].
+    #[default]
+    Polling,
+    /// Enhanced fan-out through SubscribeToShard.
+    FanOut(FanOutConfig),
+}
+
+impl Retrieval {
+    /// Enhanced fan-out with the default settings (consumer named after the application).
+    pub fn fan_out() -> Self {
+        Retrieval::FanOut(FanOutConfig::default())
+    }
+
+    /// Whether this is enhanced fan-out.
+    pub fn is_fan_out(&self) -> bool {
+        matches!(self, Retrieval::FanOut(_))
+    }
+}
+
+/// Enhanced fan-out settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FanOutConfig {
+    /// Name of the stream consumer (default: the application name, as the Java KCL does). Every
+    /// worker of one application must use the same name; two applications must not share one,
+    /// since a consumer holds one subscription per shard and a second subscriber evicts the
+    /// first.
+    pub consumer_name: Option<String>,
+    /// A subscription that delivers no event for this long is cut and made again from where it
+    /// was (default 30 s). The service sends an event at least every 5 s even when the shard is
+    /// idle, so silence means a dead connection. Time the processor spends on earlier batches
+    /// does not count: the clock runs only while the worker is waiting for the next event.
+    pub silence_timeout: Duration,
+    /// Events received ahead of the processor per shard (default 2). The next event is read
+    /// from the connection only when one of these slots is free; the connection's flow control
+    /// then holds the service back. So a shard's records in memory are at most this many events
+    /// plus the batch being processed, whatever the processor's speed (an event carries at most
+    /// 10,000 records).
+    pub max_buffered_events: usize,
+    /// How long start-up waits for a newly registered consumer to become ACTIVE (default 60 s).
+    pub activation_timeout: Duration,
+}
+
+impl Default for FanOutConfig {
+    fn default() -> Self {
+        Self {
+            consumer_name: None,
+            silence_timeout: Duration::from_secs(30),
+            max_buffered_events: 2,
+            activation_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// How a batch is retried when `process_records` fails. The batch is never skipped: it is
 /// delivered again, with a jittered exponential backoff between attempts, until it succeeds or
 /// the lease is lost or the worker shuts down.
@@ -72,7 +145,9 @@ pub struct Config {
     /// a retryable [`Error::Timeout`](crate::Error::Timeout). Renewals use the smaller of this and
     /// the renewal interval, so a hung call never eats a lease's validity.
     pub dynamodb_timeout: Duration,
-    /// Timeout of every Kinesis call (default 10 s; GetRecords answers can be 10 MiB).
+    /// Timeout of every Kinesis call (default 10 s; GetRecords answers can be 10 MiB). With
+    /// fan-out it bounds SubscribeToShard until its first (initial-response) event, and each
+    /// registration call.
     pub kinesis_timeout: Duration,
     /// Attempts of each start-up step of [`Scheduler::run`](crate::Scheduler::run) (creating or
     /// describing the lease table, the first shard listing) that fails with a retryable error,
@@ -83,11 +158,15 @@ pub struct Config {
     pub shard_sync_interval: Duration,
     /// Where new leases start.
     pub initial_position: InitialPosition,
-    /// GetRecords `Limit` (default 10 000).
+    /// Polling or enhanced fan-out (default polling; see [`Retrieval`]).
+    pub retrieval: Retrieval,
+    /// GetRecords `Limit` (default 10 000; polling only).
     pub max_records: i32,
-    /// Pause after a read that returned no records (default 1 500 ms; the service allows 5 reads/s).
+    /// Pause after a read that returned no records (default 1 500 ms; the service allows 5
+    /// reads/s; polling only).
     pub idle_time_between_reads: Duration,
-    /// Batches fetched ahead of the processor per shard (default 3).
+    /// Batches fetched ahead of the processor per shard (default 3; polling only, fan-out has
+    /// [`FanOutConfig::max_buffered_events`]).
     pub max_prefetch_batches: usize,
     /// Whether `process_records` is called with empty batches (default false).
     pub call_process_records_even_for_empty: bool,
@@ -118,6 +197,7 @@ impl Default for Config {
             startup_attempts: 10,
             shard_sync_interval: Duration::from_secs(60),
             initial_position: InitialPosition::Latest,
+            retrieval: Retrieval::Polling,
             max_records: 10_000,
             idle_time_between_reads: Duration::from_millis(1_500),
             max_prefetch_batches: 3,
@@ -182,6 +262,17 @@ impl Config {
         }
         if self.dynamodb_timeout.is_zero() || self.kinesis_timeout.is_zero() {
             return Err("call timeouts must be positive".into());
+        }
+        if let Retrieval::FanOut(f) = &self.retrieval {
+            if f.consumer_name.as_ref().is_some_and(|n| n.is_empty()) {
+                return Err("the fan-out consumer name must not be empty".into());
+            }
+            if f.silence_timeout.is_zero() || f.max_buffered_events == 0 {
+                return Err(
+                    "fan-out needs a positive silence timeout and at least one buffered event"
+                        .into(),
+                );
+            }
         }
         Ok(())
     }

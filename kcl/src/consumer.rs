@@ -7,11 +7,14 @@ use aws_sdk_kinesis::types::ChildShard;
 use tokio::sync::watch;
 
 use crate::checkpointer::Checkpointer;
-use crate::config::{Config, InitialPosition};
+use crate::config::{Config, InitialPosition, Retrieval};
 use crate::leases::held::HeldLease;
 use crate::leases::{Checkpoint, Lease, LeaseTable, SequenceNumber};
 use crate::processor::{InitializationInput, ProcessRecordsInput, RecordProcessor};
-use crate::retrieval::{Fetched, FetcherSettings, StreamRef, backoff, spawn_fetcher};
+use crate::retrieval::{
+    Fetched, FetcherSettings, StreamRef, SubscriberSettings, backoff, spawn_fetcher,
+    spawn_subscriber,
+};
 
 /// How a consumer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,8 @@ pub(crate) struct Context {
     pub stream: StreamRef,
     pub table: LeaseTable,
     pub config: Arc<Config>,
+    /// The fan-out consumer's ARN, set at start-up when retrieval is fan-out.
+    pub consumer_arn: Arc<std::sync::OnceLock<String>>,
 }
 
 enum Step {
@@ -90,24 +95,46 @@ pub(crate) async fn run<P: RecordProcessor>(
             }
         }
     }
-    let settings = FetcherSettings {
-        max_records: ctx.config.max_records,
-        idle_time_between_reads: ctx.config.idle_time_between_reads,
-        max_prefetch_batches: ctx.config.max_prefetch_batches,
-        timeout: ctx.config.kinesis_timeout,
-        timestamp: match ctx.config.initial_position {
-            InitialPosition::AtTimestamp(t) => Some(t),
-            _ => None,
-        },
+    let timestamp = match ctx.config.initial_position {
+        InitialPosition::AtTimestamp(t) => Some(t),
+        _ => None,
     };
-    let (mut batches, fetcher) = spawn_fetcher(
-        ctx.kinesis.clone(),
-        ctx.stream.clone(),
-        shard.clone(),
-        snapshot.checkpoint.clone(),
-        snapshot.hash_range.unwrap_or((0, u128::MAX)),
-        settings,
-    );
+    let hash_range = snapshot.hash_range.unwrap_or((0, u128::MAX));
+    let (mut batches, fetcher) = match &ctx.config.retrieval {
+        Retrieval::Polling => spawn_fetcher(
+            ctx.kinesis.clone(),
+            ctx.stream.clone(),
+            shard.clone(),
+            snapshot.checkpoint.clone(),
+            hash_range,
+            FetcherSettings {
+                max_records: ctx.config.max_records,
+                idle_time_between_reads: ctx.config.idle_time_between_reads,
+                max_prefetch_batches: ctx.config.max_prefetch_batches,
+                timeout: ctx.config.kinesis_timeout,
+                timestamp,
+            },
+        ),
+        Retrieval::FanOut(fan_out) => {
+            let Some(consumer_arn) = ctx.consumer_arn.get() else {
+                tracing::error!("fan-out consumer not registered");
+                return Exit::Failed;
+            };
+            spawn_subscriber(
+                ctx.kinesis.clone(),
+                shard.clone(),
+                snapshot.checkpoint.clone(),
+                hash_range,
+                SubscriberSettings {
+                    consumer_arn: consumer_arn.clone(),
+                    timeout: ctx.config.kinesis_timeout,
+                    silence_timeout: fan_out.silence_timeout,
+                    max_buffered_events: fan_out.max_buffered_events,
+                    timestamp,
+                },
+            )
+        }
+    };
     let _abort_fetcher = AbortOnDrop(fetcher);
     loop {
         let fetched = tokio::select! {

@@ -70,6 +70,10 @@ pub enum Error {
     /// The lease table did not become ACTIVE in time.
     #[error("lease table {0} not active")]
     TableNotActive(String),
+    /// The enhanced fan-out consumer did not become ACTIVE in time
+    /// ([`FanOutConfig::activation_timeout`](crate::config::FanOutConfig::activation_timeout)).
+    #[error("stream consumer {0} not active")]
+    ConsumerNotActive(String),
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -80,7 +84,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::DynamoDb { retryable, .. } | Error::Kinesis { retryable, .. } => *retryable,
-            Error::TableNotActive(_) | Error::Timeout { .. } => true,
+            Error::TableNotActive(_) | Error::ConsumerNotActive(_) | Error::Timeout { .. } => true,
             _ => false,
         }
     }
@@ -103,6 +107,12 @@ impl Error {
     /// Whether Kinesis reported that the stream or shard does not exist (any more).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Kinesis { code: Some(c), .. } if c == "ResourceNotFoundException")
+    }
+
+    /// Whether Kinesis reported `ResourceInUseException` (for a subscription: another one of the
+    /// same consumer and shard is live; for a registration: the consumer is being registered).
+    pub fn is_resource_in_use(&self) -> bool {
+        matches!(self, Error::Kinesis { code: Some(c), .. } if c == "ResourceInUseException")
     }
 
     /// Whether Kinesis or DynamoDB throttled the call.

@@ -57,6 +57,36 @@
 //! the shard graph alone, so workers starting together on a resharded stream never leave a child
 //! readable before its parent.
 //!
+//! # Retrieval: polling or enhanced fan-out
+//!
+//! [`Config::retrieval`] chooses how a held shard is read (see [`Retrieval`]):
+//!
+//! * [`Retrieval::Polling`] (the default): GetRecords in a loop, [`Config::max_prefetch_batches`]
+//!   ahead of the processor, pausing [`Config::idle_time_between_reads`] after an empty read. All
+//!   applications reading the stream share each shard's 2 MiB/s and 5 reads/s.
+//! * [`Retrieval::FanOut`]: enhanced fan-out. At start-up the worker registers the stream
+//!   consumer ([`FanOutConfig::consumer_name`], default the application name) unless it exists,
+//!   waits until it is ACTIVE, and never deregisters it; workers registering at once end with one
+//!   consumer. Each held lease gets one SubscribeToShard subscription, and records arrive as they
+//!   are written, through the application's own 2 MiB/s per shard. The first subscription starts
+//!   at the checkpoint (AT_SEQUENCE_NUMBER, dropping what the checkpoint covers, also inside a KPL
+//!   aggregate) or at [`Config::initial_position`]; each later one starts AFTER_SEQUENCE_NUMBER the
+//!   `ContinuationSequenceNumber` of the last event handed on, so a subscription that ends (every
+//!   5 minutes) or breaks (ResourceInUseException, LimitExceededException, InternalFailure, a
+//!   dropped connection, silence past [`FanOutConfig::silence_timeout`]) is followed, after a
+//!   jittered backoff, by one that neither skips nor repeats a record. The next event is read
+//!   only when one of [`FanOutConfig::max_buffered_events`] slots is free, so a slow processor
+//!   holds the connection's flow-control window shut instead of filling memory. A fan-out worker
+//!   calls neither GetRecords nor GetShardIterator.
+//!
+//! Both feed the same consumer: deaggregation, the [`RecordProcessor`] lifecycle, fenced
+//! checkpoints, shard ends (children start after all parents reach `SHARD_END`), failover,
+//! stealing and shutdown (which closes the subscription) are the same.
+//!
+//! On AWS, SubscribeToShard is answered only over HTTP/2 (with TLS), so the Kinesis client given
+//! to the [`Scheduler`] must be able to speak HTTP/2 for fan-out. Against the Shardline engine
+//! over `http://` it runs over HTTP/1.1.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -109,7 +139,10 @@
 //!
 //! Through the [`metrics`](https://docs.rs/metrics) facade, with the Java KCL's names:
 //! `MillisBehindLatest`, `RecordsProcessed`, `DataBytesProcessed`,
-//! `RecordProcessor.processRecords.Time` and `ExpiredIterator` per shard; `CurrentLeases`,
+//! `RecordProcessor.processRecords.Time` and `ExpiredIterator` per shard (the Java KCL reports
+//! the same per-shard names whatever the retrieval); with fan-out also `SubscribeToShard.Success`,
+//! `SubscribeToShard.Failure` and `SubscribeToShard.Silent` (counters), and for both retrievals
+//! `RecordsBuffered` (gauge: records read from Kinesis that wait for the processor); `CurrentLeases`,
 //! `TakenLeases`, `StolenLeases`, `LostLeases`, `ExpiredLeases`, `NumWorkers`, `TotalLeases`,
 //! `NeededLeases` and `LeaseSpillover` for lease management. Each shard consumer runs in a
 //! `shard` tracing span.
@@ -125,7 +158,7 @@ mod scheduler;
 mod shard_sync;
 
 pub use checkpointer::{Checkpointer, PreparedCheckpoint};
-pub use config::{Config, InitialPosition, RetryPolicy};
+pub use config::{Config, FanOutConfig, InitialPosition, Retrieval, RetryPolicy};
 pub use error::{Error, Result};
 pub use processor::{
     InitializationInput, ProcessRecordsInput, ProcessorError, Record, RecordProcessor,

@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
-use crate::config::Config;
+use crate::config::{Config, Retrieval};
 use crate::consumer::{self, Context, Exit};
 use crate::error::{Error, Result};
 use crate::leases::held::{self, HeldLease, LeaseTiming};
@@ -23,6 +23,7 @@ use crate::shard_sync;
 /// [`Scheduler::run`], stop it with [`Scheduler::shutdown`].
 pub struct Scheduler<F: RecordProcessorFactory> {
     ctx: Context,
+    application_name: String,
     worker_id: String,
     factory: Arc<F>,
     stop: watch::Sender<bool>,
@@ -88,7 +89,9 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 stream: StreamRef::parse(stream),
                 table: LeaseTable::new(dynamodb, table_name).with_timeout(config.dynamodb_timeout),
                 config: Arc::new(config),
+                consumer_arn: Arc::default(),
             },
+            application_name: application_name.to_owned(),
             worker_id: worker_id.to_owned(),
             factory: Arc::new(factory),
             stop: watch::channel(false).0,
@@ -190,8 +193,50 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 .create_if_not_exists(config.table_creation_timeout)
         })
         .await?;
+        if let Retrieval::FanOut(fan_out) = &config.retrieval
+            && self.ctx.consumer_arn.get().is_none()
+        {
+            let name = self.consumer_name().unwrap_or_default();
+            let arn = retry_start_up(
+                config.startup_attempts,
+                "registering the stream consumer",
+                || {
+                    crate::retrieval::register_consumer(
+                        &self.ctx.kinesis,
+                        &self.ctx.stream,
+                        &name,
+                        config.kinesis_timeout,
+                        fan_out.activation_timeout,
+                    )
+                },
+            )
+            .await?;
+            tracing::info!(consumer = %name, arn = %arn, "reading through enhanced fan-out");
+            let _ = self.ctx.consumer_arn.set(arn);
+        }
         retry_start_up(config.startup_attempts, "shard sync", || self.sync_shards()).await?;
         Ok(())
+    }
+
+    /// The enhanced fan-out consumer's name ([`FanOutConfig::consumer_name`], else the
+    /// application name); `None` when polling.
+    ///
+    /// [`FanOutConfig::consumer_name`]: crate::config::FanOutConfig::consumer_name
+    pub fn consumer_name(&self) -> Option<String> {
+        match &self.ctx.config.retrieval {
+            Retrieval::Polling => None,
+            Retrieval::FanOut(f) => Some(
+                f.consumer_name
+                    .clone()
+                    .unwrap_or_else(|| self.application_name.clone()),
+            ),
+        }
+    }
+
+    /// The enhanced fan-out consumer's ARN, once [`run`](Self::run) has registered it (or found
+    /// it registered).
+    pub fn consumer_arn(&self) -> Option<String> {
+        self.ctx.consumer_arn.get().cloned()
     }
 
     fn set_current_leases(&self, state: &State) {

@@ -50,12 +50,16 @@ impl Serialize for RecordOut {
             // Absent for records put to an AUTO stream without one (keys are never empty).
             #[serde(skip_serializing_if = "str::is_empty")]
             partition_key: &'a str,
+            // Only encrypted records carry it, as on AWS.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            encryption_type: Option<&'static str>,
         }
         Wire {
             sequence_number: self.0.sequence_number.to_string(),
             approximate_arrival_timestamp: Timestamp(self.0.arrival_ms),
             data: Base64Out(&self.0.data),
             partition_key: &self.0.partition_key,
+            encryption_type: self.0.encrypted.then_some("KMS"),
         }
         .serialize(s)
     }

@@ -69,6 +69,7 @@ mod tests {
     use crate::error::ApiError;
     use crate::faults::FaultInjector;
     use crate::kinesis::{Kinesis, ServiceConfig, dispatch};
+    use crate::storage::crypto::{MasterKey, MasterKeySlot};
     use crate::storage::wal::sim_fs::{CrashImage, SimFs};
     use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
 
@@ -94,6 +95,7 @@ mod tests {
             throughput_limits: true,
             subscription_lifetime: std::time::Duration::from_secs(300),
             token_key: crate::model::iterator::TokenKey::random(),
+            master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
         };
         let clock = Arc::new(ManualClock::new(1_750_000_000_000));
         let faults = Arc::new(FaultInjector::new(0, Vec::new()));

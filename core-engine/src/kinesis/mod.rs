@@ -4,6 +4,7 @@
 mod account;
 mod capacity;
 mod consumers;
+mod encryption;
 mod get_records;
 mod iterator;
 mod kept;
@@ -58,6 +59,8 @@ pub(crate) struct ServiceConfig {
     pub(crate) subscription_lifetime: std::time::Duration,
     /// Signs shard iterators and NextTokens.
     pub(crate) token_key: crate::model::iterator::TokenKey,
+    /// Wraps the data keys of streams encrypted at rest.
+    pub(crate) master_key: Arc<crate::storage::crypto::MasterKeySlot>,
 }
 
 /// The Kinesis service state shared by every connection.
@@ -114,11 +117,14 @@ impl Kinesis {
         let arn = |name: &str| format!("arn:aws:kinesis:{region}:{account}:stream/{name}");
         let batches = recovery.batches.len();
         let metadata = recovery.metadata.as_deref();
-        let registry = Registry::restore(metadata, recovery.batches, arn, clock.now_ms()).map_err(
-            |reason| StorageError::Corrupt {
-                path: metadata_path,
-                reason,
-            },
+        let master = config.master_key.get();
+        let registry = Registry::restore(
+            metadata,
+            recovery.batches,
+            arn,
+            clock.now_ms(),
+            master.as_ref(),
+            &metadata_path,
         )?;
         if config.durable {
             let streams = registry.list().len();
@@ -184,8 +190,16 @@ impl Kinesis {
     }
 
     pub(crate) fn status(&self, stream: &Stream) -> &'static str {
+        let state = stream.state.lock();
+        self.status_of(stream, &state)
+    }
+
+    /// [`Kinesis::status`] when the caller holds the stream's state.
+    pub(crate) fn status_of(&self, stream: &Stream, state: &StreamState) -> &'static str {
         if self.is_creating(stream) {
             "CREATING"
+        } else if state.encryption.is_updating(self.now_ms()) {
+            "UPDATING"
         } else {
             "ACTIVE"
         }
@@ -442,6 +456,8 @@ pub(crate) async fn dispatch(
         "UpdateStreamRecordDistributionStrategy" => {
             unit(kinesis.update_distribution_strategy(json::decode(body)?))
         }
+        "StartStreamEncryption" => unit(kinesis.start_encryption(json::decode(body)?)),
+        "StopStreamEncryption" => unit(kinesis.stop_encryption(json::decode(body)?)),
         other => Err(ApiError::UnknownOperation(format!(
             "Operation {other} is not supported by this engine"
         ))),

@@ -129,12 +129,7 @@ impl Kinesis {
             &mut v,
         )?;
         let stream = self.stream(&name)?;
-        if self.is_creating(&stream) {
-            return Err(ApiError::ResourceInUse(format!(
-                "Stream {name} under account {} is not ACTIVE (CREATING).",
-                self.config.account_id
-            )));
-        }
+        self.check_active(&stream)?;
         let (current, desired) = self.keep(&stream, |meta| {
             let current = names(&meta.settings.metrics);
             let kept = &mut meta.settings.metrics;

@@ -128,10 +128,13 @@ impl Kinesis {
         Ok(())
     }
 
-    fn check_active(&self, stream: &Stream) -> Result<(), ApiError> {
-        if self.is_creating(stream) {
+    /// Fails with ResourceInUseException unless the stream is ACTIVE (not CREATING, nor
+    /// UPDATING for an encryption change).
+    pub(crate) fn check_active(&self, stream: &Stream) -> Result<(), ApiError> {
+        let status = self.status(stream);
+        if status != "ACTIVE" {
             return Err(ApiError::ResourceInUse(format!(
-                "Stream {} under account {} is not ACTIVE (CREATING).",
+                "Stream {} under account {} is not ACTIVE ({status}).",
                 stream.name, self.config.account_id
             )));
         }

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::faults::Fault;
 use crate::model::hash::{parse_hash_key, partition_key_hash};
 use crate::model::shard::shard_id;
-use crate::model::stream::{Stream, StreamState};
+use crate::model::stream::{Sealing, Stream, StreamState};
 use crate::protocol::json::Blob;
 
 use super::Kinesis;
@@ -220,7 +220,7 @@ impl Kinesis {
             max_record_bytes,
             auto,
         )?;
-        let placed = self.append(&stream, vec![record], false).await?;
+        let (placed, encrypted) = self.append(&stream, vec![record], false).await?;
         let (shard_index, seq) = match placed.first() {
             Some(Ok(placement)) => *placement,
             Some(Err(Refusal::Throttled(shard))) => return Err(self.rate_exceeded(*shard, &name)),
@@ -234,7 +234,7 @@ impl Kinesis {
         Ok(PutRecordOutput {
             shard_id: shard_id(shard_index),
             sequence_number: seq.to_string(),
-            encryption_type: "NONE",
+            encryption_type: encryption_type(encrypted),
         })
     }
 
@@ -308,7 +308,7 @@ impl Kinesis {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let placed = self.append(&stream, records, true).await?;
+        let (placed, encrypted) = self.append(&stream, records, true).await?;
         let failed_record_count = placed.iter().filter(|p| p.is_err()).count() as u32;
         let records = placed
             .into_iter()
@@ -340,7 +340,7 @@ impl Kinesis {
         Ok(PutRecordsOutput {
             failed_record_count,
             records,
-            encryption_type: "NONE",
+            encryption_type: encryption_type(encrypted),
         })
     }
 
@@ -367,14 +367,15 @@ impl Kinesis {
     }
 
     /// Appends records to their shards and waits until they are durable. Gives each record's
-    /// shard index and sequence number, or why it was refused, in input order. With
-    /// `per_record_faults`, injected PutRecords faults may refuse single records.
+    /// shard index and sequence number, or why it was refused, in input order, and whether
+    /// the records were encrypted. With `per_record_faults`, injected PutRecords faults may
+    /// refuse single records.
     async fn append(
         &self,
         stream: &Stream,
         records: Vec<Accepted>,
         per_record_faults: bool,
-    ) -> Result<Vec<Placement>, ApiError> {
+    ) -> Result<(Vec<Placement>, bool), ApiError> {
         let injected: Vec<Option<Refusal>> = records
             .iter()
             .map(|_| match per_record_faults {
@@ -391,9 +392,12 @@ impl Kinesis {
             .zip(&injected)
             .filter(|(_, hit)| hit.is_none())
             .map(|(r, _)| r);
-        let (placed, lsn, touched, now) = {
+        let (placed, lsn, touched, now, sealing) = {
             let mut state = self.lock_unpaused(stream).await?;
             let now = self.now_ms();
+            // Taken with the records' sequence numbers, under the same lock, so that a batch
+            // is sealed exactly when its records say they are encrypted.
+            let sealing = state.encryption.sealing_at(now);
             let outcomes = state.assign(kept, now, self.config.throughput_limits);
             let placed: Vec<Placement> = {
                 let mut written = outcomes.iter().map(|o| match o {
@@ -409,10 +413,10 @@ impl Kinesis {
                     .collect()
             };
             let batch: Vec<_> = outcomes.into_iter().flatten().collect();
-            let lsn = if self.config.durable && !batch.is_empty() {
-                self.storage.append(stream.id, &batch)?
-            } else {
-                0
+            let lsn = match &sealing {
+                _ if !self.config.durable || batch.is_empty() => 0,
+                Sealing::Key(key) => self.storage.append_sealed(stream.id, &batch, key)?,
+                Sealing::Plain | Sealing::Flag => self.storage.append(stream.id, &batch)?,
             };
             let mut touched = Vec::new();
             for item in batch {
@@ -423,7 +427,7 @@ impl Kinesis {
                     }
                 }
             }
-            (placed, lsn, touched, now)
+            (placed, lsn, touched, now, sealing)
         };
         self.wait_durable(lsn).await?;
         // The records are readable now: wake the shards' fan-out subscribers.
@@ -439,6 +443,11 @@ impl Kinesis {
                 tracing::warn!(stream = %stream.name, %error, "on-demand scale-out failed");
             }
         }
-        Ok(placed)
+        Ok((placed, !matches!(sealing, Sealing::Plain)))
     }
+}
+
+/// The `EncryptionType` of a put's answer.
+fn encryption_type(encrypted: bool) -> &'static str {
+    if encrypted { "KMS" } else { "NONE" }
 }

@@ -70,9 +70,10 @@ impl Kinesis {
     /// The stream a resharding request names: it must exist, be ACTIVE and be provisioned.
     fn reshardable(&self, name: &str, operation: &str) -> Result<std::sync::Arc<Stream>, ApiError> {
         let stream = self.stream(name)?;
-        if self.is_creating(&stream) {
+        let status = self.status(&stream);
+        if status != "ACTIVE" {
             return Err(ApiError::ResourceInUse(format!(
-                "Stream {name} under account {} not ACTIVE, instead in state CREATING",
+                "Stream {name} under account {} not ACTIVE, instead in state {status}",
                 self.config.account_id
             )));
         }

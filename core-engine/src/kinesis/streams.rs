@@ -84,6 +84,8 @@ struct StreamDescription {
     stream_creation_timestamp: Timestamp,
     enhanced_monitoring: [EnhancedMetrics; 1],
     encryption_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +106,8 @@ struct StreamDescriptionSummary {
     stream_creation_timestamp: Timestamp,
     enhanced_monitoring: [EnhancedMetrics; 1],
     encryption_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
     open_shard_count: usize,
     consumer_count: usize,
     #[serde(rename = "MaxRecordSizeInKiB")]
@@ -160,6 +164,15 @@ pub(crate) fn parse_mode(details: Option<&StreamModeDetails>, v: &mut Violations
             );
             StreamMode::Provisioned
         }
+    }
+}
+
+/// `KMS` while encryption is on (as requested, even while the stream is still UPDATING), else
+/// `NONE`.
+fn encryption_type(state: &crate::model::stream::StreamState) -> &'static str {
+    match state.encryption.key_id {
+        Some(_) => "KMS",
+        None => "NONE",
     }
 }
 
@@ -321,7 +334,7 @@ impl Kinesis {
             stream_description: StreamDescription {
                 stream_name: stream.name.clone(),
                 stream_arn: stream.arn.clone(),
-                stream_status: self.status(&stream),
+                stream_status: self.status_of(&stream, &state),
                 stream_mode_details: StreamModeOut {
                     stream_mode: state.mode.as_str(),
                 },
@@ -330,7 +343,8 @@ impl Kinesis {
                 retention_period_hours: state.retention_hours,
                 stream_creation_timestamp: Timestamp(stream.created_ms),
                 enhanced_monitoring: enhanced_monitoring(&state.settings.metrics),
-                encryption_type: "NONE",
+                encryption_type: encryption_type(&state),
+                key_id: state.encryption.key_id.clone(),
             },
         })
     }
@@ -350,14 +364,15 @@ impl Kinesis {
             stream_description_summary: StreamDescriptionSummary {
                 stream_name: stream.name.clone(),
                 stream_arn: stream.arn.clone(),
-                stream_status: self.status(&stream),
+                stream_status: self.status_of(&stream, &state),
                 stream_mode_details: StreamModeOut {
                     stream_mode: state.mode.as_str(),
                 },
                 retention_period_hours: state.retention_hours,
                 stream_creation_timestamp: Timestamp(stream.created_ms),
                 enhanced_monitoring: enhanced_monitoring(&state.settings.metrics),
-                encryption_type: "NONE",
+                encryption_type: encryption_type(&state),
+                key_id: state.encryption.key_id.clone(),
                 open_shard_count: state.open_shard_count(),
                 consumer_count: state.consumers.len(),
                 max_record_size_in_kib: state.max_record_size_kib,

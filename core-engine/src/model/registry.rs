@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{RecoveredBatch, RetentionView, StreamId};
+use crate::storage::crypto::{DataKey, MasterKey};
+use crate::storage::{RecoveredBatch, RetentionView, StorageError, StreamId};
 
 use super::settings::AccountSettings;
-use super::stream::{Stream, StreamMeta, StreamState};
+use super::stream::{EncryptionMeta, Stream, StreamKey, StreamMeta, StreamState};
 
 const SNAPSHOT_VERSION: u32 = 1;
 
@@ -40,6 +41,8 @@ pub(crate) enum Pending<'a> {
     Kept(StreamId, &'a StreamMeta),
     /// Account settings about to take effect.
     Account(&'a AccountSettings),
+    /// A stream whose encryption setting or data key is about to change.
+    Encryption(StreamId, &'a EncryptionMeta),
 }
 
 /// The metadata file's content.
@@ -103,6 +106,9 @@ impl Registry {
                     meta.tags = kept.tags.clone();
                     meta.consumers = kept.consumers.clone();
                 }
+                Pending::Encryption(id, encryption) if id == stream.id => {
+                    meta.encryption = Some(encryption.clone());
+                }
                 _ => {}
             }
             streams.push(meta);
@@ -125,25 +131,34 @@ impl Registry {
     /// Rebuilds the registry from a snapshot and the recovered log, dropping records of deleted
     /// streams and records already past retention at `now_ms`. Stream ids continue above every
     /// id the snapshot or the log knows, so records left by a deleted stream never join a new one.
+    /// Encrypted streams' data keys are unwrapped with `master`, and their sealed batches opened;
+    /// a missing or wrong master key fails with [`StorageError::Key`] before any record is read,
+    /// other problems with [`StorageError::Corrupt`] naming `metadata_path`.
     pub(crate) fn restore(
         snapshot: Option<&[u8]>,
         batches: Vec<RecoveredBatch>,
         arn_of: impl Fn(&str) -> String,
         now_ms: i64,
-    ) -> Result<Self, String> {
+        master: Option<&MasterKey>,
+        metadata_path: &std::path::Path,
+    ) -> Result<Self, StorageError> {
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: metadata_path.to_owned(),
+            reason,
+        };
         let registry = Self::new();
         let highest_logged = batches.iter().map(|b| b.stream_id).max().unwrap_or(0);
         registry.next_id.store(highest_logged + 1, Ordering::SeqCst);
         let Some(bytes) = snapshot else {
             return Ok(registry);
         };
-        let snapshot: Snapshot =
-            serde_json::from_slice(bytes).map_err(|e| format!("unreadable metadata: {e}"))?;
+        let snapshot: Snapshot = serde_json::from_slice(bytes)
+            .map_err(|e| corrupt(format!("unreadable metadata: {e}")))?;
         if snapshot.version != SNAPSHOT_VERSION {
-            return Err(format!(
+            return Err(corrupt(format!(
                 "metadata version {} is not supported",
                 snapshot.version
-            ));
+            )));
         }
         registry
             .next_id
@@ -152,13 +167,14 @@ impl Registry {
         let mut by_id = HashMap::new();
         for meta in snapshot.streams {
             let arn = arn_of(&meta.name);
-            let stream = meta.into_stream(arn)?;
+            let data_key = open_data_key(&meta, master, corrupt)?;
+            let stream = meta.into_stream(arn, data_key).map_err(&corrupt)?;
             let stream = registry
                 .insert(stream)
-                .map_err(|name| format!("stream {name} appears twice in metadata"))?;
+                .map_err(|name| corrupt(format!("stream {name} appears twice in metadata")))?;
             by_id.insert(stream.id, stream);
         }
-        for batch in batches {
+        for mut batch in batches {
             let Some(stream) = by_id.get(&batch.stream_id) else {
                 if batch.stream_id >= snapshot.next_stream_id {
                     // Left by a creation the metadata never recorded (older versions saved
@@ -170,14 +186,26 @@ impl Registry {
                 }
                 continue; // deleted since
             };
+            if let Some(sealed) = batch.sealed.take() {
+                let key = stream.state.lock().encryption.data_key.clone();
+                let Some(key) = key else {
+                    return Err(corrupt(format!(
+                        "the log holds encrypted records of stream {}, which has no data key",
+                        stream.name
+                    )));
+                };
+                batch.records = sealed
+                    .open(&key.key)
+                    .map_err(|reason| corrupt(format!("stream {}: {reason}", stream.name)))?;
+            }
             let mut state = stream.state.lock();
             let cutoff = now_ms - state.retention_ms();
             for item in batch.records {
                 let Some(shard) = state.shard_mut(item.shard_index) else {
-                    return Err(format!(
+                    return Err(corrupt(format!(
                         "log holds a record for missing shard {} of stream {}",
                         item.shard_index, stream.name
-                    ));
+                    )));
                 };
                 let is_new = shard
                     .records
@@ -202,6 +230,41 @@ impl Registry {
                 .collect(),
         )
     }
+}
+
+/// Unwraps the data key saved with `meta`, if it has one.
+fn open_data_key(
+    meta: &StreamMeta,
+    master: Option<&MasterKey>,
+    corrupt: impl Fn(String) -> StorageError,
+) -> Result<Option<StreamKey>, StorageError> {
+    use base64::Engine as _;
+    let Some(text) = meta.encryption.as_ref().and_then(|e| e.data_key.as_ref()) else {
+        return Ok(None);
+    };
+    let wrapped = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| corrupt(format!("stream {}: data key is not base64", meta.name)))?;
+    let Some(master) = master else {
+        return Err(StorageError::Key(format!(
+            "stream {} is encrypted at rest but no master key was given and the data \
+             directory has no master.key; give the key it was written with \
+             (--master-key-file)",
+            meta.name
+        )));
+    };
+    let Some(raw) = master.unwrap(meta.id, &wrapped) else {
+        return Err(StorageError::Key(format!(
+            "the master key does not open the data key of stream {}: the data directory was \
+             encrypted with another master key (or its metadata was altered); give the key it \
+             was written with (--master-key-file)",
+            meta.name
+        )));
+    };
+    Ok(Some(StreamKey {
+        wrapped,
+        key: std::sync::Arc::new(DataKey::new(&raw)),
+    }))
 }
 
 /// For each live stream, the arrival time before which its records are expired.

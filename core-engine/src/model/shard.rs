@@ -215,6 +215,7 @@ mod tests {
                 arrival_ms: arrival,
                 partition_key: format!("k{i}"),
                 data: Bytes::from(vec![0u8; 10]),
+                encrypted: false,
             };
             shard.push(record, i as Lsn + 1);
         }

@@ -1,11 +1,13 @@
 //! A stream: its settings, shards and the routing of new records to open shards.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::storage::crypto::DataKey;
 use crate::storage::{ShardRecord, StoredRecord, StreamId};
 
 use super::consumer::{Consumer, ConsumerMeta};
@@ -72,6 +74,99 @@ pub(crate) struct StreamState {
     pub(crate) deleted: bool,
     /// Monitoring, policy, warm throughput and distribution settings.
     pub(crate) settings: StreamSettings,
+    /// Server-side encryption (StartStreamEncryption, StopStreamEncryption).
+    pub(crate) encryption: Encryption,
+}
+
+/// A stream's server-side encryption setting, and its data key once it has one.
+#[derive(Debug, Default)]
+pub(crate) struct Encryption {
+    /// The KMS key id StartStreamEncryption gave, while encryption is on (as requested: the
+    /// stream may still be UPDATING towards it).
+    pub(crate) key_id: Option<String>,
+    /// Until this time the stream is UPDATING, and records put meanwhile keep the setting in
+    /// force before the change (`was_on`), as AWS starts encrypting once the stream is ACTIVE.
+    /// Not saved: after a restart the requested setting is in force.
+    pub(crate) effective_ms: i64,
+    /// Whether records were encrypted before the last change.
+    pub(crate) was_on: bool,
+    /// The data key sealing the stream's records in the log: made at the first
+    /// StartStreamEncryption of a durable engine, and kept for the life of the stream (the
+    /// log may hold records it sealed even after StopStreamEncryption).
+    pub(crate) data_key: Option<StreamKey>,
+    /// When encryption was started and stopped lately, for AWS's limit of 25 of each per
+    /// rolling 24 hours. Not saved.
+    pub(crate) starts_ms: Vec<i64>,
+    pub(crate) stops_ms: Vec<i64>,
+}
+
+/// A stream's data key: as the metadata keeps it (wrapped by the master key) and ready to use.
+#[derive(Clone, Debug)]
+pub(crate) struct StreamKey {
+    pub(crate) wrapped: Vec<u8>,
+    pub(crate) key: Arc<DataKey>,
+}
+
+/// How the records of a put are stored.
+#[derive(Clone, Debug)]
+pub(crate) enum Sealing {
+    /// Not encrypted.
+    Plain,
+    /// Encrypted (`EncryptionType` KMS) in an engine that stores nothing.
+    Flag,
+    /// Encrypted, sealed in the log under the stream's data key.
+    Key(Arc<DataKey>),
+}
+
+impl Encryption {
+    /// Whether the stream is UPDATING towards a new setting at `now_ms`.
+    pub(crate) fn is_updating(&self, now_ms: i64) -> bool {
+        now_ms < self.effective_ms
+    }
+
+    /// Whether records put at `now_ms` are encrypted.
+    pub(crate) fn encrypts_at(&self, now_ms: i64) -> bool {
+        if self.is_updating(now_ms) {
+            self.was_on
+        } else {
+            self.key_id.is_some()
+        }
+    }
+
+    /// How records put at `now_ms` are stored.
+    pub(crate) fn sealing_at(&self, now_ms: i64) -> Sealing {
+        match (self.encrypts_at(now_ms), &self.data_key) {
+            (false, _) => Sealing::Plain,
+            (true, None) => Sealing::Flag,
+            (true, Some(key)) => Sealing::Key(key.key.clone()),
+        }
+    }
+
+    /// The saved form; `None` for a stream never encrypted, so its metadata stays as before.
+    pub(crate) fn to_meta(&self) -> Option<EncryptionMeta> {
+        use base64::Engine as _;
+        if self.key_id.is_none() && self.data_key.is_none() {
+            return None;
+        }
+        Some(EncryptionMeta {
+            key_id: self.key_id.clone(),
+            data_key: self
+                .data_key
+                .as_ref()
+                .map(|k| base64::engine::general_purpose::STANDARD.encode(&k.wrapped)),
+        })
+    }
+}
+
+/// The saved form of [`Encryption`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct EncryptionMeta {
+    /// The KMS key id while encryption is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key_id: Option<String>,
+    /// The stream's data key wrapped by the master key, base64 (see `storage::crypto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) data_key: Option<String>,
 }
 
 impl Stream {
@@ -119,6 +214,7 @@ impl StreamState {
             paused: watch::channel(false).0,
             deleted: false,
             settings: StreamSettings::default(),
+            encryption: Encryption::default(),
         };
         state.rebuild_routing();
         state
@@ -209,13 +305,15 @@ impl StreamState {
 
     /// Assigns shards and sequence numbers to new records, in order. Each item is
     /// `(hash key, partition key, data)`. With `limited`, a record over its shard's write
-    /// throughput is refused and gives the index of that shard instead.
+    /// throughput is refused and gives the index of that shard instead. Records are marked
+    /// encrypted if the stream encrypts at `now_ms`.
     pub(crate) fn assign(
         &mut self,
         items: impl IntoIterator<Item = (u128, String, bytes::Bytes)>,
         now_ms: i64,
         limited: bool,
     ) -> Vec<Result<ShardRecord, u32>> {
+        let encrypted = self.encryption.encrypts_at(now_ms);
         items
             .into_iter()
             .map(|(hash, partition_key, data)| {
@@ -239,6 +337,7 @@ impl StreamState {
                         arrival_ms: seq.time_ms,
                         partition_key,
                         data,
+                        encrypted,
                     },
                 })
             })
@@ -301,6 +400,7 @@ impl StreamState {
             max_record_size_kib: self.max_record_size_kib,
             consumers: self.consumers.values().map(Consumer::to_meta).collect(),
             settings: self.settings.clone(),
+            encryption: self.encryption.to_meta(),
         }
     }
 }
@@ -321,6 +421,9 @@ pub(crate) struct StreamMeta {
     pub(crate) max_record_size_kib: u32,
     #[serde(default)]
     pub(crate) settings: StreamSettings,
+    /// Absent for a stream never encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) encryption: Option<EncryptionMeta>,
 }
 
 fn default_max_record_kib() -> u32 {
@@ -342,8 +445,13 @@ pub(crate) struct ShardMeta {
 }
 
 impl StreamMeta {
-    /// Rebuilds the stream, without records, from its snapshot.
-    pub(crate) fn into_stream(self, arn: String) -> Result<Stream, String> {
+    /// Rebuilds the stream, without records, from its snapshot; `data_key` is its data key,
+    /// unwrapped by the caller (which holds the master key).
+    pub(crate) fn into_stream(
+        self,
+        arn: String,
+        data_key: Option<StreamKey>,
+    ) -> Result<Stream, String> {
         // Only numbers this engine made are valid: the shard continues counting from them.
         let parse = |text: &str| -> Result<u128, String> {
             text.parse()
@@ -375,6 +483,8 @@ impl StreamMeta {
             .collect();
         state.max_record_size_kib = self.max_record_size_kib;
         state.settings = self.settings;
+        state.encryption.key_id = self.encryption.and_then(|e| e.key_id);
+        state.encryption.data_key = data_key;
         Ok(Stream {
             id: self.id,
             name: self.name,
@@ -444,7 +554,7 @@ mod tests {
         let meta = stream.state.lock().to_meta(&stream);
         let json = serde_json::to_string(&meta).unwrap();
         let back: StreamMeta = serde_json::from_str(&json).unwrap();
-        let rebuilt = back.into_stream("arn".into()).unwrap();
+        let rebuilt = back.into_stream("arn".into(), None).unwrap();
         let (a, b) = (stream.state.lock(), rebuilt.state.lock());
         assert_eq!(a.shards.len(), b.shards.len());
         assert_eq!(a.shards[3].hash_range, b.shards[3].hash_range);

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The most connections served by default, when the open-file limit allows it.
 const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -46,7 +45,7 @@ fn open_file_limit() -> Option<u64> {
 
 /// Answers a connection over the limit with HTTP 503 `ServiceUnavailable` (which the AWS SDKs
 /// retry) and closes it.
-pub(super) async fn refuse(mut socket: TcpStream, max: usize) {
+pub(super) async fn refuse(mut socket: impl AsyncRead + AsyncWrite + Unpin, max: usize) {
     let body = format!(
         r#"{{"__type":"ServiceUnavailable","message":"The engine is serving its maximum of {max} connections, all busy; retry later."}}"#
     );

@@ -34,6 +34,16 @@ impl Storage for MemoryStorage {
         Ok(0)
     }
 
+    /// Nothing is written, so there is nothing to encrypt.
+    fn append_sealed(
+        &self,
+        _stream: StreamId,
+        _records: &[ShardRecord],
+        _key: &super::crypto::DataKey,
+    ) -> Result<Lsn, StorageError> {
+        Ok(0)
+    }
+
     fn durability(&self) -> watch::Receiver<Durability> {
         self.durability.subscribe()
     }

@@ -14,6 +14,10 @@
 //! CRC-framed format and one rule for reading it back (`framed`): an incomplete last frame is a
 //! torn write and is cut; anything else unreadable stops the engine with an error.
 //!
+//! The records of an encrypted stream are appended with [`Storage::append_sealed`]: the log
+//! holds them encrypted under the stream's data key (see [`crypto`] and the frame layout in
+//! [`wal`]), and recovery hands them back as a [`SealedBatch`] for the engine to open.
+//!
 //! # Visibility
 //! A record is readable only once its batch is durable, so a consumer never sees a record that
 //! a crash could take back. Every append returns a log sequence number ([`Lsn`]); the engine tags
@@ -26,6 +30,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+pub mod crypto;
 pub(crate) mod framed;
 mod memory;
 pub mod wal;
@@ -50,6 +55,9 @@ pub struct StoredRecord {
     pub partition_key: String,
     /// The payload.
     pub data: Bytes,
+    /// Whether the record was put while its stream was encrypted (its `EncryptionType` is
+    /// `KMS`); the log holds such records only encrypted.
+    pub encrypted: bool,
 }
 
 impl fmt::Debug for StoredRecord {
@@ -59,6 +67,7 @@ impl fmt::Debug for StoredRecord {
             .field("arrival_ms", &self.arrival_ms)
             .field("partition_key", &self.partition_key)
             .field("data_len", &self.data.len())
+            .field("encrypted", &self.encrypted)
             .finish()
     }
 }
@@ -78,8 +87,33 @@ pub struct ShardRecord {
 pub struct RecoveredBatch {
     /// The stream incarnation the records belong to.
     pub stream_id: StreamId,
-    /// The records in the order they were appended.
+    /// The records in the order they were appended; empty while `sealed`.
     pub records: Vec<ShardRecord>,
+    /// The batch as the log holds it when it was appended with [`Storage::append_sealed`]:
+    /// [`SealedBatch::open`] it with the stream's data key to get the records.
+    pub sealed: Option<SealedBatch>,
+}
+
+/// An encrypted batch read back from the log, not yet decrypted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedBatch {
+    /// The clear fields of the frame as written (stream id with its sealed flag, newest
+    /// arrival time), authenticated by the seal.
+    pub(crate) aad: [u8; 16],
+    /// The newest arrival time of the batch's records, kept in the clear so that retention
+    /// can free log space without the key.
+    pub(crate) newest_arrival_ms: Option<i64>,
+    pub(crate) nonce: [u8; 12],
+    /// Ciphertext followed by the GCM tag.
+    pub(crate) sealed: Bytes,
+}
+
+impl fmt::Debug for SealedBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedBatch")
+            .field("sealed_len", &self.sealed.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`Storage::recover`] found.
@@ -115,6 +149,16 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// durable once [`Storage::durability`] reports an LSN at or beyond it. Called with the
     /// stream's write lock held, so batches of one stream reach the log in sequence order.
     fn append(&self, stream: StreamId, records: &[ShardRecord]) -> Result<Lsn, StorageError>;
+
+    /// [`Storage::append`] for a stream encrypted at rest: the batch is stored encrypted under
+    /// `key`, the stream's data key, which must already be in the saved metadata (wrapped), so
+    /// that recovery can open it. A storage that keeps nothing ignores `key`.
+    fn append_sealed(
+        &self,
+        stream: StreamId,
+        records: &[ShardRecord],
+        key: &crypto::DataKey,
+    ) -> Result<Lsn, StorageError>;
 
     /// A receiver of the durability watermark.
     fn durability(&self) -> watch::Receiver<Durability>;
@@ -153,6 +197,10 @@ pub enum StorageError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A master key is missing, malformed, or not the one that wrapped the data keys in the
+    /// metadata (so encrypted records cannot be read).
+    #[error("encryption key error: {0}")]
+    Key(String),
     /// The log failed earlier or was closed, so it accepts no more writes.
     #[error("storage is unavailable: {0}")]
     Unavailable(Arc<str>),

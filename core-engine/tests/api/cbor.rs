@@ -20,7 +20,7 @@ const SIGNED: &str = "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kinesi
 
 /// A decoded CBOR item, keeping what the JSON data model would lose: byte strings and tags.
 #[derive(Clone, Debug, PartialEq)]
-enum Item {
+pub(crate) enum Item {
     Int(i128),
     Float(f64),
     Bytes(Vec<u8>),
@@ -33,7 +33,7 @@ enum Item {
 }
 
 impl Item {
-    fn get(&self, key: &str) -> &Item {
+    pub(crate) fn get(&self, key: &str) -> &Item {
         match self {
             Item::Map(entries) => entries
                 .iter()
@@ -44,14 +44,14 @@ impl Item {
         }
     }
 
-    fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         match self {
             Item::Text(text) => text,
             other => panic!("{other:?} is not text"),
         }
     }
 
-    fn array(&self) -> &[Item] {
+    pub(crate) fn array(&self) -> &[Item] {
         match self {
             Item::Array(items) => items,
             other => panic!("{other:?} is not an array"),
@@ -119,14 +119,14 @@ fn head(out: &mut Vec<u8>, major: u8, n: u64) {
     }
 }
 
-fn text(s: &str) -> Vec<u8> {
+pub(crate) fn text(s: &str) -> Vec<u8> {
     let mut out = Vec::new();
     head(&mut out, 3, s.len() as u64);
     out.extend(s.as_bytes());
     out
 }
 
-fn bytes(b: &[u8]) -> Vec<u8> {
+pub(crate) fn bytes(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     head(&mut out, 2, b.len() as u64);
     out.extend(b);
@@ -140,7 +140,7 @@ fn timestamp_ms(ms: i64) -> Vec<u8> {
     out
 }
 
-fn map(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn map(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
     head(&mut out, 5, entries.len() as u64);
     for (key, value) in entries {
@@ -190,7 +190,7 @@ async fn post(engine: &TestEngine, operation: &str, body: &[u8], signed: bool) -
 }
 
 /// A successful call's decoded answer.
-async fn call(engine: &TestEngine, operation: &str, body: &[u8]) -> Option<Item> {
+pub(crate) async fn call(engine: &TestEngine, operation: &str, body: &[u8]) -> Option<Item> {
     let reply = post(engine, operation, body, true).await;
     assert_eq!(
         reply.status,
@@ -206,7 +206,11 @@ async fn call(engine: &TestEngine, operation: &str, body: &[u8]) -> Option<Item>
     (!reply.body.is_empty()).then(|| decode(&reply.body))
 }
 
-async fn iterator(engine: &TestEngine, stream: &str, extra: &[(&str, Vec<u8>)]) -> String {
+pub(crate) async fn iterator(
+    engine: &TestEngine,
+    stream: &str,
+    extra: &[(&str, Vec<u8>)],
+) -> String {
     let mut entries = vec![
         ("StreamName", text(stream)),
         ("ShardId", text("shardId-000000000000")),
@@ -218,7 +222,7 @@ async fn iterator(engine: &TestEngine, stream: &str, extra: &[(&str, Vec<u8>)]) 
     reply.get("ShardIterator").text().to_owned()
 }
 
-async fn records(engine: &TestEngine, iterator: &str) -> Vec<Item> {
+pub(crate) async fn records(engine: &TestEngine, iterator: &str) -> Vec<Item> {
     let reply = call(
         engine,
         "GetRecords",

@@ -55,7 +55,7 @@ pub(crate) async fn subscribe(
 }
 
 /// The next SubscribeToShardEvent, failing after `within`.
-async fn next_event(events: &mut Events, within: Duration) -> SubscribeToShardEvent {
+pub(crate) async fn next_event(events: &mut Events, within: Duration) -> SubscribeToShardEvent {
     let event = tokio::time::timeout(within, events.recv())
         .await
         .expect("an event in time")

@@ -8,6 +8,7 @@ mod cbor;
 mod common;
 mod distribution;
 mod durable;
+mod encryption;
 mod errors;
 mod fan_out;
 mod faults;
@@ -25,3 +26,4 @@ mod streams;
 #[path = "../support/mod.rs"]
 mod support;
 mod tagging;
+mod tls;

@@ -36,8 +36,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("DescribeChannel", "channels"),
     ("ListChannels", "channels"),
     ("UpdateChannel", "channels"),
-    ("StartStreamEncryption", "stream encryption"),
-    ("StopStreamEncryption", "stream encryption"),
     ("AcknowledgeDeadLetterQueueRecords", "queues"),
     ("AcknowledgeQueueRecords", "queues"),
     ("CreateQueue", "queues"),

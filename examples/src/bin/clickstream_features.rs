@@ -42,6 +42,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn main_inner(args: Args) -> Result<bool> {
     let options = Options {
+        retrieval: args.common.retrieval.retrieval(),
         duration: args.common.duration()?,
         rate: args.rate.max(1),
         users: args.users.max(1),

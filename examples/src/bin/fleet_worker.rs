@@ -27,6 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use examples::fleet::{self, CountingFactory, WorkerStats};
+use examples::retrieval::RetrievalArg;
 use examples::soak::log::ProcessedLog;
 use kcl::{Config, InitialPosition, Scheduler};
 
@@ -54,7 +55,11 @@ struct Args {
     /// Where shards without a checkpoint start.
     #[arg(long, value_enum, default_value_t = Position::TrimHorizon)]
     initial_position: Position,
-    /// Pause after a read that returned nothing (kcl's default is 1 500 ms; 250 ms stays under
+    /// How this worker reads its shards. Enhanced fan-out registers the stream consumer (named
+    /// after the application) if it is missing; every worker of the application shares it.
+    #[arg(long, value_enum, default_value_t = RetrievalArg::FanOut)]
+    retrieval: RetrievalArg,
+    /// When polling: pause after a read that returned nothing (kcl's default is 1 500 ms; 250 ms stays under
     /// Kinesis' 5 reads/s per shard).
     #[arg(long, default_value_t = 250)]
     idle_ms: u64,
@@ -105,16 +110,18 @@ async fn run(args: Args) -> Result<()> {
     let worker = args.worker_id.unwrap_or_else(fleet::default_worker_id);
     let (kinesis, ddb) = fleet::connect(&args.endpoint).await?;
     println!(
-        "{} worker={worker} pid={} stream={} app={} failover_ms={} waiting for the stream",
+        "{} worker={worker} pid={} stream={} app={} failover_ms={} retrieval={} waiting for the stream",
         fleet::clock(),
         std::process::id(),
         args.stream,
         args.app,
-        args.failover_ms
+        args.failover_ms,
+        args.retrieval
     );
     fleet::wait_for_stream(&kinesis, &args.stream, Duration::from_secs(3600), true).await?;
 
     let config = Config {
+        retrieval: args.retrieval.retrieval(),
         failover_time: Duration::from_millis(args.failover_ms),
         initial_position: match args.initial_position {
             Position::TrimHorizon => InitialPosition::TrimHorizon,

@@ -40,6 +40,7 @@ async fn main() -> std::process::ExitCode {
 async fn main_inner(args: Args) -> Result<bool> {
     let target = Target::connect(&args.common).await?;
     let options = Options {
+        retrieval: args.common.retrieval.retrieval(),
         duration: args.common.duration()?,
         rate: args.rate.max(1),
         devices: args.devices.max(1),

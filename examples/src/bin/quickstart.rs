@@ -22,6 +22,7 @@ use clap::Parser;
 use examples::clickstream::Generator;
 use examples::clients;
 use examples::features::{FeatureFactory, Report, Shared};
+use examples::retrieval::RetrievalArg;
 use kcl::{Config, InitialPosition, Scheduler};
 
 const STREAM: &str = "clickstream";
@@ -50,6 +51,9 @@ struct Args {
     /// Keep the engine's data in this directory (durable, fsynced); in memory otherwise.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// How the workers read their shards.
+    #[arg(long, value_enum, default_value_t = RetrievalArg::FanOut)]
+    retrieval: RetrievalArg,
 }
 
 /// One consumer worker.
@@ -101,11 +105,12 @@ async fn run(args: Args) -> Result<Report> {
     let kinesis = clients::kinesis(&endpoint);
     let ddb = clients::dynamodb(&endpoint);
     println!(
-        "engine at {endpoint} ({}, AWS throughput limits on)",
+        "engine at {endpoint} ({}, AWS throughput limits on); workers read by {}",
         match &args.data_dir {
             Some(dir) => format!("durable in {}", dir.display()),
             None => "in memory".into(),
-        }
+        },
+        args.retrieval
     );
 
     clients::create_stream(&kinesis, STREAM, args.shards).await?;
@@ -116,7 +121,15 @@ async fn run(args: Args) -> Result<Report> {
 
     let shared = Shared::default();
     let mut workers: Vec<Worker> = (1..=args.workers)
-        .map(|n| start_worker(&kinesis, &ddb, &format!("worker-{n}"), &shared))
+        .map(|n| {
+            start_worker(
+                &kinesis,
+                &ddb,
+                &format!("worker-{n}"),
+                &shared,
+                args.retrieval,
+            )
+        })
         .collect::<Result<_>>()?;
 
     let producer_config = kpl::Config {
@@ -212,12 +225,14 @@ fn start_worker(
     ddb: &aws_sdk_dynamodb::Client,
     id: &str,
     shared: &Shared,
+    retrieval: RetrievalArg,
 ) -> Result<Worker> {
     let config = Config {
+        retrieval: retrieval.retrieval(),
         // Shorter than the 10s default so the crash is visible within a short demo.
         failover_time: Duration::from_secs(3),
         shard_sync_interval: Duration::from_secs(1),
-        // 4 reads/s per shard stays under Kinesis' 5 GetRecords/s limit.
+        // When polling: 4 reads/s per shard stays under Kinesis' 5 GetRecords/s limit.
         idle_time_between_reads: Duration::from_millis(250),
         initial_position: InitialPosition::TrimHorizon,
         shutdown_timeout: Duration::from_secs(10),

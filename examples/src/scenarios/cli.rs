@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 
 use super::Clients;
+use crate::retrieval::RetrievalArg;
 
 /// Options every scenario binary takes.
 #[derive(Clone, Debug, clap::Args)]
@@ -17,6 +18,9 @@ pub struct CommonArgs {
     /// collide with each other's data.
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// How the consumer applications read their shards.
+    #[arg(long, value_enum, default_value_t = RetrievalArg::FanOut)]
+    pub retrieval: RetrievalArg,
 }
 
 impl CommonArgs {

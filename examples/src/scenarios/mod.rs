@@ -65,10 +65,11 @@ where
 }
 
 /// A `kcl` configuration for short runs: reads from TRIM_HORIZON (nothing produced before the
-/// workers start is skipped), finds shards and failed workers within seconds, and polls each
-/// shard 4 times a second (under Kinesis' limit of 5 reads/s).
-pub fn kcl_config() -> kcl::Config {
+/// workers start is skipped), finds shards and failed workers within seconds, and, when
+/// `retrieval` is polling, polls each shard 4 times a second (under Kinesis' limit of 5 reads/s).
+pub fn kcl_config(retrieval: &kcl::Retrieval) -> kcl::Config {
     kcl::Config {
+        retrieval: retrieval.clone(),
         initial_position: kcl::InitialPosition::TrimHorizon,
         failover_time: Duration::from_secs(3),
         shard_sync_interval: Duration::from_secs(1),

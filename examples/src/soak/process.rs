@@ -241,10 +241,16 @@ impl WorkerSlot {
         format!("w{}-{}", self.slot, self.incarnation)
     }
 
-    /// Starts a new worker in the slot.
+    /// Starts a new worker in the slot. Incarnations alternate between enhanced fan-out and
+    /// polling, so the fleet mixes both and shards move between the two kinds of reader.
     pub fn start(&mut self, config: &WorkerConfig) -> Result<()> {
         self.incarnation += 1;
         let id = self.id();
+        let retrieval = if (self.slot as u64 + self.incarnation) % 2 == 0 {
+            "fan-out"
+        } else {
+            "polling"
+        };
         let log = config.log_dir.join(format!("{id}.jsonl"));
         let child = Command::new(&config.bin)
             .args(["--endpoint", &config.endpoint])
@@ -254,6 +260,7 @@ impl WorkerSlot {
             .args(["--shard-sync-ms", &config.shard_sync_ms.to_string()])
             .args(["--idle-ms", "200", "--status-ms", "5000"])
             .args(["--initial-position", "trim-horizon"])
+            .args(["--retrieval", retrieval])
             .arg("--processed-log")
             .arg(&log)
             .env(

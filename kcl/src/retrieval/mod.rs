@@ -1,11 +1,188 @@
-//! Reading shards: polling with GetRecords, prefetching a bounded number of batches.
+//! Reading shards: polling with GetRecords or enhanced fan-out with SubscribeToShard (see
+//! [`Retrieval`](crate::Retrieval)). Both run one task per held lease that hands the shard
+//! consumer the same messages through a small bounded channel, so the consumer has one code
+//! path whatever the retrieval.
 
+mod fanout;
 mod polling;
+mod registration;
 
-pub(crate) use polling::{Fetched, FetcherSettings, spawn_fetcher};
+pub(crate) use fanout::{SubscriberSettings, spawn_subscriber};
+pub(crate) use polling::{FetcherSettings, spawn_fetcher};
+pub(crate) use registration::register_consumer;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_kinesis::types::ChildShard;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use std::time::Duration;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::leases::SequenceNumber;
+use crate::processor::Record;
+
+/// What the fetch task hands to the shard consumer.
+#[derive(Debug)]
+pub(crate) enum Fetched {
+    /// Records after the checkpoint, in order (may be empty).
+    Batch {
+        records: Vec<Record>,
+        millis_behind_latest: Option<i64>,
+    },
+    /// The shard is closed and fully read.
+    ShardEnd { children: Vec<ChildShard> },
+}
+
+/// The sending half of a shard's retrieval channel; counts the records it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchedSender {
+    tx: mpsc::Sender<Fetched>,
+    buffered: Arc<AtomicUsize>,
+    shard: String,
+}
+
+/// The receiving half, read by the shard consumer.
+#[derive(Debug)]
+pub(crate) struct FetchedReceiver {
+    rx: mpsc::Receiver<Fetched>,
+    buffered: Arc<AtomicUsize>,
+    shard: String,
+}
+
+/// A channel holding at most `capacity` messages.
+pub(crate) fn fetched_channel(capacity: usize, shard: &str) -> (FetchedSender, FetchedReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let buffered = Arc::new(AtomicUsize::new(0));
+    (
+        FetchedSender {
+            tx,
+            buffered: buffered.clone(),
+            shard: shard.to_owned(),
+        },
+        FetchedReceiver {
+            rx,
+            buffered,
+            shard: shard.to_owned(),
+        },
+    )
+}
+
+fn records_of(fetched: &Fetched) -> usize {
+    match fetched {
+        Fetched::Batch { records, .. } => records.len(),
+        Fetched::ShardEnd { .. } => 0,
+    }
+}
+
+impl FetchedSender {
+    /// Waits for a free slot; `None` once the consumer is gone.
+    pub(crate) async fn reserve(&self) -> Option<FetchedPermit<'_>> {
+        let permit = self.tx.reserve().await.ok()?;
+        Some(FetchedPermit {
+            permit,
+            sender: self,
+        })
+    }
+
+    /// Sends, waiting for a free slot; `false` once the consumer is gone.
+    pub(crate) async fn send(&self, fetched: Fetched) -> bool {
+        match self.reserve().await {
+            Some(permit) => {
+                permit.send(fetched);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the consumer is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Waits until the consumer is gone.
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await
+    }
+
+    fn add(&self, records: usize) {
+        let now = self.buffered.fetch_add(records, Ordering::SeqCst) + records;
+        buffered_gauge(&self.shard, now);
+    }
+}
+
+/// A reserved slot of the channel.
+pub(crate) struct FetchedPermit<'a> {
+    permit: mpsc::Permit<'a, Fetched>,
+    sender: &'a FetchedSender,
+}
+
+impl FetchedPermit<'_> {
+    pub(crate) fn send(self, fetched: Fetched) {
+        self.sender.add(records_of(&fetched));
+        self.permit.send(fetched);
+    }
+}
+
+impl FetchedReceiver {
+    /// The next message; `None` when the retrieval task stopped.
+    pub(crate) async fn recv(&mut self) -> Option<Fetched> {
+        let fetched = self.rx.recv().await?;
+        let n = records_of(&fetched);
+        let now = self.buffered.fetch_sub(n, Ordering::SeqCst) - n;
+        buffered_gauge(&self.shard, now);
+        Some(fetched)
+    }
+}
+
+/// `RecordsBuffered`: records read from Kinesis that wait for the processor (the batch being
+/// processed is not counted).
+fn buffered_gauge(shard: &str, records: usize) {
+    metrics::gauge!("RecordsBuffered", "shard" => shard.to_owned()).set(records as f64);
+}
+
+/// The user records of `records` (KPL aggregates split into their user records, those whose
+/// hash key falls outside `hash_range` dropped as the Java KCL does), without those at or before
+/// `after` (a checkpoint that may fall inside an aggregate).
+pub(crate) fn user_records(
+    records: Vec<aws_sdk_kinesis::types::Record>,
+    hash_range: (u128, u128),
+    after: Option<&SequenceNumber>,
+) -> Vec<Record> {
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        let arrival = record
+            .approximate_arrival_timestamp
+            .and_then(|t| SystemTime::try_from(t).ok());
+        let data = Bytes::from(record.data.into_inner());
+        let aggregated = data.starts_with(&[0xF3, 0x89, 0x9A, 0xC2]);
+        let users = kpl::aggregation::deaggregate_for_shard(
+            record.partition_key.as_deref().unwrap_or_default(),
+            None,
+            &data,
+            hash_range.0,
+            hash_range.1,
+        );
+        for user in users {
+            let position = SequenceNumber::new(&*record.sequence_number, user.sub_sequence_number);
+            if after.is_some_and(|a| position <= *a) {
+                continue;
+            }
+            out.push(Record {
+                partition_key: user.partition_key,
+                explicit_hash_key: user.explicit_hash_key,
+                data: user.data,
+                sequence_number: record.sequence_number.clone(),
+                sub_sequence_number: user.sub_sequence_number,
+                approximate_arrival_timestamp: arrival,
+                aggregated,
+            });
+        }
+    }
+    out
+}
 
 /// A jittered exponential backoff between `min` and `max`, without an attempt limit.
 pub(crate) fn backoff(min: Duration, max: Duration) -> impl Iterator<Item = Duration> {

@@ -4,27 +4,13 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::DateTime;
-use aws_sdk_kinesis::types::{ChildShard, ShardIteratorType};
-use bytes::Bytes;
-use tokio::sync::mpsc;
+use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::task::JoinHandle;
 
-use super::StreamRef;
+use super::{Fetched, FetchedReceiver, FetchedSender, StreamRef, fetched_channel};
 use crate::error::{self, Result};
-use crate::leases::{Checkpoint, SequenceNumber};
+use crate::leases::Checkpoint;
 use crate::processor::Record;
-
-/// What the fetch task hands to the shard consumer.
-#[derive(Debug)]
-pub(crate) enum Fetched {
-    /// Records after the checkpoint, in order (may be empty).
-    Batch {
-        records: Vec<Record>,
-        millis_behind_latest: Option<i64>,
-    },
-    /// The shard is closed and fully read.
-    ShardEnd { children: Vec<ChildShard> },
-}
 
 /// Polling settings.
 #[derive(Debug, Clone)]
@@ -46,8 +32,8 @@ pub(crate) fn spawn_fetcher(
     start: Checkpoint,
     hash_range: (u128, u128),
     settings: FetcherSettings,
-) -> (mpsc::Receiver<Fetched>, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(settings.max_prefetch_batches.max(1));
+) -> (FetchedReceiver, JoinHandle<()>) {
+    let (tx, rx) = fetched_channel(settings.max_prefetch_batches, &shard_id);
     let fetcher = Fetcher {
         client,
         stream,
@@ -72,7 +58,7 @@ struct Fetcher {
 }
 
 impl Fetcher {
-    async fn run(mut self, tx: mpsc::Sender<Fetched>) {
+    async fn run(mut self, tx: FetchedSender) {
         let mut backoff = super::backoff(Duration::from_millis(200), Duration::from_secs(10));
         let mut iterator: Option<String> = None;
         loop {
@@ -88,11 +74,10 @@ impl Fetcher {
                         // treat it as its end, so the lease is finished and its children
                         // (which shard sync finds) can start instead of waiting forever.
                         tracing::warn!(shard = %self.shard_id, "shard no longer exists; treating it as ended");
-                        let _ = tx
-                            .send(Fetched::ShardEnd {
-                                children: Vec::new(),
-                            })
-                            .await;
+                        tx.send(Fetched::ShardEnd {
+                            children: Vec::new(),
+                        })
+                        .await;
                         return;
                     }
                     Err(e) => {
@@ -134,13 +119,12 @@ impl Fetcher {
             let records = self.user_records(out.records);
             let empty = records.is_empty();
             if (!empty || out.next_shard_iterator.is_some())
-                && tx
+                && !tx
                     .send(Fetched::Batch {
                         records,
                         millis_behind_latest: out.millis_behind_latest,
                     })
                     .await
-                    .is_err()
             {
                 return;
             }
@@ -148,7 +132,7 @@ impl Fetcher {
                 Some(next) => iterator = Some(next),
                 None => {
                     let children = out.child_shards.unwrap_or_default();
-                    let _ = tx.send(Fetched::ShardEnd { children }).await;
+                    tx.send(Fetched::ShardEnd { children }).await;
                     return;
                 }
             }
@@ -193,39 +177,9 @@ impl Fetcher {
 
     /// Deaggregates, drops what the checkpoint already covers, remembers the read position.
     fn user_records(&mut self, records: Vec<aws_sdk_kinesis::types::Record>) -> Vec<Record> {
-        let mut out = Vec::with_capacity(records.len());
-        let after = self.start.sequence().cloned();
-        for record in records {
-            let arrival = record
-                .approximate_arrival_timestamp
-                .and_then(|t| SystemTime::try_from(t).ok());
-            let data = Bytes::from(record.data.into_inner());
-            let aggregated = data.starts_with(&[0xF3, 0x89, 0x9A, 0xC2]);
-            let users = kpl::aggregation::deaggregate_for_shard(
-                record.partition_key.as_deref().unwrap_or_default(),
-                None,
-                &data,
-                self.hash_range.0,
-                self.hash_range.1,
-            );
-            for user in users {
-                let position =
-                    SequenceNumber::new(&*record.sequence_number, user.sub_sequence_number);
-                if after.as_ref().is_some_and(|a| position <= *a) {
-                    continue;
-                }
-                out.push(Record {
-                    partition_key: user.partition_key,
-                    explicit_hash_key: user.explicit_hash_key,
-                    data: user.data,
-                    sequence_number: record.sequence_number.clone(),
-                    sub_sequence_number: user.sub_sequence_number,
-                    approximate_arrival_timestamp: arrival,
-                    aggregated,
-                });
-            }
-            self.last_read = Some(record.sequence_number);
+        if let Some(last) = records.last() {
+            self.last_read = Some(last.sequence_number.clone());
         }
-        out
+        super::user_records(records, self.hash_range, self.start.sequence())
     }
 }

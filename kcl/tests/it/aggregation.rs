@@ -72,7 +72,17 @@ fn worker(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregates_are_deaggregated_and_resumed_mid_aggregate() {
-    let env = Env::start().await;
+    resumed_mid_aggregate(Env::start().await, fast_config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_resumes_mid_aggregate() {
+    let env = Env::with(crate::fan_out::engine(Duration::from_secs(60))).await;
+    resumed_mid_aggregate(env, crate::fan_out::fan_out(Duration::from_secs(3))).await;
+}
+
+/// Reads 20 KPL user records, checkpoints inside an aggregate, and restarts from there.
+async fn resumed_mid_aggregate(env: Env, config: Config) {
     env.create_stream("agg", 1).await;
     let producer = kpl::Producer::new(
         env.kinesis.clone(),
@@ -99,7 +109,7 @@ async fn aggregates_are_deaggregated_and_resumed_mid_aggregate() {
     assert!(producer.shutdown(Duration::from_secs(5)).await.is_empty());
 
     let seen: Seen = Arc::default();
-    let first = worker(&env, "first", &seen, fast_config());
+    let first = worker(&env, "first", &seen, config.clone());
     let run = tokio::spawn({
         let first = first.clone();
         async move { first.run().await }
@@ -129,7 +139,7 @@ async fn aggregates_are_deaggregated_and_resumed_mid_aggregate() {
 
     // A restart resumes right after the checkpointed sub-record.
     seen.lock().unwrap().clear();
-    let second = worker(&env, "second", &seen, fast_config());
+    let second = worker(&env, "second", &seen, config);
     let run = tokio::spawn({
         let second = second.clone();
         async move { second.run().await }
@@ -142,4 +152,5 @@ async fn aggregates_are_deaggregated_and_resumed_mid_aggregate() {
     run.await.unwrap().unwrap();
     let data: Vec<String> = seen.lock().unwrap().iter().map(|d| d.2.clone()).collect();
     assert_eq!(data, expected[8..].to_vec());
+    crate::fan_out::assert_no_polling(&env);
 }

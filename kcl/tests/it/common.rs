@@ -509,6 +509,17 @@ pub struct Factory {
     log: Arc<Log>,
 }
 
+impl Factory {
+    /// Processors of worker `worker` logging into `log`.
+    #[allow(dead_code)]
+    pub fn new(worker: &str, log: &Arc<Log>) -> Self {
+        Self {
+            worker: worker.to_owned(),
+            log: log.clone(),
+        }
+    }
+}
+
 impl RecordProcessorFactory for Factory {
     type Processor = Recorder;
     fn create(&self, shard_id: &str) -> Recorder {

@@ -5,6 +5,7 @@ mod common;
 mod dynamodb_faults;
 mod expired;
 mod failover;
+mod fan_out;
 mod java_table;
 mod lease_table;
 mod positions;

@@ -5,7 +5,9 @@
 //! stream incarnation it was put to, on the shard it was acknowledged on, whose hash range holds
 //! its key; no stream holds records of another incarnation (ids are never reused); a stream whose
 //! creation or puts were acknowledged, and whose deletion was not, exists; a stream created
-//! after recovery and a second recovery pick up no stray records.
+//! after recovery and a second recovery pick up no stray records. With encryption: every record
+//! acknowledged as encrypted comes back (so its data key was on disk before it), marked
+//! encrypted, and its data is nowhere in the clear in the log.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,6 +24,7 @@ use crate::faults::FaultInjector;
 use crate::kinesis::{Kinesis, ServiceConfig, dispatch};
 use crate::model::hash::partition_key_hash;
 use crate::model::shard::shard_id;
+use crate::storage::crypto::{MasterKey, MasterKeySlot};
 
 const DATA_DIR: &str = "/data";
 
@@ -40,6 +43,10 @@ enum Step {
     Merge(&'static str, u32, u32),
     Scale(&'static str, u32),
     Delete(&'static str),
+    /// StartStreamEncryption: makes the stream's data key, saved before any record uses it.
+    Encrypt(&'static str),
+    /// StopStreamEncryption.
+    Decrypt(&'static str),
 }
 
 use Step::*;
@@ -61,6 +68,8 @@ struct Acked {
     next_key: usize,
     /// Open shards of each stream at the end of the run.
     open_shards: HashMap<String, usize>,
+    /// Record data acknowledged with `EncryptionType` KMS.
+    encrypted: Vec<String>,
 }
 
 fn service(fs: &SimFs, sync: SyncMode, clock: &Arc<ManualClock>) -> Option<Arc<Kinesis>> {
@@ -79,6 +88,8 @@ fn service(fs: &SimFs, sync: SyncMode, clock: &Arc<ManualClock>) -> Option<Arc<K
         throughput_limits: true,
         subscription_lifetime: std::time::Duration::from_secs(300),
         token_key: crate::model::iterator::TokenKey::random(),
+        // The key file lives outside the simulated disk, as a key given to the engine does.
+        master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
     };
     let faults = Arc::new(FaultInjector::new(0, Vec::new()));
     let metadata = Path::new(DATA_DIR).join("metadata");
@@ -145,6 +156,7 @@ async fn run(steps: &[Step], fs: &SimFs, sync: SyncMode) -> Acked {
                 let Ok(out) = call(&kinesis, "PutRecords", body).await else {
                     continue;
                 };
+                let encrypted = out["EncryptionType"] == "KMS";
                 for (result, text) in out["Records"].as_array().into_iter().flatten().zip(data) {
                     let (Some(shard), Some(seq)) = (
                         result["ShardId"].as_str(),
@@ -154,6 +166,9 @@ async fn run(steps: &[Step], fs: &SimFs, sync: SyncMode) -> Acked {
                     };
                     let index = crate::model::shard::parse_shard_id(shard).expect("shard id");
                     let seq = seq.parse().expect("sequence number");
+                    if encrypted {
+                        acked.encrypted.push(text.clone());
+                    }
                     acked.records.insert(text, (name, generation, index, seq));
                     if !acked.alive.contains(&(name, generation)) {
                         acked.alive.push((name, generation));
@@ -190,6 +205,18 @@ async fn run(steps: &[Step], fs: &SimFs, sync: SyncMode) -> Acked {
                     Ok(_) => acked.deleted.push((name, generation)),
                     Err(_) => acked.maybe_deleted.push((name, generation)),
                 }
+            }
+            Encrypt(name) | Decrypt(name) => {
+                let operation = match step {
+                    Encrypt(_) => "StartStreamEncryption",
+                    _ => "StopStreamEncryption",
+                };
+                let body = json!({
+                    "StreamName": name,
+                    "EncryptionType": "KMS",
+                    "KeyId": "alias/aws/kinesis",
+                });
+                let _ = call(&kinesis, operation, body).await;
             }
             Overload(name) => {
                 let Some(stream) = kinesis.registry.get(name) else {
@@ -251,6 +278,9 @@ async fn check(fs: &SimFs, acked: &Acked, context: &str) {
                         "{context}: {text}"
                     );
                 }
+                if acked.encrypted.iter().any(|t| t == text) {
+                    assert!(record.encrypted, "{context}: {text} lost its encryption");
+                }
                 present.insert(text.to_owned(), "");
             }
         }
@@ -301,6 +331,16 @@ async fn check(fs: &SimFs, acked: &Acked, context: &str) {
                     "{context}: acknowledged {text} lost"
                 );
             }
+        }
+    }
+    for segment in super::fs::FileSystem::list(fs, &Path::new(DATA_DIR).join("wal")).unwrap() {
+        let bytes = super::fs::FileSystem::read(fs, &segment).unwrap();
+        for text in &acked.encrypted {
+            assert!(
+                !bytes.windows(text.len()).any(|w| w == text.as_bytes()),
+                "{context}: {text} is in the clear in {}",
+                segment.display()
+            );
         }
     }
     // A new stream, then a clean restart: no stray record joins it.
@@ -453,4 +493,24 @@ async fn delete_stream_at_every_crash_point() {
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn start_and_stop_encryption_at_every_crash_point() {
+    let acked = every_crash_point(
+        "encrypt",
+        &[
+            Create("e", 2),
+            Put("e", 2),
+            Encrypt("e"),
+            Put("e", 3),
+            Split("e", 0),
+            Put("e", 2),
+            Decrypt("e"),
+            Put("e", 2),
+        ],
+    )
+    .await;
+    // The clean run: the puts between start and stop, and only those, were encrypted.
+    assert_eq!(acked.encrypted.len(), 5);
 }

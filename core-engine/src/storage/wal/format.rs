@@ -9,9 +9,10 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use super::super::crypto::{DataKey, TAG_LEN};
 #[cfg(doc)]
 use super::super::framed;
-use super::super::{Lsn, RecoveredBatch, ShardRecord, StoredRecord, StreamId};
+use super::super::{Lsn, RecoveredBatch, SealedBatch, ShardRecord, StoredRecord, StreamId};
 
 /// Version of the segment and metadata layouts; bumped on any incompatible change.
 pub(super) const FORMAT_VERSION: u32 = 1;
@@ -29,6 +30,14 @@ pub(super) const METADATA_HEADER_LEN: usize = 24;
 const PAYLOAD_FIXED_LEN: usize = 12;
 /// Shard (4) + sequence (16) + arrival (8) + key length (4) + data length (4).
 const RECORD_FIXED_LEN: usize = 36;
+/// Set in the stream id field of a sealed batch's payload (stream ids never come near it).
+pub(super) const SEALED_FLAG: u64 = 1 << 63;
+/// Bytes of a nonce.
+const NONCE_LEN: usize = 12;
+/// What sealing adds to a payload: the newest arrival time, the nonce and the tag.
+const SEALED_EXTRA_LEN: usize = 8 + NONCE_LEN + TAG_LEN;
+/// The clear part of a sealed payload that is authenticated: flagged stream id, newest arrival.
+const SEALED_AAD_LEN: usize = 16;
 
 /// The header of a segment whose first frame has `first_lsn`.
 pub(super) fn segment_header(first_lsn: Lsn) -> [u8; SEGMENT_HEADER_LEN] {
@@ -67,29 +76,57 @@ fn payload_len(records: &[ShardRecord]) -> Option<usize> {
     })
 }
 
-/// Appends the frame of one batch to `out`. Fails with the payload size if it exceeds
-/// [`MAX_PAYLOAD_LEN`] (the decoder would reject it, so it must never be written).
+/// Appends the frame of one batch to `out`, sealed under `key` if given. Fails with the
+/// payload size if it exceeds [`MAX_PAYLOAD_LEN`] (the decoder would reject it, so it must never
+/// be written).
 pub(super) fn encode_frame(
     stream: StreamId,
     records: &[ShardRecord],
+    key: Option<&DataKey>,
     out: &mut Vec<u8>,
 ) -> Result<(), usize> {
-    let Some(len) = payload_len(records) else {
+    let extra = if key.is_some() { SEALED_EXTRA_LEN } else { 0 };
+    let len = payload_len(records)
+        .and_then(|len| len.checked_add(extra))
+        .filter(|&len| len <= MAX_PAYLOAD_LEN);
+    let Some(len) = len else {
         let total = records.iter().fold(PAYLOAD_FIXED_LEN, |acc, r| {
             acc.saturating_add(RECORD_FIXED_LEN)
                 .saturating_add(r.record.partition_key.len())
                 .saturating_add(r.record.data.len())
         });
-        return Err(total);
+        return Err(total.saturating_add(extra));
     };
     out.reserve(FRAME_HEADER_LEN + len);
-    super::super::framed::push_frame(out, |out| encode_payload(stream, records, out))
+    match key {
+        None => super::super::framed::push_frame(out, |out| encode_payload(stream, records, out)),
+        Some(key) => super::super::framed::push_frame(out, |out| {
+            let start = out.len();
+            // In the clear, so that recovery can tell when retention frees the segment.
+            let newest = records.iter().map(|r| r.record.arrival_ms).max();
+            out.extend_from_slice(&(stream | SEALED_FLAG).to_le_bytes());
+            out.extend_from_slice(&newest.unwrap_or(i64::MIN).to_le_bytes());
+            out.extend_from_slice(&[0; NONCE_LEN]); // patched below
+            let body = out.len();
+            encode_records(records, out);
+            let mut aad = [0; SEALED_AAD_LEN];
+            aad.copy_from_slice(&out[start..start + SEALED_AAD_LEN]);
+            let nonce = key.seal(&aad, out, body);
+            out[start + SEALED_AAD_LEN..body].copy_from_slice(&nonce);
+        }),
+    }
 }
 
 /// Writes the payload of a batch whose size [`payload_len`] accepted, so the `as u32` casts of
 /// lengths below are exact.
 fn encode_payload(stream: StreamId, records: &[ShardRecord], out: &mut Vec<u8>) {
     out.extend_from_slice(&stream.to_le_bytes());
+    encode_records(records, out);
+}
+
+/// The record count and the records: the part of a payload after the stream id, which is what
+/// a sealed batch encrypts.
+fn encode_records(records: &[ShardRecord], out: &mut Vec<u8>) {
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
     for r in records {
         let rec = &r.record;
@@ -111,10 +148,63 @@ pub(super) fn decode_frame(buf: &Bytes) -> Result<(RecoveredBatch, usize), Frame
     Ok((decode_payload(&buf.slice(payload))?, len))
 }
 
-/// Decodes a frame's payload (see the [parent module](super) for its layout).
+/// Decodes a frame's payload (see the [parent module](super) for its layout). A sealed batch
+/// comes back as [`RecoveredBatch::sealed`], for the engine to open with the stream's key.
 pub(super) fn decode_payload(payload: &Bytes) -> Result<RecoveredBatch, FrameError> {
     let mut r = Reader::new(payload);
     let stream_id = r.u64()?;
+    if stream_id & SEALED_FLAG != 0 {
+        let newest = r.array()?;
+        let mut aad = [0; SEALED_AAD_LEN];
+        aad[..8].copy_from_slice(&stream_id.to_le_bytes());
+        aad[8..].copy_from_slice(&newest);
+        let nonce = r.array()?;
+        if r.remaining() < TAG_LEN + 4 {
+            return Err(FrameError::Payload("sealed batch shorter than its tag"));
+        }
+        let sealed = payload.slice(r.take(r.remaining())?);
+        return Ok(RecoveredBatch {
+            stream_id: stream_id & !SEALED_FLAG,
+            records: Vec::new(),
+            sealed: Some(SealedBatch {
+                aad,
+                newest_arrival_ms: Some(i64::from_le_bytes(newest)).filter(|&ms| ms != i64::MIN),
+                nonce,
+                sealed,
+            }),
+        });
+    }
+    let records = decode_records(payload, r, false)?;
+    Ok(RecoveredBatch {
+        stream_id,
+        records,
+        sealed: None,
+    })
+}
+
+impl SealedBatch {
+    /// Decrypts the batch with its stream's data key and decodes its records.
+    ///
+    /// # Errors
+    /// The batch does not authenticate under `key` (another key, or altered bytes), or its
+    /// plaintext is malformed.
+    pub fn open(self, key: &DataKey) -> Result<Vec<ShardRecord>, String> {
+        let mut buf = self.sealed.to_vec();
+        let len = key.open(self.nonce, &self.aad, &mut buf).ok_or(
+            "an encrypted batch does not decrypt with its stream's data key (altered bytes?)",
+        )?;
+        buf.truncate(len);
+        let plain = Bytes::from(buf);
+        decode_records(&plain, Reader::new(&plain), true).map_err(|e| e.to_string())
+    }
+}
+
+/// Decodes the record count and the records from `r` to the end of `payload`.
+fn decode_records(
+    payload: &Bytes,
+    mut r: Reader<'_>,
+    encrypted: bool,
+) -> Result<Vec<ShardRecord>, FrameError> {
     let count = r.u32()? as usize;
     // Bounds the allocation below by the input size.
     if count > r.remaining() / RECORD_FIXED_LEN {
@@ -139,13 +229,14 @@ pub(super) fn decode_payload(payload: &Bytes) -> Result<RecoveredBatch, FrameErr
                 arrival_ms,
                 partition_key,
                 data,
+                encrypted,
             },
         });
     }
     if r.remaining() != 0 {
         return Err(FrameError::Payload("trailing bytes after the last record"));
     }
-    Ok(RecoveredBatch { stream_id, records })
+    Ok(records)
 }
 
 /// The metadata file holding `snapshot`.

@@ -13,6 +13,7 @@ fn record(shard: u32, seq: u128, arrival: i64, key: &str, data: &'static [u8]) -
             arrival_ms: arrival,
             partition_key: key.to_owned(),
             data: Bytes::from_static(data),
+            encrypted: false,
         },
     }
 }
@@ -52,7 +53,7 @@ const VECTOR_FRAME: [u8; 96] = [
 
 fn encode(stream: u64, records: &[ShardRecord]) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_frame(stream, records, &mut out).expect("encodes");
+    encode_frame(stream, records, None, &mut out).expect("encodes");
     out
 }
 
@@ -70,7 +71,8 @@ fn frame_vector_decodes_back() {
         batch,
         RecoveredBatch {
             stream_id: 7,
-            records: vector_records()
+            records: vector_records(),
+            sealed: None,
         }
     );
 }
@@ -78,12 +80,13 @@ fn frame_vector_decodes_back() {
 #[test]
 fn frames_decode_back_to_back_and_report_their_length() {
     let mut buf = encode(1, &[]);
-    encode_frame(u64::MAX, &vector_records(), &mut buf).expect("encodes");
+    // The largest stream id a plain frame can carry (the top bit marks a sealed batch).
+    encode_frame(SEALED_FLAG - 1, &vector_records(), None, &mut buf).expect("encodes");
     let buf = Bytes::from(buf);
     let (first, len) = decode_frame(&buf).expect("first");
     assert_eq!((first.stream_id, first.records.len(), len), (1, 0, 20));
     let (second, len2) = decode_frame(&buf.slice(len..)).expect("second");
-    assert_eq!(second.stream_id, u64::MAX);
+    assert_eq!(second.stream_id, SEALED_FLAG - 1);
     assert_eq!(second.records, vector_records());
     assert_eq!(len + len2, buf.len());
 }
@@ -242,10 +245,80 @@ fn oversized_batch_is_refused_before_encoding() {
             arrival_ms: 0,
             partition_key: String::new(),
             data: Bytes::from(vec![0u8; MAX_PAYLOAD_LEN]),
+            encrypted: false,
         },
     };
     let mut out = Vec::new();
-    let err = encode_frame(1, &[big], &mut out).expect_err("too large");
+    let err = encode_frame(1, &[big], None, &mut out).expect_err("too large");
     assert_eq!(err, MAX_PAYLOAD_LEN + 12 + 36);
     assert!(out.is_empty());
+}
+
+/// A sealed batch: the stream id field carries the flag, nothing of the records is in the
+/// clear, it opens with its key only, and the records come back marked encrypted.
+#[test]
+fn sealed_frames_hide_the_records_and_open_with_their_key_only() {
+    use super::super::crypto::DataKey;
+    let (key, _) = DataKey::generate();
+    let mut records = vector_records();
+    records.push(record(
+        0,
+        9,
+        9,
+        "partition-key-marker",
+        b"secret-data-marker",
+    ));
+    let mut out = Vec::new();
+    encode_frame(7, &records, Some(&key), &mut out).expect("encodes");
+    let plain = encode(7, &records);
+    // Header (8), flagged stream id (8), newest arrival (8), nonce (12), sealed body, tag (16).
+    assert_eq!(out.len(), plain.len() + 8 + 12 + 16);
+    assert_eq!(&out[8..16], &(7 | SEALED_FLAG).to_le_bytes());
+    assert_eq!(&out[16..24], &1_700_000_000_000i64.to_le_bytes());
+    for marker in [&b"partition-key-marker"[..], b"secret-data-marker"] {
+        assert!(plain.windows(marker.len()).any(|w| w == marker));
+        assert!(!out.windows(marker.len()).any(|w| w == marker));
+    }
+    let buf = Bytes::from(out);
+    let (batch, len) = decode_frame(&buf).expect("decodes");
+    assert_eq!(
+        (batch.stream_id, batch.records.len(), len),
+        (7, 0, buf.len())
+    );
+    let sealed = batch.sealed.expect("sealed");
+    assert_eq!(sealed.newest_arrival_ms, Some(1_700_000_000_000));
+    let (other, _) = DataKey::generate();
+    assert!(sealed.clone().open(&other).is_err());
+    let opened = sealed.open(&key).expect("opens");
+    for r in &mut records {
+        r.record.encrypted = true;
+    }
+    assert_eq!(opened, records);
+}
+
+#[test]
+fn a_sealed_frame_with_a_flipped_ciphertext_bit_does_not_open() {
+    use super::super::crypto::DataKey;
+    let (key, _) = DataKey::generate();
+    let mut out = Vec::new();
+    encode_frame(3, &vector_records(), Some(&key), &mut out).expect("encodes");
+    // The CRC is not what protects it here: patch it after the flip.
+    out[40] ^= 1;
+    let crc = crc32fast::hash(&out[8..]);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    let (batch, _) = decode_frame(&Bytes::from(out)).expect("frame reads");
+    assert!(batch.sealed.expect("sealed").open(&key).is_err());
+}
+
+#[test]
+fn a_sealed_frame_whose_clear_arrival_time_was_changed_does_not_open() {
+    use super::super::crypto::DataKey;
+    let (key, _) = DataKey::generate();
+    let mut out = Vec::new();
+    encode_frame(3, &vector_records(), Some(&key), &mut out).expect("encodes");
+    out[16] ^= 1;
+    let crc = crc32fast::hash(&out[8..]);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    let (batch, _) = decode_frame(&Bytes::from(out)).expect("frame reads");
+    assert!(batch.sealed.expect("sealed").open(&key).is_err());
 }

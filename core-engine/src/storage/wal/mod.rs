@@ -5,6 +5,8 @@
 //! <dir>/LOCK                          locked exclusively while an engine has the directory open
 //! <dir>/metadata                      the last metadata snapshot (see below)
 //! <dir>/metadata.tmp                  a snapshot being written; ignored by recovery
+//! <dir>/master.key                    the master key for encryption at rest, when the engine
+//!                                     made it (32 raw bytes, mode 0600; see `storage::crypto`)
 //! <dir>/wal/00000000000000000001.wal  segment whose first frame has LSN 1
 //! <dir>/wal/00000000000000000734.wal  segment whose first frame has LSN 734
 //! <dir>/wal/<20 digits>.wal.tmp       a segment being created; removed by recovery
@@ -42,7 +44,31 @@
 //!                      +32+k   4  data length d, u32
 //!                      +36+k   d  data
 //! ```
-//! The payload must end exactly after the last record.
+//! The payload must end exactly after the last record. Stream ids are below 2^63 (they are
+//! handed out from 1 upwards): the top bit of the first field marks a sealed payload instead.
+//!
+//! Sealed payload: the batch of a stream encrypted at rest (appended with
+//! [`Storage::append_sealed`]), AES-256-GCM under the stream's data key:
+//! ```text
+//! offset  size  field
+//!      0     8  stream id with bit 63 set, u64
+//!      8     8  newest arrival time of the batch's records in epoch ms, i64, in the clear so
+//!               that retention can release segments without the key
+//!     16    12  nonce, random for each frame
+//!     28     m  ciphertext of the record count and the records, laid out as in a plain payload
+//!               from its offset 8 on
+//!   28+m    16  GCM tag; bytes 0..16 are the associated data, so they are authenticated too
+//! ```
+//! So a sealed frame shows the stream, the batch's size and its newest arrival time, never a
+//! partition key, sequence number or byte of data. Frames of unencrypted streams are written
+//! exactly as before encryption existed, and old data directories load unchanged.
+//!
+//! The data key lives in the metadata snapshot, in the stream's entry, wrapped by the master key
+//! (`"encryption": {"key_id": "...", "data_key": "<base64 of nonce, encrypted key, tag>"}`,
+//! absent for a stream never encrypted). Recovery hands sealed batches back unopened
+//! ([`RecoveredBatch::sealed`](super::RecoveredBatch)); the engine opens them once it has
+//! unwrapped the keys, and a master key that does not unwrap them stops it with
+//! [`StorageError::Key`] before any record is read.
 //!
 //! Metadata file, `<dir>/metadata`:
 //! ```text
@@ -91,6 +117,10 @@
 //! finds, so it fails the storage like a failed `fsync` (see `Kinesis::reshape` and the
 //! crash-point tests in `crash_tests.rs`).
 //!
+//! The same rule covers encryption: StartStreamEncryption saves the metadata holding the
+//! stream's wrapped data key before the key is used, so every sealed frame in the log has its
+//! key on disk, whatever point a crash hits (`start_and_stop_encryption_at_every_crash_point`).
+//!
 //! # Recovery
 //! [`Storage::recover`] must run once, after [`FileStorage::open`] and before the first append
 //! (appends before it fail with [`StorageError::Unavailable`], since the log position is not
@@ -123,6 +153,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
+use super::crypto::DataKey;
 use super::{
     Durability, Lsn, Recovery, RetentionView, ShardRecord, Storage, StorageError, StreamId,
 };
@@ -267,6 +298,25 @@ impl FileStorage {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Encodes one batch (sealed under `key` if given) and queues it for the writer.
+    fn append_frame(
+        &self,
+        stream: StreamId,
+        records: &[ShardRecord],
+        key: Option<&DataKey>,
+    ) -> Result<Lsn, StorageError> {
+        let mut frame = Vec::new();
+        format::encode_frame(stream, records, key, &mut frame).map_err(|len| {
+            let msg = format!(
+                "batch payload of {len} bytes exceeds the {} byte frame limit",
+                format::MAX_PAYLOAD_LEN
+            );
+            io_error(&self.shared.wal_dir)(io::Error::new(io::ErrorKind::InvalidInput, msg))
+        })?;
+        let newest = records.iter().map(|r| r.record.arrival_ms).max();
+        self.shared.push(&frame, stream, newest)
+    }
+
     /// Closed segments (all but the one being written), each with what release needs.
     fn closed_segments(&self) -> Vec<segment::SegmentInfo> {
         let segments = self.shared.segments.lock();
@@ -277,16 +327,16 @@ impl FileStorage {
 
 impl Storage for FileStorage {
     fn append(&self, stream: StreamId, records: &[ShardRecord]) -> Result<Lsn, StorageError> {
-        let mut frame = Vec::new();
-        format::encode_frame(stream, records, &mut frame).map_err(|len| {
-            let msg = format!(
-                "batch payload of {len} bytes exceeds the {} byte frame limit",
-                format::MAX_PAYLOAD_LEN
-            );
-            io_error(&self.shared.wal_dir)(io::Error::new(io::ErrorKind::InvalidInput, msg))
-        })?;
-        let newest = records.iter().map(|r| r.record.arrival_ms).max();
-        self.shared.push(&frame, stream, newest)
+        self.append_frame(stream, records, None)
+    }
+
+    fn append_sealed(
+        &self,
+        stream: StreamId,
+        records: &[ShardRecord],
+        key: &DataKey,
+    ) -> Result<Lsn, StorageError> {
+        self.append_frame(stream, records, Some(key))
     }
 
     fn durability(&self) -> watch::Receiver<Durability> {

@@ -141,7 +141,10 @@ pub(super) fn scan(fs: &dyn FileSystem, path: &Path, first_lsn: Lsn) -> Result<S
         format::decode_payload(&buf.slice(payload))
     });
     for batch in &scan.items {
-        let newest = batch.records.iter().map(|r| r.record.arrival_ms).max();
+        let newest = match &batch.sealed {
+            Some(sealed) => sealed.newest_arrival_ms,
+            None => batch.records.iter().map(|r| r.record.arrival_ms).max(),
+        };
         info.note(batch.stream_id, newest);
     }
     info.bytes = scan.good_len as u64;

@@ -78,11 +78,14 @@ pub struct Options {
     pub catch_up_timeout: Duration,
     /// Appended to every stream, table and application name.
     pub suffix: String,
+    /// How the consumer applications read their shards (default: enhanced fan-out).
+    pub retrieval: kcl::Retrieval,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
+            retrieval: kcl::Retrieval::fan_out(),
             duration: Duration::from_secs(10),
             rate: 200,
             users: 50,
@@ -200,7 +203,14 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         .map(|n| {
             let id = format!("worker-{n}");
             let factory = factory(&live, &live_activity);
-            Worker::start(clients, &app, &stream, &id, factory, kcl_config())
+            Worker::start(
+                clients,
+                &app,
+                &stream,
+                &id,
+                factory,
+                kcl_config(&options.retrieval),
+            )
         })
         .collect::<Result<Vec<_>>>()?;
 
@@ -239,7 +249,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
             &stream,
             "replayer",
             factory(&replay, &replay_activity),
-            kcl_config(),
+            kcl_config(&options.retrieval),
         )?;
         let complete = wait_until(options.catch_up_timeout, || async {
             let counters = lock(&replay);

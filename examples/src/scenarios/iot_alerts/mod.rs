@@ -72,11 +72,14 @@ pub struct Options {
     pub catch_up_timeout: Duration,
     /// Appended to every stream and application name.
     pub suffix: String,
+    /// How the consumer applications read their shards (default: enhanced fan-out).
+    pub retrieval: kcl::Retrieval,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
+            retrieval: kcl::Retrieval::fan_out(),
             duration: Duration::from_secs(10),
             rate: 100,
             devices: 8,
@@ -176,7 +179,7 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
         &telemetry,
         "detector-1",
         factory,
-        kcl_config(),
+        kcl_config(&options.retrieval),
     )?;
 
     let producer = produce::producer(&clients.kinesis, &telemetry).await?;

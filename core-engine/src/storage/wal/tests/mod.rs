@@ -28,6 +28,7 @@ fn batch(n: usize, arrival_ms: i64, tag: &str) -> Vec<ShardRecord> {
                 arrival_ms,
                 partition_key: format!("{tag}-{i}"),
                 data: Bytes::from(format!("data {tag} {i}")),
+                encrypted: false,
             },
         })
         .collect()
@@ -37,6 +38,7 @@ fn expected(stream: StreamId, records: Vec<ShardRecord>) -> RecoveredBatch {
     RecoveredBatch {
         stream_id: stream,
         records,
+        sealed: None,
     }
 }
 
@@ -92,6 +94,6 @@ fn file_name(path: &Path) -> &str {
 
 fn frame_len(records: &[ShardRecord]) -> u64 {
     let mut out = Vec::new();
-    format::encode_frame(0, records, &mut out).expect("encode");
+    format::encode_frame(0, records, None, &mut out).expect("encode");
     out.len() as u64
 }

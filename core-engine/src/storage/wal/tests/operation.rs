@@ -214,6 +214,7 @@ fn oversized_batch_is_refused_without_consuming_an_lsn() {
             arrival_ms: 1,
             partition_key: "k".into(),
             data: Bytes::from(vec![0u8; format::MAX_PAYLOAD_LEN]),
+            encrypted: false,
         },
     };
     assert!(matches!(
@@ -235,4 +236,34 @@ fn a_data_directory_is_opened_by_one_engine_at_a_time() {
     first.close().unwrap();
     let (second, _) = reopen(dir.path());
     second.close().unwrap();
+}
+
+/// Sealed frames keep their newest arrival time in the clear, so that after a restart (before
+/// anything is decrypted) release still keeps the segments retention needs.
+#[test]
+fn release_after_a_restart_keeps_needed_sealed_segments() {
+    let tmp = TempDir::new().expect("tempdir");
+    let (key, _) = super::super::super::crypto::DataKey::generate();
+    let records = |arrival| batch(1, arrival, "r");
+    let mut frame = Vec::new();
+    format::encode_frame(1, &records(0), Some(&key), &mut frame).expect("encode");
+    let segment_bytes = SEGMENT_HEADER_LEN as u64 + 2 * frame.len() as u64;
+    let (storage, _) = open(tmp.path(), options(SyncMode::Fsync, segment_bytes));
+    // Two frames per segment: [1,2] old, [3,4] still needed, [5] being written.
+    for arrival in [100, 100, 100, 500, 500] {
+        let lsn = storage
+            .append_sealed(1, &records(arrival), &key)
+            .expect("append");
+        wait(&storage, lsn).expect("durable");
+    }
+    drop(storage);
+    let (storage, recovery) = open(tmp.path(), options(SyncMode::Fsync, segment_bytes));
+    assert!(recovery.batches.iter().all(|b| b.sealed.is_some()));
+    assert_eq!(storage.release(&Cutoff).expect("release"), segment_bytes);
+    let names: Vec<_> = segment_files(tmp.path())
+        .iter()
+        .map(|p| file_name(p).to_owned())
+        .collect();
+    let want: Vec<_> = [3, 5].iter().map(|l| format!("{l:020}.wal")).collect();
+    assert_eq!(names, want);
 }

@@ -1,0 +1,273 @@
+//! Put-to-process latency of a `kcl` worker, polling against enhanced fan-out.
+//!
+//! A producer task puts single records at a steady rate (PutRecord, spread over the shards by
+//! partition key); each record carries the wall-clock time just before its put was sent. One
+//! worker reads the stream and measures, for every record its processor gets, how long ago it was
+//! put; it checkpoints about once a second. The first seconds (leases being taken, the first reads) are discarded. Printed per
+//! retrieval mode: records measured and the latency p50, p99, p99.9 and maximum.
+//!
+//! ```text
+//! cargo bench -p kcl --bench latency -- [--rate 1000] [--shards 4] [--seconds 20] [--warmup 5]
+//!     [--retrieval polling|fan-out|all] [--idle-ms 1500]
+//! ```
+//!
+//! `--idle-ms` is the polling worker's `idle_time_between_reads` (the Java KCL's default 1,500 ms
+//! is this crate's default too). The engine runs in the same process with AWS's throughput
+//! limits on, so both modes read under the limits they would meet on AWS.
+
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::primitives::Blob;
+use core_engine::Engine;
+use kcl::{Checkpointer, Config, ProcessRecordsInput, ProcessorError, RecordProcessor, Scheduler};
+use parking_lot::Mutex;
+
+struct Options {
+    rate: u64,
+    shards: i32,
+    seconds: u64,
+    warmup: u64,
+    idle_ms: u64,
+    modes: Vec<Mode>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Polling,
+    FanOut,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Polling => "polling",
+            Mode::FanOut => "fan-out",
+        }
+    }
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let number = |name: &str, default: u64| {
+        value(name).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
+    };
+    let modes = match value("--retrieval").as_deref() {
+        None | Some("all") => vec![Mode::Polling, Mode::FanOut],
+        Some("polling") => vec![Mode::Polling],
+        Some("fan-out") => vec![Mode::FanOut],
+        Some(other) => panic!("--retrieval takes polling, fan-out or all, not {other}"),
+    };
+    Options {
+        rate: number("--rate", 1_000).max(1),
+        shards: number("--shards", 4).max(1) as i32,
+        seconds: number("--seconds", 20).max(1),
+        warmup: number("--warmup", 5),
+        idle_ms: number("--idle-ms", 1_500),
+        modes,
+    }
+}
+
+fn micros_since_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Latencies in microseconds of the records processed after the warm-up.
+#[derive(Clone, Default)]
+struct Samples {
+    measure_after: Arc<Mutex<Option<u64>>>,
+    latencies: Arc<Mutex<Vec<u64>>>,
+}
+
+struct Measure {
+    samples: Samples,
+    /// When the processor last checkpointed: like most applications, it checkpoints about once
+    /// a second rather than after every batch.
+    last_checkpoint: tokio::time::Instant,
+}
+
+impl RecordProcessor for Measure {
+    async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        let now = micros_since_epoch();
+        let after = *self.samples.measure_after.lock();
+        let mut measured = Vec::with_capacity(input.records.len());
+        for record in &input.records {
+            let Some(stamp) = record.data.get(..8) else {
+                continue;
+            };
+            let put_at = u64::from_be_bytes(stamp.try_into().expect("8 bytes"));
+            if after.is_some_and(|a| put_at >= a) {
+                measured.push(now.saturating_sub(put_at));
+            }
+        }
+        self.samples.latencies.lock().extend(measured);
+        if !input.records.is_empty() && self.last_checkpoint.elapsed() >= Duration::from_secs(1) {
+            checkpointer.checkpoint().await?;
+            self.last_checkpoint = tokio::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+}
+
+async fn run_mode(options: &Options, mode: Mode) -> Vec<u64> {
+    let engine = Engine::builder()
+        .in_memory()
+        .build()
+        .expect("engine configuration")
+        .start()
+        .await
+        .expect("engine starts");
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
+        .endpoint_url(engine.endpoint_url())
+        .load()
+        .await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let stream = "latency";
+    kinesis
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(options.shards)
+        .send()
+        .await
+        .expect("CreateStream");
+
+    let samples = Samples::default();
+    let config = config_for(mode, options);
+    let scheduler = Arc::new(
+        Scheduler::new(
+            kinesis.clone(),
+            dynamodb,
+            &format!("latency-{}", mode.name()),
+            stream,
+            "worker-1",
+            {
+                let samples = samples.clone();
+                move |_shard: &str| Measure {
+                    samples: samples.clone(),
+                    last_checkpoint: tokio::time::Instant::now(),
+                }
+            },
+            config,
+        )
+        .expect("scheduler"),
+    );
+    let worker = tokio::spawn({
+        let scheduler = scheduler.clone();
+        async move { scheduler.run().await }
+    });
+
+    // Records put from now on after the warm-up are measured.
+    let started = micros_since_epoch();
+    *samples.measure_after.lock() = Some(started + options.warmup * 1_000_000);
+    let total = options.rate * (options.warmup + options.seconds);
+    let period = Duration::from_secs_f64(1.0 / options.rate as f64);
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut puts = tokio::task::JoinSet::new();
+    for i in 0..total {
+        ticks.tick().await;
+        let kinesis = kinesis.clone();
+        puts.spawn(async move {
+            let mut data = micros_since_epoch().to_be_bytes().to_vec();
+            data.extend_from_slice(&[0u8; 92]);
+            kinesis
+                .put_record()
+                .stream_name(stream)
+                .partition_key(format!("key-{i}"))
+                .data(Blob::new(data))
+                .send()
+                .await
+                .expect("PutRecord");
+        });
+        while puts.try_join_next().is_some() {}
+    }
+    while puts.join_next().await.is_some() {}
+    // Let the last records arrive (polling may be one idle interval behind).
+    let expected = (options.rate * options.seconds) as usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while samples.latencies.lock().len() < expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    scheduler.shutdown();
+    let _ = worker.await;
+    engine.shutdown().await;
+    let mut latencies = std::mem::take(&mut *samples.latencies.lock());
+    latencies.sort_unstable();
+    latencies
+}
+
+fn config_for(mode: Mode, options: &Options) -> Config {
+    let mut config = Config {
+        initial_position: kcl::InitialPosition::TrimHorizon,
+        idle_time_between_reads: Duration::from_millis(options.idle_ms),
+        ..Config::default()
+    };
+    match mode {
+        Mode::Polling => config.retrieval = kcl::Retrieval::Polling,
+        Mode::FanOut => config.retrieval = kcl::Retrieval::fan_out(),
+    }
+    config
+}
+
+#[tokio::main]
+async fn main() {
+    let options = options();
+    println!(
+        "put-to-process latency: {} records/s over {} shards, {} s measured after {} s warm-up",
+        options.rate, options.shards, options.seconds, options.warmup
+    );
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "retrieval", "records", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+    );
+    for &mode in &options.modes {
+        let latencies = run_mode(&options, mode).await;
+        let label = match mode {
+            Mode::Polling => format!("polling (idle {} ms)", options.idle_ms),
+            Mode::FanOut => "fan-out".to_owned(),
+        };
+        println!(
+            "{:<24} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            label,
+            latencies.len(),
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
+            percentile(&latencies, 99.9),
+            percentile(&latencies, 100.0),
+        );
+    }
+}

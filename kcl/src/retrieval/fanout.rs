@@ -1,0 +1,282 @@
+//! One subscription task per shard: SubscribeToShard, again and again, each event handed on in
+//! order, at most a few ahead of the processor.
+//!
+//! The first subscription starts at the lease's checkpoint, or at the initial position of a new
+//! lease. Every later one starts AFTER_SEQUENCE_NUMBER the `ContinuationSequenceNumber` of the
+//! last event handed to the consumer, so a subscription that ends (after its five minutes, or
+//! early) or breaks is followed by one that goes on where it stopped, with no gap and no
+//! duplicate. Empty events move that position too.
+//!
+//! A checkpoint at sub-sequence 0 cannot tell a plain record from the first user record of a
+//! KPL aggregate, so the first subscription of a checkpointed lease starts AT_SEQUENCE_NUMBER the
+//! checkpoint and drops the (sub-)records the checkpoint covers, as polling does (and as the
+//! Java KCL does); the cost is one record read twice.
+//!
+//! Failures (ResourceInUseException while an older subscription of this consumer and shard lives
+//! on, LimitExceededException, InternalFailure, a dropped connection, a subscription silent for
+//! longer than [`FanOutConfig::silence_timeout`](crate::config::FanOutConfig::silence_timeout))
+//! are logged and retried with a jittered backoff from the same position. A shard that no longer
+//! exists ends like a polled one that is gone: as a shard end without children.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::{
+    ShardIteratorType, StartingPosition, SubscribeToShardEvent, SubscribeToShardEventStream,
+};
+use tokio::task::JoinHandle;
+
+use super::{Fetched, FetchedReceiver, FetchedSender, fetched_channel};
+use crate::error::{self, Error, Result};
+use crate::leases::Checkpoint;
+
+/// Fan-out settings of one subscription task.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscriberSettings {
+    pub consumer_arn: String,
+    /// Bound on SubscribeToShard until its initial response.
+    pub timeout: Duration,
+    pub silence_timeout: Duration,
+    pub max_buffered_events: usize,
+    pub timestamp: Option<SystemTime>,
+}
+
+/// Starts reading `shard_id` after `start` through enhanced fan-out; the task ends at shard end
+/// or when the receiver is dropped (which closes the subscription).
+pub(crate) fn spawn_subscriber(
+    client: Client,
+    shard_id: String,
+    start: Checkpoint,
+    hash_range: (u128, u128),
+    settings: SubscriberSettings,
+) -> (FetchedReceiver, JoinHandle<()>) {
+    let (tx, rx) = fetched_channel(settings.max_buffered_events, &shard_id);
+    let subscriber = Subscriber {
+        client,
+        shard_id,
+        start,
+        hash_range,
+        settings,
+        continuation: None,
+        got_events: false,
+    };
+    (rx, tokio::spawn(subscriber.run(tx)))
+}
+
+type Events = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
+    SubscribeToShardEventStream,
+    aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError,
+>;
+
+struct Subscriber {
+    client: Client,
+    shard_id: String,
+    start: Checkpoint,
+    hash_range: (u128, u128),
+    settings: SubscriberSettings,
+    /// `ContinuationSequenceNumber` of the last event handed to the consumer.
+    continuation: Option<String>,
+    /// Whether the current subscription delivered an event (then failures back off afresh).
+    got_events: bool,
+}
+
+/// How one subscription ended.
+enum Ended {
+    /// The service closed it cleanly (its lifetime is over): subscribe again at once.
+    Completed,
+    /// It failed: subscribe again after a backoff.
+    Failed(Error),
+    /// The shard is read to its end, or the consumer is gone: stop.
+    Done,
+}
+
+fn new_backoff() -> impl Iterator<Item = Duration> {
+    super::backoff(Duration::from_millis(200), Duration::from_secs(5))
+}
+
+impl Subscriber {
+    async fn run(mut self, tx: FetchedSender) {
+        let mut backoff = new_backoff();
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            let ended = match self.subscribe().await {
+                Ok(events) => {
+                    metrics::counter!("SubscribeToShard.Success", "shard" => self.shard_id.clone())
+                        .increment(1);
+                    let ended = self.read(events, &tx).await;
+                    if std::mem::take(&mut self.got_events) {
+                        backoff = new_backoff();
+                    }
+                    ended
+                }
+                Err(e) => Ended::Failed(e),
+            };
+            match ended {
+                Ended::Done => return,
+                Ended::Completed => {
+                    tracing::debug!(shard = %self.shard_id, "subscription completed; subscribing again");
+                }
+                Ended::Failed(e) if e.is_not_found() && !consumer_missing(&e) => {
+                    // Closed and past retention: like the Java KCL, treat it as its end, so the
+                    // lease is finished and its children can start.
+                    tracing::warn!(shard = %self.shard_id, "shard no longer exists; treating it as ended");
+                    tx.send(Fetched::ShardEnd {
+                        children: Vec::new(),
+                    })
+                    .await;
+                    return;
+                }
+                Ended::Failed(e) => {
+                    metrics::counter!("SubscribeToShard.Failure", "shard" => self.shard_id.clone())
+                        .increment(1);
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(1));
+                    if e.is_resource_in_use() || e.is_throttling() {
+                        tracing::info!(shard = %self.shard_id, error = %e, ?delay, "subscription refused; retrying");
+                    } else {
+                        tracing::warn!(shard = %self.shard_id, error = %e, ?delay, "subscription failed; subscribing again");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = tx.closed() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where the next subscription starts.
+    fn position(&self) -> Result<StartingPosition> {
+        let builder = StartingPosition::builder();
+        let builder = match (&self.continuation, &self.start) {
+            (Some(seq), _) => builder
+                .r#type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(seq),
+            (None, Checkpoint::Sequence(s)) => builder
+                .r#type(ShardIteratorType::AtSequenceNumber)
+                .sequence_number(&s.sequence),
+            (None, Checkpoint::Latest) => builder.r#type(ShardIteratorType::Latest),
+            (None, Checkpoint::AtTimestamp) => match self.settings.timestamp {
+                Some(t) => builder
+                    .r#type(ShardIteratorType::AtTimestamp)
+                    .timestamp(DateTime::from(t)),
+                None => builder.r#type(ShardIteratorType::TrimHorizon),
+            },
+            (None, _) => builder.r#type(ShardIteratorType::TrimHorizon),
+        };
+        builder.build().map_err(|e| Error::Kinesis {
+            op: "SubscribeToShard",
+            code: None,
+            message: format!("bad starting position: {e}"),
+            retryable: false,
+        })
+    }
+
+    /// One SubscribeToShard call, bounded until its initial response.
+    async fn subscribe(&self) -> Result<Events> {
+        let position = self.position()?;
+        let out = error::kinesis_call(
+            self.settings.timeout,
+            "SubscribeToShard",
+            self.client
+                .subscribe_to_shard()
+                .consumer_arn(&self.settings.consumer_arn)
+                .shard_id(&self.shard_id)
+                .starting_position(position)
+                .send(),
+        )
+        .await?;
+        Ok(out.event_stream)
+    }
+
+    /// Reads one subscription's events, one at a time and only when the consumer has room.
+    async fn read(&mut self, mut events: Events, tx: &FetchedSender) -> Ended {
+        loop {
+            // Flow control: a slot first, then the next event. Until then the connection is not
+            // read, so its window fills and the service holds back.
+            let Some(permit) = tx.reserve().await else {
+                return Ended::Done;
+            };
+            let next = tokio::time::timeout(self.settings.silence_timeout, events.recv()).await;
+            let event = match next {
+                Err(_) => {
+                    metrics::counter!("SubscribeToShard.Silent", "shard" => self.shard_id.clone())
+                        .increment(1);
+                    return Ended::Failed(Error::Timeout {
+                        service: "Kinesis",
+                        op: "SubscribeToShard (next event)",
+                        after: self.settings.silence_timeout,
+                    });
+                }
+                Ok(Ok(None)) => return Ended::Completed,
+                Ok(Err(e)) => return Ended::Failed(error::kinesis("SubscribeToShard", e)),
+                Ok(Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(event)))) => event,
+                Ok(Ok(Some(other))) => {
+                    tracing::debug!(shard = %self.shard_id, event = ?other, "ignoring an unknown event");
+                    continue;
+                }
+            };
+            self.got_events = true;
+            match self.hand_on(event, permit, tx).await {
+                Some(ended) => return ended,
+                None => continue,
+            }
+        }
+    }
+
+    /// Hands an event's records on; `Some` when the subscription is over.
+    async fn hand_on(
+        &mut self,
+        event: SubscribeToShardEvent,
+        permit: super::FetchedPermit<'_>,
+        tx: &FetchedSender,
+    ) -> Option<Ended> {
+        let SubscribeToShardEvent {
+            records,
+            continuation_sequence_number,
+            millis_behind_latest,
+            child_shards,
+            ..
+        } = event;
+        let records = super::user_records(records, self.hash_range, self.start.sequence());
+        if continuation_sequence_number.is_empty() {
+            let children = child_shards.unwrap_or_default();
+            if children.is_empty() {
+                // Neither a position nor children: the service broke the protocol. Retry from
+                // the last good position rather than guess.
+                return Some(Ended::Failed(Error::Kinesis {
+                    op: "SubscribeToShard",
+                    code: None,
+                    message: "an event with neither a continuation nor child shards".into(),
+                    retryable: true,
+                }));
+            }
+            if !records.is_empty() {
+                permit.send(Fetched::Batch {
+                    records,
+                    millis_behind_latest: Some(millis_behind_latest),
+                });
+                if !tx.send(Fetched::ShardEnd { children }).await {
+                    return Some(Ended::Done);
+                }
+            } else {
+                permit.send(Fetched::ShardEnd { children });
+            }
+            return Some(Ended::Done);
+        }
+        self.continuation = Some(continuation_sequence_number);
+        permit.send(Fetched::Batch {
+            records,
+            millis_behind_latest: Some(millis_behind_latest),
+        });
+        None
+    }
+}
+
+/// Whether a ResourceNotFoundException is about the consumer rather than the shard (someone
+/// deregistered it: retried, since the shard may well still be there).
+fn consumer_missing(e: &Error) -> bool {
+    matches!(e, Error::Kinesis { message, .. } if message.contains("onsumer"))
+}
