@@ -104,6 +104,14 @@ async fn a_restart_keeps_every_kept_setting() {
             .send()
             .await
             .unwrap();
+        // A record put to the AUTO stream without a partition key is stored without one.
+        client
+            .put_record()
+            .stream_name("kept-on-demand")
+            .data(aws_sdk_kinesis::primitives::Blob::new("keyless"))
+            .send()
+            .await
+            .unwrap();
         engine.handle.shutdown().await;
         consumer_arn
     };
@@ -185,4 +193,11 @@ async fn a_restart_keeps_every_kept_setting() {
         on_demand.record_distribution_strategy,
         Some(RecordDistributionStrategy::Auto)
     );
+    let mut records = Vec::new();
+    for shard in engine.shard_ids("kept-on-demand").await {
+        records.extend(engine.read_all("kept-on-demand", &shard).await);
+    }
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].data.as_ref(), b"keyless");
+    assert_eq!(records[0].partition_key, None);
 }
