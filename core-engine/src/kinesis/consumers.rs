@@ -20,6 +20,7 @@ pub(crate) struct RegisterConsumerInput {
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
     consumer_name: Option<String>,
+    tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Names a consumer by its ARN, or by its stream's ARN and its name.
@@ -158,7 +159,13 @@ impl Kinesis {
         v.require(&input.stream_arn, "streamARN");
         v.require(&input.consumer_name, "consumerName");
         check_consumer_name(input.consumer_name.as_deref(), &mut v);
+        let tags = input.tags.unwrap_or_default();
+        if !tags.is_empty() {
+            super::tags::check_tag_map(&tags, &mut v);
+        }
         let stream_name = self.stream_target(None, input.stream_arn.as_deref(), &mut v)?;
+        super::tags::check_tag_content(&tags)?;
+        super::tags::check_new_tags(&tags, 0, &stream_name)?;
         let name = input.consumer_name.unwrap_or_default();
         let stream = self.stream(&stream_name)?;
         let consumer = self.change(|| {
@@ -175,7 +182,8 @@ impl Kinesis {
                     stream.arn
                 )));
             }
-            let consumer = Consumer::new(name.clone(), self.now_ms());
+            let mut consumer = Consumer::new(name.clone(), self.now_ms());
+            consumer.tags = tags;
             let mut out = self.consumer_out(&stream, &consumer, false);
             // Registration always answers CREATING; DescribeStreamConsumer shows it turn ACTIVE.
             out.consumer_status = "CREATING";

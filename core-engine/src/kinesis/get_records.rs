@@ -47,6 +47,8 @@ impl Serialize for RecordOut {
             sequence_number: String,
             approximate_arrival_timestamp: Timestamp,
             data: Base64Out<'a>,
+            // Absent for records put to an AUTO stream without one (keys are never empty).
+            #[serde(skip_serializing_if = "str::is_empty")]
             partition_key: &'a str,
             // Only encrypted records carry it, as on AWS.
             #[serde(skip_serializing_if = "Option::is_none")]

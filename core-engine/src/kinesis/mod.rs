@@ -1,15 +1,22 @@
 //! The Kinesis service: one file per family of operations, each with its request and response
 //! shapes, validation, and the work itself.
 
+mod account;
 mod capacity;
 mod consumers;
 mod encryption;
 mod get_records;
 mod iterator;
+mod kept;
 mod limits;
+mod monitoring;
+mod on_demand;
 mod page_token;
+mod policy;
 mod put;
 mod reshard;
+mod resource;
+mod resource_tags;
 mod retention;
 mod shards;
 mod streams;
@@ -385,14 +392,17 @@ pub(crate) async fn apply_call_faults(
     Ok(None)
 }
 
-/// The stream a request body names, by name, ARN, consumer ARN or shard iterator.
+/// The stream a request body names, by name, ARN, consumer ARN, resource ARN or shard iterator.
 fn stream_named_in(body: &[u8], key: &crate::model::iterator::TokenKey) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let text = |key: &str| value.get(key).and_then(|v| v.as_str());
     if let Some(name) = text("StreamName") {
         return Some(name.to_owned());
     }
-    if let Some(arn) = text("StreamARN").or_else(|| text("ConsumerARN")) {
+    let arn = text("StreamARN")
+        .or_else(|| text("ConsumerARN"))
+        .or_else(|| text("ResourceARN"));
+    if let Some(arn) = arn {
         let after = arn.split_once(":stream/")?.1;
         return Some(after.split('/').next().unwrap_or(after).to_owned());
     }
@@ -432,6 +442,20 @@ pub(crate) async fn dispatch(
         "DescribeStreamConsumer" => reply(kinesis.describe_consumer(json::decode(body)?)),
         "ListStreamConsumers" => reply(kinesis.list_consumers(json::decode(body)?)),
         "DeregisterStreamConsumer" => unit(kinesis.deregister_consumer(json::decode(body)?)),
+        "EnableEnhancedMonitoring" => reply(kinesis.enable_monitoring(json::decode(body)?)),
+        "DisableEnhancedMonitoring" => reply(kinesis.disable_monitoring(json::decode(body)?)),
+        "PutResourcePolicy" => unit(kinesis.put_resource_policy(json::decode(body)?)),
+        "GetResourcePolicy" => reply(kinesis.get_resource_policy(json::decode(body)?)),
+        "DeleteResourcePolicy" => unit(kinesis.delete_resource_policy(json::decode(body)?)),
+        "TagResource" => unit(kinesis.tag_resource(json::decode(body)?)),
+        "UntagResource" => unit(kinesis.untag_resource(json::decode(body)?)),
+        "ListTagsForResource" => reply(kinesis.list_tags_for_resource(json::decode(body)?)),
+        "DescribeAccountSettings" => reply(kinesis.describe_account_settings(json::decode(body)?)),
+        "UpdateAccountSettings" => reply(kinesis.update_account_settings(json::decode(body)?)),
+        "UpdateStreamWarmThroughput" => reply(kinesis.update_warm_throughput(json::decode(body)?)),
+        "UpdateStreamRecordDistributionStrategy" => {
+            unit(kinesis.update_distribution_strategy(json::decode(body)?))
+        }
         "StartStreamEncryption" => unit(kinesis.start_encryption(json::decode(body)?)),
         "StopStreamEncryption" => unit(kinesis.stop_encryption(json::decode(body)?)),
         other => Err(ApiError::UnknownOperation(format!(

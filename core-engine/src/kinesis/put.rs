@@ -120,21 +120,39 @@ fn check_record(
             &format!("have length less than or equal to {MODEL_MAX_DATA_BYTES}"),
         ),
     }
-    match partition_key {
-        None => v.missing(&path("partitionKey")),
-        Some(key) => v.length(key, &path("partitionKey"), 1, 256),
+    // A missing key is checked once the stream is known: AUTO streams do without one.
+    if let Some(key) = partition_key {
+        v.length(key, &path("partitionKey"), 1, 256);
     }
     v.hash_key(explicit_hash_key, &path("explicitHashKey"));
 }
 
+/// Fails with AWS's missing-member error for each record without a partition key (at
+/// `path(i)`), unless the stream distributes records automatically.
+fn require_partition_keys<'a>(
+    keys: impl IntoIterator<Item = Option<&'a str>>,
+    path: impl Fn(usize) -> String,
+    auto: bool,
+) -> Result<(), ApiError> {
+    let mut v = Violations::default();
+    for (i, key) in keys.into_iter().enumerate() {
+        if key.is_none() && !auto {
+            v.missing(&path(i));
+        }
+    }
+    v.finish()
+}
+
 /// Applies the checks that need the validated values: the record size limit and the hash key's
-/// range. Gives the record's hash key.
+/// range. Gives the record's hash key (unused when `auto`; a missing key is stored empty).
 fn accept(
     data: Bytes,
-    partition_key: String,
+    partition_key: Option<String>,
     explicit_hash_key: Option<&str>,
     max_record_bytes: usize,
+    auto: bool,
 ) -> Result<Accepted, ApiError> {
+    let partition_key = partition_key.unwrap_or_default();
     if data.len() > max_record_bytes {
         return Err(ApiError::invalid_member(
             format_args!("java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]", data.len()),
@@ -150,6 +168,8 @@ fn accept(
         )));
     }
     let hash = match explicit_hash_key {
+        // AUTO distribution ignores the keys, so their range does not matter.
+        _ if auto => 0,
         Some(text) => parse_hash_key(text).ok_or_else(|| {
             ApiError::InvalidArgument(format!(
                 "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. \
@@ -184,11 +204,21 @@ impl Kinesis {
             &mut v,
         )?;
         let stream = self.active_stream(&name)?;
+        let (max_record_bytes, auto) = {
+            let state = stream.state.lock();
+            (state.max_record_bytes(), state.distributes_automatically())
+        };
+        require_partition_keys(
+            [input.partition_key.as_deref()],
+            |_| "partitionKey".into(),
+            auto,
+        )?;
         let record = accept(
             input.data.unwrap_or_default().0,
-            input.partition_key.unwrap_or_default(),
+            input.partition_key,
             input.explicit_hash_key.as_deref(),
-            stream.state.lock().max_record_bytes(),
+            max_record_bytes,
+            auto,
         )?;
         let (placed, encrypted) = self.append(&stream, vec![record], false).await?;
         let (shard_index, seq) = match placed.first() {
@@ -257,15 +287,24 @@ impl Kinesis {
             )));
         }
         let stream = self.active_stream(&name)?;
-        let max_record_bytes = stream.state.lock().max_record_bytes();
+        let (max_record_bytes, auto) = {
+            let state = stream.state.lock();
+            (state.max_record_bytes(), state.distributes_automatically())
+        };
+        require_partition_keys(
+            entries.iter().map(|e| e.partition_key.as_deref()),
+            |i| format!("records.{}.member.partitionKey", i + 1),
+            auto,
+        )?;
         let records = entries
             .into_iter()
             .map(|e| {
                 accept(
                     e.data.unwrap_or_default().0,
-                    e.partition_key.unwrap_or_default(),
+                    e.partition_key,
                     e.explicit_hash_key.as_deref(),
                     max_record_bytes,
+                    auto,
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;

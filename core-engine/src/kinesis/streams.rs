@@ -9,6 +9,8 @@ use crate::model::stream::{Stream, StreamMode};
 use crate::protocol::json::Timestamp;
 
 use super::Kinesis;
+use super::monitoring::{EnhancedMetrics, enhanced_monitoring};
+use super::on_demand::WarmThroughputOut;
 use super::page_token::PageToken;
 use super::shards::{ShardOut, listed_shards};
 use super::tags::check_new_tags;
@@ -40,6 +42,9 @@ pub(crate) struct CreateStreamInput {
     tags: Option<BTreeMap<String, String>>,
     #[serde(rename = "MaxRecordSizeInKiB")]
     max_record_size_in_kib: Option<i64>,
+    #[serde(rename = "WarmThroughputMiBps")]
+    warm_throughput_mibps: Option<i64>,
+    record_distribution_strategy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,16 +90,6 @@ struct StreamDescription {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct EnhancedMetrics {
-    shard_level_metrics: [&'static str; 0],
-}
-
-const NO_METRICS: [EnhancedMetrics; 1] = [EnhancedMetrics {
-    shard_level_metrics: [],
-}];
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
 pub(crate) struct DescribeStreamSummaryOutput {
     stream_description_summary: StreamDescriptionSummary,
 }
@@ -117,6 +112,10 @@ struct StreamDescriptionSummary {
     consumer_count: usize,
     #[serde(rename = "MaxRecordSizeInKiB")]
     max_record_size_in_kib: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warm_throughput: Option<WarmThroughputOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_distribution_strategy: Option<&'static str>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +186,11 @@ impl Kinesis {
         }
         let mode = parse_mode(input.stream_mode_details.as_ref(), &mut v);
         super::capacity::check_max_record_size(input.max_record_size_in_kib, &mut v);
+        super::on_demand::check_warm_throughput(input.warm_throughput_mibps, &mut v);
+        let distribution = super::on_demand::parse_distribution(
+            input.record_distribution_strategy.as_deref(),
+            &mut v,
+        );
         if mode == StreamMode::Provisioned {
             v.require(&input.shard_count, "shardCount");
         }
@@ -194,6 +198,13 @@ impl Kinesis {
         let name = input.stream_name.unwrap_or_default();
         let tags = input.tags.unwrap_or_default();
         check_new_tags(&tags, 0, &name)?;
+        super::tags::check_tag_content(&tags)?;
+        self.check_create_on_demand_settings(
+            input.warm_throughput_mibps,
+            distribution,
+            mode,
+            &name,
+        )?;
         let shard_count = match mode {
             StreamMode::OnDemand => ON_DEMAND_INITIAL_SHARDS,
             StreamMode::Provisioned => u32::try_from(input.shard_count.unwrap_or(1)).unwrap_or(1),
@@ -222,6 +233,9 @@ impl Kinesis {
                     .map_or(crate::model::stream::DEFAULT_MAX_RECORD_KIB, |kib| {
                         kib as u32
                     });
+                state.settings.warm_throughput_mibps =
+                    input.warm_throughput_mibps.map(|m| m as u32);
+                state.settings.distribution = distribution;
             }
             stream
         })?;
@@ -328,7 +342,7 @@ impl Kinesis {
                 has_more_shards,
                 retention_period_hours: state.retention_hours,
                 stream_creation_timestamp: Timestamp(stream.created_ms),
-                enhanced_monitoring: NO_METRICS,
+                enhanced_monitoring: enhanced_monitoring(&state.settings.metrics),
                 encryption_type: encryption_type(&state),
                 key_id: state.encryption.key_id.clone(),
             },
@@ -356,12 +370,19 @@ impl Kinesis {
                 },
                 retention_period_hours: state.retention_hours,
                 stream_creation_timestamp: Timestamp(stream.created_ms),
-                enhanced_monitoring: NO_METRICS,
+                enhanced_monitoring: enhanced_monitoring(&state.settings.metrics),
                 encryption_type: encryption_type(&state),
                 key_id: state.encryption.key_id.clone(),
                 open_shard_count: state.open_shard_count(),
                 consumer_count: state.consumers.len(),
                 max_record_size_in_kib: state.max_record_size_kib,
+                // Both are only shown for on-demand streams, as AWS does.
+                warm_throughput: (state.mode == StreamMode::OnDemand)
+                    .then_some(state.settings.warm_throughput_mibps)
+                    .flatten()
+                    .map(WarmThroughputOut::settled),
+                record_distribution_strategy: (state.mode == StreamMode::OnDemand)
+                    .then_some(state.settings.distribution.as_str()),
             },
         })
     }

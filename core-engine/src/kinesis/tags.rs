@@ -9,8 +9,8 @@ use crate::error::ApiError;
 use super::Kinesis;
 use super::validate::Violations;
 
-/// Most tags one stream may carry.
-const MAX_TAGS_PER_STREAM: usize = 50;
+/// Most tags one stream (or consumer) may carry.
+pub(crate) const MAX_TAGS_PER_STREAM: usize = 50;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -54,7 +54,7 @@ struct TagOut {
     value: String,
 }
 
-fn check_tag_map(tags: &BTreeMap<String, String>, v: &mut Violations) {
+pub(crate) fn check_tag_map(tags: &BTreeMap<String, String>, v: &mut Violations) {
     let summary = format!("{{{} tags}}", tags.len());
     v.check(
         !tags.is_empty(),
@@ -72,6 +72,31 @@ fn check_tag_map(tags: &BTreeMap<String, String>, v: &mut Violations) {
         v.length(key, "tags.key", 1, 128);
         v.length(value, "tags.value", 0, 256);
     }
+}
+
+/// Fails unless every key and value uses the characters AWS allows in tags and no key starts
+/// with the `aws:` prefix AWS reserves.
+pub(crate) fn check_tag_content<'a>(
+    tags: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), ApiError> {
+    let allowed = |text: &str| {
+        text.chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@%".contains(c))
+    };
+    for (key, value) in tags {
+        if key.to_ascii_lowercase().starts_with("aws:") {
+            return Err(ApiError::InvalidArgument(format!(
+                "Tag key {key} uses the prefix aws:, which is reserved for AWS use."
+            )));
+        }
+        if !allowed(key) || !allowed(value) {
+            return Err(ApiError::InvalidArgument(format!(
+                "Tag {key}={value} has characters tags may not contain: use Unicode letters, \
+                 digits, white space and _ . : / = + - @ only."
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Fails if adding `tags` to a stream that has `existing` other tags exceeds the limit.
@@ -102,6 +127,7 @@ impl Kinesis {
             input.stream_arn.as_deref(),
             &mut v,
         )?;
+        check_tag_content(&tags)?;
         let stream = self.stream(&name)?;
         self.change(|| {
             let mut state = stream.state.lock();

@@ -1,6 +1,6 @@
 //! Enhanced fan-out consumers registered on a stream, and their live subscriptions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -15,6 +15,10 @@ pub(crate) struct Consumer {
     pub(crate) created_ms: i64,
     /// The live subscription of each shard, at most one per shard.
     pub(crate) subscriptions: HashMap<u32, Subscription>,
+    /// Tags set with TagResource (or at registration).
+    pub(crate) tags: BTreeMap<String, String>,
+    /// The resource policy document, as PutResourcePolicy received it.
+    pub(crate) policy: Option<String>,
 }
 
 /// A live SubscribeToShard stream, as its consumer sees it.
@@ -33,6 +37,26 @@ impl Consumer {
             name,
             created_ms,
             subscriptions: HashMap::new(),
+            tags: BTreeMap::new(),
+            policy: None,
+        }
+    }
+
+    /// Rebuilds a consumer from its snapshot.
+    pub(crate) fn from_meta(meta: ConsumerMeta) -> Self {
+        let mut consumer = Self::new(meta.name, meta.created_ms);
+        consumer.tags = meta.tags;
+        consumer.policy = meta.policy;
+        consumer
+    }
+
+    /// The persistent description of this consumer.
+    pub(crate) fn to_meta(&self) -> ConsumerMeta {
+        ConsumerMeta {
+            name: self.name.clone(),
+            created_ms: self.created_ms,
+            tags: self.tags.clone(),
+            policy: self.policy.clone(),
         }
     }
 
@@ -51,6 +75,10 @@ impl Consumer {
 pub(crate) struct ConsumerMeta {
     pub(crate) name: String,
     pub(crate) created_ms: i64,
+    #[serde(default)]
+    pub(crate) tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) policy: Option<String>,
 }
 
 /// Splits a consumer ARN into its stream ARN, consumer name and creation seconds.

@@ -7,6 +7,7 @@ pub mod iterator;
 pub(crate) mod registry;
 pub(crate) mod reshard;
 pub mod sequence;
+pub(crate) mod settings;
 pub(crate) mod shard;
 pub(crate) mod stream;
 pub(crate) mod throttle;

@@ -4,12 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::storage::crypto::{DataKey, MasterKey};
 use crate::storage::{RecoveredBatch, RetentionView, StorageError, StreamId};
 
+use super::settings::AccountSettings;
 use super::stream::{EncryptionMeta, Stream, StreamKey, StreamMeta, StreamState};
 
 const SNAPSHOT_VERSION: u32 = 1;
@@ -19,6 +20,8 @@ const SNAPSHOT_VERSION: u32 = 1;
 pub(crate) struct Registry {
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     next_id: AtomicU64,
+    /// The account's settings, saved with the streams.
+    pub(crate) account: Mutex<AccountSettings>,
 }
 
 /// A change about to take effect, included in a snapshot before it does (see
@@ -33,6 +36,11 @@ pub(crate) enum Pending<'a> {
     Delete(StreamId),
     /// A stream whose shards are about to become those of the draft.
     Reshape(StreamId, &'a StreamState),
+    /// A stream whose settings, tags and consumers are about to become those of the
+    /// description (see [`Kinesis::keep`](crate::kinesis::Kinesis::keep)).
+    Kept(StreamId, &'a StreamMeta),
+    /// Account settings about to take effect.
+    Account(&'a AccountSettings),
     /// A stream whose encryption setting or data key is about to change.
     Encryption(StreamId, &'a EncryptionMeta),
 }
@@ -43,6 +51,8 @@ struct Snapshot {
     version: u32,
     next_stream_id: StreamId,
     streams: Vec<StreamMeta>,
+    #[serde(default)]
+    account: AccountSettings,
 }
 
 impl Registry {
@@ -50,6 +60,7 @@ impl Registry {
         Self {
             streams: RwLock::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
+            account: Mutex::new(AccountSettings::default()),
         }
     }
 
@@ -90,6 +101,11 @@ impl Registry {
             match pending {
                 Pending::Delete(id) if id == stream.id => continue,
                 Pending::Reshape(id, draft) if id == stream.id => meta.shards = draft.shard_metas(),
+                Pending::Kept(id, kept) if id == stream.id => {
+                    meta.settings = kept.settings.clone();
+                    meta.tags = kept.tags.clone();
+                    meta.consumers = kept.consumers.clone();
+                }
                 Pending::Encryption(id, encryption) if id == stream.id => {
                     meta.encryption = Some(encryption.clone());
                 }
@@ -104,6 +120,10 @@ impl Registry {
             version: SNAPSHOT_VERSION,
             next_stream_id: self.next_id.load(Ordering::SeqCst),
             streams,
+            account: match pending {
+                Pending::Account(account) => account.clone(),
+                _ => self.account.lock().clone(),
+            },
         };
         serde_json::to_vec(&snapshot).expect("metadata always serialises")
     }
@@ -143,6 +163,7 @@ impl Registry {
         registry
             .next_id
             .fetch_max(snapshot.next_stream_id, Ordering::SeqCst);
+        *registry.account.lock() = snapshot.account;
         let mut by_id = HashMap::new();
         for meta in snapshot.streams {
             let arn = arn_of(&meta.name);

@@ -12,6 +12,7 @@ use crate::storage::{ShardRecord, StoredRecord, StreamId};
 
 use super::consumer::{Consumer, ConsumerMeta};
 use super::hash::{HashRange, even_ranges};
+use super::settings::StreamSettings;
 use super::shard::Shard;
 
 /// Retention of a new stream, and the bounds AWS allows.
@@ -71,6 +72,8 @@ pub(crate) struct StreamState {
     pub(crate) paused: watch::Sender<bool>,
     /// Set once the stream is deleted: puts that held on to it are refused.
     pub(crate) deleted: bool,
+    /// Monitoring, policy, warm throughput and distribution settings.
+    pub(crate) settings: StreamSettings,
     /// Server-side encryption (StartStreamEncryption, StopStreamEncryption).
     pub(crate) encryption: Encryption,
 }
@@ -210,6 +213,7 @@ impl StreamState {
             max_record_size_kib: DEFAULT_MAX_RECORD_KIB,
             paused: watch::channel(false).0,
             deleted: false,
+            settings: StreamSettings::default(),
             encryption: Encryption::default(),
         };
         state.rebuild_routing();
@@ -313,12 +317,18 @@ impl StreamState {
         items
             .into_iter()
             .map(|(hash, partition_key, data)| {
-                let shard_index = self.route(hash);
-                let shard = &mut self.shards[shard_index as usize];
                 let size = partition_key.len() + data.len();
-                if limited && !shard.throttle.admit_write(size, now_ms) {
-                    return Err(shard_index);
-                }
+                let shard_index = if self.distributes_automatically() {
+                    self.next_auto_shard(size, now_ms, limited)?
+                } else {
+                    let index = self.route(hash);
+                    let shard = &mut self.shards[index as usize];
+                    if limited && !shard.throttle.admit_write(size, now_ms) {
+                        return Err(index);
+                    }
+                    index
+                };
+                let shard = &mut self.shards[shard_index as usize];
                 let seq = shard.next_sequence(now_ms);
                 Ok(ShardRecord {
                     shard_index,
@@ -332,6 +342,27 @@ impl StreamState {
                 })
             })
             .collect()
+    }
+
+    /// The open shard an AUTO-distributed record of `size` bytes goes to: the open shards take
+    /// turns, and one over its write limit (with `limited`) is passed over, so records spread
+    /// evenly over the capacity there is. Gives the shard whose turn it was if all are over.
+    fn next_auto_shard(&mut self, size: usize, now_ms: i64, limited: bool) -> Result<u32, u32> {
+        let open = self.routing.len();
+        let start = self.settings.auto_cursor % open;
+        for step in 0..open {
+            let index = self.routing[(start + step) % open].1;
+            if !limited
+                || self.shards[index as usize]
+                    .throttle
+                    .admit_write(size, now_ms)
+            {
+                self.settings.auto_cursor = (start + step + 1) % open;
+                return Ok(index);
+            }
+        }
+        self.settings.auto_cursor = (start + 1) % open;
+        Err(self.routing[start].1)
     }
 
     /// Drops records past retention at `now_ms`.
@@ -367,15 +398,9 @@ impl StreamState {
             tags: self.tags.clone(),
             shards: self.shard_metas(),
             max_record_size_kib: self.max_record_size_kib,
+            consumers: self.consumers.values().map(Consumer::to_meta).collect(),
+            settings: self.settings.clone(),
             encryption: self.encryption.to_meta(),
-            consumers: self
-                .consumers
-                .values()
-                .map(|c| ConsumerMeta {
-                    name: c.name.clone(),
-                    created_ms: c.created_ms,
-                })
-                .collect(),
         }
     }
 }
@@ -394,6 +419,8 @@ pub(crate) struct StreamMeta {
     pub(crate) consumers: Vec<ConsumerMeta>,
     #[serde(default = "default_max_record_kib")]
     pub(crate) max_record_size_kib: u32,
+    #[serde(default)]
+    pub(crate) settings: StreamSettings,
     /// Absent for a stream never encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) encryption: Option<EncryptionMeta>,
@@ -452,9 +479,10 @@ impl StreamMeta {
         state.consumers = self
             .consumers
             .into_iter()
-            .map(|c| (c.name.clone(), Consumer::new(c.name, c.created_ms)))
+            .map(|c| (c.name.clone(), Consumer::from_meta(c)))
             .collect();
         state.max_record_size_kib = self.max_record_size_kib;
+        state.settings = self.settings;
         state.encryption.key_id = self.encryption.and_then(|e| e.key_id);
         state.encryption.data_key = data_key;
         Ok(Stream {

@@ -1,17 +1,23 @@
 //! End-to-end tests of the Kinesis API: each starts an engine in-process on a loopback port and
 //! drives it through `aws-sdk-kinesis` over HTTP (or raw HTTP where the SDK would hide the bytes).
 
+mod account;
 mod auth;
 mod capacity;
 mod cbor;
 mod common;
+mod distribution;
 mod durable;
 mod encryption;
 mod errors;
 mod fan_out;
 mod faults;
+mod kept;
 mod limits;
 mod listener;
+mod monitoring;
+mod operations;
+mod policy;
 mod protocol;
 mod records;
 mod reshard;
@@ -19,4 +25,5 @@ mod shards;
 mod streams;
 #[path = "../support/mod.rs"]
 mod support;
+mod tagging;
 mod tls;

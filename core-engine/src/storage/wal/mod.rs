@@ -170,7 +170,7 @@ mod crash_tests;
 #[cfg(test)]
 mod format_tests;
 #[cfg(test)]
-mod sim_fs;
+pub(crate) mod sim_fs;
 #[cfg(test)]
 mod tests;
 
