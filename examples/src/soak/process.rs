@@ -246,7 +246,7 @@ impl WorkerSlot {
     pub fn start(&mut self, config: &WorkerConfig) -> Result<()> {
         self.incarnation += 1;
         let id = self.id();
-        let retrieval = if (self.slot as u64 + self.incarnation) % 2 == 0 {
+        let retrieval = if (self.slot as u64 + self.incarnation).is_multiple_of(2) {
             "fan-out"
         } else {
             "polling"
