@@ -44,6 +44,11 @@ pub fn draw(rng: &mut StdRng, targets: FaultTargets, stream: &str, lease_table: 
         ("GetRecords", "ExpireIterator"),
         ("GetShardIterator", "InternalFailure"),
         ("ListShards", "Throttle"),
+        // The fleet mixes polling and fan-out workers.
+        ("SubscribeToShard", "EndSubscription"),
+        ("SubscribeToShard", "InternalFailure"),
+        ("SubscribeToShard", "Throttle"),
+        ("SubscribeToShard", "DropConnection"),
     ];
     let dynamodb = [
         ("UpdateItem", "Throttle"),
