@@ -11,8 +11,8 @@ use crate::model::stream::{Stream, StreamMeta};
 use super::Kinesis;
 
 impl Kinesis {
-    /// Changes the settings, tags, or consumers' tags and policies of `stream` through `edit`
-    /// on its persistent description; other changes `edit` makes to the description are
+    /// Changes the settings, tags, retention period, or consumers' tags and policies of
+    /// `stream` through `edit` on its persistent description; other changes `edit` makes to the description are
     /// ignored. Consumers are neither added nor removed here.
     pub(crate) fn keep<T>(
         &self,
@@ -32,6 +32,7 @@ impl Kinesis {
         let mut state = stream.state.lock();
         state.settings = meta.settings;
         state.tags = meta.tags;
+        state.retention_hours = meta.retention_hours;
         for kept in meta.consumers {
             if let Some(live) = state.consumers.get_mut(&kept.name) {
                 live.tags = kept.tags;
@@ -135,6 +136,14 @@ mod tests {
                 "UpdateStreamWarmThroughput",
                 json!({"StreamName": "kept", "WarmThroughputMiBps": 10}),
             ),
+            (
+                "AddTagsToStream",
+                json!({"StreamName": "kept", "Tags": {"owner": "ops"}}),
+            ),
+            (
+                "IncreaseStreamRetentionPeriod",
+                json!({"StreamName": "kept", "RetentionPeriodHours": 48}),
+            ),
         ]
     }
 
@@ -155,9 +164,7 @@ mod tests {
             1 => call(kinesis, "GetResourcePolicy", json!({"ResourceARN": ARN}))
                 .await
                 .is_ok_and(|p| p["Policy"] == POLICY),
-            2 => call(kinesis, "ListTagsForResource", json!({"ResourceARN": ARN}))
-                .await
-                .is_ok_and(|t| t["Tags"] == json!([{"Key": "team", "Value": "core"}])),
+            2 => has_tag(kinesis, "team", "core").await,
             3 => call(kinesis, "DescribeAccountSettings", json!({}))
                 .await
                 .is_ok_and(|a| a["MinimumThroughputBillingCommitment"]["Status"] == "ENABLED"),
@@ -167,8 +174,23 @@ mod tests {
             5 => summary().await.is_ok_and(|s| {
                 s["StreamDescriptionSummary"]["WarmThroughput"]["TargetMiBps"] == 10
             }),
+            6 => has_tag(kinesis, "owner", "ops").await,
+            7 => summary()
+                .await
+                .is_ok_and(|s| s["StreamDescriptionSummary"]["RetentionPeriodHours"] == 48),
             _ => unreachable!(),
         }
+    }
+
+    /// Whether the stream has tag `key` = `value`.
+    async fn has_tag(kinesis: &Kinesis, key: &str, value: &str) -> bool {
+        call(kinesis, "ListTagsForResource", json!({"ResourceARN": ARN}))
+            .await
+            .is_ok_and(|t| {
+                t["Tags"]
+                    .as_array()
+                    .is_some_and(|tags| tags.contains(&json!({"Key": key, "Value": value})))
+            })
     }
 
     /// Runs the scenario on `fs`; gives the changes acknowledged. A change that failed must not

@@ -58,9 +58,8 @@ impl Kinesis {
         }
         let hours = hours as u32;
         let stream = self.stream(&name)?;
-        self.change(|| {
-            let mut state = stream.state.lock();
-            let current = state.retention_hours;
+        self.keep(&stream, |meta| {
+            let current = meta.retention_hours;
             match direction {
                 Direction::Increase if hours < current => Err(ApiError::InvalidArgument(format!(
                     "Requested retention period ({hours} hours) for stream {name} can not be \
@@ -73,12 +72,13 @@ impl Kinesis {
                      IncreaseRetentionPeriod API."
                 ))),
                 _ => {
-                    state.retention_hours = hours;
-                    state.trim(self.now_ms());
+                    meta.retention_hours = hours;
                     Ok(())
                 }
             }
         })?;
+        // Saved first: a shorter retention trims only once a restart cannot bring it back.
+        stream.state.lock().trim(self.now_ms());
         tracing::info!(stream = %name, hours, "changed retention period");
         Ok(())
     }

@@ -129,11 +129,10 @@ impl Kinesis {
         )?;
         check_tag_content(&tags)?;
         let stream = self.stream(&name)?;
-        self.change(|| {
-            let mut state = stream.state.lock();
-            let others = state.tags.keys().filter(|k| !tags.contains_key(*k)).count();
+        self.keep(&stream, |meta| {
+            let others = meta.tags.keys().filter(|k| !tags.contains_key(*k)).count();
             check_new_tags(&tags, others, &name)?;
-            state.tags.extend(tags);
+            meta.tags.extend(tags);
             Ok(())
         })
     }
@@ -166,10 +165,9 @@ impl Kinesis {
             &mut v,
         )?;
         let stream = self.stream(&name)?;
-        self.change(|| {
-            let mut state = stream.state.lock();
+        self.keep(&stream, |meta| {
             for key in &keys {
-                state.tags.remove(key);
+                meta.tags.remove(key);
             }
             Ok(())
         })

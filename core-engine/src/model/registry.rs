@@ -104,6 +104,7 @@ impl Registry {
                 Pending::Kept(id, kept) if id == stream.id => {
                     meta.settings = kept.settings.clone();
                     meta.tags = kept.tags.clone();
+                    meta.retention_hours = kept.retention_hours;
                     meta.consumers = kept.consumers.clone();
                 }
                 Pending::Encryption(id, encryption) if id == stream.id => {
