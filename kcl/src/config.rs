@@ -2,6 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::failure::FailurePolicy;
+
 /// Where a worker starts reading a shard that has no checkpoint yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InitialPosition {
@@ -170,8 +172,21 @@ pub struct Config {
     pub max_prefetch_batches: usize,
     /// Whether `process_records` is called with empty batches (default false).
     pub call_process_records_even_for_empty: bool,
-    /// Retry of failed `process_records` / `shard_ended` calls.
+    /// Backoff between attempts of failed `process_records` / `shard_ended` calls (and of a
+    /// failing [`FailureSink`](crate::failure::FailureSink)).
     pub processing_retry: RetryPolicy,
+    /// Retry limit, record age limit, bisection and the sink of given-up records (default:
+    /// retry forever, give nothing up; see [`FailurePolicy`]).
+    pub failure_policy: FailurePolicy,
+    /// Longest one call of the processor (`initialize`, `process_records`, `shard_ended`) may
+    /// run (default `None`: no limit). A call still running then is cancelled at its next await
+    /// point, the processor gets `lease_lost`, the lease is given up so another worker takes it
+    /// at once (this worker does not take it back for one failover time), and
+    /// `ProcessingTimeouts` is counted with a warning. A call blocking its thread without
+    /// awaiting cannot be cancelled. Off by default because a call cut short may leave its side
+    /// effects half done and a slow downstream is not a hang; set it above the slowest
+    /// legitimate batch (Lambda's function timeout plays this part for its Kinesis trigger).
+    pub max_processing_time: Option<Duration>,
     /// Upper bound of graceful shutdown (default 30 s); processors still running afterwards are
     /// aborted without a final checkpoint.
     pub shutdown_timeout: Duration,
@@ -203,6 +218,8 @@ impl Default for Config {
             max_prefetch_batches: 3,
             call_process_records_even_for_empty: false,
             processing_retry: RetryPolicy::default(),
+            failure_policy: FailurePolicy::default(),
+            max_processing_time: None,
             shutdown_timeout: Duration::from_secs(30),
             finished_lease_retention: Duration::from_secs(300),
             table_creation_timeout: Duration::from_secs(60),
@@ -262,6 +279,9 @@ impl Config {
         }
         if self.dynamodb_timeout.is_zero() || self.kinesis_timeout.is_zero() {
             return Err("call timeouts must be positive".into());
+        }
+        if self.max_processing_time.is_some_and(|t| t.is_zero()) {
+            return Err("max_processing_time must be positive".into());
         }
         if let Retrieval::FanOut(f) = &self.retrieval {
             if f.consumer_name.as_ref().is_some_and(|n| n.is_empty()) {

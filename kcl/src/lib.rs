@@ -151,6 +151,7 @@ pub mod checkpointer;
 pub mod config;
 mod consumer;
 pub mod error;
+pub mod failure;
 pub mod leases;
 pub mod processor;
 pub mod retrieval;
@@ -160,9 +161,10 @@ mod shard_sync;
 pub use checkpointer::{Checkpointer, PreparedCheckpoint};
 pub use config::{Config, FanOutConfig, InitialPosition, Retrieval, RetryPolicy};
 pub use error::{Error, Result};
+pub use failure::{FailurePolicy, FailureSink, GiveUpReason, GivenUp, KinesisFailureSink};
 pub use processor::{
-    InitializationInput, ProcessRecordsInput, ProcessorError, Record, RecordProcessor,
-    RecordProcessorFactory,
+    InitializationInput, PartialFailure, ProcessRecordsInput, ProcessorError, Record,
+    RecordProcessor, RecordProcessorFactory,
 };
 pub use retrieval::StreamRef;
 pub use scheduler::Scheduler;
