@@ -387,7 +387,9 @@ async fn run_throughput(options: &Options, mode: Mode) -> (f64, f64) {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let elapsed = first.map_or(started.elapsed(), |f| f.elapsed()).as_secs_f64();
+    let elapsed = first
+        .map_or(started.elapsed(), |f| f.elapsed())
+        .as_secs_f64();
     scheduler.shutdown();
     let _ = worker.await;
     engine.shutdown().await;

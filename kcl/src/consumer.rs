@@ -109,8 +109,7 @@ impl<P: RecordProcessor> Consumer<P> {
         match outcome {
             Outcome::Stuck => {
                 let limit = self.ctx.config.max_processing_time.unwrap_or_default();
-                metrics::counter!("ProcessingTimeouts", "shard" => self.shard.clone())
-                    .increment(1);
+                metrics::counter!("ProcessingTimeouts", "shard" => self.shard.clone()).increment(1);
                 tracing::warn!(
                     call,
                     ?limit,

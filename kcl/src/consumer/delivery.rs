@@ -7,7 +7,9 @@ use std::time::{Instant, SystemTime};
 use super::{Consumer, Exit, Outcome, Retry, Step, bounded, lost};
 use crate::failure::{FailurePolicy, GiveUpReason, GivenUp};
 use crate::leases::SequenceNumber;
-use crate::processor::{PartialFailure, ProcessRecordsInput, ProcessorError, Record, RecordProcessor};
+use crate::processor::{
+    PartialFailure, ProcessRecordsInput, ProcessorError, Record, RecordProcessor,
+};
 
 impl<P: RecordProcessor> Consumer<P> {
     /// Delivers `records` until every one of them is processed or given up; `Err` when the
@@ -231,8 +233,16 @@ mod tests {
         ];
         let at = |seq: &str, sub| -> ProcessorError { PartialFailure::new(seq, sub, "x").into() };
         assert_eq!(partial_done(&at("2", 1), &piece), Some(2));
-        assert_eq!(partial_done(&at("1", 0), &piece), None, "first record: all failed");
-        assert_eq!(partial_done(&at("9", 0), &piece), None, "unknown record: all failed");
+        assert_eq!(
+            partial_done(&at("1", 0), &piece),
+            None,
+            "first record: all failed"
+        );
+        assert_eq!(
+            partial_done(&at("9", 0), &piece),
+            None,
+            "unknown record: all failed"
+        );
         assert_eq!(partial_done(&"plain".into(), &piece), None);
     }
 
@@ -245,12 +255,18 @@ mod tests {
             ..FailurePolicy::default()
         };
         assert_eq!(give_up_reason(&retries, 2, &old), None);
-        assert_eq!(give_up_reason(&retries, 3, &old), Some(GiveUpReason::RetriesExhausted));
+        assert_eq!(
+            give_up_reason(&retries, 3, &old),
+            Some(GiveUpReason::RetriesExhausted)
+        );
         let age = FailurePolicy {
             max_record_age: Some(Duration::from_secs(60)),
             ..FailurePolicy::default()
         };
-        assert_eq!(give_up_reason(&age, 1, &old), Some(GiveUpReason::RecordTooOld));
+        assert_eq!(
+            give_up_reason(&age, 1, &old),
+            Some(GiveUpReason::RecordTooOld)
+        );
         let young = vec![record("1", 0, Duration::from_secs(1))];
         assert_eq!(give_up_reason(&age, 1, &young), None);
     }

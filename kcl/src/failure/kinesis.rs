@@ -95,13 +95,19 @@ impl FailureSink for KinesisFailureSink {
         Box::pin(async move {
             tokio::time::timeout(self.timeout, self.put_all(given_up))
                 .await
-                .map_err(|_| format!("dead-letter puts not acknowledged within {:?}", self.timeout))?
+                .map_err(|_| {
+                    format!(
+                        "dead-letter puts not acknowledged within {:?}",
+                        self.timeout
+                    )
+                })?
         })
     }
 }
 
 fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The JSON envelope of one given-up record (see [`KinesisFailureSink`]).

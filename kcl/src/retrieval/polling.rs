@@ -128,7 +128,8 @@ impl Fetcher {
                         _ => None,
                     };
                     if e.is_not_found()
-                        || (code == Some("InvalidArgumentException") && !std::mem::take(&mut refreshed))
+                        || (code == Some("InvalidArgumentException")
+                            && !std::mem::take(&mut refreshed))
                     {
                         // The shard or the stream is gone, or the iterator is refused: a fresh
                         // iterator tells which (GetShardIterator fails for good then).
