@@ -42,7 +42,7 @@
 //! the middle of one. Every checkpoint write is fenced on `leaseCounter`: once another worker owns
 //! the lease, the old owner's writes fail with [`Error::LeaseLost`]. Work after the last checkpoint
 //! is delivered again to the next owner. A batch whose processing fails is delivered again (after
-//! a backoff, see [`RetryPolicy`]), never skipped.
+//! a backoff, see [`RetryPolicy`]); by default it is never skipped (see [Failures](#failures)).
 //!
 //! # Shard lifecycle
 //!
@@ -86,6 +86,28 @@
 //! On AWS, SubscribeToShard is answered only over HTTP/2 (with TLS), so the Kinesis client given
 //! to the [`Scheduler`] must be able to speak HTTP/2 for fan-out. Against the Shardline engine
 //! over `http://` it runs over HTTP/1.1.
+//!
+//! # Failures
+//!
+//! [`Config::failure_policy`] decides what happens to a batch `process_records` keeps failing,
+//! with the semantics of Lambda's Kinesis trigger (see [`failure`]): a retry limit
+//! ([`FailurePolicy::max_retries`]), a record age limit ([`FailurePolicy::max_record_age`]),
+//! bisection down to the failing record ([`FailurePolicy::bisect_on_error`]), partial-batch
+//! results ([`PartialFailure`]: the records before one are done, only the rest is delivered
+//! again), and a [`FailureSink`] that takes given-up records before anything after them reaches
+//! the processor ([`KinesisFailureSink`] puts them to a dead-letter stream through `kpl`). The
+//! default retries forever and loses nothing.
+//!
+//! Reads that cannot succeed (access denied, a deleted stream, an argument Kinesis refuses) stop
+//! the shard's consumer instead of looping: the processor gets
+//! [`RecordProcessor::read_failed`], `ReadFailures.NonRetryable` is counted, the lease is given
+//! up and not taken back by this worker; once no shard is left to read, [`Scheduler::run`]
+//! returns [`Error::ReadFailed`]. Throttling, 5xx, timeouts and transport errors are retried.
+//!
+//! A processor call running longer than [`Config::max_processing_time`] (off by default) is
+//! cancelled at its next await point, the processor gets `lease_lost`, and the lease is given up
+//! so another worker takes the shard at once (`ProcessingTimeouts`, and a warning): a hung
+//! processor does not hold its shard while its worker keeps renewing the lease.
 //!
 //! # Example
 //!
@@ -142,7 +164,9 @@
 //! `RecordProcessor.processRecords.Time` and `ExpiredIterator` per shard (the Java KCL reports
 //! the same per-shard names whatever the retrieval); with fan-out also `SubscribeToShard.Success`,
 //! `SubscribeToShard.Failure` and `SubscribeToShard.Silent` (counters), and for both retrievals
-//! `RecordsBuffered` (gauge: records read from Kinesis that wait for the processor); `CurrentLeases`,
+//! `RecordsBuffered` (gauge: records read from Kinesis that wait for the processor); the failure
+//! counters `ProcessRecordsFailures`, `BisectedBatches`, `RecordsGivenUp`, `FailureSinkErrors`,
+//! `ReadFailures.NonRetryable` and `ProcessingTimeouts` per shard; `CurrentLeases`,
 //! `TakenLeases`, `StolenLeases`, `LostLeases`, `ExpiredLeases`, `NumWorkers`, `TotalLeases`,
 //! `NeededLeases` and `LeaseSpillover` for lease management. Each shard consumer runs in a
 //! `shard` tracing span.

@@ -141,19 +141,20 @@ fn fails_on(poison: &'static str) -> Decide {
     })
 }
 
+type Factory = Box<dyn Fn(&str) -> Processor + Send + Sync>;
+
 struct Run {
-    scheduler: Arc<Scheduler<Box<dyn Fn(&str) -> Processor + Send + Sync>>>,
+    scheduler: Arc<Scheduler<Factory>>,
     task: tokio::task::JoinHandle<kcl::Result<()>>,
 }
 
 impl Run {
     fn start(env: &Env, stream: &str, seen: &Arc<Seen>, decide: Decide, config: Config) -> Self {
         let (seen, kinesis) = (seen.clone(), env.kinesis.clone());
-        let factory: Box<dyn Fn(&str) -> Processor + Send + Sync> =
-            Box::new(move |_: &str| Processor {
-                seen: seen.clone(),
-                decide: decide.clone(),
-            });
+        let factory: Factory = Box::new(move |_: &str| Processor {
+            seen: seen.clone(),
+            decide: decide.clone(),
+        });
         let scheduler = Arc::new(
             Scheduler::new(
                 kinesis,
