@@ -47,6 +47,13 @@ impl Checkpointer {
         self.largest_delivered = Some(last);
     }
 
+    /// Sets the last record a checkpoint may cover back to the last one done (processed or
+    /// given up) after a failed call, so that a checkpoint written meanwhile (in
+    /// `shutdown_requested`, say) never covers records still to be delivered again.
+    pub(crate) fn done_up_to(&mut self, last: Option<SequenceNumber>) {
+        self.largest_delivered = last;
+    }
+
     pub(crate) fn reached_shard_end(&mut self, children: Vec<String>) {
         self.at_shard_end = true;
         self.child_shard_ids = children;

@@ -27,16 +27,15 @@ impl<P: RecordProcessor> Consumer<P> {
         // Failures of the front piece.
         let mut attempts: u32 = 0;
         let mut retry = Retry::new(&config);
+        // The last record processed or given up: all earlier batches are.
+        let mut done = self.checkpointer.largest_delivered().cloned();
         while let Some(piece) = pieces.front() {
             if self.lease.is_lost() {
                 return Err(lost(&mut self.processor).await);
             }
             // A checkpoint inside this call may go no further than this piece.
-            if let Some(last) = piece.last() {
-                self.checkpointer.delivered(SequenceNumber::new(
-                    &*last.sequence_number,
-                    last.sub_sequence_number,
-                ));
+            if let Some(last) = position(piece.last()) {
+                self.checkpointer.delivered(last);
             }
             let input = ProcessRecordsInput {
                 records: piece.clone(),
@@ -63,6 +62,7 @@ impl<P: RecordProcessor> Consumer<P> {
                 Ok(()) => {
                     if let Some(piece) = pieces.pop_front() {
                         self.processed(&piece);
+                        done = position(piece.last()).or(done);
                     }
                     attempts = 0;
                     retry = Retry::new(&config);
@@ -74,11 +74,15 @@ impl<P: RecordProcessor> Consumer<P> {
             let Some(piece) = pieces.front_mut() else {
                 break;
             };
-            if let Some(done) = partial_done(&error, piece) {
+            // Until delivered again, a checkpoint may not cover the failed records.
+            self.checkpointer.done_up_to(done.clone());
+            if let Some(count) = partial_done(&error, piece) {
                 // The records before the reported one are done; deliver the rest at once.
-                let rest = piece.split_off(done);
-                tracing::info!(error = %error, done, rest = rest.len(), "process_records reported a partial failure; delivering the rest again");
+                let rest = piece.split_off(count);
+                tracing::info!(error = %error, done = count, rest = rest.len(), "process_records reported a partial failure; delivering the rest again");
                 self.processed(piece);
+                done = position(piece.last()).or(done);
+                self.checkpointer.done_up_to(done.clone());
                 *piece = rest;
                 attempts = 0;
                 retry = Retry::new(&config);
@@ -95,6 +99,7 @@ impl<P: RecordProcessor> Consumer<P> {
             }
             if let Some(reason) = give_up_reason(policy, attempts, piece) {
                 let records = pieces.pop_front().unwrap_or_default();
+                let last = position(records.last());
                 self.give_up(
                     policy,
                     GivenUp {
@@ -107,6 +112,9 @@ impl<P: RecordProcessor> Consumer<P> {
                     &mut retry,
                 )
                 .await?;
+                // Taken by the sink: a checkpoint may now cover them.
+                done = last.or(done);
+                self.checkpointer.done_up_to(done.clone());
                 attempts = 0;
                 retry = Retry::new(&config);
                 continue;
@@ -179,6 +187,10 @@ impl<P: RecordProcessor> Consumer<P> {
         metrics::counter!("RecordsGivenUp", "shard" => self.shard.clone()).increment(count as u64);
         Ok(())
     }
+}
+
+fn position(record: Option<&Record>) -> Option<SequenceNumber> {
+    record.map(|r| SequenceNumber::new(&*r.sequence_number, r.sub_sequence_number))
 }
 
 /// How many records of `piece` a [`PartialFailure`] says are done; `None` unless it names a

@@ -102,6 +102,15 @@ impl RecordProcessor for Processor {
         self.seen.events.lock().unwrap().push("lease_lost".into());
     }
 
+    async fn shutdown_requested(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        // As many processors do: a final checkpoint "at what was delivered".
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+
     async fn read_failed(&mut self, error: &kcl::Error) {
         self.seen
             .events
@@ -605,4 +614,48 @@ async fn read_error_stream_deleted_while_reading_ends_the_worker() {
         env.create_stream("s", 1).await;
         read_error_case(env, fan_out, true).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_a_batch_keeps_failing_does_not_checkpoint_past_it() {
+    let env = Env::start().await;
+    env.create_stream("s", 1).await;
+    let (_, ok_seq) = env.put("s", "k", "ok").await;
+    let seen = Arc::new(Seen::default());
+    let run = Run::start(
+        &env,
+        "s",
+        &seen,
+        fails_on("bad"),
+        config(false, FailurePolicy::default()),
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the first record processed",
+        async || !seen.processed.lock().unwrap().is_empty(),
+    )
+    .await;
+    env.put("s", "k", "bad").await;
+    eventually(
+        Duration::from_secs(20),
+        "the bad batch failing",
+        async || {
+            seen.calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.contains(&"bad".to_owned()))
+                .count()
+                >= 2
+        },
+    )
+    .await;
+    // The processor's final checkpoint covers what was done, not the failing batch.
+    run.stop().await;
+    let leases = kcl::leases::LeaseTable::new(env.ddb.clone(), "app-s")
+        .list()
+        .await
+        .unwrap();
+    let checkpoint = leases[0].checkpoint.sequence().unwrap();
+    assert_eq!(checkpoint.sequence, ok_seq);
 }
