@@ -127,6 +127,18 @@ pub struct Config {
     pub max_leases_for_worker: usize,
     /// Most leases stolen in one taker run (default 1).
     pub max_leases_to_steal_at_one_time: usize,
+    /// Graceful handoff (KCL 3.x's `checkpointOwner` protocol) when a lease is moved to balance
+    /// the fleet: the worker that wants a lease writes itself as `leaseOwner` and the holder as
+    /// `checkpointOwner`; the holder sees it at its next renewal, calls `shutdown_requested` (the
+    /// processor may checkpoint), and clears `checkpointOwner`; the new owner then starts at once
+    /// from that checkpoint, so a planned move repeats no record the processor checkpointed. If
+    /// the holder has not finished within this time (or is gone: its counter stood still for
+    /// failover time), the lease is taken by force as without handoff (default 30 s, KCL 3.x's
+    /// `gracefulLeaseHandoffTimeoutMillis`). `None` steals as the KCL 2.x does (the holder
+    /// learns at its next renewal and gets `lease_lost`); use that in a fleet that includes Java
+    /// KCL 2.x workers, which do not know the protocol. A worker shutting down gives its leases
+    /// up after `shutdown_requested` either way.
+    pub graceful_handoff_timeout: Option<Duration>,
     /// Least time a worker waits before processing a lease it stole (default: the renewal
     /// interval plus 100 ms). Whatever this says, a worker that takes a lease from another worker
     /// (stolen, or expired) starts processing only once the lease would have expired on its own:
@@ -206,6 +218,7 @@ impl Default for Config {
             max_leases_for_worker: usize::MAX,
             max_leases_to_steal_at_one_time: 1,
             stolen_lease_start_delay: None,
+            graceful_handoff_timeout: Some(Duration::from_secs(30)),
             lease_safety_margin: None,
             dynamodb_timeout: Duration::from_secs(5),
             kinesis_timeout: Duration::from_secs(10),

@@ -35,6 +35,9 @@ pub(crate) enum Exit {
     /// Reading failed with an error trying again cannot fix; the lease should be given up, and
     /// not taken back by this worker.
     ReadFailed(Error),
+    /// Another worker asked for the lease (graceful handoff); the processor was told with
+    /// `shutdown_requested`, and the lease should now be handed over.
+    HandedOff,
 }
 
 impl Exit {
@@ -42,7 +45,7 @@ impl Exit {
     pub(crate) fn releases_lease(&self) -> bool {
         matches!(
             self,
-            Exit::Shutdown | Exit::Failed | Exit::Stuck | Exit::ReadFailed(_)
+            Exit::Shutdown | Exit::Failed | Exit::Stuck | Exit::ReadFailed(_) | Exit::HandedOff
         )
     }
 }
@@ -243,6 +246,9 @@ pub(crate) async fn run<P: RecordProcessor>(
             _ = requested(&mut c.shutdown) => {
                 return stop(&c.lease, &mut c.processor, &mut c.checkpointer).await;
             }
+            _ = c.lease.handoff_requested() => {
+                return hand_off(&c.lease, &mut c.processor, &mut c.checkpointer).await;
+            }
             fetched = batches.recv() => fetched,
         };
         match fetched {
@@ -354,6 +360,20 @@ async fn lost<P: RecordProcessor>(processor: &mut P) -> Exit {
     Exit::LeaseLost
 }
 
+/// Another worker asked for the lease: the processor may checkpoint (in
+/// `shutdown_requested`), then the lease is handed over.
+async fn hand_off<P: RecordProcessor>(
+    lease: &HeldLease,
+    processor: &mut P,
+    checkpointer: &mut Checkpointer,
+) -> Exit {
+    tracing::info!("handing the lease over");
+    match stop(lease, processor, checkpointer).await {
+        Exit::Shutdown => Exit::HandedOff,
+        other => other,
+    }
+}
+
 async fn stop<P: RecordProcessor>(
     lease: &HeldLease,
     processor: &mut P,
@@ -406,6 +426,9 @@ impl<I: Iterator<Item = std::time::Duration>> Retry<I> {
             _ = tokio::time::sleep(delay) => Step::Done,
             _ = lease.lost() => Step::Stop(lost(processor).await),
             _ = requested(shutdown) => Step::Stop(stop(lease, processor, checkpointer).await),
+            _ = lease.handoff_requested() => {
+                Step::Stop(hand_off(lease, processor, checkpointer).await)
+            }
         }
     }
 }

@@ -307,6 +307,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 failover: config.failover_time,
                 max_leases_for_worker: config.max_leases_for_worker,
                 max_leases_to_steal_at_one_time: config.max_leases_to_steal_at_one_time,
+                handoff_timeout: config.graceful_handoff_timeout.unwrap_or(Duration::MAX),
             },
         );
         metrics::gauge!("NumWorkers").set(plan.workers as f64);
@@ -334,11 +335,40 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                     // other workers.
                     continue;
                 }
+                if stolen
+                    && config.graceful_handoff_timeout.is_some()
+                    && lease.checkpoint_owner.is_none()
+                    && let Some(holder) = lease.owner.as_deref()
+                {
+                    // Ask the holder to hand the lease over rather than taking it from under
+                    // its processor; it is taken once the holder lets it go.
+                    match self
+                        .ctx
+                        .table
+                        .initiate_handoff(key, holder, &self.worker_id, *counter)
+                        .await
+                    {
+                        Ok(true) => {
+                            metrics::counter!("HandoffsInitiated", "worker" => self.worker_id.clone())
+                                .increment(1);
+                            tracing::info!(shard = %key, from = %holder, worker = %self.worker_id, "asked for a lease (graceful handoff)");
+                        }
+                        Ok(false) => {
+                            tracing::debug!(shard = %key, "lease moved before the handoff request")
+                        }
+                        Err(e) => {
+                            tracing::warn!(shard = %key, error = %e, "asking for a lease failed")
+                        }
+                    }
+                    continue;
+                }
+                // The worker that was handing it over, if a handoff is being forced.
+                let previous = lease.checkpoint_owner.as_deref().or(lease.owner.as_deref());
                 let sent = Instant::now();
                 match self
                     .ctx
                     .table
-                    .take(key, &self.worker_id, *counter, lease.owner.as_deref())
+                    .take(key, &self.worker_id, *counter, previous)
                     .await
                 {
                     Ok(true) => {
@@ -353,6 +383,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                         let mut lease = (*lease).clone();
                         lease.counter = counter + 1;
                         lease.owner = Some(self.worker_id.clone());
+                        lease.checkpoint_owner = None;
                         self.start_consumer(state, lease, sent, start_at);
                     }
                     Ok(false) => {
@@ -375,11 +406,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
     }
 
     /// When processing of a lease just taken at `counter` may start (see [`taker::start_at`]).
+    /// A lease whose handoff is forced counts as taken from the worker that was handing it over.
     fn start_at(&self, state: &State, lease: &Lease, counter: u64, stolen: bool) -> Instant {
         let config = &self.ctx.config;
         taker::start_at(
             &self.worker_id,
-            lease.owner.as_deref(),
+            lease.checkpoint_owner.as_deref().or(lease.owner.as_deref()),
             state.seen.since(&lease.key, counter),
             Instant::now(),
             config.failover_time,

@@ -7,6 +7,7 @@ mod expired;
 mod failover;
 mod failure_policy;
 mod fan_out;
+mod handoff;
 mod java_table;
 mod lease_table;
 mod positions;
