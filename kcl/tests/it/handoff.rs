@@ -140,3 +140,98 @@ async fn handoff_from_a_worker_shutting_down_processes_no_record_twice() {
     assert_key_order(&log);
     assert!(log.overlaps().is_empty(), "{:?}", log.overlaps());
 }
+
+/// Renews leases as a Java KCL 2.x worker does (conditioned on the counter only, ignoring
+/// `checkpointOwner`) until a renewal is refused: a holder that never answers a handoff.
+fn legacy_renewer(
+    ddb: aws_sdk_dynamodb::Client,
+    table: &str,
+    mut counters: HashMap<String, u64>,
+) -> tokio::task::JoinHandle<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = table.to_owned();
+    tokio::spawn(async move {
+        while !counters.is_empty() {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let mut lost = Vec::new();
+            for (key, counter) in counters.iter_mut() {
+                let renewed = ddb
+                    .update_item()
+                    .table_name(&table)
+                    .key("leaseKey", AttributeValue::S(key.clone()))
+                    .update_expression("SET leaseCounter = :new")
+                    .condition_expression("leaseCounter = :old")
+                    .expression_attribute_values(
+                        ":new",
+                        AttributeValue::N((*counter + 1).to_string()),
+                    )
+                    .expression_attribute_values(":old", AttributeValue::N(counter.to_string()))
+                    .send()
+                    .await
+                    .is_ok();
+                if renewed {
+                    *counter += 1;
+                } else {
+                    lost.push(key.clone());
+                }
+            }
+            for key in lost {
+                counters.remove(&key);
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_ignored_by_the_holder_times_out_and_the_lease_is_taken() {
+    let env = Arc::new(Env::start().await);
+    env.create_stream("s", 2).await;
+    let log = Arc::new(Log::default());
+    let config = Config {
+        failover_time: Duration::from_secs(3),
+        renewal_interval: Some(Duration::from_millis(300)),
+        lease_taker_interval: Some(Duration::from_millis(300)),
+        graceful_handoff_timeout: Some(Duration::from_secs(1)),
+        ..fast_config()
+    };
+    // Worker a takes both leases, then is replaced by a holder that knows no handoff.
+    let a = Worker::start(&env, "app", "s", "a", &log, config.clone());
+    eventually(Duration::from_secs(20), "a holding all", async || {
+        per_owner(&env.owners("app").await).get("a") == Some(&2)
+    })
+    .await;
+    a.kill();
+    let counters: HashMap<String, u64> = kcl::leases::LeaseTable::new(env.ddb.clone(), "app")
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.key, l.counter))
+        .collect();
+    let renewer = legacy_renewer(env.ddb.clone(), "app", counters);
+    let b = Worker::start(&env, "app", "s", "b", &log, config);
+    // b asks for one lease; the holder renews on regardless; past the handoff timeout b takes
+    // it by force (and, as for a steal, starts once the holder's lease would have run out).
+    eventually(Duration::from_secs(20), "b running one shard", async || {
+        let owners = env.owners("app").await;
+        per_owner(&owners).get("b") == Some(&1)
+            && owners_started(
+                &log,
+                &owners
+                    .into_iter()
+                    .filter(|(_, o)| o.as_deref() == Some("b"))
+                    .collect(),
+            )
+    })
+    .await;
+    let leases = kcl::leases::LeaseTable::new(env.ddb.clone(), "app")
+        .list()
+        .await
+        .unwrap();
+    assert!(
+        leases.iter().all(|l| l.checkpoint_owner.is_none()),
+        "{leases:?}"
+    );
+    b.stop().await;
+    renewer.abort();
+}
