@@ -29,6 +29,16 @@
 //! assuming clocks that run at the same rate to within the margin, no two workers process one
 //! shard at the same time.
 //!
+//! Planned moves are handed over gracefully, with the KCL 3.x protocol
+//! ([`Config::graceful_handoff_timeout`]): a worker balancing the fleet does not steal a lease
+//! but writes itself as `leaseOwner` and the holder as `checkpointOwner`. The holder's next
+//! renewal is refused; it calls [`RecordProcessor::shutdown_requested`] after the batch in
+//! progress (the processor may checkpoint), then clears `checkpointOwner`, and the new owner
+//! starts at once from that checkpoint: no record the processor checkpointed is processed twice
+//! and nobody waits for failover time. A holder that does not hand over in time (a Java KCL 2.x
+//! worker, a hung processor) loses the lease by force as before. A worker shutting down calls
+//! `shutdown_requested` and gives its leases up, which others take at once.
+//!
 //! Every Kinesis and DynamoDB call is bounded ([`Config::kinesis_timeout`],
 //! [`Config::dynamodb_timeout`]); a call without an answer fails with the retryable
 //! [`Error::Timeout`]. A checkpoint write whose answer was lost is written again (on the adopted
@@ -168,7 +178,8 @@
 //! counters `ProcessRecordsFailures`, `BisectedBatches`, `RecordsGivenUp`, `FailureSinkErrors`,
 //! `ReadFailures.NonRetryable` and `ProcessingTimeouts` per shard; `CurrentLeases`,
 //! `TakenLeases`, `StolenLeases`, `LostLeases`, `ExpiredLeases`, `NumWorkers`, `TotalLeases`,
-//! `NeededLeases` and `LeaseSpillover` for lease management. Each shard consumer runs in a
+//! `NeededLeases`, `LeaseSpillover`, `HandoffsInitiated` and `HandoffsRequested` for lease
+//! management. Each shard consumer runs in a
 //! `shard` tracing span.
 
 pub mod checkpointer;

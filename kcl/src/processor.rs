@@ -120,8 +120,9 @@ pub struct ProcessRecordsInput {
 /// `lease_lost` (another worker has the shard, or this worker gave it up because a call ran
 /// longer than [`Config::max_processing_time`](crate::Config::max_processing_time): do not
 /// checkpoint), `read_failed` (the shard cannot be read: non-retryable error; by default the
-/// same as `lease_lost`), or `shutdown_requested` (the worker stops: a final checkpoint is
-/// allowed).
+/// same as `lease_lost`), or `shutdown_requested` (the worker stops, or another worker asked
+/// for the lease in a graceful handoff: a final checkpoint is allowed, and the next owner starts
+/// from it).
 pub trait RecordProcessor: Send + 'static {
     /// Called once before the first batch.
     fn initialize(
@@ -168,7 +169,9 @@ pub trait RecordProcessor: Send + 'static {
         }
     }
 
-    /// The worker is shutting down gracefully; a final checkpoint may be written.
+    /// The worker is shutting down gracefully, or another worker asked for the lease (see
+    /// [`Config::graceful_handoff_timeout`](crate::Config::graceful_handoff_timeout)); a final
+    /// checkpoint may be written, and the next owner starts right after it.
     fn shutdown_requested(
         &mut self,
         checkpointer: &mut Checkpointer,

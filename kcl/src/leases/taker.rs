@@ -281,6 +281,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_lease_being_handed_to_me_is_mine_until_the_handoff_is_overdue() {
+        let mut seen = Observations::default();
+        let handing = |counter| {
+            let mut l = lease("a", Some("me"), counter);
+            l.checkpoint_owner = Some("old".into());
+            vec![l, lease("b", Some("old"), counter)]
+        };
+        let held = HashSet::new();
+        seen.update(&handing(5), Instant::now());
+        let p = plan("me", &held, &handing(5), &seen, Instant::now(), SETTINGS);
+        assert_eq!((p.take.len(), p.steal.len()), (0, 0), "pending: my share");
+        // The holder keeps its counter moving (it ignores the handoff): never expired, but
+        // overdue past the handoff timeout, then taken by force.
+        for counter in 6..9 {
+            tokio::time::advance(Duration::from_secs(11)).await;
+            seen.update(&handing(counter), Instant::now());
+        }
+        assert!(!seen.is_expired(&handing(8)[0], Instant::now(), SETTINGS.failover));
+        let p = plan("me", &held, &handing(8), &seen, Instant::now(), SETTINGS);
+        assert_eq!(p.take, vec![("a".to_owned(), 8)]);
+        // Handed over (no checkpoint owner): mine but not running, taken at once.
+        let done = vec![lease("a", Some("me"), 9), lease("b", Some("old"), 9)];
+        seen.update(&done, Instant::now());
+        let p = plan("me", &held, &done, &seen, Instant::now(), SETTINGS);
+        assert_eq!(p.take, vec![("a".to_owned(), 9)]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn expiry_is_judged_on_the_observers_clock() {
         let mut seen = Observations::default();
         let leases = vec![lease("a", Some("w1"), 5)];
