@@ -69,12 +69,15 @@ impl Checkpointer {
         &self.current
     }
 
-    /// The last record delivered to the processor.
+    /// The last record a checkpoint may cover: inside `process_records`, the call's last record;
+    /// after a call failed, the last record done (processed, partially done or given up), so a
+    /// checkpoint never covers records that are still to be delivered again.
     pub fn largest_delivered(&self) -> Option<&SequenceNumber> {
         self.largest_delivered.as_ref()
     }
 
-    /// Checkpoints at the last delivered record, or `SHARD_END` once the shard has ended.
+    /// Checkpoints at the last delivered record (see [`largest_delivered`](Self::largest_delivered)),
+    /// or `SHARD_END` once the shard has ended.
     pub async fn checkpoint(&mut self) -> Result<()> {
         let target = match (&self.largest_delivered, self.at_shard_end) {
             (_, true) => Checkpoint::ShardEnd,
