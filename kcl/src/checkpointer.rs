@@ -47,6 +47,13 @@ impl Checkpointer {
         self.largest_delivered = Some(last);
     }
 
+    /// Sets the last record a checkpoint may cover back to the last one done (processed or
+    /// given up) after a failed call, so that a checkpoint written meanwhile (in
+    /// `shutdown_requested`, say) never covers records still to be delivered again.
+    pub(crate) fn done_up_to(&mut self, last: Option<SequenceNumber>) {
+        self.largest_delivered = last;
+    }
+
     pub(crate) fn reached_shard_end(&mut self, children: Vec<String>) {
         self.at_shard_end = true;
         self.child_shard_ids = children;
@@ -62,12 +69,15 @@ impl Checkpointer {
         &self.current
     }
 
-    /// The last record delivered to the processor.
+    /// The last record a checkpoint may cover: inside `process_records`, the call's last record;
+    /// after a call failed, the last record done (processed, partially done or given up), so a
+    /// checkpoint never covers records that are still to be delivered again.
     pub fn largest_delivered(&self) -> Option<&SequenceNumber> {
         self.largest_delivered.as_ref()
     }
 
-    /// Checkpoints at the last delivered record, or `SHARD_END` once the shard has ended.
+    /// Checkpoints at the last delivered record (see [`largest_delivered`](Self::largest_delivered)),
+    /// or `SHARD_END` once the shard has ended.
     pub async fn checkpoint(&mut self) -> Result<()> {
         let target = match (&self.largest_delivered, self.at_shard_end) {
             (_, true) => Checkpoint::ShardEnd,

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::failure::FailurePolicy;
+
 /// Where a worker starts reading a shard that has no checkpoint yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InitialPosition {
@@ -125,6 +127,18 @@ pub struct Config {
     pub max_leases_for_worker: usize,
     /// Most leases stolen in one taker run (default 1).
     pub max_leases_to_steal_at_one_time: usize,
+    /// Graceful handoff (KCL 3.x's `checkpointOwner` protocol) when a lease is moved to balance
+    /// the fleet: the worker that wants a lease writes itself as `leaseOwner` and the holder as
+    /// `checkpointOwner`; the holder sees it at its next renewal, calls `shutdown_requested` (the
+    /// processor may checkpoint), and clears `checkpointOwner`; the new owner then starts at once
+    /// from that checkpoint, so a planned move repeats no record the processor checkpointed. If
+    /// the holder has not finished within this time (or is gone: its counter stood still for
+    /// failover time), the lease is taken by force as without handoff (default 30 s, KCL 3.x's
+    /// `gracefulLeaseHandoffTimeoutMillis`). `None` steals as the KCL 2.x does (the holder
+    /// learns at its next renewal and gets `lease_lost`); use that in a fleet that includes Java
+    /// KCL 2.x workers, which do not know the protocol. A worker shutting down gives its leases
+    /// up after `shutdown_requested` either way.
+    pub graceful_handoff_timeout: Option<Duration>,
     /// Least time a worker waits before processing a lease it stole (default: the renewal
     /// interval plus 100 ms). Whatever this says, a worker that takes a lease from another worker
     /// (stolen, or expired) starts processing only once the lease would have expired on its own:
@@ -170,8 +184,21 @@ pub struct Config {
     pub max_prefetch_batches: usize,
     /// Whether `process_records` is called with empty batches (default false).
     pub call_process_records_even_for_empty: bool,
-    /// Retry of failed `process_records` / `shard_ended` calls.
+    /// Backoff between attempts of failed `process_records` / `shard_ended` calls (and of a
+    /// failing [`FailureSink`](crate::failure::FailureSink)).
     pub processing_retry: RetryPolicy,
+    /// Retry limit, record age limit, bisection and the sink of given-up records (default:
+    /// retry forever, give nothing up; see [`FailurePolicy`]).
+    pub failure_policy: FailurePolicy,
+    /// Longest one call of the processor (`initialize`, `process_records`, `shard_ended`) may
+    /// run (default `None`: no limit). A call still running then is cancelled at its next await
+    /// point, the processor gets `lease_lost`, the lease is given up so another worker takes it
+    /// at once (this worker does not take it back for one failover time), and
+    /// `ProcessingTimeouts` is counted with a warning. A call blocking its thread without
+    /// awaiting cannot be cancelled. Off by default because a call cut short may leave its side
+    /// effects half done and a slow downstream is not a hang; set it above the slowest
+    /// legitimate batch (Lambda's function timeout plays this part for its Kinesis trigger).
+    pub max_processing_time: Option<Duration>,
     /// Upper bound of graceful shutdown (default 30 s); processors still running afterwards are
     /// aborted without a final checkpoint.
     pub shutdown_timeout: Duration,
@@ -191,6 +218,7 @@ impl Default for Config {
             max_leases_for_worker: usize::MAX,
             max_leases_to_steal_at_one_time: 1,
             stolen_lease_start_delay: None,
+            graceful_handoff_timeout: Some(Duration::from_secs(30)),
             lease_safety_margin: None,
             dynamodb_timeout: Duration::from_secs(5),
             kinesis_timeout: Duration::from_secs(10),
@@ -203,6 +231,8 @@ impl Default for Config {
             max_prefetch_batches: 3,
             call_process_records_even_for_empty: false,
             processing_retry: RetryPolicy::default(),
+            failure_policy: FailurePolicy::default(),
+            max_processing_time: None,
             shutdown_timeout: Duration::from_secs(30),
             finished_lease_retention: Duration::from_secs(300),
             table_creation_timeout: Duration::from_secs(60),
@@ -262,6 +292,9 @@ impl Config {
         }
         if self.dynamodb_timeout.is_zero() || self.kinesis_timeout.is_zero() {
             return Err("call timeouts must be positive".into());
+        }
+        if self.max_processing_time.is_some_and(|t| t.is_zero()) {
+            return Err("max_processing_time must be positive".into());
         }
         if let Retrieval::FanOut(f) = &self.retrieval {
             if f.consumer_name.as_ref().is_some_and(|n| n.is_empty()) {

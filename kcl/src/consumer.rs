@@ -1,23 +1,25 @@
-//! One shard's consumer: initialize, deliver batches (retrying failures), end, stop.
+//! One shard's consumer: initialize, deliver batches (under the failure policy), end, stop.
+
+mod delivery;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use aws_sdk_kinesis::types::ChildShard;
 use tokio::sync::watch;
 
 use crate::checkpointer::Checkpointer;
 use crate::config::{Config, InitialPosition, Retrieval};
+use crate::error::Error;
 use crate::leases::held::HeldLease;
-use crate::leases::{Checkpoint, Lease, LeaseTable, SequenceNumber};
-use crate::processor::{InitializationInput, ProcessRecordsInput, RecordProcessor};
+use crate::leases::{Checkpoint, Lease, LeaseTable};
+use crate::processor::{InitializationInput, RecordProcessor};
 use crate::retrieval::{
     Fetched, FetcherSettings, StreamRef, SubscriberSettings, backoff, spawn_fetcher,
     spawn_subscriber,
 };
-
 /// How a consumer ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Exit {
     /// Checkpointed at SHARD_END.
     ShardEnded,
@@ -27,6 +29,25 @@ pub(crate) enum Exit {
     Shutdown,
     /// Reading stopped unexpectedly; the lease should be given up so it is retaken.
     Failed,
+    /// A processor call ran past `max_processing_time`; the lease should be given up, and not
+    /// taken back by this worker for a while.
+    Stuck,
+    /// Reading failed with an error trying again cannot fix; the lease should be given up, and
+    /// not taken back by this worker.
+    ReadFailed(Error),
+    /// Another worker asked for the lease (graceful handoff); the processor was told with
+    /// `shutdown_requested`, and the lease should now be handed over.
+    HandedOff,
+}
+
+impl Exit {
+    /// Whether the lease is still held and should be given up (evicted) now.
+    pub(crate) fn releases_lease(&self) -> bool {
+        matches!(
+            self,
+            Exit::Shutdown | Exit::Failed | Exit::Stuck | Exit::ReadFailed(_) | Exit::HandedOff
+        )
+    }
 }
 
 /// What a consumer needs besides its processor.
@@ -45,12 +66,90 @@ enum Step {
     Stop(Exit),
 }
 
+/// How a bounded processor call ended.
+enum Outcome<T> {
+    Done(T),
+    /// The lease was lost meanwhile (the call was cancelled).
+    Lost,
+    /// The call ran past `max_processing_time` (and was cancelled).
+    Stuck,
+}
+
+/// Runs a processor call until it returns, the lease is lost, or `limit` passes; the call is
+/// cancelled (dropped at its await point) in the last two cases.
+async fn bounded<F: std::future::Future>(
+    lease: &HeldLease,
+    limit: Option<Duration>,
+    call: F,
+) -> Outcome<F::Output> {
+    let stuck = async {
+        match limit {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = lease.lost() => Outcome::Lost,
+        r = call => Outcome::Done(r),
+        _ = stuck => Outcome::Stuck,
+    }
+}
+
+/// One shard's consumer while it runs.
+struct Consumer<P> {
+    ctx: Context,
+    lease: Arc<HeldLease>,
+    processor: P,
+    checkpointer: Checkpointer,
+    shutdown: watch::Receiver<bool>,
+    shard: String,
+}
+
+impl<P: RecordProcessor> Consumer<P> {
+    /// The exit of a call that did not return.
+    async fn interrupted<T>(&mut self, outcome: Outcome<T>, call: &'static str) -> Exit {
+        match outcome {
+            Outcome::Stuck => {
+                let limit = self.ctx.config.max_processing_time.unwrap_or_default();
+                metrics::counter!("ProcessingTimeouts", "shard" => self.shard.clone()).increment(1);
+                tracing::warn!(
+                    call,
+                    ?limit,
+                    "record processor call ran past max_processing_time; cancelled it and giving the lease up"
+                );
+                // Bounded too: a processor hung here must not keep the lease from being released.
+                if tokio::time::timeout(limit, self.processor.lease_lost())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("lease_lost ran past max_processing_time too");
+                }
+                Exit::Stuck
+            }
+            Outcome::Lost | Outcome::Done(_) => lost(&mut self.processor).await,
+        }
+    }
+
+    /// Waits out one backoff of `retry`, cut short by a lost lease or a shutdown request.
+    async fn wait<I: Iterator<Item = Duration>>(&mut self, retry: &mut Retry<I>) -> Step {
+        retry
+            .wait(
+                &self.lease,
+                &mut self.shutdown,
+                &mut self.processor,
+                &mut self.checkpointer,
+            )
+            .await
+    }
+}
+
 /// Runs `processor` on the shard of `lease` from the checkpoint in `snapshot`.
 pub(crate) async fn run<P: RecordProcessor>(
     ctx: Context,
     lease: Arc<HeldLease>,
     snapshot: Lease,
-    mut processor: P,
+    processor: P,
     mut shutdown: watch::Receiver<bool>,
     start_at: tokio::time::Instant,
 ) -> Exit {
@@ -65,36 +164,39 @@ pub(crate) async fn run<P: RecordProcessor>(
         }
     }
     let shard = lease.key.clone();
-    let mut checkpointer = Checkpointer::new(lease.clone(), snapshot.checkpoint.clone());
+    let mut c = Consumer {
+        checkpointer: Checkpointer::new(lease.clone(), snapshot.checkpoint.clone()),
+        ctx,
+        lease,
+        processor,
+        shutdown,
+        shard: shard.clone(),
+    };
     let init = InitializationInput {
         shard_id: shard.clone(),
         checkpoint: snapshot.checkpoint.clone(),
         pending_checkpoint: snapshot.pending_checkpoint.clone(),
         pending_checkpoint_state: snapshot.pending_checkpoint_state.clone(),
     };
-    let mut retry = Retry::new(&ctx.config);
+    let limit = c.ctx.config.max_processing_time;
+    let mut retry = Retry::new(&c.ctx.config);
     loop {
-        let initialized = tokio::select! {
-            biased;
-            _ = lease.lost() => None,
-            r = processor.initialize(init.clone()) => Some(r),
-        };
-        let Some(initialized) = initialized else {
-            return lost(&mut processor).await;
+        let outcome = bounded(&c.lease, limit, c.processor.initialize(init.clone())).await;
+        let initialized = match outcome {
+            Outcome::Done(r) => r,
+            other => return c.interrupted(other, "initialize").await,
         };
         match initialized {
             Ok(()) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "initialize failed; retrying");
-                if let Step::Stop(exit) = retry
-                    .wait(&lease, &mut shutdown, &mut processor, &mut checkpointer)
-                    .await
-                {
+                if let Step::Stop(exit) = c.wait(&mut retry).await {
                     return exit;
                 }
             }
         }
     }
+    let ctx = c.ctx.clone();
     let timestamp = match ctx.config.initial_position {
         InitialPosition::AtTimestamp(t) => Some(t),
         _ => None,
@@ -127,6 +229,7 @@ pub(crate) async fn run<P: RecordProcessor>(
                 hash_range,
                 SubscriberSettings {
                     consumer_arn: consumer_arn.clone(),
+                    stream: ctx.stream.clone(),
                     timeout: ctx.config.kinesis_timeout,
                     silence_timeout: fan_out.silence_timeout,
                     max_buffered_events: fan_out.max_buffered_events,
@@ -139,9 +242,12 @@ pub(crate) async fn run<P: RecordProcessor>(
     loop {
         let fetched = tokio::select! {
             biased;
-            _ = lease.lost() => return lost(&mut processor).await,
-            _ = requested(&mut shutdown) => {
-                return stop(&lease, &mut processor, &mut checkpointer).await;
+            _ = c.lease.lost() => return lost(&mut c.processor).await,
+            _ = requested(&mut c.shutdown) => {
+                return stop(&c.lease, &mut c.processor, &mut c.checkpointer).await;
+            }
+            _ = c.lease.handoff_requested() => {
+                return hand_off(&c.lease, &mut c.processor, &mut c.checkpointer).await;
             }
             fetched = batches.recv() => fetched,
         };
@@ -160,62 +266,29 @@ pub(crate) async fn run<P: RecordProcessor>(
                 if records.is_empty() && !ctx.config.call_process_records_even_for_empty {
                     continue;
                 }
-                if let Some(last) = records.last() {
-                    checkpointer.delivered(SequenceNumber::new(
-                        &*last.sequence_number,
-                        last.sub_sequence_number,
-                    ));
-                }
-                let count = records.len() as u64;
-                let bytes: usize = records.iter().map(|r| r.data.len()).sum();
-                let input = ProcessRecordsInput {
-                    records,
-                    millis_behind_latest,
-                };
-                let mut retry = Retry::new(&ctx.config);
-                loop {
-                    if lease.is_lost() {
-                        return lost(&mut processor).await;
-                    }
-                    let started = Instant::now();
-                    // Past the lease's deadline another worker may take the shard: a batch still
-                    // running then is cancelled (at its next await point), so it never overlaps
-                    // with the next owner's.
-                    let result = tokio::select! {
-                        biased;
-                        _ = lease.lost() => None,
-                        r = processor.process_records(input.clone(), &mut checkpointer) => Some(r),
-                    };
-                    let Some(result) = result else {
-                        return lost(&mut processor).await;
-                    };
-                    metrics::histogram!("RecordProcessor.processRecords.Time", "shard" => shard.clone())
-                        .record(started.elapsed().as_secs_f64() * 1000.0);
-                    match result {
-                        Ok(()) => {
-                            metrics::counter!("RecordsProcessed", "shard" => shard.clone())
-                                .increment(count);
-                            metrics::counter!("DataBytesProcessed", "shard" => shard.clone())
-                                .increment(bytes as u64);
-                            break;
-                        }
-                        Err(e) => {
-                            // Never skip the batch (the Java KCL does): deliver it again.
-                            tracing::warn!(error = %e, records = count, "process_records failed; retrying the batch");
-                            metrics::counter!("ProcessRecordsFailures", "shard" => shard.clone())
-                                .increment(1);
-                            if let Step::Stop(exit) = retry
-                                .wait(&lease, &mut shutdown, &mut processor, &mut checkpointer)
-                                .await
-                            {
-                                return exit;
-                            }
-                        }
-                    }
+                if let Err(exit) = c.deliver(records, millis_behind_latest).await {
+                    return exit;
                 }
             }
             Some(Fetched::ShardEnd { children }) => {
-                return shard_end(&ctx, &lease, children, processor, checkpointer, shutdown).await;
+                return shard_end(&ctx, children, c).await;
+            }
+            Some(Fetched::Failed(error)) => {
+                metrics::counter!("ReadFailures.NonRetryable", "shard" => shard.clone())
+                    .increment(1);
+                tracing::error!(
+                    error = %error,
+                    "reading the shard failed with an error trying again cannot fix; stopping its consumer and giving the lease up"
+                );
+                let told = tokio::select! {
+                    biased;
+                    _ = c.lease.lost() => false,
+                    _ = c.processor.read_failed(&error) => true,
+                };
+                if !told {
+                    tracing::debug!("lease lost while telling the processor");
+                }
+                return Exit::ReadFailed(error);
             }
         }
     }
@@ -223,11 +296,8 @@ pub(crate) async fn run<P: RecordProcessor>(
 
 async fn shard_end<P: RecordProcessor>(
     ctx: &Context,
-    lease: &Arc<HeldLease>,
     children: Vec<ChildShard>,
-    mut processor: P,
-    mut checkpointer: Checkpointer,
-    mut shutdown: watch::Receiver<bool>,
+    mut c: Consumer<P>,
 ) -> Exit {
     // Child leases exist before the parent is marked finished, so no child is ever orphaned.
     let mut retry = Retry::new(&ctx.config);
@@ -240,32 +310,33 @@ async fn shard_end<P: RecordProcessor>(
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, child = %child.shard_id, "creating child lease failed");
-                    if let Step::Stop(exit) = retry
-                        .wait(lease, &mut shutdown, &mut processor, &mut checkpointer)
-                        .await
-                    {
+                    if let Step::Stop(exit) = c.wait(&mut retry).await {
                         return exit;
                     }
                 }
             }
         }
     }
-    checkpointer.reached_shard_end(children.iter().map(|c| c.shard_id.clone()).collect());
+    c.checkpointer
+        .reached_shard_end(children.iter().map(|c| c.shard_id.clone()).collect());
+    let limit = ctx.config.max_processing_time;
     let mut retry = Retry::new(&ctx.config);
     loop {
-        if lease.is_lost() {
-            return lost(&mut processor).await;
+        if c.lease.is_lost() {
+            return lost(&mut c.processor).await;
         }
-        let ended = tokio::select! {
-            biased;
-            _ = lease.lost() => None,
-            r = processor.shard_ended(&mut checkpointer) => Some(r),
-        };
-        let Some(ended) = ended else {
-            return lost(&mut processor).await;
+        let outcome = bounded(
+            &c.lease,
+            limit,
+            c.processor.shard_ended(&mut c.checkpointer),
+        )
+        .await;
+        let ended = match outcome {
+            Outcome::Done(r) => r,
+            other => return c.interrupted(other, "shard_ended").await,
         };
         match ended {
-            Ok(()) if *checkpointer.current() == Checkpoint::ShardEnd => {
+            Ok(()) if *c.checkpointer.current() == Checkpoint::ShardEnd => {
                 tracing::info!("shard ended");
                 return Exit::ShardEnded;
             }
@@ -274,10 +345,7 @@ async fn shard_end<P: RecordProcessor>(
             }
             Err(e) => tracing::warn!(error = %e, "shard_ended failed; retrying"),
         }
-        if let Step::Stop(exit) = retry
-            .wait(lease, &mut shutdown, &mut processor, &mut checkpointer)
-            .await
-        {
+        if let Step::Stop(exit) = c.wait(&mut retry).await {
             return exit;
         }
     }
@@ -290,6 +358,20 @@ async fn requested(shutdown: &mut watch::Receiver<bool>) {
 async fn lost<P: RecordProcessor>(processor: &mut P) -> Exit {
     processor.lease_lost().await;
     Exit::LeaseLost
+}
+
+/// Another worker asked for the lease: the processor may checkpoint (in
+/// `shutdown_requested`), then the lease is handed over.
+async fn hand_off<P: RecordProcessor>(
+    lease: &HeldLease,
+    processor: &mut P,
+    checkpointer: &mut Checkpointer,
+) -> Exit {
+    tracing::info!("handing the lease over");
+    match stop(lease, processor, checkpointer).await {
+        Exit::Shutdown => Exit::HandedOff,
+        other => other,
+    }
 }
 
 async fn stop<P: RecordProcessor>(
@@ -318,7 +400,7 @@ struct Retry<I> {
 }
 
 impl Retry<()> {
-    fn new(config: &Config) -> Retry<impl Iterator<Item = std::time::Duration>> {
+    fn new(config: &Config) -> Retry<impl Iterator<Item = std::time::Duration> + use<>> {
         Retry {
             delays: backoff(
                 config.processing_retry.initial_backoff,
@@ -344,6 +426,9 @@ impl<I: Iterator<Item = std::time::Duration>> Retry<I> {
             _ = tokio::time::sleep(delay) => Step::Done,
             _ = lease.lost() => Step::Stop(lost(processor).await),
             _ = requested(shutdown) => Step::Stop(stop(lease, processor, checkpointer).await),
+            _ = lease.handoff_requested() => {
+                Step::Stop(hand_off(lease, processor, checkpointer).await)
+            }
         }
     }
 }

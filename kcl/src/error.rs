@@ -77,6 +77,18 @@ pub enum Error {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Reading a shard failed with an error trying again cannot fix (`AccessDeniedException`,
+    /// the stream deleted, `InvalidArgumentException`, a KMS key unusable). Returned by
+    /// [`Scheduler::run`](crate::Scheduler::run) once every shard of the stream failed so on
+    /// this worker.
+    #[error("reading shard {shard_id} failed: {source}")]
+    ReadFailed {
+        /// The shard.
+        shard_id: String,
+        /// The Kinesis error.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -113,6 +125,24 @@ impl Error {
     /// same consumer and shard is live; for a registration: the consumer is being registered).
     pub fn is_resource_in_use(&self) -> bool {
         matches!(self, Error::Kinesis { code: Some(c), .. } if c == "ResourceInUseException")
+    }
+
+    /// Whether a read (GetShardIterator, GetRecords, SubscribeToShard) that failed so cannot
+    /// succeed if tried again: access denied, an argument refused, a KMS key unusable. (A
+    /// missing stream is found by asking whether the stream exists: ResourceNotFoundException
+    /// alone does not say whether the stream or the shard is gone.)
+    pub fn is_non_retryable_read(&self) -> bool {
+        matches!(self, Error::Kinesis { code: Some(c), .. } if matches!(
+            c.as_str(),
+            "AccessDeniedException"
+                | "InvalidArgumentException"
+                | "ValidationException"
+                | "KMSAccessDeniedException"
+                | "KMSDisabledException"
+                | "KMSInvalidStateException"
+                | "KMSNotFoundException"
+                | "KMSOptInRequired"
+        ))
     }
 
     /// Whether Kinesis or DynamoDB throttled the call.

@@ -29,6 +29,16 @@
 //! assuming clocks that run at the same rate to within the margin, no two workers process one
 //! shard at the same time.
 //!
+//! Planned moves are handed over gracefully, with the KCL 3.x protocol
+//! ([`Config::graceful_handoff_timeout`]): a worker balancing the fleet does not steal a lease
+//! but writes itself as `leaseOwner` and the holder as `checkpointOwner`. The holder's next
+//! renewal is refused; it calls [`RecordProcessor::shutdown_requested`] after the batch in
+//! progress (the processor may checkpoint), then clears `checkpointOwner`, and the new owner
+//! starts at once from that checkpoint: no record the processor checkpointed is processed twice
+//! and nobody waits for failover time. A holder that does not hand over in time (a Java KCL 2.x
+//! worker, a hung processor) loses the lease by force as before. A worker shutting down calls
+//! `shutdown_requested` and gives its leases up, which others take at once.
+//!
 //! Every Kinesis and DynamoDB call is bounded ([`Config::kinesis_timeout`],
 //! [`Config::dynamodb_timeout`]); a call without an answer fails with the retryable
 //! [`Error::Timeout`]. A checkpoint write whose answer was lost is written again (on the adopted
@@ -42,7 +52,7 @@
 //! the middle of one. Every checkpoint write is fenced on `leaseCounter`: once another worker owns
 //! the lease, the old owner's writes fail with [`Error::LeaseLost`]. Work after the last checkpoint
 //! is delivered again to the next owner. A batch whose processing fails is delivered again (after
-//! a backoff, see [`RetryPolicy`]), never skipped.
+//! a backoff, see [`RetryPolicy`]); by default it is never skipped (see [Failures](#failures)).
 //!
 //! # Shard lifecycle
 //!
@@ -86,6 +96,28 @@
 //! On AWS, SubscribeToShard is answered only over HTTP/2 (with TLS), so the Kinesis client given
 //! to the [`Scheduler`] must be able to speak HTTP/2 for fan-out. Against the Shardline engine
 //! over `http://` it runs over HTTP/1.1.
+//!
+//! # Failures
+//!
+//! [`Config::failure_policy`] decides what happens to a batch `process_records` keeps failing,
+//! with the semantics of Lambda's Kinesis trigger (see [`failure`]): a retry limit
+//! ([`FailurePolicy::max_retries`]), a record age limit ([`FailurePolicy::max_record_age`]),
+//! bisection down to the failing record ([`FailurePolicy::bisect_on_error`]), partial-batch
+//! results ([`PartialFailure`]: the records before one are done, only the rest is delivered
+//! again), and a [`FailureSink`] that takes given-up records before anything after them reaches
+//! the processor ([`KinesisFailureSink`] puts them to a dead-letter stream through `kpl`). The
+//! default retries forever and loses nothing.
+//!
+//! Reads that cannot succeed (access denied, a deleted stream, an argument Kinesis refuses) stop
+//! the shard's consumer instead of looping: the processor gets
+//! [`RecordProcessor::read_failed`], `ReadFailures.NonRetryable` is counted, the lease is given
+//! up and not taken back by this worker; once no shard is left to read, [`Scheduler::run`]
+//! returns [`Error::ReadFailed`]. Throttling, 5xx, timeouts and transport errors are retried.
+//!
+//! A processor call running longer than [`Config::max_processing_time`] (off by default) is
+//! cancelled at its next await point, the processor gets `lease_lost`, and the lease is given up
+//! so another worker takes the shard at once (`ProcessingTimeouts`, and a warning): a hung
+//! processor does not hold its shard while its worker keeps renewing the lease.
 //!
 //! # Example
 //!
@@ -142,15 +174,19 @@
 //! `RecordProcessor.processRecords.Time` and `ExpiredIterator` per shard (the Java KCL reports
 //! the same per-shard names whatever the retrieval); with fan-out also `SubscribeToShard.Success`,
 //! `SubscribeToShard.Failure` and `SubscribeToShard.Silent` (counters), and for both retrievals
-//! `RecordsBuffered` (gauge: records read from Kinesis that wait for the processor); `CurrentLeases`,
+//! `RecordsBuffered` (gauge: records read from Kinesis that wait for the processor); the failure
+//! counters `ProcessRecordsFailures`, `BisectedBatches`, `RecordsGivenUp`, `FailureSinkErrors`,
+//! `ReadFailures.NonRetryable` and `ProcessingTimeouts` per shard; `CurrentLeases`,
 //! `TakenLeases`, `StolenLeases`, `LostLeases`, `ExpiredLeases`, `NumWorkers`, `TotalLeases`,
-//! `NeededLeases` and `LeaseSpillover` for lease management. Each shard consumer runs in a
+//! `NeededLeases`, `LeaseSpillover`, `HandoffsInitiated` and `HandoffsRequested` for lease
+//! management. Each shard consumer runs in a
 //! `shard` tracing span.
 
 pub mod checkpointer;
 pub mod config;
 mod consumer;
 pub mod error;
+pub mod failure;
 pub mod leases;
 pub mod processor;
 pub mod retrieval;
@@ -160,9 +196,10 @@ mod shard_sync;
 pub use checkpointer::{Checkpointer, PreparedCheckpoint};
 pub use config::{Config, FanOutConfig, InitialPosition, Retrieval, RetryPolicy};
 pub use error::{Error, Result};
+pub use failure::{FailurePolicy, FailureSink, GiveUpReason, GivenUp, KinesisFailureSink};
 pub use processor::{
-    InitializationInput, ProcessRecordsInput, ProcessorError, Record, RecordProcessor,
-    RecordProcessorFactory,
+    InitializationInput, PartialFailure, ProcessRecordsInput, ProcessorError, Record,
+    RecordProcessor, RecordProcessorFactory,
 };
 pub use retrieval::StreamRef;
 pub use scheduler::Scheduler;

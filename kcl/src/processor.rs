@@ -8,8 +8,68 @@ use bytes::Bytes;
 use crate::checkpointer::Checkpointer;
 use crate::leases::Checkpoint;
 
-/// The error a processor returns; the scheduler logs it and retries (it never skips a batch).
+/// The error a processor returns. The scheduler logs it and delivers the batch again, or, as
+/// the [`FailurePolicy`](crate::FailurePolicy) says, bisects it or gives it up. Return a
+/// [`PartialFailure`] (boxed, with `.into()`) to say that the records before one are done.
 pub type ProcessorError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A partial-batch result of `process_records` (Lambda's `ReportBatchItemFailures`): every
+/// record of the batch before the named one is done and is not delivered again; the named record
+/// and those after it are delivered again at once, without a backoff and without counting an
+/// attempt. Naming the batch's first record, or a record not in the batch, fails the whole batch
+/// (with `cause`). Return it as `Err(PartialFailure::at(&record, cause).into())`.
+///
+/// `kcl` does not checkpoint the done records itself; the processor may, with
+/// [`Checkpointer::checkpoint_at`] at the record before the named one, or later as usual.
+#[derive(Debug)]
+pub struct PartialFailure {
+    /// Sequence number of the first record not done.
+    pub sequence_number: String,
+    /// Its sub-sequence number (0 for a plain record).
+    pub sub_sequence_number: u64,
+    /// Why it failed.
+    pub cause: ProcessorError,
+}
+
+impl PartialFailure {
+    /// `record` and those after it failed with `cause`; those before it are done.
+    pub fn at(record: &Record, cause: impl Into<ProcessorError>) -> Self {
+        Self::new(
+            record.sequence_number.clone(),
+            record.sub_sequence_number,
+            cause,
+        )
+    }
+
+    /// The record at (`sequence_number`, `sub_sequence_number`) and those after it failed.
+    pub fn new(
+        sequence_number: impl Into<String>,
+        sub_sequence_number: u64,
+        cause: impl Into<ProcessorError>,
+    ) -> Self {
+        Self {
+            sequence_number: sequence_number.into(),
+            sub_sequence_number,
+            cause: cause.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for PartialFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "failed from record {}/{}: {}",
+            self.sequence_number, self.sub_sequence_number, self.cause
+        )
+    }
+}
+
+impl std::error::Error for PartialFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.cause)
+    }
+}
 
 /// One user record (a KPL aggregate is delivered as its user records).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +117,12 @@ pub struct ProcessRecordsInput {
 ///
 /// Lifecycle: `initialize`, then `process_records` for each batch, then exactly one of
 /// `shard_ended` (the shard was read to its end: call [`Checkpointer::checkpoint`]),
-/// `lease_lost` (another worker has the shard: do not checkpoint), or `shutdown_requested`
-/// (the worker stops: a final checkpoint is allowed).
+/// `lease_lost` (another worker has the shard, or this worker gave it up because a call ran
+/// longer than [`Config::max_processing_time`](crate::Config::max_processing_time): do not
+/// checkpoint), `read_failed` (the shard cannot be read: non-retryable error; by default the
+/// same as `lease_lost`), or `shutdown_requested` (the worker stops, or another worker asked
+/// for the lease in a graceful handoff: a final checkpoint is allowed, and the next owner starts
+/// from it).
 pub trait RecordProcessor: Send + 'static {
     /// Called once before the first batch.
     fn initialize(
@@ -77,9 +141,19 @@ pub trait RecordProcessor: Send + 'static {
         checkpointer: &mut Checkpointer,
     ) -> impl Future<Output = Result<(), ProcessorError>> + Send;
 
-    /// Another worker took the lease; checkpointing is no longer possible.
+    /// Another worker took the lease (or this worker gave it up); checkpointing is no longer
+    /// possible.
     fn lease_lost(&mut self) -> impl Future<Output = ()> + Send {
         async {}
+    }
+
+    /// Reading the shard failed with an error trying again cannot fix (access denied, the
+    /// stream deleted, an argument Kinesis refuses); the worker stops this shard's consumer and
+    /// gives the lease up, and checkpointing is no longer possible. The default calls
+    /// [`lease_lost`](Self::lease_lost).
+    fn read_failed(&mut self, error: &crate::Error) -> impl Future<Output = ()> + Send {
+        let _ = error;
+        self.lease_lost()
     }
 
     /// The shard was read to its end. Must call `checkpointer.checkpoint()`, which records
@@ -95,7 +169,9 @@ pub trait RecordProcessor: Send + 'static {
         }
     }
 
-    /// The worker is shutting down gracefully; a final checkpoint may be written.
+    /// The worker is shutting down gracefully, or another worker asked for the lease (see
+    /// [`Config::graceful_handoff_timeout`](crate::Config::graceful_handoff_timeout)); a final
+    /// checkpoint may be written, and the next owner starts right after it.
     fn shutdown_requested(
         &mut self,
         checkpointer: &mut Checkpointer,

@@ -123,6 +123,13 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
     ///
     /// Start-up (creating or describing the lease table, the first shard listing) is retried
     /// with backoff, [`Config::startup_attempts`] times, when it fails with a retryable error.
+    ///
+    /// A shard whose reads fail with an error trying again cannot fix (access denied, the stream
+    /// deleted, a refused argument) has its consumer stopped (the processor gets
+    /// [`read_failed`](crate::RecordProcessor::read_failed), `ReadFailures.NonRetryable` is
+    /// counted, the error logged) and its lease given up; this worker does not take it again.
+    /// Once every unfinished lease of the stream failed so here, `run` stops gracefully and
+    /// returns [`Error::ReadFailed`].
     pub async fn run(&self) -> Result<()> {
         let config = self.ctx.config.clone();
         let mut stop = self.stop.subscribe();
@@ -138,6 +145,8 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             seen: Observations::default(),
             finished_since: HashMap::new(),
             next_expiry: None,
+            cooling: HashMap::new(),
+            unreadable: HashMap::new(),
         };
         let mut take = tokio::time::interval(config.lease_taker_interval());
         take.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -165,18 +174,27 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                     let Some((key, exit)) = state.outcome(done) else {
                         continue;
                     };
+                    // Children may be ready now, or a failed shard may leave nothing to read:
+                    // look at once rather than next period.
+                    let look_again = matches!(exit, Exit::ShardEnded | Exit::ReadFailed(_));
                     self.finished(&mut state, &key, exit).await;
-                    if exit == Exit::ShardEnded {
-                        // Children may be ready now: look at once rather than next period.
+                    if look_again {
                         self.take_now.notify_one();
                     }
                 }
                 // A round makes several calls, each bounded; a shutdown request cuts it short.
-                Event::Take => tokio::select! {
-                    biased;
-                    _ = stopped(&mut stop) => break,
-                    _ = self.take_round(&mut state, &mut needs_sync) => {}
-                },
+                Event::Take => {
+                    let failed = tokio::select! {
+                        biased;
+                        _ = stopped(&mut stop) => break,
+                        failed = self.take_round(&mut state, &mut needs_sync) => failed,
+                    };
+                    if let Some(error) = failed {
+                        tracing::error!(error = %error, worker = %self.worker_id, "no shard of the stream can be read; stopping");
+                        self.graceful_stop(state).await;
+                        return Err(error);
+                    }
+                }
             }
         }
         self.graceful_stop(state).await;
@@ -244,7 +262,9 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             .set(state.held.len() as f64);
     }
 
-    async fn take_round(&self, state: &mut State, needs_sync: &mut bool) {
+    /// Takes and steals leases; `Some` (the error of one of them) when every unfinished lease
+    /// failed on this worker with a non-retryable read error, so nothing is left to read.
+    async fn take_round(&self, state: &mut State, needs_sync: &mut bool) -> Option<Error> {
         if *needs_sync {
             match self.sync_shards().await {
                 Ok(_) => *needs_sync = false,
@@ -255,10 +275,25 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "listing leases failed");
-                return;
+                return None;
             }
         };
+        if !state.unreadable.is_empty()
+            && state.held.is_empty()
+            && leases
+                .iter()
+                .filter(|l| !l.is_finished())
+                .all(|l| state.unreadable.contains_key(&l.key))
+        {
+            let key = state.unreadable.keys().next().cloned().unwrap_or_default();
+            let source = state.unreadable.remove(&key)?;
+            return Some(Error::ReadFailed {
+                shard_id: key,
+                source: Box::new(source),
+            });
+        }
         let now = Instant::now();
+        state.cooling.retain(|_, until| *until > now);
         state.seen.update(&leases, now);
         let config = &self.ctx.config;
         let held: HashSet<String> = state.held.keys().cloned().collect();
@@ -272,6 +307,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 failover: config.failover_time,
                 max_leases_for_worker: config.max_leases_for_worker,
                 max_leases_to_steal_at_one_time: config.max_leases_to_steal_at_one_time,
+                handoff_timeout: config.graceful_handoff_timeout.unwrap_or(Duration::MAX),
             },
         );
         metrics::gauge!("NumWorkers").set(plan.workers as f64);
@@ -294,11 +330,45 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                     // lost); take it again once that consumer is gone.
                     continue;
                 }
+                if state.unreadable.contains_key(key) || state.cooling.contains_key(key) {
+                    // Given up here (unreadable, or its processor got stuck): leave it to
+                    // other workers.
+                    continue;
+                }
+                if stolen
+                    && config.graceful_handoff_timeout.is_some()
+                    && lease.checkpoint_owner.is_none()
+                    && let Some(holder) = lease.owner.as_deref()
+                {
+                    // Ask the holder to hand the lease over rather than taking it from under
+                    // its processor; it is taken once the holder lets it go.
+                    match self
+                        .ctx
+                        .table
+                        .initiate_handoff(key, holder, &self.worker_id, *counter)
+                        .await
+                    {
+                        Ok(true) => {
+                            metrics::counter!("HandoffsInitiated", "worker" => self.worker_id.clone())
+                                .increment(1);
+                            tracing::info!(shard = %key, from = %holder, worker = %self.worker_id, "asked for a lease (graceful handoff)");
+                        }
+                        Ok(false) => {
+                            tracing::debug!(shard = %key, "lease moved before the handoff request")
+                        }
+                        Err(e) => {
+                            tracing::warn!(shard = %key, error = %e, "asking for a lease failed")
+                        }
+                    }
+                    continue;
+                }
+                // The worker that was handing it over, if a handoff is being forced.
+                let previous = lease.checkpoint_owner.as_deref().or(lease.owner.as_deref());
                 let sent = Instant::now();
                 match self
                     .ctx
                     .table
-                    .take(key, &self.worker_id, *counter, lease.owner.as_deref())
+                    .take(key, &self.worker_id, *counter, previous)
                     .await
                 {
                     Ok(true) => {
@@ -313,6 +383,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                         let mut lease = (*lease).clone();
                         lease.counter = counter + 1;
                         lease.owner = Some(self.worker_id.clone());
+                        lease.checkpoint_owner = None;
                         self.start_consumer(state, lease, sent, start_at);
                     }
                     Ok(false) => {
@@ -331,14 +402,16 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             // worker, so this ends.
             self.take_now.notify_one();
         }
+        None
     }
 
     /// When processing of a lease just taken at `counter` may start (see [`taker::start_at`]).
+    /// A lease whose handoff is forced counts as taken from the worker that was handing it over.
     fn start_at(&self, state: &State, lease: &Lease, counter: u64, stolen: bool) -> Instant {
         let config = &self.ctx.config;
         taker::start_at(
             &self.worker_id,
-            lease.owner.as_deref(),
+            lease.checkpoint_owner.as_deref().or(lease.owner.as_deref()),
             state.seen.since(&lease.key, counter),
             Instant::now(),
             config.failover_time,
@@ -450,10 +523,23 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         };
         self.set_current_leases(state);
         tracing::debug!(shard = %key, ?exit, "consumer finished");
-        if matches!(exit, Exit::Shutdown | Exit::Failed)
+        if exit.releases_lease()
             && let Err(e) = running.lease.evict().await
         {
             tracing::warn!(shard = %key, error = %e, "giving the lease up failed");
+        }
+        match exit {
+            Exit::Stuck => {
+                // Let another worker have it first; this one's processor may hang again.
+                state.cooling.insert(
+                    key.to_owned(),
+                    Instant::now() + self.ctx.config.failover_time,
+                );
+            }
+            Exit::ReadFailed(error) => {
+                state.unreadable.insert(key.to_owned(), error);
+            }
+            _ => {}
         }
     }
 
@@ -479,7 +565,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                     Some(done) => {
                         if let Some((key, exit)) = state.outcome(done)
                             && let Some(running) = state.held.remove(&key)
-                            && matches!(exit, Exit::Shutdown | Exit::Failed)
+                            && exit.releases_lease()
                         {
                             to_release.push(running);
                         }
@@ -546,6 +632,10 @@ struct State {
     finished_since: HashMap<String, Instant>,
     /// When a lease of another worker expires unless renewed.
     next_expiry: Option<Instant>,
+    /// Leases given up because their processor got stuck, not taken back until then.
+    cooling: HashMap<String, Instant>,
+    /// Leases whose shard failed here with a non-retryable read error, never taken back.
+    unreadable: HashMap<String, Error>,
 }
 
 impl State {

@@ -50,6 +50,20 @@ struct State {
     valid_until: Instant,
     /// Latched: a lost lease is never used again.
     lost: bool,
+    /// Latched: another worker asked for the lease (KCL 3.x graceful handoff, `checkpointOwner`
+    /// = this worker); renewals stop, checkpoints may go on until the lease is handed over.
+    handoff: bool,
+}
+
+/// Who holds a lease whose conditional write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    /// Still this worker (the counter was moved by its own write, adopted now).
+    Ours,
+    /// This worker, asked to hand it over.
+    HandoffRequested,
+    /// Another worker.
+    Taken,
 }
 
 /// Outcome of one renewal.
@@ -61,6 +75,8 @@ pub(crate) enum Renewal {
     Failed,
     /// Taken by another worker, or past the deadline.
     Lost,
+    /// Another worker asked for the lease: renewals stop, the shard is handed over.
+    Handoff,
 }
 
 impl HeldLease {
@@ -82,6 +98,7 @@ impl HeldLease {
                 counter,
                 valid_until: sent + timing.validity,
                 lost: false,
+                handoff: false,
             })
             .0,
         })
@@ -150,24 +167,55 @@ impl HeldLease {
         });
     }
 
-    /// A write conditioned on `sent_counter` was refused: whether the lease is still ours (with
-    /// the counter adopted) so the write can be tried again.
-    async fn still_ours(&self, sent_counter: u64) -> Result<bool> {
+    /// Whether another worker asked for this lease (a graceful handoff).
+    pub fn is_handing_off(&self) -> bool {
+        self.state.borrow().handoff
+    }
+
+    /// Resolves once another worker asked for this lease; never if it does not.
+    pub async fn handoff_requested(&self) {
+        let mut rx = self.state.subscribe();
+        let _ = rx.wait_for(|s| s.handoff).await;
+        if !self.state.borrow().handoff {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// A write conditioned on `sent_counter` was refused: who holds the lease now (with the
+    /// counter adopted when it is still ours, so the write can be tried again).
+    async fn holder(&self, sent_counter: u64) -> Result<Holder> {
         if self.counter() != sent_counter {
             // Our own concurrent write moved it meanwhile.
-            return Ok(true);
+            return Ok(Holder::Ours);
         }
         let Some(item) = self.table.get(&self.key).await? else {
-            return Ok(false);
+            return Ok(Holder::Taken);
         };
+        let me = Some(self.owner.as_str());
+        if item.checkpoint_owner.as_deref() == me && item.owner.as_deref() != me {
+            // Asked to hand the lease over; it stays ours to checkpoint until we let it go.
+            let first = !self.state.borrow().handoff;
+            self.state.send_modify(|s| {
+                s.handoff = true;
+                s.counter = s.counter.max(item.counter);
+            });
+            if first {
+                tracing::info!(shard = %self.key, to = ?item.owner, "asked to hand the lease over");
+                metrics::counter!("HandoffsRequested").increment(1);
+            }
+            return Ok(Holder::HandoffRequested);
+        }
         // Only this worker writes its name as owner, so an item in its name is its own; a counter
-        // that did not move means the refusal was for another reason (a KCL 3.x handoff).
-        if item.owner.as_deref() == Some(self.owner.as_str()) && item.counter > sent_counter {
+        // that did not move means the refusal was for another reason.
+        if item.owner.as_deref() == me
+            && item.checkpoint_owner.is_none()
+            && item.counter > sent_counter
+        {
             self.state
                 .send_modify(|s| s.counter = s.counter.max(item.counter));
-            return Ok(true);
+            return Ok(Holder::Ours);
         }
-        Ok(false)
+        Ok(Holder::Taken)
     }
 
     /// One heartbeat, bounded by the renewal timeout.
@@ -204,10 +252,11 @@ impl HeldLease {
                 }
             };
             let check =
-                tokio::time::timeout(self.timing.renewal_timeout, self.still_ours(refused)).await;
+                tokio::time::timeout(self.timing.renewal_timeout, self.holder(refused)).await;
             match check {
-                Ok(Ok(true)) => continue,
-                Ok(Ok(false)) => {
+                Ok(Ok(Holder::Ours)) => continue,
+                Ok(Ok(Holder::HandoffRequested)) => return Renewal::Handoff,
+                Ok(Ok(Holder::Taken)) => {
                     self.mark_lost("taken by another worker");
                     return Renewal::Lost;
                 }
@@ -252,14 +301,18 @@ impl HeldLease {
                     self.written(counter, sent);
                     return Ok(());
                 }
-                Ok(false) => match self.still_ours(counter).await {
-                    Ok(true) if attempt < CHECKPOINT_ATTEMPTS => continue,
-                    Ok(true) => Error::DynamoDb {
+                Ok(false) => match self.holder(counter).await {
+                    Ok(Holder::Ours | Holder::HandoffRequested)
+                        if attempt < CHECKPOINT_ATTEMPTS =>
+                    {
+                        continue;
+                    }
+                    Ok(Holder::Ours | Holder::HandoffRequested) => Error::DynamoDb {
                         op: "checkpoint",
                         message: "the lease counter kept moving".into(),
                         retryable: true,
                     },
-                    Ok(false) => {
+                    Ok(Holder::Taken) => {
                         self.mark_lost("taken by another worker");
                         return Err(self.lost_error());
                     }
@@ -281,15 +334,26 @@ impl HeldLease {
 
     /// Gives the lease up so another worker can take it at once. The lease counts as lost from
     /// now on, so nothing else is written with it.
+    ///
+    /// During a handoff this clears `checkpointOwner` instead, so the worker that asked for the
+    /// lease starts at once from the last checkpoint.
     pub async fn evict(&self) -> Result<()> {
         self.state.send_modify(|s| s.lost = true);
         for _ in 0..3 {
             let counter = self.counter();
-            if self.table.evict(&self.key, &self.owner, counter).await? {
+            let done = if self.is_handing_off() {
+                self.table
+                    .finish_handoff(&self.key, &self.owner, counter)
+                    .await?
+            } else {
+                self.table.evict(&self.key, &self.owner, counter).await?
+            };
+            if done {
                 return Ok(());
             }
-            // Refused: retry if a renewal still in flight moved the counter, else it is not ours.
-            if !self.still_ours(counter).await? {
+            // Refused: retry if a renewal still in flight moved the counter (or a handoff was
+            // asked for meanwhile), else it is not ours.
+            if self.holder(counter).await? == Holder::Taken {
                 return Ok(());
             }
         }
@@ -317,7 +381,9 @@ pub(crate) async fn keep_renewed(lease: Arc<HeldLease>, interval: Duration) {
         next = match lease.renew().await {
             Renewal::Renewed => interval,
             Renewal::Failed => retry,
-            Renewal::Lost => return,
+            // A lease being handed over cannot be renewed; it is used until it is handed over
+            // or its deadline passes.
+            Renewal::Lost | Renewal::Handoff => return,
         };
     }
 }

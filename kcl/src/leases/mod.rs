@@ -39,6 +39,10 @@ pub struct Lease {
     pub child_shard_ids: Vec<String>,
     /// `startingHashKey` and `endingHashKey`, when known.
     pub hash_range: Option<(u128, u128)>,
+    /// `checkpointOwner` (KCL 3.x graceful handoff): while set, `owner` is the worker the lease
+    /// is being handed to and this is the worker handing it over, which may still checkpoint
+    /// until it clears the field.
+    pub checkpoint_owner: Option<String>,
 }
 
 impl Lease {
@@ -55,6 +59,7 @@ impl Lease {
             parent_shard_ids: Vec::new(),
             child_shard_ids: Vec::new(),
             hash_range: None,
+            checkpoint_owner: None,
         }
     }
 

@@ -41,6 +41,9 @@ pub fn to_item(lease: &Lease) -> Item {
     if let Some(owner) = &lease.owner {
         item.insert(LEASE_OWNER.into(), s(owner));
     }
+    if let Some(owner) = &lease.checkpoint_owner {
+        item.insert(CHECKPOINT_OWNER.into(), s(owner));
+    }
     item.insert(
         OWNER_SWITCHES.into(),
         n(lease.owner_switches_since_checkpoint),
@@ -150,6 +153,7 @@ pub fn from_item(item: &Item) -> Result<Lease> {
         parent_shard_ids: set(PARENTS)?,
         child_shard_ids: set(CHILDREN)?,
         hash_range,
+        checkpoint_owner: string(CHECKPOINT_OWNER)?,
         key,
     })
 }
@@ -181,6 +185,7 @@ mod tests {
             parent_shard_ids: vec!["shardId-000000000000".into()],
             child_shard_ids: vec!["shardId-000000000005".into()],
             hash_range: Some((0, u128::MAX / 2)),
+            checkpoint_owner: Some("worker-b".into()),
         };
         let item = to_item(&lease);
         assert_eq!(

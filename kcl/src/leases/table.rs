@@ -333,13 +333,60 @@ impl LeaseTable {
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
+        // The holder, or (during a graceful handoff) the worker handing the lease over.
+        names.push(("#co", CHECKPOINT_OWNER));
         self.update(
             "checkpoint",
             key,
             &expression,
-            "#c = :old AND #o = :me",
+            "#c = :old AND ((#o = :me AND attribute_not_exists(#co)) OR #co = :me)",
             &names,
             values,
+        )
+        .await
+    }
+
+    /// Asks `from`, which holds the lease at `counter`, to hand it over to `to` (KCL 3.x's
+    /// `initiateGracefulLeaseHandoff`): `leaseOwner` := `to`, `checkpointOwner` := `from`, the
+    /// counter unchanged. `from`'s renewals fail from then on; it may still checkpoint, and clears
+    /// `checkpointOwner` ([`finish_handoff`](Self::finish_handoff)) when done.
+    pub async fn initiate_handoff(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
+        counter: u64,
+    ) -> Result<bool> {
+        self.update(
+            "initiate handoff",
+            key,
+            "SET #o = :to, #co = :from",
+            "#c = :cnt AND #o = :from AND attribute_not_exists(#co)",
+            &[
+                ("#c", LEASE_COUNTER),
+                ("#o", LEASE_OWNER),
+                ("#co", CHECKPOINT_OWNER),
+            ],
+            vec![(":to", s(to)), (":from", s(from)), (":cnt", n(counter))],
+        )
+        .await
+    }
+
+    /// Ends a handoff `me` was asked for (KCL 3.x's eviction during a handoff): clears
+    /// `checkpointOwner` and bumps the counter, if `me` is still the checkpoint owner at
+    /// `counter`. The new owner then starts from the checkpoint.
+    pub async fn finish_handoff(&self, key: &str, me: &str, counter: u64) -> Result<bool> {
+        self.update(
+            "finish handoff",
+            key,
+            "SET #c = :new REMOVE #co",
+            "#c = :old AND #co = :me",
+            &[("#c", LEASE_COUNTER), ("#co", CHECKPOINT_OWNER)],
+            vec![
+                (":new", n(counter + 1)),
+                (":old", n(counter)),
+                (":me", s(me)),
+            ],
         )
         .await
     }

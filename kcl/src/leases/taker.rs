@@ -14,6 +14,8 @@ use super::Lease;
 #[derive(Debug, Default)]
 pub(crate) struct Observations {
     seen: HashMap<String, (u64, Instant)>,
+    /// When each lease under a graceful handoff was first seen so.
+    handoffs: HashMap<String, Instant>,
 }
 
 /// Leases to take, each with the counter the take is conditioned on.
@@ -39,6 +41,8 @@ pub(crate) struct TakerSettings {
     pub failover: Duration,
     pub max_leases_for_worker: usize,
     pub max_leases_to_steal_at_one_time: usize,
+    /// How long a graceful handoff may take before the lease is taken by force.
+    pub handoff_timeout: Duration,
 }
 
 impl Observations {
@@ -54,6 +58,21 @@ impl Observations {
             next.insert(lease.key.clone(), (lease.counter, since));
         }
         self.seen = next;
+        let mut handoffs = HashMap::new();
+        for lease in leases.iter().filter(|l| l.checkpoint_owner.is_some()) {
+            let since = self.handoffs.get(&lease.key).copied().unwrap_or(now);
+            handoffs.insert(lease.key.clone(), since);
+        }
+        self.handoffs = handoffs;
+    }
+
+    /// Whether `lease` is under a graceful handoff that has run longer than `timeout`.
+    pub fn handoff_overdue(&self, lease: &Lease, now: Instant, timeout: Duration) -> bool {
+        lease.checkpoint_owner.is_some()
+            && self
+                .handoffs
+                .get(&lease.key)
+                .is_some_and(|since| now.saturating_duration_since(*since) > timeout)
     }
 
     /// When this worker first saw `key` at `counter`, if that is the counter it last saw.
@@ -158,6 +177,13 @@ pub(crate) fn plan(
         let owner = lease.owner.as_deref();
         if held.contains(&lease.key) && owner == Some(me) {
             counts.entry(me).or_default().push(lease);
+        } else if owner == Some(me)
+            && lease.checkpoint_owner.is_some()
+            && !seen.is_expired(lease, now, settings.failover)
+            && !seen.handoff_overdue(lease, now, settings.handoff_timeout)
+        {
+            // Being handed to me: mine once the holder lets it go (then it is taken below).
+            counts.entry(me).or_default().push(lease);
         } else if owner == Some(me) || seen.is_expired(lease, now, settings.failover) {
             // A lease in my name that I do not run (an earlier incarnation of this worker id) is
             // free: nobody is processing it.
@@ -244,6 +270,7 @@ mod tests {
         failover: Duration::from_secs(10),
         max_leases_for_worker: usize::MAX,
         max_leases_to_steal_at_one_time: 1,
+        handoff_timeout: Duration::from_secs(30),
     };
 
     fn lease(key: &str, owner: Option<&str>, counter: u64) -> Lease {
@@ -251,6 +278,34 @@ mod tests {
         l.owner = owner.map(Into::into);
         l.counter = counter;
         l
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_being_handed_to_me_is_mine_until_the_handoff_is_overdue() {
+        let mut seen = Observations::default();
+        let handing = |counter| {
+            let mut l = lease("a", Some("me"), counter);
+            l.checkpoint_owner = Some("old".into());
+            vec![l, lease("b", Some("old"), counter)]
+        };
+        let held = HashSet::new();
+        seen.update(&handing(5), Instant::now());
+        let p = plan("me", &held, &handing(5), &seen, Instant::now(), SETTINGS);
+        assert_eq!((p.take.len(), p.steal.len()), (0, 0), "pending: my share");
+        // The holder keeps its counter moving (it ignores the handoff): never expired, but
+        // overdue past the handoff timeout, then taken by force.
+        for counter in 6..9 {
+            tokio::time::advance(Duration::from_secs(11)).await;
+            seen.update(&handing(counter), Instant::now());
+        }
+        assert!(!seen.is_expired(&handing(8)[0], Instant::now(), SETTINGS.failover));
+        let p = plan("me", &held, &handing(8), &seen, Instant::now(), SETTINGS);
+        assert_eq!(p.take, vec![("a".to_owned(), 8)]);
+        // Handed over (no checkpoint owner): mine but not running, taken at once.
+        let done = vec![lease("a", Some("me"), 9), lease("b", Some("old"), 9)];
+        seen.update(&done, Instant::now());
+        let p = plan("me", &held, &done, &seen, Instant::now(), SETTINGS);
+        assert_eq!(p.take, vec![("a".to_owned(), 9)]);
     }
 
     #[tokio::test(start_paused = true)]

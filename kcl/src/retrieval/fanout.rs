@@ -16,7 +16,9 @@
 //! on, LimitExceededException, InternalFailure, a dropped connection, a subscription silent for
 //! longer than [`FanOutConfig::silence_timeout`](crate::config::FanOutConfig::silence_timeout))
 //! are logged and retried with a jittered backoff from the same position. A shard that no longer
-//! exists ends like a polled one that is gone: as a shard end without children.
+//! exists ends like a polled one that is gone: as a shard end without children. Errors that
+//! cannot go away (access denied, a refused argument, the stream deleted) stop the task with
+//! [`Fetched::Failed`].
 
 use std::time::{Duration, SystemTime};
 
@@ -35,6 +37,8 @@ use crate::leases::Checkpoint;
 #[derive(Debug, Clone)]
 pub(crate) struct SubscriberSettings {
     pub consumer_arn: String,
+    /// The stream, to tell a deleted stream from a gone shard.
+    pub stream: super::StreamRef,
     /// Bound on SubscribeToShard until its initial response.
     pub timeout: Duration,
     pub silence_timeout: Duration,
@@ -118,6 +122,24 @@ impl Subscriber {
                 Ended::Done => return,
                 Ended::Completed => {
                     tracing::debug!(shard = %self.shard_id, "subscription completed; subscribing again");
+                }
+                Ended::Failed(e) if e.is_non_retryable_read() => {
+                    tx.send(Fetched::Failed(e)).await;
+                    return;
+                }
+                Ended::Failed(e)
+                    if e.is_not_found()
+                        && let Some(gone) = super::stream_gone(
+                            &self.client,
+                            &self.settings.stream,
+                            self.settings.timeout,
+                        )
+                        .await =>
+                {
+                    // The stream was deleted (its consumers with it).
+                    tracing::debug!(shard = %self.shard_id, error = %e, "stream gone");
+                    tx.send(Fetched::Failed(gone)).await;
+                    return;
                 }
                 Ended::Failed(e) if e.is_not_found() && !consumer_missing(&e) => {
                     // Closed and past retention: like the Java KCL, treat it as its end, so the

@@ -33,6 +33,8 @@ pub(crate) enum Fetched {
     },
     /// The shard is closed and fully read.
     ShardEnd { children: Vec<ChildShard> },
+    /// Reading failed with an error trying again cannot fix; the retrieval task has stopped.
+    Failed(crate::Error),
 }
 
 /// The sending half of a shard's retrieval channel; counts the records it holds.
@@ -72,7 +74,7 @@ pub(crate) fn fetched_channel(capacity: usize, shard: &str) -> (FetchedSender, F
 fn records_of(fetched: &Fetched) -> usize {
     match fetched {
         Fetched::Batch { records, .. } => records.len(),
-        Fetched::ShardEnd { .. } => 0,
+        Fetched::ShardEnd { .. } | Fetched::Failed(_) => 0,
     }
 }
 
@@ -182,6 +184,42 @@ pub(crate) fn user_records(
         }
     }
     out
+}
+
+/// The error to stop reading with when a read got ResourceNotFoundException and the stream
+/// itself is gone (deleted or being deleted); `None` when it exists (then the shard is gone) or
+/// cannot be asked about right now.
+pub(crate) async fn stream_gone(
+    client: &aws_sdk_kinesis::Client,
+    stream: &StreamRef,
+    timeout: Duration,
+) -> Option<crate::Error> {
+    let answer = crate::error::kinesis_call(
+        timeout,
+        "DescribeStreamSummary",
+        client
+            .describe_stream_summary()
+            .set_stream_name(stream.name())
+            .set_stream_arn(stream.arn())
+            .send(),
+    )
+    .await;
+    match answer {
+        Err(e) if e.is_not_found() => Some(e),
+        Ok(out)
+            if out.stream_description_summary.as_ref().is_some_and(|d| {
+                d.stream_status == aws_sdk_kinesis::types::StreamStatus::Deleting
+            }) =>
+        {
+            Some(crate::Error::Kinesis {
+                op: "DescribeStreamSummary",
+                code: Some("ResourceNotFoundException".into()),
+                message: "the stream is being deleted".into(),
+                retryable: false,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// A jittered exponential backoff between `min` and `max`, without an attempt limit.

@@ -1,4 +1,9 @@
 //! One fetch task per shard: GetRecords in a loop, ahead of the processor by at most a few batches.
+//!
+//! Throttling, 5xx and transport errors are retried with backoff; an expired iterator is
+//! replaced. A shard that is gone (ResourceNotFoundException while its stream exists) ends like
+//! a closed one. Errors that cannot go away (access denied, the stream deleted, an iterator or
+//! position refused again after a fresh iterator) stop the task with [`Fetched::Failed`].
 
 use std::time::{Duration, SystemTime};
 
@@ -61,6 +66,9 @@ impl Fetcher {
     async fn run(mut self, tx: FetchedSender) {
         let mut backoff = super::backoff(Duration::from_millis(200), Duration::from_secs(10));
         let mut iterator: Option<String> = None;
+        // Whether the current iterator replaces one GetRecords refused as invalid; refused again,
+        // the error is final.
+        let mut refreshed = false;
         loop {
             if tx.is_closed() {
                 return;
@@ -69,7 +77,15 @@ impl Fetcher {
                 Some(it) => it,
                 None => match self.iterator().await {
                     Ok(it) => it,
+                    Err(e) if e.is_non_retryable_read() => {
+                        tx.send(Fetched::Failed(e)).await;
+                        return;
+                    }
                     Err(e) if e.is_not_found() => {
+                        if let Some(gone) = self.stream_gone().await {
+                            tx.send(Fetched::Failed(gone)).await;
+                            return;
+                        }
                         // The shard is gone: closed and past retention. Like the Java KCL,
                         // treat it as its end, so the lease is finished and its children
                         // (which shard sync finds) can start instead of waiting forever.
@@ -107,6 +123,25 @@ impl Fetcher {
                         tracing::info!(shard = %self.shard_id, "shard iterator expired");
                         continue;
                     }
+                    let code = match &e {
+                        crate::Error::Kinesis { code, .. } => code.as_deref(),
+                        _ => None,
+                    };
+                    if e.is_not_found()
+                        || (code == Some("InvalidArgumentException")
+                            && !std::mem::take(&mut refreshed))
+                    {
+                        // The shard or the stream is gone, or the iterator is refused: a fresh
+                        // iterator tells which (GetShardIterator fails for good then).
+                        tracing::warn!(shard = %self.shard_id, error = %e, "GetRecords failed; getting a new iterator");
+                        refreshed = code == Some("InvalidArgumentException");
+                        tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(1))).await;
+                        continue;
+                    }
+                    if e.is_non_retryable_read() {
+                        tx.send(Fetched::Failed(e)).await;
+                        return;
+                    }
                     if !e.is_throttling() {
                         tracing::warn!(shard = %self.shard_id, error = %e, "GetRecords failed");
                     }
@@ -116,6 +151,7 @@ impl Fetcher {
                 }
             };
             backoff = super::backoff(Duration::from_millis(200), Duration::from_secs(10));
+            refreshed = false;
             let records = self.user_records(out.records);
             let empty = records.is_empty();
             if (!empty || out.next_shard_iterator.is_some())
@@ -140,6 +176,10 @@ impl Fetcher {
                 tokio::time::sleep(self.settings.idle_time_between_reads).await;
             }
         }
+    }
+
+    async fn stream_gone(&self) -> Option<crate::Error> {
+        super::stream_gone(&self.client, &self.stream, self.settings.timeout).await
     }
 
     async fn iterator(&self) -> Result<String> {
