@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::error::{Error, Result};
 use crate::failure::FailurePolicy;
 
 /// Where a worker starts reading a shard that has no checkpoint yet.
@@ -276,36 +277,115 @@ impl Config {
         self.dynamodb_timeout.min(self.renewal_interval())
     }
 
-    /// Checks the timings fit together.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.failover_time.is_zero() {
-            return Err("failover time must be positive".into());
-        }
-        if self.renewal_interval() >= self.lease_validity() {
-            return Err(format!(
-                "renewal interval {:?} must be shorter than failover time {:?} minus the lease \
-                 safety margin {:?}",
-                self.renewal_interval(),
-                self.failover_time,
-                self.lease_safety_margin()
-            ));
-        }
-        if self.dynamodb_timeout.is_zero() || self.kinesis_timeout.is_zero() {
-            return Err("call timeouts must be positive".into());
-        }
-        if self.max_processing_time.is_some_and(|t| t.is_zero()) {
-            return Err("max_processing_time must be positive".into());
-        }
+    /// Checks every field against its range and the timings against each other. The error
+    /// ([`Error::InvalidConfig`]) names the first field that is wrong. Called when a
+    /// [`Scheduler`](crate::Scheduler) is built.
+    pub fn validate(&self) -> Result<()> {
+        let check = |ok: bool, field: &'static str, reason: &dyn Fn() -> String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::InvalidConfig {
+                    field,
+                    reason: reason(),
+                })
+            }
+        };
+        check(
+            self.table_name.as_ref().is_none_or(|n| !n.is_empty()),
+            "table_name",
+            &|| "must not be empty".into(),
+        )?;
+        check(!self.failover_time.is_zero(), "failover_time", &|| {
+            "must be positive".into()
+        })?;
+        check(
+            self.renewal_interval.is_none_or(|r| !r.is_zero()),
+            "renewal_interval",
+            &|| "must be positive".into(),
+        )?;
+        check(
+            self.lease_taker_interval.is_none_or(|t| !t.is_zero()),
+            "lease_taker_interval",
+            &|| "must be positive".into(),
+        )?;
+        check(
+            self.lease_safety_margin() < self.failover_time,
+            "lease_safety_margin",
+            &|| {
+                format!(
+                    "{:?} must be shorter than failover_time {:?}",
+                    self.lease_safety_margin(),
+                    self.failover_time
+                )
+            },
+        )?;
+        check(
+            self.renewal_interval() < self.lease_validity(),
+            "renewal_interval",
+            &|| {
+                format!(
+                    "{:?} must be shorter than failover_time {:?} minus lease_safety_margin {:?}",
+                    self.renewal_interval(),
+                    self.failover_time,
+                    self.lease_safety_margin()
+                )
+            },
+        )?;
+        check(self.max_leases_for_worker > 0, "max_leases_for_worker", &|| {
+            "must be at least 1".into()
+        })?;
+        check(!self.dynamodb_timeout.is_zero(), "dynamodb_timeout", &|| {
+            "must be positive".into()
+        })?;
+        check(!self.kinesis_timeout.is_zero(), "kinesis_timeout", &|| {
+            "must be positive".into()
+        })?;
+        check(!self.shard_sync_interval.is_zero(), "shard_sync_interval", &|| {
+            "must be positive".into()
+        })?;
+        check(
+            (1..=10_000).contains(&self.max_records),
+            "max_records",
+            &|| format!("{} is not in 1..=10000 (the GetRecords limit)", self.max_records),
+        )?;
+        check(self.max_prefetch_batches > 0, "max_prefetch_batches", &|| {
+            "must be at least 1".into()
+        })?;
+        check(
+            self.processing_retry.initial_backoff <= self.processing_retry.max_backoff,
+            "processing_retry",
+            &|| "initial_backoff must not exceed max_backoff".into(),
+        )?;
+        check(
+            self.failure_policy
+                .max_record_age
+                .is_none_or(|age| !age.is_zero()),
+            "failure_policy",
+            &|| "max_record_age must be positive".into(),
+        )?;
+        check(
+            self.max_processing_time.is_none_or(|t| !t.is_zero()),
+            "max_processing_time",
+            &|| "must be positive".into(),
+        )?;
+        check(
+            self.graceful_handoff_timeout.is_none_or(|t| !t.is_zero()),
+            "graceful_handoff_timeout",
+            &|| "must be positive (None turns handoff off)".into(),
+        )?;
         if let Retrieval::FanOut(f) = &self.retrieval {
-            if f.consumer_name.as_ref().is_some_and(|n| n.is_empty()) {
-                return Err("the fan-out consumer name must not be empty".into());
-            }
-            if f.silence_timeout.is_zero() || f.max_buffered_events == 0 {
-                return Err(
-                    "fan-out needs a positive silence timeout and at least one buffered event"
-                        .into(),
-                );
-            }
+            check(
+                f.consumer_name.as_ref().is_none_or(|n| !n.is_empty()),
+                "retrieval",
+                &|| "the fan-out consumer_name must not be empty".into(),
+            )?;
+            check(!f.silence_timeout.is_zero(), "retrieval", &|| {
+                "the fan-out silence_timeout must be positive".into()
+            })?;
+            check(f.max_buffered_events > 0, "retrieval", &|| {
+                "the fan-out max_buffered_events must be at least 1".into()
+            })?;
         }
         Ok(())
     }
@@ -339,11 +419,17 @@ mod tests {
             lease_safety_margin: Some(Duration::from_secs(7)),
             ..Config::default()
         };
-        assert!(bad.validate().is_err());
+        assert!(matches!(
+            bad.validate(),
+            Err(Error::InvalidConfig { field: "renewal_interval", .. })
+        ));
         let zero = Config {
             failover_time: Duration::ZERO,
             ..Config::default()
         };
-        assert!(zero.validate().is_err());
+        assert!(matches!(
+            zero.validate(),
+            Err(Error::InvalidConfig { field: "failover_time", .. })
+        ));
     }
 }

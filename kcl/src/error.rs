@@ -77,6 +77,16 @@ pub enum Error {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A [`Config`](crate::Config) field, or a setting of the
+    /// [`SchedulerBuilder`](crate::SchedulerBuilder), that is missing or out of range; returned
+    /// when the scheduler is built, before anything is called.
+    #[error("invalid configuration: {field}: {reason}")]
+    InvalidConfig {
+        /// The field or builder setting (`"failover_time"`, `"application"`, ...).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Reading a shard failed with an error trying again cannot fix (`AccessDeniedException`,
     /// the stream deleted, `InvalidArgumentException`, a KMS key unusable). Returned by
     /// [`Scheduler::run`](crate::Scheduler::run) once every shard of the stream failed so on

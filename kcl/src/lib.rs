@@ -147,15 +147,19 @@
 //!
 //! # async fn run() -> Result<(), kcl::Error> {
 //! let aws = aws_config::load_from_env().await;
-//! let scheduler = std::sync::Arc::new(Scheduler::new(
-//!     aws_sdk_kinesis::Client::new(&aws),
-//!     aws_sdk_dynamodb::Client::new(&aws),
-//!     "my-application",
-//!     "my-stream",
-//!     "worker-1",
-//!     |_shard: &str| Printer,
-//!     Config::default(),
-//! )?);
+//! // Every setting is named; `build` checks them and the config, naming the field that is wrong
+//! // (`Error::InvalidConfig`). `Scheduler::new` is the positional short form.
+//! let scheduler = std::sync::Arc::new(
+//!     Scheduler::builder()
+//!         .application("my-application")
+//!         .stream("my-stream")
+//!         .worker_id("worker-1")
+//!         .kinesis(aws_sdk_kinesis::Client::new(&aws))
+//!         .dynamodb(aws_sdk_dynamodb::Client::new(&aws))
+//!         .processor_factory(|_shard: &str| Printer)
+//!         .config(Config::default())
+//!         .build()?,
+//! );
 //! let worker = tokio::spawn({
 //!     let scheduler = scheduler.clone();
 //!     async move { scheduler.run().await }
@@ -182,6 +186,7 @@
 //! management. Each shard consumer runs in a
 //! `shard` tracing span.
 
+mod builder;
 pub mod checkpointer;
 pub mod config;
 mod consumer;
@@ -193,6 +198,7 @@ pub mod retrieval;
 mod scheduler;
 mod shard_sync;
 
+pub use builder::SchedulerBuilder;
 pub use checkpointer::{Checkpointer, PreparedCheckpoint};
 pub use config::{Config, FanOutConfig, InitialPosition, Retrieval, RetryPolicy};
 pub use error::{Error, Result};

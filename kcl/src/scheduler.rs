@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
+use crate::builder::SchedulerBuilder;
 use crate::config::{Config, Retrieval};
 use crate::consumer::{self, Context, Exit};
 use crate::error::{Error, Result};
@@ -19,7 +20,8 @@ use crate::processor::RecordProcessorFactory;
 use crate::retrieval::StreamRef;
 use crate::shard_sync;
 
-/// A worker of a consumer application. Build it with [`Scheduler::new`], drive it with
+/// A worker of a consumer application. Build it with [`Scheduler::builder`] (or the short
+/// [`Scheduler::new`]), drive it with
 /// [`Scheduler::run`], stop it with [`Scheduler::shutdown`].
 pub struct Scheduler<F: RecordProcessorFactory> {
     ctx: Context,
@@ -62,8 +64,17 @@ enum Event {
 }
 
 impl<F: RecordProcessorFactory> Scheduler<F> {
-    /// A worker `worker_id` of application `application_name` (also the lease table's name unless
-    /// [`Config::table_name`] says otherwise) reading `stream` (a name or an ARN).
+    /// Starts a [`SchedulerBuilder`], which names every setting:
+    /// `Scheduler::builder().application("app").stream("s").worker_id("w").kinesis(k)
+    /// .dynamodb(d).processor_factory(f).config(c).build()`.
+    pub fn builder() -> SchedulerBuilder<F> {
+        SchedulerBuilder::default()
+    }
+
+    /// The short form of [`Scheduler::builder`]: a worker `worker_id` of application
+    /// `application_name` (also the lease table's name unless [`Config::table_name`] says
+    /// otherwise) reading `stream` (a name or an ARN). Checks the same as
+    /// [`SchedulerBuilder::build`]; prefer the builder, whose settings are named.
     pub fn new(
         kinesis: aws_sdk_kinesis::Client,
         dynamodb: aws_sdk_dynamodb::Client,
@@ -73,17 +84,32 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         factory: F,
         config: Config,
     ) -> Result<Self> {
-        if application_name.is_empty() || worker_id.is_empty() || stream.is_empty() {
-            return Err(Error::Config(
-                "application name, stream and worker id must not be empty".into(),
-            ));
-        }
-        config.validate().map_err(Error::Config)?;
+        Self::builder()
+            .kinesis(kinesis)
+            .dynamodb(dynamodb)
+            .application(application_name)
+            .stream(stream)
+            .worker_id(worker_id)
+            .processor_factory(factory)
+            .config(config)
+            .build()
+    }
+
+    /// A scheduler from settings [`SchedulerBuilder::build`] checked.
+    pub(crate) fn from_parts(
+        kinesis: aws_sdk_kinesis::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
+        application_name: String,
+        stream: &str,
+        worker_id: String,
+        factory: F,
+        config: Config,
+    ) -> Self {
         let table_name = config
             .table_name
             .clone()
-            .unwrap_or_else(|| application_name.to_owned());
-        Ok(Self {
+            .unwrap_or_else(|| application_name.clone());
+        Self {
             ctx: Context {
                 kinesis,
                 stream: StreamRef::parse(stream),
@@ -91,12 +117,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 config: Arc::new(config),
                 consumer_arn: Arc::default(),
             },
-            application_name: application_name.to_owned(),
-            worker_id: worker_id.to_owned(),
+            application_name,
+            worker_id,
             factory: Arc::new(factory),
             stop: watch::channel(false).0,
             take_now: Arc::new(Notify::new()),
-        })
+        }
     }
 
     /// This worker's id (the `leaseOwner` it writes).

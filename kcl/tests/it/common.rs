@@ -559,19 +559,19 @@ impl Worker {
         config: Config,
     ) -> Self {
         let scheduler = Arc::new(
-            Scheduler::new(
-                env.kinesis.clone(),
-                ddb,
-                app,
-                stream,
-                id,
-                Factory {
+            Scheduler::builder()
+                .application(app)
+                .stream(stream)
+                .worker_id(id)
+                .kinesis(env.kinesis.clone())
+                .dynamodb(ddb)
+                .processor_factory(Factory {
                     worker: id.to_owned(),
                     log: log.clone(),
-                },
-                config,
-            )
-            .unwrap(),
+                })
+                .config(config)
+                .build()
+                .unwrap(),
         );
         let runner = scheduler.clone();
         let task = tokio::spawn(async move { runner.run().await });

@@ -1,6 +1,7 @@
 //! Engine-backed tests: several workers in one process against the in-process engine.
 
 mod aggregation;
+mod builder;
 mod common;
 mod dynamodb_faults;
 mod expired;
