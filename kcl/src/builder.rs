@@ -3,12 +3,13 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::processor::RecordProcessorFactory;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, Streams};
+use crate::streams::StreamTracker;
 
 /// Builds a [`Scheduler`]; get one from [`Scheduler::builder`].
 ///
-/// The application, the stream, the worker id, both clients and the processor factory are
-/// required; the [`Config`] defaults to [`Config::default`]. [`build`](Self::build) checks them
+/// The application, the stream (or the streams, or a stream tracker), the worker id, both
+/// clients and the processor factory are required; the [`Config`] defaults to [`Config::default`]. [`build`](Self::build) checks them
 /// all and the config ([`Config::validate`]) and names the first one wrong in
 /// [`Error::InvalidConfig`].
 ///
@@ -32,6 +33,8 @@ use crate::scheduler::Scheduler;
 pub struct SchedulerBuilder<F: RecordProcessorFactory> {
     application: Option<String>,
     stream: Option<String>,
+    streams: Option<Vec<String>>,
+    tracker: Option<Box<dyn StreamTracker>>,
     worker_id: Option<String>,
     kinesis: Option<aws_sdk_kinesis::Client>,
     dynamodb: Option<aws_sdk_dynamodb::Client>,
@@ -44,6 +47,8 @@ impl<F: RecordProcessorFactory> std::fmt::Debug for SchedulerBuilder<F> {
         f.debug_struct("SchedulerBuilder")
             .field("application", &self.application)
             .field("stream", &self.stream)
+            .field("streams", &self.streams)
+            .field("stream_tracker", &self.tracker.is_some())
             .field("worker_id", &self.worker_id)
             .field("kinesis", &self.kinesis.is_some())
             .field("dynamodb", &self.dynamodb.is_some())
@@ -58,6 +63,8 @@ impl<F: RecordProcessorFactory> Default for SchedulerBuilder<F> {
         Self {
             application: None,
             stream: None,
+            streams: None,
+            tracker: None,
             worker_id: None,
             kinesis: None,
             dynamodb: None,
@@ -80,6 +87,26 @@ impl<F: RecordProcessorFactory> SchedulerBuilder<F> {
     /// The stream to read (required): a name or an ARN.
     pub fn stream(mut self, stream: impl Into<String>) -> Self {
         self.stream = Some(stream.into());
+        self
+    }
+
+    /// The streams of a multi-stream application (names or ARNs), a fixed set; instead of
+    /// [`stream`](Self::stream). Leases get the Java KCL's multi-stream keys
+    /// (`account:stream:creationEpoch:shardId`), even for a set of one stream.
+    pub fn streams<I, S>(mut self, streams: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.streams = Some(streams.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// A multi-stream application whose streams `tracker` says, asked every
+    /// [`Config::shard_sync_interval`], so streams are added and removed while it runs; instead
+    /// of [`stream`](Self::stream). See [`StreamTracker`].
+    pub fn stream_tracker(mut self, tracker: impl StreamTracker) -> Self {
+        self.tracker = Some(Box::new(tracker));
         self
     }
 
@@ -114,11 +141,31 @@ impl<F: RecordProcessorFactory> SchedulerBuilder<F> {
     }
 
     /// The scheduler, or [`Error::InvalidConfig`] naming the first setting missing or wrong:
-    /// `application`, `stream`, `worker_id`, `kinesis`, `dynamodb`, `processor_factory`, or a
+    /// `application`, `stream` (none or several of `stream`, `streams`, `stream_tracker` set),
+    /// `streams` (an empty set), `worker_id`, `kinesis`, `dynamodb`, `processor_factory`, or a
     /// field of the [`Config`].
     pub fn build(self) -> Result<Scheduler<F>> {
         let application = non_empty("application", self.application)?;
-        let stream = non_empty("stream", self.stream)?;
+        let streams = match (self.stream, self.streams, self.tracker) {
+            (Some(stream), None, None) => Streams::One(non_empty("stream", Some(stream))?),
+            (None, Some(list), None) => {
+                if list.is_empty() || list.iter().any(String::is_empty) {
+                    return Err(Error::InvalidConfig {
+                        field: "streams",
+                        reason: "must name at least one stream, none empty".into(),
+                    });
+                }
+                Streams::Tracked(Box::new(move || list.clone()))
+            }
+            (None, None, Some(tracker)) => Streams::Tracked(tracker),
+            (None, None, None) => return Err(missing("stream")),
+            _ => {
+                return Err(Error::InvalidConfig {
+                    field: "stream",
+                    reason: "set one of stream, streams and stream_tracker".into(),
+                });
+            }
+        };
         let worker_id = non_empty("worker_id", self.worker_id)?;
         let kinesis = self.kinesis.ok_or_else(|| missing("kinesis"))?;
         let dynamodb = self.dynamodb.ok_or_else(|| missing("dynamodb"))?;
@@ -128,7 +175,7 @@ impl<F: RecordProcessorFactory> SchedulerBuilder<F> {
             kinesis,
             dynamodb,
             application,
-            &stream,
+            streams,
             worker_id,
             factory,
             self.config,

@@ -207,6 +207,11 @@ pub struct Config {
     pub finished_lease_retention: Duration,
     /// Wait for a newly created lease table to become ACTIVE (default 60 s).
     pub table_creation_timeout: Duration,
+    /// Multi-stream applications: how long the leases of a stream the
+    /// [`StreamTracker`](crate::StreamTracker) no longer returns are kept before they are
+    /// deleted (default 1 h; the Java KCL's deferred deletion of former streams' leases). A
+    /// stream returned again before then resumes from its checkpoints.
+    pub former_stream_lease_retention: Duration,
 }
 
 impl Default for Config {
@@ -237,6 +242,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             finished_lease_retention: Duration::from_secs(300),
             table_creation_timeout: Duration::from_secs(60),
+            former_stream_lease_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -332,26 +338,39 @@ impl Config {
                 )
             },
         )?;
-        check(self.max_leases_for_worker > 0, "max_leases_for_worker", &|| {
-            "must be at least 1".into()
-        })?;
-        check(!self.dynamodb_timeout.is_zero(), "dynamodb_timeout", &|| {
-            "must be positive".into()
-        })?;
+        check(
+            self.max_leases_for_worker > 0,
+            "max_leases_for_worker",
+            &|| "must be at least 1".into(),
+        )?;
+        check(
+            !self.dynamodb_timeout.is_zero(),
+            "dynamodb_timeout",
+            &|| "must be positive".into(),
+        )?;
         check(!self.kinesis_timeout.is_zero(), "kinesis_timeout", &|| {
             "must be positive".into()
         })?;
-        check(!self.shard_sync_interval.is_zero(), "shard_sync_interval", &|| {
-            "must be positive".into()
-        })?;
+        check(
+            !self.shard_sync_interval.is_zero(),
+            "shard_sync_interval",
+            &|| "must be positive".into(),
+        )?;
         check(
             (1..=10_000).contains(&self.max_records),
             "max_records",
-            &|| format!("{} is not in 1..=10000 (the GetRecords limit)", self.max_records),
+            &|| {
+                format!(
+                    "{} is not in 1..=10000 (the GetRecords limit)",
+                    self.max_records
+                )
+            },
         )?;
-        check(self.max_prefetch_batches > 0, "max_prefetch_batches", &|| {
-            "must be at least 1".into()
-        })?;
+        check(
+            self.max_prefetch_batches > 0,
+            "max_prefetch_batches",
+            &|| "must be at least 1".into(),
+        )?;
         check(
             self.processing_retry.initial_backoff <= self.processing_retry.max_backoff,
             "processing_retry",
@@ -421,7 +440,10 @@ mod tests {
         };
         assert!(matches!(
             bad.validate(),
-            Err(Error::InvalidConfig { field: "renewal_interval", .. })
+            Err(Error::InvalidConfig {
+                field: "renewal_interval",
+                ..
+            })
         ));
         let zero = Config {
             failover_time: Duration::ZERO,
@@ -429,7 +451,10 @@ mod tests {
         };
         assert!(matches!(
             zero.validate(),
-            Err(Error::InvalidConfig { field: "failover_time", .. })
+            Err(Error::InvalidConfig {
+                field: "failover_time",
+                ..
+            })
         ));
     }
 }

@@ -61,6 +61,11 @@ pub(crate) struct Context {
     pub consumer_arn: Arc<std::sync::OnceLock<String>>,
 }
 
+/// The stream a consumer reads, as the application named it.
+fn ctx_stream_name(ctx: &Context) -> String {
+    ctx.stream.as_str().to_owned()
+}
+
 enum Step {
     Done,
     Stop(Exit),
@@ -104,6 +109,8 @@ struct Consumer<P> {
     checkpointer: Checkpointer,
     shutdown: watch::Receiver<bool>,
     shard: String,
+    /// The lease's stream identifier in a multi-stream application.
+    lease_stream: Option<String>,
 }
 
 impl<P: RecordProcessor> Consumer<P> {
@@ -163,7 +170,8 @@ pub(crate) async fn run<P: RecordProcessor>(
             _ = requested(&mut shutdown) => return Exit::Shutdown,
         }
     }
-    let shard = lease.key.clone();
+    // The key is `account:stream:epoch:shardId` in a multi-stream application.
+    let shard = snapshot.shard_id().to_owned();
     let mut c = Consumer {
         checkpointer: Checkpointer::new(lease.clone(), snapshot.checkpoint.clone()),
         ctx,
@@ -171,8 +179,10 @@ pub(crate) async fn run<P: RecordProcessor>(
         processor,
         shutdown,
         shard: shard.clone(),
+        lease_stream: snapshot.stream.clone(),
     };
     let init = InitializationInput {
+        stream: ctx_stream_name(&c.ctx),
         shard_id: shard.clone(),
         checkpoint: snapshot.checkpoint.clone(),
         pending_checkpoint: snapshot.pending_checkpoint.clone(),
@@ -301,9 +311,25 @@ async fn shard_end<P: RecordProcessor>(
 ) -> Exit {
     // Child leases exist before the parent is marked finished, so no child is ever orphaned.
     let mut retry = Retry::new(&ctx.config);
+    let stream = c.lease_stream.clone();
     for child in &children {
-        let mut lease_item = Lease::new(child.shard_id.clone(), Checkpoint::TrimHorizon);
-        lease_item.parent_shard_ids = child.parent_shards.clone();
+        let mut lease_item = match &stream {
+            Some(stream) => {
+                let mut l =
+                    Lease::new_multi_stream(stream, &child.shard_id, Checkpoint::TrimHorizon);
+                l.parent_shard_ids = child
+                    .parent_shards
+                    .iter()
+                    .map(|p| crate::leases::multi_stream_key(stream, p))
+                    .collect();
+                l
+            }
+            None => {
+                let mut l = Lease::new(child.shard_id.clone(), Checkpoint::TrimHorizon);
+                l.parent_shard_ids = child.parent_shards.clone();
+                l
+            }
+        };
         lease_item.hash_range = crate::shard_sync::hash_range(child.hash_key_range.as_ref());
         loop {
             match ctx.table.create_if_absent(&lease_item).await {

@@ -197,6 +197,7 @@ pub mod processor;
 pub mod retrieval;
 mod scheduler;
 mod shard_sync;
+pub mod streams;
 
 pub use builder::SchedulerBuilder;
 pub use checkpointer::{Checkpointer, PreparedCheckpoint};
@@ -209,3 +210,4 @@ pub use processor::{
 };
 pub use retrieval::StreamRef;
 pub use scheduler::Scheduler;
+pub use streams::StreamTracker;

@@ -93,6 +93,9 @@ pub struct Record {
 /// What `initialize` is told.
 #[derive(Debug, Clone)]
 pub struct InitializationInput {
+    /// The stream the shard belongs to, as the application named it (a name or an ARN); in a
+    /// multi-stream application, as the [`StreamTracker`](crate::StreamTracker) returned it.
+    pub stream: String,
     /// The shard.
     pub shard_id: String,
     /// Where processing resumes (records after this are delivered).

@@ -19,6 +19,30 @@ use crate::leases::{Lease, LeaseTable};
 use crate::processor::RecordProcessorFactory;
 use crate::retrieval::StreamRef;
 use crate::shard_sync;
+use crate::streams::{self, StreamTracker, TrackedStream};
+
+/// The stream, or the streams, a scheduler reads.
+pub(crate) enum Streams {
+    /// One stream: leases keyed by shard id.
+    One(String),
+    /// A multi-stream application: leases keyed `account:stream:creationEpoch:shardId`.
+    Tracked(Box<dyn StreamTracker>),
+}
+
+/// A multi-stream application's streams.
+struct Multi {
+    tracker: Box<dyn StreamTracker>,
+    streams: std::sync::Mutex<Tracked>,
+}
+
+#[derive(Default)]
+struct Tracked {
+    /// Streams read now, by identifier.
+    active: HashMap<String, TrackedStream>,
+    /// Identifiers of streams no longer tracked that still have leases, and since when
+    /// (their leases are deleted after [`Config::former_stream_lease_retention`]).
+    former: HashMap<String, Instant>,
+}
 
 /// A worker of a consumer application. Build it with [`Scheduler::builder`] (or the short
 /// [`Scheduler::new`]), drive it with
@@ -30,6 +54,8 @@ pub struct Scheduler<F: RecordProcessorFactory> {
     factory: Arc<F>,
     stop: watch::Sender<bool>,
     take_now: Arc<Notify>,
+    /// `Some` in a multi-stream application.
+    multi: Option<Multi>,
 }
 
 impl<F: RecordProcessorFactory> std::fmt::Debug for Scheduler<F> {
@@ -44,6 +70,8 @@ impl<F: RecordProcessorFactory> std::fmt::Debug for Scheduler<F> {
 
 struct Running {
     lease: Arc<HeldLease>,
+    /// The lease's stream identifier, in a multi-stream application.
+    stream: Option<String>,
     stop: watch::Sender<bool>,
     /// The lease's renewal task, stopped when the lease is dropped from the running set.
     _renewal: AbortOnDrop,
@@ -100,11 +128,22 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         kinesis: aws_sdk_kinesis::Client,
         dynamodb: aws_sdk_dynamodb::Client,
         application_name: String,
-        stream: &str,
+        streams: Streams,
         worker_id: String,
         factory: F,
         config: Config,
     ) -> Self {
+        let (stream, multi) = match streams {
+            Streams::One(stream) => (StreamRef::parse(&stream), None),
+            Streams::Tracked(tracker) => (
+                // Unused: each consumer gets its lease's stream.
+                StreamRef::Name(String::new()),
+                Some(Multi {
+                    tracker,
+                    streams: std::sync::Mutex::default(),
+                }),
+            ),
+        };
         let table_name = config
             .table_name
             .clone()
@@ -112,7 +151,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         Self {
             ctx: Context {
                 kinesis,
-                stream: StreamRef::parse(stream),
+                stream,
                 table: LeaseTable::new(dynamodb, table_name).with_timeout(config.dynamodb_timeout),
                 config: Arc::new(config),
                 consumer_arn: Arc::default(),
@@ -122,6 +161,25 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             factory: Arc::new(factory),
             stop: watch::channel(false).0,
             take_now: Arc::new(Notify::new()),
+            multi,
+        }
+    }
+
+    /// The streams read now: the one stream, or in a multi-stream application those the tracker
+    /// returned at the last shard sync (sorted).
+    pub fn streams(&self) -> Vec<String> {
+        match &self.multi {
+            None => vec![self.ctx.stream.as_str().to_owned()],
+            Some(multi) => {
+                let mut names: Vec<String> = multi
+                    .lock()
+                    .active
+                    .values()
+                    .map(|t| t.name.clone())
+                    .collect();
+                names.sort();
+                names
+            }
         }
     }
 
@@ -238,6 +296,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         })
         .await?;
         if let Retrieval::FanOut(fan_out) = &config.retrieval
+            && self.multi.is_none()
             && self.ctx.consumer_arn.get().is_none()
         {
             let name = self.consumer_name().unwrap_or_default();
@@ -298,12 +357,13 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             }
         }
         let leases = match self.ctx.table.list().await {
-            Ok(l) => l,
+            Ok(l) => self.readable(l),
             Err(e) => {
                 tracing::warn!(error = %e, "listing leases failed");
                 return None;
             }
         };
+        self.stop_former_streams(state);
         if !state.unreadable.is_empty()
             && state.held.is_empty()
             && leases
@@ -448,6 +508,9 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
     /// Lists the shards, then scans the leases (in that order, so the scan is at least as new as
     /// the listing), then creates the missing leases, parents first.
     async fn sync_shards(&self) -> Result<usize> {
+        if let Some(multi) = &self.multi {
+            return self.sync_streams(multi).await;
+        }
         let shards = shard_sync::list_shards(
             &self.ctx.kinesis,
             &self.ctx.stream,
@@ -467,6 +530,186 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             self.take_now.notify_one();
         }
         Ok(created)
+    }
+
+    /// The leases of the streams read now: in a multi-stream application those of tracked
+    /// streams, else the single-stream (plain shard id) leases.
+    fn readable(&self, mut leases: Vec<Lease>) -> Vec<Lease> {
+        match &self.multi {
+            None => leases.retain(|l| l.stream.is_none()),
+            Some(multi) => {
+                let tracked = multi.lock();
+                leases.retain(|l| {
+                    l.stream
+                        .as_ref()
+                        .is_some_and(|s| tracked.active.contains_key(s))
+                });
+            }
+        }
+        leases
+    }
+
+    /// Stops this worker's consumers of streams no longer tracked; each processor gets
+    /// `shutdown_requested` and may checkpoint, then the lease is given up.
+    fn stop_former_streams(&self, state: &State) {
+        let Some(multi) = &self.multi else {
+            return;
+        };
+        let tracked = multi.lock();
+        for (key, running) in &state.held {
+            if let Some(stream) = &running.stream
+                && !tracked.active.contains_key(stream)
+                && !*running.stop.borrow()
+            {
+                tracing::info!(shard = %key, "stream no longer tracked; stopping its consumer");
+                running.stop.send_replace(true);
+            }
+        }
+    }
+
+    /// A multi-stream shard sync: asks the tracker for the streams, starts tracking new ones
+    /// (registering the fan-out consumer on each), notes removed ones, creates the missing
+    /// leases of every tracked stream and deletes the leases of streams removed longer than
+    /// [`Config::former_stream_lease_retention`] ago. A stream that fails is logged and tried
+    /// again next time; the others go on.
+    async fn sync_streams(&self, multi: &Multi) -> Result<usize> {
+        let now = Instant::now();
+        match multi.tracker.streams().await {
+            Ok(names) => {
+                let wanted: HashSet<String> = names.into_iter().collect();
+                let known: HashSet<String> = {
+                    let mut tracked = multi.lock();
+                    let gone: Vec<String> = tracked
+                        .active
+                        .values()
+                        .filter(|t| !wanted.contains(&t.name))
+                        .map(|t| t.identifier.clone())
+                        .collect();
+                    for id in gone {
+                        tracing::info!(stream = %id, "stream no longer tracked");
+                        tracked.active.remove(&id);
+                        tracked.former.entry(id).or_insert(now);
+                    }
+                    tracked.active.values().map(|t| t.name.clone()).collect()
+                };
+                for name in wanted.difference(&known) {
+                    match self.track(name).await {
+                        Ok(stream) => {
+                            tracing::info!(stream = %stream.identifier, "tracking stream");
+                            let mut tracked = multi.lock();
+                            tracked.former.remove(&stream.identifier);
+                            tracked.active.insert(stream.identifier.clone(), stream);
+                        }
+                        Err(e) => {
+                            tracing::warn!(stream = %name, error = %e, "cannot read stream yet")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "stream tracker failed; keeping the streams"),
+        }
+        let leases = self.ctx.table.list().await?;
+        let active: Vec<TrackedStream> = {
+            let mut tracked = multi.lock();
+            for lease in &leases {
+                if let Some(stream) = &lease.stream
+                    && !tracked.active.contains_key(stream)
+                {
+                    // Left by a stream removed before this worker started, say.
+                    tracked.former.entry(stream.clone()).or_insert(now);
+                }
+            }
+            tracked.active.values().cloned().collect()
+        };
+        let mut created = 0;
+        for stream in &active {
+            let synced = async {
+                let shards = shard_sync::list_shards(
+                    &self.ctx.kinesis,
+                    &stream.stream,
+                    self.ctx.config.kinesis_timeout,
+                )
+                .await?;
+                shard_sync::create_missing_stream_leases(
+                    &self.ctx.table,
+                    &stream.identifier,
+                    &shards,
+                    &leases,
+                    self.ctx.config.initial_position,
+                )
+                .await
+            };
+            match synced.await {
+                Ok(n) => created += n,
+                Err(e) => {
+                    tracing::warn!(stream = %stream.identifier, error = %e, "shard sync failed")
+                }
+            }
+        }
+        self.delete_former_leases(multi, &leases, now).await;
+        if created > 0 {
+            self.take_now.notify_one();
+        }
+        Ok(created)
+    }
+
+    /// Resolves a stream the tracker named: its identifier, and its fan-out consumer.
+    async fn track(&self, name: &str) -> Result<TrackedStream> {
+        let config = &self.ctx.config;
+        let stream = StreamRef::parse(name);
+        let identifier =
+            streams::identify(&self.ctx.kinesis, &stream, config.kinesis_timeout).await?;
+        let consumer_arn = match &config.retrieval {
+            Retrieval::Polling => None,
+            Retrieval::FanOut(fan_out) => {
+                let consumer = self.consumer_name().unwrap_or_default();
+                let arn = crate::retrieval::register_consumer(
+                    &self.ctx.kinesis,
+                    &stream,
+                    &consumer,
+                    config.kinesis_timeout,
+                    fan_out.activation_timeout,
+                )
+                .await?;
+                tracing::info!(stream = %name, consumer = %consumer, arn = %arn, "reading through enhanced fan-out");
+                Some(arn)
+            }
+        };
+        Ok(TrackedStream {
+            name: name.to_owned(),
+            stream,
+            identifier,
+            consumer_arn,
+        })
+    }
+
+    /// Deletes the leases of streams no longer tracked for the retention time.
+    async fn delete_former_leases(&self, multi: &Multi, leases: &[Lease], now: Instant) {
+        let retention = self.ctx.config.former_stream_lease_retention;
+        let due: Vec<String> = multi
+            .lock()
+            .former
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= retention)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let mut deleted_all = true;
+            for lease in leases.iter().filter(|l| l.stream.as_ref() == Some(&id)) {
+                match self.ctx.table.delete(&lease.key).await {
+                    Ok(()) => {
+                        tracing::info!(shard = %lease.key, "deleted lease of a former stream")
+                    }
+                    Err(e) => {
+                        deleted_all = false;
+                        tracing::warn!(shard = %lease.key, error = %e, "deleting lease failed");
+                    }
+                }
+            }
+            if deleted_all {
+                multi.lock().former.remove(&id);
+            }
+        }
     }
 
     /// Deletes finished leases once all their children have leases and the retention passed.
@@ -519,9 +762,10 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         ));
         let (stop, stop_rx) = watch::channel(false);
         let processor = self.factory.create(&lease.key);
+        let ctx = self.consumer_context(&lease);
         let span = tracing::info_span!("shard", shard_id = %lease.key, worker = %self.worker_id);
         let key = lease.key.clone();
-        let ctx = self.ctx.clone();
+        let stream = lease.stream.clone();
         let task_lease = held.clone();
         let task = state.consumers.spawn(
             async move {
@@ -536,11 +780,30 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             held.key.clone(),
             Running {
                 lease: held,
+                stream,
                 stop,
                 _renewal: renewal,
             },
         );
         self.set_current_leases(state);
+    }
+
+    /// What the consumer of `lease` needs: in a multi-stream application, its stream and that
+    /// stream's fan-out consumer.
+    fn consumer_context(&self, lease: &Lease) -> Context {
+        let mut ctx = self.ctx.clone();
+        if let Some(multi) = &self.multi
+            && let Some(id) = &lease.stream
+            && let Some(tracked) = multi.lock().active.get(id)
+        {
+            ctx.stream = tracked.stream.clone();
+            let arn = std::sync::OnceLock::new();
+            if let Some(a) = &tracked.consumer_arn {
+                let _ = arn.set(a.clone());
+            }
+            ctx.consumer_arn = Arc::new(arn);
+        }
+        ctx
     }
 
     async fn finished(&self, state: &mut State, key: &str, exit: Exit) {
@@ -691,5 +954,13 @@ async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+impl Multi {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tracked> {
+        self.streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

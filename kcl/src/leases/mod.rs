@@ -19,8 +19,14 @@ pub use table::{CheckpointUpdate, LeaseTable};
 /// One lease item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    /// `leaseKey`: the shard id.
+    /// `leaseKey`: the shard id, or in a multi-stream application
+    /// `account:stream:creationEpoch:shardId` (the Java KCL's `MultiStreamLease` key).
     pub key: String,
+    /// `streamName`: the stream identifier `account:stream:creationEpoch` of a multi-stream
+    /// lease (the key's prefix); `None` in a single-stream application. In memory the parent
+    /// and child ids of a multi-stream lease are lease keys like `key`; in the table they are
+    /// plain shard ids, as the Java KCL writes them.
+    pub stream: Option<String>,
     /// `leaseOwner`: the worker holding it, `None` when unassigned.
     pub owner: Option<String>,
     /// `leaseCounter`: fencing and heartbeat counter.
@@ -50,6 +56,7 @@ impl Lease {
     pub fn new(shard_id: impl Into<String>, checkpoint: Checkpoint) -> Self {
         Self {
             key: shard_id.into(),
+            stream: None,
             owner: None,
             counter: 0,
             checkpoint,
@@ -63,8 +70,39 @@ impl Lease {
         }
     }
 
+    /// A new, unowned lease for shard `shard_id` of the stream identified by `stream`
+    /// (`account:stream:creationEpoch`) in a multi-stream application, keyed
+    /// `account:stream:creationEpoch:shardId`.
+    pub fn new_multi_stream(stream: &str, shard_id: &str, checkpoint: Checkpoint) -> Self {
+        Self {
+            stream: Some(stream.to_owned()),
+            ..Self::new(multi_stream_key(stream, shard_id), checkpoint)
+        }
+    }
+
+    /// The shard id: the key without its stream prefix.
+    pub fn shard_id(&self) -> &str {
+        match &self.stream {
+            Some(stream) => shard_of(stream, &self.key),
+            None => &self.key,
+        }
+    }
+
     /// Whether the shard was processed to its end.
     pub fn is_finished(&self) -> bool {
         self.checkpoint == Checkpoint::ShardEnd
     }
+}
+
+/// The lease key of shard `shard_id` of stream `stream` (`account:stream:creationEpoch`) in a
+/// multi-stream application.
+pub fn multi_stream_key(stream: &str, shard_id: &str) -> String {
+    format!("{stream}:{shard_id}")
+}
+
+/// `key` without the prefix of `stream`, if it has it.
+pub(crate) fn shard_of<'a>(stream: &str, key: &'a str) -> &'a str {
+    key.strip_prefix(stream)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .unwrap_or(key)
 }

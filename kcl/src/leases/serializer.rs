@@ -22,6 +22,8 @@ pub(crate) const CHILDREN: &str = "childShardIds";
 pub(crate) const STARTING_HASH: &str = "startingHashKey";
 pub(crate) const ENDING_HASH: &str = "endingHashKey";
 pub(crate) const CHECKPOINT_OWNER: &str = "checkpointOwner";
+pub(crate) const STREAM_NAME: &str = "streamName";
+pub(crate) const SHARD_ID: &str = "shardId";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -60,16 +62,30 @@ pub fn to_item(lease: &Lease) -> Item {
             AttributeValue::B(Blob::new(state.clone())),
         );
     }
+    // A multi-stream lease names its stream and shard, and its relatives by shard id.
+    let plain = |ids: &[String]| -> Vec<String> {
+        match &lease.stream {
+            Some(stream) => ids
+                .iter()
+                .map(|id| super::shard_of(stream, id).to_owned())
+                .collect(),
+            None => ids.to_vec(),
+        }
+    };
+    if let Some(stream) = &lease.stream {
+        item.insert(STREAM_NAME.into(), s(stream));
+        item.insert(SHARD_ID.into(), s(lease.shard_id()));
+    }
     if !lease.parent_shard_ids.is_empty() {
         item.insert(
             PARENTS.into(),
-            AttributeValue::Ss(lease.parent_shard_ids.clone()),
+            AttributeValue::Ss(plain(&lease.parent_shard_ids)),
         );
     }
     if !lease.child_shard_ids.is_empty() {
         item.insert(
             CHILDREN.into(),
-            AttributeValue::Ss(lease.child_shard_ids.clone()),
+            AttributeValue::Ss(plain(&lease.child_shard_ids)),
         );
     }
     if let Some((start, end)) = lease.hash_range {
@@ -143,15 +159,27 @@ pub fn from_item(item: &Item) -> Result<Lease> {
         (Some(a), Some(b)) => Some((a, b)),
         _ => None,
     };
+    let stream = string(STREAM_NAME)?;
+    // In memory a multi-stream lease's relatives are lease keys, like the lease's own key.
+    let keys = |ids: Vec<String>| -> Vec<String> {
+        match &stream {
+            Some(stream) => ids
+                .iter()
+                .map(|id| super::multi_stream_key(stream, id))
+                .collect(),
+            None => ids,
+        }
+    };
     Ok(Lease {
+        parent_shard_ids: keys(set(PARENTS)?),
+        child_shard_ids: keys(set(CHILDREN)?),
+        stream,
         owner: string(LEASE_OWNER)?,
         counter: number(LEASE_COUNTER)?.unwrap_or(0),
         checkpoint,
         pending_checkpoint,
         pending_checkpoint_state,
         owner_switches_since_checkpoint: number(OWNER_SWITCHES)?.unwrap_or(0),
-        parent_shard_ids: set(PARENTS)?,
-        child_shard_ids: set(CHILDREN)?,
         hash_range,
         checkpoint_owner: string(CHECKPOINT_OWNER)?,
         key,
@@ -173,6 +201,7 @@ mod tests {
     fn round_trips_every_attribute() {
         let lease = Lease {
             key: "shardId-000000000002".into(),
+            stream: None,
             owner: Some("worker-a".into()),
             counter: 42,
             checkpoint: Checkpoint::at("4959033827149025660855969253836157109592157598913658", 3),
@@ -194,6 +223,33 @@ mod tests {
         );
         assert_eq!(item[CHECKPOINT_SUB], AttributeValue::N("3".into()));
         assert_eq!(from_item(&item).unwrap(), lease);
+    }
+
+    #[test]
+    fn multi_stream_leases_use_the_java_key_and_plain_relatives() {
+        let stream = "123456789012:orders:1700000000";
+        let mut lease =
+            Lease::new_multi_stream(stream, "shardId-000000000002", Checkpoint::TrimHorizon);
+        lease.parent_shard_ids = vec![format!("{stream}:shardId-000000000000")];
+        lease.child_shard_ids = vec![format!("{stream}:shardId-000000000005")];
+        let item = to_item(&lease);
+        assert_eq!(
+            item[LEASE_KEY],
+            s("123456789012:orders:1700000000:shardId-000000000002")
+        );
+        assert_eq!(item[STREAM_NAME], s(stream));
+        assert_eq!(item[SHARD_ID], s("shardId-000000000002"));
+        assert_eq!(
+            item[PARENTS],
+            AttributeValue::Ss(vec!["shardId-000000000000".into()])
+        );
+        assert_eq!(
+            item[CHILDREN],
+            AttributeValue::Ss(vec!["shardId-000000000005".into()])
+        );
+        let read = from_item(&item).unwrap();
+        assert_eq!(read, lease);
+        assert_eq!(read.shard_id(), "shardId-000000000002");
     }
 
     #[test]

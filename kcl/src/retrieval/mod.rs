@@ -251,6 +251,13 @@ impl StreamRef {
         }
     }
 
+    /// The name or ARN, as given.
+    pub fn as_str(&self) -> &str {
+        match self {
+            StreamRef::Name(s) | StreamRef::Arn(s) => s,
+        }
+    }
+
     pub(crate) fn name(&self) -> Option<String> {
         match self {
             StreamRef::Name(n) => Some(n.clone()),

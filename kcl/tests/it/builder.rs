@@ -90,7 +90,10 @@ async fn builder_names_each_missing_setting() {
         .dynamodb(d);
     assert_eq!(refused(no_factory).0, "processor_factory");
     let (field, reason) = refused(complete(&env).application(""));
-    assert_eq!((field, reason.as_str()), ("application", "must not be empty"));
+    assert_eq!(
+        (field, reason.as_str()),
+        ("application", "must not be empty")
+    );
     assert!(complete(&env).build().is_ok());
 }
 
@@ -191,9 +194,11 @@ async fn builder_built_scheduler_reads_the_stream() {
     let log = Arc::new(Log::default());
     // `Worker::start` builds its scheduler with the builder.
     let worker = Worker::start(&env, "built-app", "built", "w1", &log, fast_config());
-    eventually(Duration::from_secs(20), "every record processed", async || {
-        log.has_all(&expected)
-    })
+    eventually(
+        Duration::from_secs(20),
+        "every record processed",
+        async || log.has_all(&expected),
+    )
     .await;
     assert_eq!(worker.scheduler.worker_id(), "w1");
     worker.stop().await;

@@ -11,6 +11,7 @@ mod fan_out;
 mod handoff;
 mod java_table;
 mod lease_table;
+mod multi_stream;
 mod positions;
 mod processing;
 mod resharding;
