@@ -157,7 +157,7 @@ pub struct Config {
     /// Must be shorter than failover time minus the renewal interval.
     pub lease_safety_margin: Option<Duration>,
     /// Timeout of every DynamoDB call (default 5 s). A call without an answer by then fails with
-    /// a retryable [`Error::Timeout`](crate::Error::Timeout). Renewals use the smaller of this and
+    /// a retryable [`Error::Timeout`]. Renewals use the smaller of this and
     /// the renewal interval, so a hung call never eats a lease's validity.
     pub dynamodb_timeout: Duration,
     /// Timeout of every Kinesis call (default 10 s; GetRecords answers can be 10 MiB). With

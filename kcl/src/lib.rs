@@ -97,6 +97,18 @@
 //! to the [`Scheduler`] must be able to speak HTTP/2 for fan-out. Against the Shardline engine
 //! over `http://` it runs over HTTP/1.1.
 //!
+//! # Multi-stream applications
+//!
+//! [`SchedulerBuilder::streams`] (a fixed set) or [`SchedulerBuilder::stream_tracker`] (a
+//! [`StreamTracker`] asked every [`Config::shard_sync_interval`], so streams are added and
+//! removed while running) make one scheduler read several streams, with the Java KCL's
+//! multi-stream lease keys `account:stream:creationEpoch:shardId`. A removed stream's processors
+//! get `shutdown_requested`, and its leases are deleted after
+//! [`Config::former_stream_lease_retention`]. Processors learn their stream from
+//! [`InitializationInput::stream`]. With fan-out a consumer is registered on every stream. A
+//! single stream ([`SchedulerBuilder::stream`], [`Scheduler::new`]) keeps plain shard ids as
+//! lease keys.
+//!
 //! # Failures
 //!
 //! [`Config::failure_policy`] decides what happens to a batch `process_records` keeps failing,

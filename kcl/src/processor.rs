@@ -188,7 +188,9 @@ pub trait RecordProcessor: Send + 'static {
 pub trait RecordProcessorFactory: Send + Sync + 'static {
     /// The processor type.
     type Processor: RecordProcessor;
-    /// A processor for `shard_id`.
+    /// A processor for the lease `shard_id`: the shard id, or in a multi-stream application the
+    /// lease key `account:stream:creationEpoch:shardId` (the processor's
+    /// [`InitializationInput`] then names the stream and the plain shard id).
     fn create(&self, shard_id: &str) -> Self::Processor;
 }
 

@@ -63,7 +63,7 @@ impl<F: RecordProcessorFactory> std::fmt::Debug for Scheduler<F> {
         f.debug_struct("Scheduler")
             .field("worker_id", &self.worker_id)
             .field("table", &self.ctx.table.name())
-            .field("stream", &self.ctx.stream)
+            .field("streams", &self.streams())
             .finish_non_exhaustive()
     }
 }

@@ -139,6 +139,50 @@ pub(crate) async fn create_missing_leases(
     Ok(created)
 }
 
+/// [`create_missing_leases`] for stream `stream` (`account:stream:creationEpoch`) of a
+/// multi-stream application: the same decisions on the stream's own leases, written with
+/// multi-stream keys.
+pub(crate) async fn create_missing_stream_leases(
+    table: &LeaseTable,
+    stream: &str,
+    shards: &[Shard],
+    leases: &[Lease],
+    position: InitialPosition,
+) -> Result<usize> {
+    let plain_ids = |ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .map(|id| crate::leases::shard_of(stream, id).to_owned())
+            .collect()
+    };
+    let own: Vec<Lease> = leases
+        .iter()
+        .filter(|l| l.stream.as_deref() == Some(stream))
+        .map(|l| {
+            let mut plain = l.clone();
+            plain.key = l.shard_id().to_owned();
+            plain.parent_shard_ids = plain_ids(&l.parent_shard_ids);
+            plain.child_shard_ids = plain_ids(&l.child_shard_ids);
+            plain.stream = None;
+            plain
+        })
+        .collect();
+    let mut created = 0;
+    for plain in missing_leases(shards, &own, position) {
+        let mut lease = Lease::new_multi_stream(stream, &plain.key, plain.checkpoint.clone());
+        lease.parent_shard_ids = plain
+            .parent_shard_ids
+            .iter()
+            .map(|p| crate::leases::multi_stream_key(stream, p))
+            .collect();
+        lease.hash_range = plain.hash_range;
+        if table.create_if_absent(&lease).await? {
+            tracing::info!(shard = %lease.key, checkpoint = %lease.checkpoint, parents = ?lease.parent_shard_ids, "created lease");
+            created += 1;
+        }
+    }
+    Ok(created)
+}
+
 fn parents(shard: &Shard) -> impl Iterator<Item = &str> {
     [
         shard.parent_shard_id.as_deref(),
@@ -337,48 +381,4 @@ mod tests {
         assert_eq!(order.last(), Some(&"m"));
         assert_eq!(missing[2].parent_shard_ids, vec!["a", "b"]);
     }
-}
-
-/// [`create_missing_leases`] for stream `stream` (`account:stream:creationEpoch`) of a
-/// multi-stream application: the same decisions on the stream's own leases, written with
-/// multi-stream keys.
-pub(crate) async fn create_missing_stream_leases(
-    table: &LeaseTable,
-    stream: &str,
-    shards: &[Shard],
-    leases: &[Lease],
-    position: InitialPosition,
-) -> Result<usize> {
-    let plain_ids = |ids: &[String]| -> Vec<String> {
-        ids.iter()
-            .map(|id| crate::leases::shard_of(stream, id).to_owned())
-            .collect()
-    };
-    let own: Vec<Lease> = leases
-        .iter()
-        .filter(|l| l.stream.as_deref() == Some(stream))
-        .map(|l| {
-            let mut plain = l.clone();
-            plain.key = l.shard_id().to_owned();
-            plain.parent_shard_ids = plain_ids(&l.parent_shard_ids);
-            plain.child_shard_ids = plain_ids(&l.child_shard_ids);
-            plain.stream = None;
-            plain
-        })
-        .collect();
-    let mut created = 0;
-    for plain in missing_leases(shards, &own, position) {
-        let mut lease = Lease::new_multi_stream(stream, &plain.key, plain.checkpoint.clone());
-        lease.parent_shard_ids = plain
-            .parent_shard_ids
-            .iter()
-            .map(|p| crate::leases::multi_stream_key(stream, p))
-            .collect();
-        lease.hash_range = plain.hash_range;
-        if table.create_if_absent(&lease).await? {
-            tracing::info!(shard = %lease.key, checkpoint = %lease.checkpoint, parents = ?lease.parent_shard_ids, "created lease");
-            created += 1;
-        }
-    }
-    Ok(created)
 }

@@ -58,8 +58,10 @@ impl RecordProcessor for StreamRecorder {
     }
 }
 
+type RecorderFactory = Box<dyn Fn(&str) -> StreamRecorder + Send + Sync>;
+
 struct App {
-    scheduler: Arc<Scheduler<Box<dyn Fn(&str) -> StreamRecorder + Send + Sync>>>,
+    scheduler: Arc<Scheduler<RecorderFactory>>,
     task: tokio::task::JoinHandle<kcl::Result<()>>,
     seen: Seen,
     stopped: Arc<Mutex<Vec<String>>>,
@@ -69,7 +71,7 @@ struct App {
 fn start(env: &Env, app: &str, tracked: &Arc<Mutex<Vec<String>>>, config: Config) -> App {
     let seen: Seen = Arc::default();
     let stopped: Arc<Mutex<Vec<String>>> = Arc::default();
-    let factory: Box<dyn Fn(&str) -> StreamRecorder + Send + Sync> = {
+    let factory: RecorderFactory = {
         let (seen, stopped) = (seen.clone(), stopped.clone());
         Box::new(move |key: &str| StreamRecorder {
             key: key.to_owned(),
