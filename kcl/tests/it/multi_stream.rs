@@ -314,3 +314,84 @@ async fn multi_stream_fan_out_registers_one_consumer_per_stream() {
     app.scheduler.shutdown();
     app.task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_stream_split_children_wait_for_their_parent_within_their_stream() {
+    let env = Env::start().await;
+    env.create_stream("mr-a", 1).await;
+    env.create_stream("mr-b", 1).await;
+    let tracked = Arc::new(Mutex::new(vec!["mr-a".to_string(), "mr-b".to_string()]));
+    let app = start(&env, "mr-app", &tracked, config());
+    let mut expected = Vec::new();
+    for stream in ["mr-a", "mr-b"] {
+        expected.extend(put(&env, stream, 0, 20).await);
+    }
+    eventually(
+        Duration::from_secs(20),
+        "first records processed",
+        async || processed_all(&app.seen, &expected),
+    )
+    .await;
+    // Both streams' only shard is shardId-000000000000: the keys keep them apart.
+    env.kinesis
+        .split_shard()
+        .stream_name("mr-a")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((1u128 << 127).to_string())
+        .send()
+        .await
+        .unwrap();
+    for stream in ["mr-a", "mr-b"] {
+        expected.extend(put(&env, stream, 1, 20).await);
+    }
+    eventually(
+        Duration::from_secs(30),
+        "records of the children processed",
+        async || processed_all(&app.seen, &expected),
+    )
+    .await;
+    assert_streams_and_order(&app.seen);
+
+    let table = leases(&env, "mr-app").await;
+    let parent = table
+        .iter()
+        .find(|l| l.key.contains(":mr-a:") && l.shard_id() == "shardId-000000000000")
+        .unwrap();
+    assert!(parent.is_finished(), "{parent:?}");
+    let children: Vec<&Lease> = table
+        .iter()
+        .filter(|l| l.key.contains(":mr-a:") && l.shard_id() != "shardId-000000000000")
+        .collect();
+    assert_eq!(children.len(), 2, "{table:?}");
+    for child in &children {
+        assert_eq!(child.parent_shard_ids, std::slice::from_ref(&parent.key));
+        assert!(parent.child_shard_ids.contains(&child.key));
+    }
+    // In the table relatives are plain shard ids, as the Java KCL writes them.
+    let item = env
+        .ddb
+        .get_item()
+        .table_name("mr-app")
+        .key(
+            "leaseKey",
+            aws_sdk_dynamodb::types::AttributeValue::S(children[0].key.clone()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        item["parentShardId"],
+        aws_sdk_dynamodb::types::AttributeValue::Ss(vec!["shardId-000000000000".into()])
+    );
+    assert_eq!(
+        item["shardId"],
+        aws_sdk_dynamodb::types::AttributeValue::S(children[0].shard_id().to_owned())
+    );
+    // The other stream's shard is untouched.
+    let b = table.iter().find(|l| l.key.contains(":mr-b:")).unwrap();
+    assert!(!b.is_finished());
+    app.scheduler.shutdown();
+    app.task.await.unwrap().unwrap();
+}
