@@ -94,6 +94,18 @@ async fn builder_names_each_missing_setting() {
         (field, reason.as_str()),
         ("application", "must not be empty")
     );
+    // One stream source: a stream, a set of streams, or a tracker.
+    let (field, _) = refused(complete(&env).streams(["t"]));
+    assert_eq!(field, "stream");
+    let (b, k, d, f) = all();
+    let no_streams = b
+        .application("app")
+        .streams(Vec::<String>::new())
+        .worker_id("w")
+        .kinesis(k)
+        .dynamodb(d)
+        .processor_factory(f);
+    assert_eq!(refused(no_streams).0, "streams");
     assert!(complete(&env).build().is_ok());
 }
 
