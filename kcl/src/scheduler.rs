@@ -42,6 +42,9 @@ struct Tracked {
     /// Identifiers of streams no longer tracked that still have leases, and since when
     /// (their leases are deleted after [`Config::former_stream_lease_retention`]).
     former: HashMap<String, Instant>,
+    /// Stream names the tracker returned that could not be described yet: their leases are
+    /// not taken for former streams'.
+    unresolved: HashSet<String>,
 }
 
 /// A worker of a consumer application. Build it with [`Scheduler::builder`] (or the short
@@ -592,6 +595,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                     }
                     tracked.active.values().map(|t| t.name.clone()).collect()
                 };
+                let mut unresolved = HashSet::new();
                 for name in wanted.difference(&known) {
                     match self.track(name).await {
                         Ok(stream) => {
@@ -601,10 +605,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                             tracked.active.insert(stream.identifier.clone(), stream);
                         }
                         Err(e) => {
-                            tracing::warn!(stream = %name, error = %e, "cannot read stream yet")
+                            tracing::warn!(stream = %name, error = %e, "cannot read stream yet");
+                            unresolved.insert(plain_stream_name(name).to_owned());
                         }
                     }
                 }
+                multi.lock().unresolved = unresolved;
             }
             Err(e) => tracing::warn!(error = %e, "stream tracker failed; keeping the streams"),
         }
@@ -612,9 +618,18 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         let active: Vec<TrackedStream> = {
             let mut tracked = multi.lock();
             for lease in &leases {
-                if let Some(stream) = &lease.stream
-                    && !tracked.active.contains_key(stream)
-                {
+                let Some(stream) = &lease.stream else {
+                    continue;
+                };
+                if tracked.active.contains_key(stream) {
+                    continue;
+                }
+                // The identifier is `account:name:epoch`.
+                let name = stream.split(':').nth(1).unwrap_or_default();
+                if tracked.unresolved.contains(name) {
+                    // Still wanted, just not described yet (throttled, say): keep its leases.
+                    tracked.former.remove(stream);
+                } else {
                     // Left by a stream removed before this worker started, say.
                     tracked.former.entry(stream.clone()).or_insert(now);
                 }
@@ -962,5 +977,14 @@ impl Multi {
         self.streams
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The name of a stream given by name or by ARN (`arn:...:stream/name`).
+fn plain_stream_name(stream: &str) -> &str {
+    if stream.starts_with("arn:") {
+        stream.rsplit('/').next().unwrap_or(stream)
+    } else {
+        stream
     }
 }

@@ -395,3 +395,62 @@ async fn multi_stream_split_children_wait_for_their_parent_within_their_stream()
     app.scheduler.shutdown();
     app.task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_stream_keeps_the_leases_of_a_tracked_stream_it_cannot_describe_yet() {
+    let env = Env::start().await;
+    env.create_stream("mu-x", 1).await;
+    let first = put(&env, "mu-x", 0, 10).await;
+    let tracked = Arc::new(Mutex::new(vec!["mu-x".to_string()]));
+    let app = start(&env, "mu-app", &tracked, config());
+    eventually(
+        Duration::from_secs(20),
+        "first records processed",
+        async || processed_all(&app.seen, &first),
+    )
+    .await;
+    app.scheduler.shutdown();
+    app.task.await.unwrap().unwrap();
+
+    // Restarted while the stream cannot be described: its leases are not a former stream's.
+    env.handle
+        .faults()
+        .add(
+            core_engine::FaultRule::new(
+                "DescribeStreamSummary",
+                core_engine::Fault::InternalFailure,
+            )
+            .on_stream("mu-x"),
+        )
+        .unwrap();
+    let app = start(
+        &env,
+        "mu-app",
+        &tracked,
+        Config {
+            former_stream_lease_retention: Duration::from_millis(100),
+            ..config()
+        },
+    );
+    // Several syncs (each waits for the SDK's retries of the failing describe), well past the
+    // retention of former streams' leases.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(app.scheduler.streams().is_empty());
+    assert_eq!(leases(&env, "mu-app").await.len(), 1);
+    env.handle.faults().clear();
+    let second = put(&env, "mu-x", 1, 10).await;
+    eventually(
+        Duration::from_secs(20),
+        "later records processed",
+        async || processed_all(&app.seen, &second),
+    )
+    .await;
+    // Resumed from the checkpoint, not from the start of the stream.
+    let seen = app.seen.lock().unwrap().clone();
+    assert!(
+        !seen.iter().any(|(_, _, _, d)| first.contains(d)),
+        "{seen:?}"
+    );
+    app.scheduler.shutdown();
+    app.task.await.unwrap().unwrap();
+}
