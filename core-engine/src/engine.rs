@@ -49,6 +49,8 @@ struct EngineConfig {
     faults: Vec<FaultRule>,
     fault_seed: u64,
     retention_check_interval: Duration,
+    channel_dir: Option<PathBuf>,
+    channel_delivery_interval: Duration,
     clock: Arc<dyn Clock>,
     listener: ListenerConfig,
     credentials: Option<Credentials>,
@@ -102,6 +104,8 @@ impl Default for EngineBuilder {
                 fault_seed: 0,
                 on_demand_stream_limit: 50,
                 retention_check_interval: Duration::from_secs(60),
+                channel_dir: None,
+                channel_delivery_interval: Duration::from_secs(1),
                 clock: Arc::new(TokioClock::new()),
                 listener: ListenerConfig::default(),
                 credentials: None,
@@ -235,6 +239,22 @@ impl EngineBuilder {
         self
     }
 
+    /// The directory standing in for S3: Kinesis channels write their batches under
+    /// `<dir>/<bucket>/<channel-name>/` (see docs/engine.md, "Channels"). Default
+    /// `<data-dir>/channels` for a durable engine, else a fresh directory under the system's
+    /// temporary directory (see [`EngineHandle::channel_dir`]).
+    pub fn channel_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.channel_dir = Some(dir.into());
+        self
+    }
+
+    /// How often channels check for batches due (whether a batch is due follows the engine
+    /// clock). Default one second.
+    pub fn channel_delivery_interval(mut self, interval: Duration) -> Self {
+        self.config.channel_delivery_interval = interval;
+        self
+    }
+
     /// The source of time. Default [`TokioClock`], which follows the wall clock and
     /// `tokio::time::pause`/`advance`.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -325,6 +345,11 @@ impl EngineBuilder {
         if let Some(credentials) = &config.credentials {
             credentials.validate().map_err(Error::Config)?;
         }
+        if config.channel_delivery_interval.is_zero() {
+            return Err(Error::Config(
+                "channel delivery interval must not be zero".into(),
+            ));
+        }
         if config.retention_check_interval.is_zero() {
             return Err(Error::Config(
                 "retention check interval must not be zero".into(),
@@ -356,6 +381,7 @@ impl Engine {
         let tls = self.config.load_tls()?;
         let services = self.open()?;
         let faults = services.kinesis.faults.clone();
+        let channel_dir = services.kinesis.channel_root().unwrap_or_default();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_until(
             listener,
@@ -370,6 +396,7 @@ impl Engine {
             local_addr,
             faults,
             tls,
+            channel_dir,
             stop: Some(stop),
             task: Some(task),
         };
@@ -446,6 +473,15 @@ impl Engine {
             metadata_path,
         )?);
         spawn_retention(&kinesis, config.retention_check_interval);
+        let channel_dir = match (&config.channel_dir, &config.data_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(data)) => data.join("channels"),
+            (None, None) => {
+                std::env::temp_dir().join(format!("core-engine-channels-{}", uuid::Uuid::new_v4()))
+            }
+        };
+        kinesis.open_channels(channel_dir)?;
+        spawn_channel_delivery(&kinesis, config.channel_delivery_interval);
         let dynamodb = DynamoDb::open(
             DdbConfig {
                 region: config.region.clone(),
@@ -546,6 +582,26 @@ fn spawn_retention(kinesis: &Arc<Kinesis>, every: Duration) {
     });
 }
 
+/// Periodically writes the channel batches that are due; stops when the service is dropped.
+fn spawn_channel_delivery(kinesis: &Arc<Kinesis>, every: Duration) {
+    let weak = Arc::downgrade(kinesis);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(kinesis) = weak.upgrade() else {
+                return;
+            };
+            let result =
+                tokio::task::spawn_blocking(move || crate::kinesis::deliver_due(&kinesis)).await;
+            if let Ok(Err(error)) = result {
+                tracing::error!(%error, "channel delivery failed");
+            }
+        }
+    });
+}
+
 /// Periodically deletes DynamoDB items whose time to live has passed; stops when the service
 /// is dropped.
 fn spawn_expiry(dynamodb: &Arc<DynamoDb>, every: Duration) {
@@ -595,11 +651,17 @@ pub struct EngineHandle {
     local_addr: SocketAddr,
     faults: Arc<FaultInjector>,
     tls: Option<Arc<ServerTls>>,
+    channel_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl EngineHandle {
+    /// The directory Kinesis channels deliver to (see [`EngineBuilder::channel_dir`]).
+    pub fn channel_dir(&self) -> &std::path::Path {
+        &self.channel_dir
+    }
+
     /// The URL to give an AWS SDK as its endpoint, such as `http://127.0.0.1:4567`, or
     /// `https://127.0.0.1:4567` with TLS.
     pub fn endpoint_url(&self) -> String {

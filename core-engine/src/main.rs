@@ -32,6 +32,11 @@ struct ServeArgs {
     /// Keep data in this directory so that it survives restarts; in memory if absent.
     #[arg(long, env = "CORE_ENGINE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Directory standing in for S3: Kinesis channels write their batches under
+    /// <dir>/<bucket>/<channel-name>/. Default <data-dir>/channels, or a fresh temporary
+    /// directory in memory mode.
+    #[arg(long, env = "CORE_ENGINE_CHANNEL_DIR")]
+    channel_dir: Option<PathBuf>,
     /// When a durable put is acknowledged: after fsync, or after the write reaches the OS.
     #[arg(long, value_enum, default_value_t = Sync::Fsync)]
     sync: Sync,
@@ -163,6 +168,9 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
         });
     if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
+    }
+    if let Some(dir) = &args.channel_dir {
+        builder = builder.channel_dir(dir);
     }
     if let Some(tls) = args.tls.config() {
         builder = builder.tls(tls);

@@ -3,6 +3,7 @@
 
 mod account;
 mod capacity;
+mod channels;
 mod consumers;
 mod encryption;
 mod get_records;
@@ -22,6 +23,7 @@ mod shards;
 mod streams;
 mod subscribe;
 
+pub(crate) use channels::deliver_due;
 pub(crate) use subscribe::EventFrames;
 mod tags;
 mod validate;
@@ -76,6 +78,8 @@ pub(crate) struct Kinesis {
     subscriptions: std::sync::atomic::AtomicU64,
     /// Injected faults.
     pub(crate) faults: Arc<FaultInjector>,
+    /// Channels and the directory they deliver to.
+    channels: channels::Channels,
 }
 
 impl Kinesis {
@@ -94,6 +98,7 @@ impl Kinesis {
             control: Mutex::new(()),
             subscriptions: Default::default(),
             faults,
+            channels: Default::default(),
         }
     }
 
@@ -453,6 +458,11 @@ pub(crate) async fn dispatch(
         "DescribeAccountSettings" => reply(kinesis.describe_account_settings(json::decode(body)?)),
         "UpdateAccountSettings" => reply(kinesis.update_account_settings(json::decode(body)?)),
         "UpdateStreamWarmThroughput" => reply(kinesis.update_warm_throughput(json::decode(body)?)),
+        "CreateChannel" => reply(kinesis.create_channel(json::decode(body)?)),
+        "DescribeChannel" => reply(kinesis.describe_channel(json::decode(body)?)),
+        "ListChannels" => reply(kinesis.list_channels(json::decode(body)?)),
+        "UpdateChannel" => reply(kinesis.update_channel(json::decode(body)?)),
+        "DeleteChannel" => unit(kinesis.delete_channel(json::decode(body)?)),
         "UpdateStreamRecordDistributionStrategy" => {
             unit(kinesis.update_distribution_strategy(json::decode(body)?))
         }

@@ -290,6 +290,11 @@ impl Kinesis {
             input.stream_arn.as_deref(),
             &mut Violations::default(),
         )?;
+        if self.stream_has_channels(&self.stream_arn(&name)) {
+            return Err(ApiError::ResourceInUse(format!(
+                "Stream {name} has channels; delete them before the stream."
+            )));
+        }
         self.remove_stream(&name)?;
         tracing::info!(stream = %name, "deleted stream");
         Ok(())

@@ -5,6 +5,7 @@ mod account;
 mod auth;
 mod capacity;
 mod cbor;
+mod channels;
 mod common;
 mod distribution;
 mod durable;
