@@ -42,6 +42,8 @@ struct EngineConfig {
     account_id: String,
     stream_create_delay: Duration,
     table_create_delay: Duration,
+    consumer_create_delay: Option<Duration>,
+    reshard_delay: Duration,
     shard_limit: u32,
     on_demand_stream_limit: u32,
     throughput_limits: bool,
@@ -97,6 +99,8 @@ impl Default for EngineBuilder {
                 account_id: "000000000000".into(),
                 stream_create_delay: Duration::ZERO,
                 table_create_delay: Duration::ZERO,
+                consumer_create_delay: None,
+                reshard_delay: Duration::ZERO,
                 shard_limit: 10_000,
                 throughput_limits: true,
                 subscription_lifetime: Duration::from_secs(300),
@@ -192,6 +196,22 @@ impl EngineBuilder {
     /// `ACTIVE`. Default zero.
     pub fn table_create_delay(mut self, delay: Duration) -> Self {
         self.config.table_create_delay = delay;
+        self
+    }
+
+    /// How long a consumer registered with RegisterStreamConsumer stays `CREATING` before it
+    /// turns `ACTIVE` (SubscribeToShard refuses it meanwhile). Default: the stream creation
+    /// delay (zero unless set).
+    pub fn consumer_create_delay(mut self, delay: Duration) -> Self {
+        self.config.consumer_create_delay = Some(delay);
+        self
+    }
+
+    /// How long a stream shows `UPDATING` after SplitShard, MergeShards or UpdateShardCount
+    /// (further resharding is refused with `ResourceInUseException` meanwhile; records flow and
+    /// the new shards are usable at once). Default zero; Kinesis takes a few seconds.
+    pub fn reshard_delay(mut self, delay: Duration) -> Self {
+        self.config.reshard_delay = delay;
         self
     }
 
@@ -442,8 +462,13 @@ impl Engine {
         let service = ServiceConfig {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
-            create_delay_ms: i64::try_from(config.stream_create_delay.as_millis())
-                .unwrap_or(i64::MAX),
+            create_delay_ms: millis(config.stream_create_delay),
+            consumer_create_delay_ms: millis(
+                config
+                    .consumer_create_delay
+                    .unwrap_or(config.stream_create_delay),
+            ),
+            reshard_delay_ms: millis(config.reshard_delay),
             shard_limit: config.shard_limit,
             on_demand_stream_limit: config.on_demand_stream_limit,
             durable: config.data_dir.is_some(),
@@ -556,6 +581,11 @@ impl RecoveredEngine {
         serve_until(listener, self.services, self.limits, self.tls, shutdown).await;
         Ok(())
     }
+}
+
+/// A duration in milliseconds, saturating.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Periodically drops expired records; stops when the service is dropped.

@@ -57,6 +57,12 @@ struct ServeArgs {
     /// Milliseconds a new stream stays CREATING.
     #[arg(long, default_value_t = 0)]
     create_delay_ms: u64,
+    /// Milliseconds a new consumer stays CREATING; default --create-delay-ms.
+    #[arg(long)]
+    consumer_create_delay_ms: Option<u64>,
+    /// Milliseconds a stream stays UPDATING after SplitShard, MergeShards or UpdateShardCount.
+    #[arg(long, default_value_t = 0)]
+    reshard_delay_ms: u64,
     /// Milliseconds a client may take to send its first request after connecting, or an
     /// HTTP/1 request head once started; a request body stalled this long is dropped too.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -161,6 +167,7 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
         .region(args.region)
         .account_id(args.account_id)
         .stream_create_delay(Duration::from_millis(args.create_delay_ms))
+        .reshard_delay(Duration::from_millis(args.reshard_delay_ms))
         .throughput_limits(args.throughput_limits)
         .sync_mode(match args.sync {
             Sync::Fsync => SyncMode::Fsync,
@@ -168,6 +175,9 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
         });
     if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
+    }
+    if let Some(ms) = args.consumer_create_delay_ms {
+        builder = builder.consumer_create_delay(Duration::from_millis(ms));
     }
     if let Some(dir) = &args.channel_dir {
         builder = builder.channel_dir(dir);

@@ -49,6 +49,10 @@ pub(crate) struct ServiceConfig {
     pub(crate) account_id: String,
     /// How long a new stream stays CREATING.
     pub(crate) create_delay_ms: i64,
+    /// How long a new consumer stays CREATING.
+    pub(crate) consumer_create_delay_ms: i64,
+    /// How long a stream stays UPDATING after SplitShard, MergeShards or UpdateShardCount.
+    pub(crate) reshard_delay_ms: i64,
     /// Most open shards across all streams (DescribeLimits' ShardLimit).
     pub(crate) shard_limit: u32,
     /// Most on-demand streams.
@@ -203,7 +207,9 @@ impl Kinesis {
     pub(crate) fn status_of(&self, stream: &Stream, state: &StreamState) -> &'static str {
         if self.is_creating(stream) {
             "CREATING"
-        } else if state.encryption.is_updating(self.now_ms()) {
+        } else if state.encryption.is_updating(self.now_ms())
+            || self.now_ms() < state.reshard_until_ms
+        {
             "UPDATING"
         } else {
             "ACTIVE"

@@ -27,4 +27,5 @@ mod streams;
 #[path = "../support/mod.rs"]
 mod support;
 mod tagging;
+mod timing;
 mod tls;
