@@ -62,9 +62,7 @@ pub(crate) struct UpdateShardCountOutput {
 
 fn check_shard_member(value: &Option<String>, path: &str, v: &mut Violations) {
     v.require(value, path);
-    if let Some(id) = value {
-        v.length(id, path, 1, 128);
-    }
+    v.shard_id(value.as_deref(), path);
 }
 
 impl Kinesis {

@@ -105,6 +105,7 @@ impl Kinesis {
         let mut v = Violations::default();
         v.require(&input.consumer_arn, "consumerARN");
         v.require(&input.shard_id, "shardId");
+        v.shard_id(input.shard_id.as_deref(), "shardId");
         v.require(&input.starting_position, "startingPosition");
         if let Some(start) = &input.starting_position {
             v.require(&start.r#type, "startingPosition.type");
