@@ -218,8 +218,9 @@ impl Kinesis {
             stream.created_ms,
             config,
         );
-        // Delivery starts at the stream's tip: records put from now on.
-        let progress = delivery::Progress::at_tip(&stream.state.lock());
+        // Delivery starts at the stream's tip: records put from now on. Batch numbers follow
+        // any left in the directory by an earlier channel of this name, which stay as they are.
+        let progress = delivery::Progress::at_tip(&stream.state.lock(), dir.last_batch(&def));
         dir.save(&def, &progress)?;
         let description = self.describe(&def);
         self.channels.by_name.lock().insert(

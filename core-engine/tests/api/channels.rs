@@ -545,6 +545,25 @@ async fn records_put_to_the_stream_arrive_in_batch_files() {
     let files = wait_for_batches(dir.path(), "deliver", 2).await;
     assert_eq!(data_of(&files[1]), ["second batch"]);
     assert_eq!(files.len(), 2);
+
+    // Delivered batches outlive the channel; a new channel of the same name numbers after them.
+    engine
+        .client
+        .delete_channel()
+        .channel_arn(channel_arn("deliver"))
+        .send()
+        .await
+        .unwrap();
+    create(&engine, "deliver", "delivered", 60)
+        .send()
+        .await
+        .unwrap();
+    engine.put("delivered", "k", b"new channel").await;
+    clock.advance(60_000);
+    let files = wait_for_batches(dir.path(), "deliver", 3).await;
+    assert_eq!(data_of(&files[0]).len(), 20);
+    assert_eq!(data_of(&files[1]), ["second batch"]);
+    assert_eq!(data_of(&files[2]), ["new channel"]);
 }
 
 #[tokio::test]

@@ -50,10 +50,11 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// Progress that starts at the tip of every shard of the stream.
-    pub(crate) fn at_tip(state: &StreamState) -> Self {
+    /// Progress that starts at the tip of every shard of the stream, numbering batches after
+    /// `batches`.
+    pub(crate) fn at_tip(state: &StreamState, batches: u64) -> Self {
         Self {
-            batches: 0,
+            batches,
             cursors: state
                 .shards
                 .iter()
@@ -219,6 +220,21 @@ impl ChannelDir {
             progress.batches += 1;
             found = true;
         }
+    }
+
+    /// The highest batch number among the objects in the channel's directory (0 if none), so
+    /// that a channel created again under a name numbers its batches after those of before.
+    pub(crate) fn last_batch(&self, def: &ChannelDef) -> u64 {
+        let Ok(entries) = fs::read_dir(self.objects(def)) else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| {
+                let name = e.ok()?.file_name();
+                name.to_str()?.strip_suffix(".jsonl")?.parse::<u64>().ok()
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Writes batch `number` of a channel.
