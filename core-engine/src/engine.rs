@@ -42,6 +42,8 @@ struct EngineConfig {
     account_id: String,
     stream_create_delay: Duration,
     table_create_delay: Duration,
+    consumer_create_delay: Option<Duration>,
+    reshard_delay: Duration,
     shard_limit: u32,
     on_demand_stream_limit: u32,
     throughput_limits: bool,
@@ -49,6 +51,8 @@ struct EngineConfig {
     faults: Vec<FaultRule>,
     fault_seed: u64,
     retention_check_interval: Duration,
+    channel_dir: Option<PathBuf>,
+    channel_delivery_interval: Duration,
     clock: Arc<dyn Clock>,
     listener: ListenerConfig,
     credentials: Option<Credentials>,
@@ -95,6 +99,8 @@ impl Default for EngineBuilder {
                 account_id: "000000000000".into(),
                 stream_create_delay: Duration::ZERO,
                 table_create_delay: Duration::ZERO,
+                consumer_create_delay: None,
+                reshard_delay: Duration::ZERO,
                 shard_limit: 10_000,
                 throughput_limits: true,
                 subscription_lifetime: Duration::from_secs(300),
@@ -102,6 +108,8 @@ impl Default for EngineBuilder {
                 fault_seed: 0,
                 on_demand_stream_limit: 50,
                 retention_check_interval: Duration::from_secs(60),
+                channel_dir: None,
+                channel_delivery_interval: Duration::from_secs(1),
                 clock: Arc::new(TokioClock::new()),
                 listener: ListenerConfig::default(),
                 credentials: None,
@@ -191,6 +199,22 @@ impl EngineBuilder {
         self
     }
 
+    /// How long a consumer registered with RegisterStreamConsumer stays `CREATING` before it
+    /// turns `ACTIVE` (SubscribeToShard refuses it meanwhile). Default: the stream creation
+    /// delay (zero unless set).
+    pub fn consumer_create_delay(mut self, delay: Duration) -> Self {
+        self.config.consumer_create_delay = Some(delay);
+        self
+    }
+
+    /// How long a stream shows `UPDATING` after SplitShard, MergeShards or UpdateShardCount
+    /// (further resharding is refused with `ResourceInUseException` meanwhile; records flow and
+    /// the new shards are usable at once). Default zero; Kinesis takes a few seconds.
+    pub fn reshard_delay(mut self, delay: Duration) -> Self {
+        self.config.reshard_delay = delay;
+        self
+    }
+
     /// Most open shards across all streams (DescribeLimits' `ShardLimit`). Default 10,000.
     pub fn shard_limit(mut self, limit: u32) -> Self {
         self.config.shard_limit = limit;
@@ -232,6 +256,22 @@ impl EngineBuilder {
     /// Default one minute.
     pub fn retention_check_interval(mut self, interval: Duration) -> Self {
         self.config.retention_check_interval = interval;
+        self
+    }
+
+    /// The directory standing in for S3: Kinesis channels write their batches under
+    /// `<dir>/<bucket>/<channel-name>/` (see docs/engine.md, "Channels"). Default
+    /// `<data-dir>/channels` for a durable engine, else a fresh directory under the system's
+    /// temporary directory (see [`EngineHandle::channel_dir`]).
+    pub fn channel_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.channel_dir = Some(dir.into());
+        self
+    }
+
+    /// How often channels check for batches due (whether a batch is due follows the engine
+    /// clock). Default one second.
+    pub fn channel_delivery_interval(mut self, interval: Duration) -> Self {
+        self.config.channel_delivery_interval = interval;
         self
     }
 
@@ -325,6 +365,11 @@ impl EngineBuilder {
         if let Some(credentials) = &config.credentials {
             credentials.validate().map_err(Error::Config)?;
         }
+        if config.channel_delivery_interval.is_zero() {
+            return Err(Error::Config(
+                "channel delivery interval must not be zero".into(),
+            ));
+        }
         if config.retention_check_interval.is_zero() {
             return Err(Error::Config(
                 "retention check interval must not be zero".into(),
@@ -356,6 +401,7 @@ impl Engine {
         let tls = self.config.load_tls()?;
         let services = self.open()?;
         let faults = services.kinesis.faults.clone();
+        let channel_dir = services.kinesis.channel_root().unwrap_or_default();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_until(
             listener,
@@ -370,6 +416,7 @@ impl Engine {
             local_addr,
             faults,
             tls,
+            channel_dir,
             stop: Some(stop),
             task: Some(task),
         };
@@ -415,8 +462,13 @@ impl Engine {
         let service = ServiceConfig {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
-            create_delay_ms: i64::try_from(config.stream_create_delay.as_millis())
-                .unwrap_or(i64::MAX),
+            create_delay_ms: millis(config.stream_create_delay),
+            consumer_create_delay_ms: millis(
+                config
+                    .consumer_create_delay
+                    .unwrap_or(config.stream_create_delay),
+            ),
+            reshard_delay_ms: millis(config.reshard_delay),
             shard_limit: config.shard_limit,
             on_demand_stream_limit: config.on_demand_stream_limit,
             durable: config.data_dir.is_some(),
@@ -446,6 +498,15 @@ impl Engine {
             metadata_path,
         )?);
         spawn_retention(&kinesis, config.retention_check_interval);
+        let channel_dir = match (&config.channel_dir, &config.data_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(data)) => data.join("channels"),
+            (None, None) => {
+                std::env::temp_dir().join(format!("core-engine-channels-{}", uuid::Uuid::new_v4()))
+            }
+        };
+        kinesis.open_channels(channel_dir)?;
+        spawn_channel_delivery(&kinesis, config.channel_delivery_interval);
         let dynamodb = DynamoDb::open(
             DdbConfig {
                 region: config.region.clone(),
@@ -522,6 +583,11 @@ impl RecoveredEngine {
     }
 }
 
+/// A duration in milliseconds, saturating.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Periodically drops expired records; stops when the service is dropped.
 fn spawn_retention(kinesis: &Arc<Kinesis>, every: Duration) {
     let weak = Arc::downgrade(kinesis);
@@ -541,6 +607,26 @@ fn spawn_retention(kinesis: &Arc<Kinesis>, every: Duration) {
                 }
                 Ok(Err(error)) => tracing::error!(%error, "retention enforcement failed"),
                 _ => {}
+            }
+        }
+    });
+}
+
+/// Periodically writes the channel batches that are due; stops when the service is dropped.
+fn spawn_channel_delivery(kinesis: &Arc<Kinesis>, every: Duration) {
+    let weak = Arc::downgrade(kinesis);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(kinesis) = weak.upgrade() else {
+                return;
+            };
+            let result =
+                tokio::task::spawn_blocking(move || crate::kinesis::deliver_due(&kinesis)).await;
+            if let Ok(Err(error)) = result {
+                tracing::error!(%error, "channel delivery failed");
             }
         }
     });
@@ -595,11 +681,17 @@ pub struct EngineHandle {
     local_addr: SocketAddr,
     faults: Arc<FaultInjector>,
     tls: Option<Arc<ServerTls>>,
+    channel_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl EngineHandle {
+    /// The directory Kinesis channels deliver to (see [`EngineBuilder::channel_dir`]).
+    pub fn channel_dir(&self) -> &std::path::Path {
+        &self.channel_dir
+    }
+
     /// The URL to give an AWS SDK as its endpoint, such as `http://127.0.0.1:4567`, or
     /// `https://127.0.0.1:4567` with TLS.
     pub fn endpoint_url(&self) -> String {

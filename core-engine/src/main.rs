@@ -32,6 +32,11 @@ struct ServeArgs {
     /// Keep data in this directory so that it survives restarts; in memory if absent.
     #[arg(long, env = "CORE_ENGINE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Directory standing in for S3: Kinesis channels write their batches under
+    /// <dir>/<bucket>/<channel-name>/. Default <data-dir>/channels, or a fresh temporary
+    /// directory in memory mode.
+    #[arg(long, env = "CORE_ENGINE_CHANNEL_DIR")]
+    channel_dir: Option<PathBuf>,
     /// When a durable put is acknowledged: after fsync, or after the write reaches the OS.
     #[arg(long, value_enum, default_value_t = Sync::Fsync)]
     sync: Sync,
@@ -52,6 +57,12 @@ struct ServeArgs {
     /// Milliseconds a new stream stays CREATING.
     #[arg(long, default_value_t = 0)]
     create_delay_ms: u64,
+    /// Milliseconds a new consumer stays CREATING; default --create-delay-ms.
+    #[arg(long)]
+    consumer_create_delay_ms: Option<u64>,
+    /// Milliseconds a stream stays UPDATING after SplitShard, MergeShards or UpdateShardCount.
+    #[arg(long, default_value_t = 0)]
+    reshard_delay_ms: u64,
     /// Milliseconds a client may take to send its first request after connecting, or an
     /// HTTP/1 request head once started; a request body stalled this long is dropped too.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -156,6 +167,7 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
         .region(args.region)
         .account_id(args.account_id)
         .stream_create_delay(Duration::from_millis(args.create_delay_ms))
+        .reshard_delay(Duration::from_millis(args.reshard_delay_ms))
         .throughput_limits(args.throughput_limits)
         .sync_mode(match args.sync {
             Sync::Fsync => SyncMode::Fsync,
@@ -163,6 +175,12 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
         });
     if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
+    }
+    if let Some(ms) = args.consumer_create_delay_ms {
+        builder = builder.consumer_create_delay(Duration::from_millis(ms));
+    }
+    if let Some(dir) = &args.channel_dir {
+        builder = builder.channel_dir(dir);
     }
     if let Some(tls) = args.tls.config() {
         builder = builder.tls(tls);

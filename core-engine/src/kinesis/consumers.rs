@@ -90,7 +90,7 @@ fn check_consumer_name(name: Option<&str>, v: &mut Violations) {
 
 impl Kinesis {
     fn consumer_status(&self, consumer: &Consumer) -> &'static str {
-        let creating = self.now_ms() < consumer.created_ms + self.config.create_delay_ms;
+        let creating = self.now_ms() < consumer.created_ms + self.config.consumer_create_delay_ms;
         if creating { "CREATING" } else { "ACTIVE" }
     }
 

@@ -46,9 +46,7 @@ impl Kinesis {
     ) -> Result<GetShardIteratorOutput, ApiError> {
         let mut v = Violations::default();
         v.require(&input.shard_id, "shardId");
-        if let Some(id) = &input.shard_id {
-            v.length(id, "shardId", 1, 128);
-        }
+        v.shard_id(input.shard_id.as_deref(), "shardId");
         v.require(&input.shard_iterator_type, "shardIteratorType");
         if let Some(kind) = &input.shard_iterator_type {
             v.check(

@@ -3,6 +3,7 @@
 
 mod account;
 mod capacity;
+mod channels;
 mod consumers;
 mod encryption;
 mod get_records;
@@ -22,6 +23,7 @@ mod shards;
 mod streams;
 mod subscribe;
 
+pub(crate) use channels::deliver_due;
 pub(crate) use subscribe::EventFrames;
 mod tags;
 mod validate;
@@ -47,6 +49,10 @@ pub(crate) struct ServiceConfig {
     pub(crate) account_id: String,
     /// How long a new stream stays CREATING.
     pub(crate) create_delay_ms: i64,
+    /// How long a new consumer stays CREATING.
+    pub(crate) consumer_create_delay_ms: i64,
+    /// How long a stream stays UPDATING after SplitShard, MergeShards or UpdateShardCount.
+    pub(crate) reshard_delay_ms: i64,
     /// Most open shards across all streams (DescribeLimits' ShardLimit).
     pub(crate) shard_limit: u32,
     /// Most on-demand streams.
@@ -76,6 +82,8 @@ pub(crate) struct Kinesis {
     subscriptions: std::sync::atomic::AtomicU64,
     /// Injected faults.
     pub(crate) faults: Arc<FaultInjector>,
+    /// Channels and the directory they deliver to.
+    channels: channels::Channels,
 }
 
 impl Kinesis {
@@ -94,6 +102,7 @@ impl Kinesis {
             control: Mutex::new(()),
             subscriptions: Default::default(),
             faults,
+            channels: Default::default(),
         }
     }
 
@@ -198,7 +207,9 @@ impl Kinesis {
     pub(crate) fn status_of(&self, stream: &Stream, state: &StreamState) -> &'static str {
         if self.is_creating(stream) {
             "CREATING"
-        } else if state.encryption.is_updating(self.now_ms()) {
+        } else if state.encryption.is_updating(self.now_ms())
+            || self.now_ms() < state.reshard_until_ms
+        {
             "UPDATING"
         } else {
             "ACTIVE"
@@ -453,6 +464,11 @@ pub(crate) async fn dispatch(
         "DescribeAccountSettings" => reply(kinesis.describe_account_settings(json::decode(body)?)),
         "UpdateAccountSettings" => reply(kinesis.update_account_settings(json::decode(body)?)),
         "UpdateStreamWarmThroughput" => reply(kinesis.update_warm_throughput(json::decode(body)?)),
+        "CreateChannel" => reply(kinesis.create_channel(json::decode(body)?)),
+        "DescribeChannel" => reply(kinesis.describe_channel(json::decode(body)?)),
+        "ListChannels" => reply(kinesis.list_channels(json::decode(body)?)),
+        "UpdateChannel" => reply(kinesis.update_channel(json::decode(body)?)),
+        "DeleteChannel" => unit(kinesis.delete_channel(json::decode(body)?)),
         "UpdateStreamRecordDistributionStrategy" => {
             unit(kinesis.update_distribution_strategy(json::decode(body)?))
         }

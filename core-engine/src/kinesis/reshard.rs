@@ -1,7 +1,8 @@
 //! SplitShard, MergeShards and UpdateShardCount.
 //!
-//! Resharding takes effect at once: the parents close, the children open, and the stream stays
-//! ACTIVE (Kinesis shows UPDATING for a few seconds meanwhile).
+//! Resharding takes effect at once: the parents close and the children open. The stream then
+//! shows UPDATING for the engine's reshard delay (zero by default; Kinesis takes a few seconds),
+//! during which further resharding is refused with ResourceInUseException, as on AWS.
 
 use serde::{Deserialize, Serialize};
 
@@ -61,9 +62,7 @@ pub(crate) struct UpdateShardCountOutput {
 
 fn check_shard_member(value: &Option<String>, path: &str, v: &mut Violations) {
     v.require(value, path);
-    if let Some(id) = value {
-        v.length(id, path, 1, 128);
-    }
+    v.shard_id(value.as_deref(), path);
 }
 
 impl Kinesis {
@@ -83,6 +82,13 @@ impl Kinesis {
             )]));
         }
         Ok(stream)
+    }
+
+    /// Shows the stream UPDATING for the reshard delay.
+    fn mark_resharding(&self, stream: &Stream) {
+        if self.config.reshard_delay_ms > 0 {
+            stream.state.lock().reshard_until_ms = self.now_ms() + self.config.reshard_delay_ms;
+        }
     }
 
     fn reshard_error(&self, error: ReshardError, stream: &str) -> ApiError {
@@ -148,6 +154,7 @@ impl Kinesis {
                 .split(index, key, self.now_ms())
                 .map_err(|e| self.reshard_error(e, &name))
         })?;
+        self.mark_resharding(&stream);
         tracing::info!(stream = %name, shard = %shard_id(index), "split shard");
         Ok(())
     }
@@ -174,6 +181,7 @@ impl Kinesis {
                 .merge(index, adjacent, self.now_ms())
                 .map_err(|e| self.reshard_error(e, &name))
         })?;
+        self.mark_resharding(&stream);
         tracing::info!(stream = %name, shard = %shard_id(index), adjacent = %shard_id(adjacent), "merged shards");
         Ok(())
     }
@@ -212,6 +220,7 @@ impl Kinesis {
             draft.scalings_ms.push(now);
             Ok(current)
         })?;
+        self.mark_resharding(&stream);
         tracing::info!(stream = %name, current, target, "updated shard count");
         Ok(UpdateShardCountOutput {
             stream_name: name,

@@ -175,9 +175,10 @@ impl Kinesis {
         if let Some(max) = input.max_results {
             v.range(max, "maxResults", 1, 10_000);
         }
-        if let Some(start) = &input.exclusive_start_shard_id {
-            v.length(start, "exclusiveStartShardId", 1, 128);
-        }
+        v.shard_id(
+            input.exclusive_start_shard_id.as_deref(),
+            "exclusiveStartShardId",
+        );
         let now = self.now_ms();
         let (name, selection, mut after) = match &input.next_token {
             Some(token) => {

@@ -290,6 +290,11 @@ impl Kinesis {
             input.stream_arn.as_deref(),
             &mut Violations::default(),
         )?;
+        if self.stream_has_channels(&self.stream_arn(&name)) {
+            return Err(ApiError::ResourceInUse(format!(
+                "Stream {name} has channels; delete them before the stream."
+            )));
+        }
         self.remove_stream(&name)?;
         tracing::info!(stream = %name, "deleted stream");
         Ok(())
@@ -303,9 +308,10 @@ impl Kinesis {
         if let Some(limit) = input.limit {
             v.range(limit, "limit", 1, 10_000);
         }
-        if let Some(start) = &input.exclusive_start_shard_id {
-            v.length(start, "exclusiveStartShardId", 1, 128);
-        }
+        v.shard_id(
+            input.exclusive_start_shard_id.as_deref(),
+            "exclusiveStartShardId",
+        );
         let name = self.stream_target(
             input.stream.stream_name.as_deref(),
             input.stream.stream_arn.as_deref(),

@@ -1,7 +1,8 @@
 //! SubscribeToShard: enhanced fan-out pushed over an event stream.
 //!
-//! A subscription answers with an `initial-response` event at once, then a
-//! `SubscribeToShardEvent` as soon as records are appended to the shard (a put wakes the
+//! A subscription answers with an `initial-response` event at once, then a first
+//! `SubscribeToShardEvent` at once (empty if the shard has nothing from the starting position),
+//! then one as soon as records are appended to the shard (a put wakes the
 //! subscription; nothing polls), an empty event at least every five seconds while idle, and at
 //! the end of a closed shard a last event with `ChildShards` and no `ContinuationSequenceNumber`.
 //! It ends after its lifetime (five minutes by default), when the consumer subscribes to the
@@ -104,6 +105,7 @@ impl Kinesis {
         let mut v = Violations::default();
         v.require(&input.consumer_arn, "consumerARN");
         v.require(&input.shard_id, "shardId");
+        v.shard_id(input.shard_id.as_deref(), "shardId");
         v.require(&input.starting_position, "startingPosition");
         if let Some(start) = &input.starting_position {
             v.require(&start.r#type, "startingPosition.type");
@@ -201,6 +203,9 @@ impl Pump {
         tokio::pin!(lifetime);
         let mut budget = TokenBucket::new(FAN_OUT_BYTES_PER_SEC);
         let mut last_sent = tokio::time::Instant::now();
+        // The first event goes out at once, records or not, as on AWS; then one at least
+        // every HEARTBEAT.
+        let mut sent_any = false;
         loop {
             let appended = match self.shard_signal() {
                 Some(signal) => signal,
@@ -222,11 +227,12 @@ impl Pump {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            let heartbeat_due = last_sent.elapsed() >= HEARTBEAT;
+            let heartbeat_due = !sent_any || last_sent.elapsed() >= HEARTBEAT;
             match self.send_next(&mut budget, limited, heartbeat_due).await {
                 Step::Done => break,
                 Step::Sent { records } => {
                     last_sent = tokio::time::Instant::now();
+                    sent_any = true;
                     if self.end_early {
                         tracing::debug!(consumer = %self.consumer_arn, "subscription ended by an injected fault");
                         break;

@@ -97,6 +97,23 @@ impl Violations {
         }
     }
 
+    /// Checks an optional shard id: 1–128 characters of `[a-zA-Z0-9_.-]`, as the model says
+    /// (a malformed id is a ValidationException, a well-formed unknown one is not found).
+    pub(crate) fn shard_id(&mut self, id: Option<&str>, path: &str) {
+        if let Some(id) = id {
+            self.length(id, path, 1, 128);
+            self.check(
+                id.is_empty()
+                    || id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)),
+                id,
+                path,
+                &format!("satisfy regular expression pattern: {STREAM_NAME_PATTERN}"),
+            );
+        }
+    }
+
     /// Checks an optional stream name.
     pub(crate) fn stream_name(&mut self, name: Option<&str>, path: &str) {
         if let Some(name) = name {

@@ -76,6 +76,8 @@ pub(crate) struct StreamState {
     pub(crate) settings: StreamSettings,
     /// Server-side encryption (StartStreamEncryption, StopStreamEncryption).
     pub(crate) encryption: Encryption,
+    /// Until when the stream shows UPDATING after a resharding request (kept in memory only).
+    pub(crate) reshard_until_ms: i64,
 }
 
 /// A stream's server-side encryption setting, and its data key once it has one.
@@ -215,6 +217,7 @@ impl StreamState {
             deleted: false,
             settings: StreamSettings::default(),
             encryption: Encryption::default(),
+            reshard_until_ms: 0,
         };
         state.rebuild_routing();
         state

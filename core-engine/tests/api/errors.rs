@@ -554,3 +554,128 @@ async fn iterators_stay_valid_across_a_restart_of_a_durable_engine() {
     assert_eq!(code, "InvalidArgumentException");
     engine.handle.shutdown().await;
 }
+
+/// Ids that break the model's pattern are ValidationExceptions ("Member must satisfy regular
+/// expression pattern"), as on AWS; well-formed ids of nothing are ResourceNotFoundException.
+#[tokio::test]
+async fn malformed_ids_fail_validation_and_unknown_ones_are_not_found() {
+    use aws_sdk_kinesis::types::StartingPosition;
+
+    let engine = TestEngine::start().await;
+    engine.create_stream("fan", 1).await;
+    let consumer = crate::fan_out::consumer(&engine, "ids").await;
+    let pattern = |(code, message): (String, String), what: &str| {
+        assert_eq!(code, "ValidationException", "{what}: {message}");
+        assert!(
+            message.contains("Member must satisfy regular expression pattern"),
+            "{what}: {message}"
+        );
+    };
+    let iterator = |shard: &str| {
+        engine
+            .client
+            .get_shard_iterator()
+            .stream_name("fan")
+            .shard_id(shard)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+    };
+    pattern(code_of(iterator("shard 0!").await), "GetShardIterator");
+    let (code, _) = code_of(iterator("shardId-000000000009").await);
+    assert_eq!(code, "ResourceNotFoundException");
+    pattern(
+        code_of(
+            engine
+                .client
+                .split_shard()
+                .stream_name("fan")
+                .shard_to_split("shardId/0")
+                .new_starting_hash_key("1000")
+                .send()
+                .await,
+        ),
+        "SplitShard",
+    );
+    pattern(
+        code_of(
+            engine
+                .client
+                .list_shards()
+                .stream_name("fan")
+                .exclusive_start_shard_id("shard id")
+                .send()
+                .await,
+        ),
+        "ListShards",
+    );
+    pattern(
+        code_of(
+            engine
+                .client
+                .describe_stream()
+                .stream_name("fan")
+                .exclusive_start_shard_id("shard id")
+                .send()
+                .await,
+        ),
+        "DescribeStream",
+    );
+    pattern(
+        code_of(
+            engine
+                .client
+                .describe_stream_summary()
+                .stream_name("no such stream")
+                .send()
+                .await,
+        ),
+        "DescribeStreamSummary",
+    );
+    let (code, _) = code_of(
+        engine
+            .client
+            .describe_stream_summary()
+            .stream_name("no-such-stream")
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ResourceNotFoundException");
+    pattern(
+        code_of(
+            engine
+                .client
+                .describe_stream_consumer()
+                .consumer_arn("not-a-consumer-arn")
+                .send()
+                .await,
+        ),
+        "DescribeStreamConsumer",
+    );
+    let (code, _) = code_of(
+        engine
+            .client
+            .describe_stream_consumer()
+            .consumer_arn(format!("{}9", consumer.trim_end_matches(char::is_numeric)))
+            .send()
+            .await,
+    );
+    assert_eq!(code, "ResourceNotFoundException");
+    pattern(
+        code_of(
+            engine
+                .client
+                .subscribe_to_shard()
+                .consumer_arn(&consumer)
+                .shard_id("shard 0")
+                .starting_position(
+                    StartingPosition::builder()
+                        .r#type(ShardIteratorType::Latest)
+                        .build()
+                        .unwrap(),
+                )
+                .send()
+                .await,
+        ),
+        "SubscribeToShard",
+    );
+}

@@ -232,6 +232,24 @@ async fn an_idle_subscription_gets_heartbeats_that_can_be_checkpointed() {
 }
 
 #[tokio::test]
+async fn the_first_event_comes_at_once_not_after_the_first_heartbeat() {
+    let engine = TestEngine::start().await;
+    engine.create_stream("fan", 1).await;
+    let arn = consumer(&engine, "eager").await;
+    let mut events = subscribe(
+        &engine,
+        &arn,
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    // An empty shard: the first event is empty, and comes before the 5 s heartbeat would.
+    let first = next_event(&mut events, Duration::from_secs(4)).await;
+    assert!(first.records.is_empty());
+    assert!(!first.continuation_sequence_number.is_empty());
+}
+
+#[tokio::test]
 async fn a_subscription_reaches_shard_end_with_child_shards() {
     let engine = TestEngine::start().await;
     engine.create_stream("fan", 1).await;
@@ -321,7 +339,9 @@ async fn a_second_subscription_is_refused_then_takes_over_after_five_seconds() {
     .unwrap();
     let error = ended.into_service_error();
     assert!(error.is_resource_in_use_exception(), "{error:?}");
-    // The second one works.
+    // The second one works: its first event comes at once, empty (nothing put yet).
+    let opening = next_event(&mut second, Duration::from_secs(5)).await;
+    assert!(opening.records.is_empty());
     engine.put("fan", "k", b"for the new owner").await;
     let event = next_event(&mut second, Duration::from_secs(5)).await;
     assert_eq!(event.records[0].data.as_ref(), b"for the new owner");

@@ -5,6 +5,7 @@ mod account;
 mod auth;
 mod capacity;
 mod cbor;
+mod channels;
 mod common;
 mod distribution;
 mod durable;
@@ -26,4 +27,5 @@ mod streams;
 #[path = "../support/mod.rs"]
 mod support;
 mod tagging;
+mod timing;
 mod tls;

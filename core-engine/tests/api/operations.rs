@@ -31,11 +31,6 @@ const MODEL_ONLY: &[&str] = &[
 /// Operations the engine does not answer yet (UnknownOperationException), with what they wait
 /// for. Remove an entry when its operation lands.
 const NOT_YET: &[(&str, &str)] = &[
-    ("CreateChannel", "channels"),
-    ("DeleteChannel", "channels"),
-    ("DescribeChannel", "channels"),
-    ("ListChannels", "channels"),
-    ("UpdateChannel", "channels"),
     ("AcknowledgeDeadLetterQueueRecords", "queues"),
     ("AcknowledgeQueueRecords", "queues"),
     ("CreateQueue", "queues"),

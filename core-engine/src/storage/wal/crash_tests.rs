@@ -82,6 +82,8 @@ fn service(fs: &SimFs, sync: SyncMode, clock: &Arc<ManualClock>) -> Option<Arc<K
         region: "us-east-1".into(),
         account_id: "000000000000".into(),
         create_delay_ms: 0,
+        consumer_create_delay_ms: 0,
+        reshard_delay_ms: 0,
         shard_limit: 10_000,
         on_demand_stream_limit: 50,
         durable: true,
