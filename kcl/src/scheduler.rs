@@ -14,12 +14,16 @@ use crate::config::{Config, Retrieval};
 use crate::consumer::{self, Context, Exit};
 use crate::error::{Error, Result};
 use crate::leases::held::{self, HeldLease, LeaseTiming};
-use crate::leases::taker::{self, Observations, TakerSettings};
+use crate::leases::taker::Observations;
 use crate::leases::{Lease, LeaseTable};
 use crate::processor::RecordProcessorFactory;
 use crate::retrieval::StreamRef;
 use crate::shard_sync;
-use crate::streams::{self, StreamTracker, TrackedStream};
+use crate::streams::StreamTracker;
+
+mod multi;
+mod taking;
+use multi::Multi;
 
 /// The stream, or the streams, a scheduler reads.
 pub(crate) enum Streams {
@@ -27,24 +31,6 @@ pub(crate) enum Streams {
     One(String),
     /// A multi-stream application: leases keyed `account:stream:creationEpoch:shardId`.
     Tracked(Box<dyn StreamTracker>),
-}
-
-/// A multi-stream application's streams.
-struct Multi {
-    tracker: Box<dyn StreamTracker>,
-    streams: std::sync::Mutex<Tracked>,
-}
-
-#[derive(Default)]
-struct Tracked {
-    /// Streams read now, by identifier.
-    active: HashMap<String, TrackedStream>,
-    /// Identifiers of streams no longer tracked that still have leases, and since when
-    /// (their leases are deleted after [`Config::former_stream_lease_retention`]).
-    former: HashMap<String, Instant>,
-    /// Stream names the tracker returned that could not be described yet: their leases are
-    /// not taken for former streams'.
-    unresolved: HashSet<String>,
 }
 
 /// A worker of a consumer application. Build it with [`Scheduler::builder`] (or the short
@@ -350,164 +336,6 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             .set(state.held.len() as f64);
     }
 
-    /// Takes and steals leases; `Some` (the error of one of them) when every unfinished lease
-    /// failed on this worker with a non-retryable read error, so nothing is left to read.
-    async fn take_round(&self, state: &mut State, needs_sync: &mut bool) -> Option<Error> {
-        if *needs_sync {
-            match self.sync_shards().await {
-                Ok(_) => *needs_sync = false,
-                Err(e) => tracing::warn!(error = %e, "shard sync failed"),
-            }
-        }
-        let leases = match self.ctx.table.list().await {
-            Ok(l) => self.readable(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "listing leases failed");
-                return None;
-            }
-        };
-        self.stop_former_streams(state);
-        if !state.unreadable.is_empty()
-            && state.held.is_empty()
-            && leases
-                .iter()
-                .filter(|l| !l.is_finished())
-                .all(|l| state.unreadable.contains_key(&l.key))
-        {
-            let key = state.unreadable.keys().next().cloned().unwrap_or_default();
-            let source = state.unreadable.remove(&key)?;
-            return Some(Error::ReadFailed {
-                shard_id: key,
-                source: Box::new(source),
-            });
-        }
-        let now = Instant::now();
-        state.cooling.retain(|_, until| *until > now);
-        state.seen.update(&leases, now);
-        let config = &self.ctx.config;
-        let held: HashSet<String> = state.held.keys().cloned().collect();
-        let plan = taker::plan(
-            &self.worker_id,
-            &held,
-            &leases,
-            &state.seen,
-            now,
-            TakerSettings {
-                failover: config.failover_time,
-                max_leases_for_worker: config.max_leases_for_worker,
-                max_leases_to_steal_at_one_time: config.max_leases_to_steal_at_one_time,
-                handoff_timeout: config.graceful_handoff_timeout.unwrap_or(Duration::MAX),
-            },
-        );
-        metrics::gauge!("NumWorkers").set(plan.workers as f64);
-        metrics::gauge!("TotalLeases").set(plan.total as f64);
-        metrics::gauge!("ExpiredLeases").set(plan.expired as f64);
-        metrics::gauge!("NeededLeases").set(plan.target.saturating_sub(state.held.len()) as f64);
-        state.next_expiry =
-            state
-                .seen
-                .next_expiry(&leases, &self.worker_id, now, config.failover_time);
-        let by_key: HashMap<&str, &Lease> = leases.iter().map(|l| (l.key.as_str(), l)).collect();
-        let mut lost_a_take = false;
-        for (stolen, list) in [(false, &plan.take), (true, &plan.steal)] {
-            for (key, counter) in list {
-                let Some(lease) = by_key.get(key.as_str()) else {
-                    continue;
-                };
-                if held.contains(key) {
-                    // A consumer of ours is still winding down on this shard (its lease was
-                    // lost); take it again once that consumer is gone.
-                    continue;
-                }
-                if state.unreadable.contains_key(key) || state.cooling.contains_key(key) {
-                    // Given up here (unreadable, or its processor got stuck): leave it to
-                    // other workers.
-                    continue;
-                }
-                if stolen
-                    && config.graceful_handoff_timeout.is_some()
-                    && lease.checkpoint_owner.is_none()
-                    && let Some(holder) = lease.owner.as_deref()
-                {
-                    // Ask the holder to hand the lease over rather than taking it from under
-                    // its processor; it is taken once the holder lets it go.
-                    match self
-                        .ctx
-                        .table
-                        .initiate_handoff(key, holder, &self.worker_id, *counter)
-                        .await
-                    {
-                        Ok(true) => {
-                            metrics::counter!("HandoffsInitiated", "worker" => self.worker_id.clone())
-                                .increment(1);
-                            tracing::info!(shard = %key, from = %holder, worker = %self.worker_id, "asked for a lease (graceful handoff)");
-                        }
-                        Ok(false) => {
-                            tracing::debug!(shard = %key, "lease moved before the handoff request")
-                        }
-                        Err(e) => {
-                            tracing::warn!(shard = %key, error = %e, "asking for a lease failed")
-                        }
-                    }
-                    continue;
-                }
-                // The worker that was handing it over, if a handoff is being forced.
-                let previous = lease.checkpoint_owner.as_deref().or(lease.owner.as_deref());
-                let sent = Instant::now();
-                match self
-                    .ctx
-                    .table
-                    .take(key, &self.worker_id, *counter, previous)
-                    .await
-                {
-                    Ok(true) => {
-                        let name = if stolen {
-                            "StolenLeases"
-                        } else {
-                            "TakenLeases"
-                        };
-                        metrics::counter!(name, "worker" => self.worker_id.clone()).increment(1);
-                        tracing::info!(shard = %key, stolen, previous = ?lease.owner, worker = %self.worker_id, "took lease");
-                        let start_at = self.start_at(state, lease, *counter, stolen);
-                        let mut lease = (*lease).clone();
-                        lease.counter = counter + 1;
-                        lease.owner = Some(self.worker_id.clone());
-                        lease.checkpoint_owner = None;
-                        self.start_consumer(state, lease, sent, start_at);
-                    }
-                    Ok(false) => {
-                        tracing::debug!(shard = %key, "lost the race for a lease");
-                        lost_a_take |= !stolen;
-                    }
-                    Err(e) => tracing::warn!(shard = %key, error = %e, "taking a lease failed"),
-                }
-            }
-        }
-        self.clean_up(state, &leases, now).await;
-        if lost_a_take {
-            // Another worker took that free lease first; others expired at the same moment may
-            // still be free, and `next_expiry` no longer points at them: look again at once
-            // rather than a renewal interval later. Each lost race means a lease went to another
-            // worker, so this ends.
-            self.take_now.notify_one();
-        }
-        None
-    }
-
-    /// When processing of a lease just taken at `counter` may start (see [`taker::start_at`]).
-    /// A lease whose handoff is forced counts as taken from the worker that was handing it over.
-    fn start_at(&self, state: &State, lease: &Lease, counter: u64, stolen: bool) -> Instant {
-        let config = &self.ctx.config;
-        taker::start_at(
-            &self.worker_id,
-            lease.checkpoint_owner.as_deref().or(lease.owner.as_deref()),
-            state.seen.since(&lease.key, counter),
-            Instant::now(),
-            config.failover_time,
-            stolen.then(|| config.stolen_lease_start_delay()),
-        )
-    }
-
     /// Lists the shards, then scans the leases (in that order, so the scan is at least as new as
     /// the listing), then creates the missing leases, parents first.
     async fn sync_shards(&self) -> Result<usize> {
@@ -550,181 +378,6 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             }
         }
         leases
-    }
-
-    /// Stops this worker's consumers of streams no longer tracked; each processor gets
-    /// `shutdown_requested` and may checkpoint, then the lease is given up.
-    fn stop_former_streams(&self, state: &State) {
-        let Some(multi) = &self.multi else {
-            return;
-        };
-        let tracked = multi.lock();
-        for (key, running) in &state.held {
-            if let Some(stream) = &running.stream
-                && !tracked.active.contains_key(stream)
-                && !*running.stop.borrow()
-            {
-                tracing::info!(shard = %key, "stream no longer tracked; stopping its consumer");
-                running.stop.send_replace(true);
-            }
-        }
-    }
-
-    /// A multi-stream shard sync: asks the tracker for the streams, starts tracking new ones
-    /// (registering the fan-out consumer on each), notes removed ones, creates the missing
-    /// leases of every tracked stream and deletes the leases of streams removed longer than
-    /// [`Config::former_stream_lease_retention`] ago. A stream that fails is logged and tried
-    /// again next time; the others go on.
-    async fn sync_streams(&self, multi: &Multi) -> Result<usize> {
-        let now = Instant::now();
-        match multi.tracker.streams().await {
-            Ok(names) => {
-                let wanted: HashSet<String> = names.into_iter().collect();
-                let known: HashSet<String> = {
-                    let mut tracked = multi.lock();
-                    let gone: Vec<String> = tracked
-                        .active
-                        .values()
-                        .filter(|t| !wanted.contains(&t.name))
-                        .map(|t| t.identifier.clone())
-                        .collect();
-                    for id in gone {
-                        tracing::info!(stream = %id, "stream no longer tracked");
-                        tracked.active.remove(&id);
-                        tracked.former.entry(id).or_insert(now);
-                    }
-                    tracked.active.values().map(|t| t.name.clone()).collect()
-                };
-                let mut unresolved = HashSet::new();
-                for name in wanted.difference(&known) {
-                    match self.track(name).await {
-                        Ok(stream) => {
-                            tracing::info!(stream = %stream.identifier, "tracking stream");
-                            let mut tracked = multi.lock();
-                            tracked.former.remove(&stream.identifier);
-                            tracked.active.insert(stream.identifier.clone(), stream);
-                        }
-                        Err(e) => {
-                            tracing::warn!(stream = %name, error = %e, "cannot read stream yet");
-                            unresolved.insert(plain_stream_name(name).to_owned());
-                        }
-                    }
-                }
-                multi.lock().unresolved = unresolved;
-            }
-            Err(e) => tracing::warn!(error = %e, "stream tracker failed; keeping the streams"),
-        }
-        let leases = self.ctx.table.list().await?;
-        let active: Vec<TrackedStream> = {
-            let mut tracked = multi.lock();
-            for lease in &leases {
-                let Some(stream) = &lease.stream else {
-                    continue;
-                };
-                if tracked.active.contains_key(stream) {
-                    continue;
-                }
-                // The identifier is `account:name:epoch`.
-                let name = stream.split(':').nth(1).unwrap_or_default();
-                if tracked.unresolved.contains(name) {
-                    // Still wanted, just not described yet (throttled, say): keep its leases.
-                    tracked.former.remove(stream);
-                } else {
-                    // Left by a stream removed before this worker started, say.
-                    tracked.former.entry(stream.clone()).or_insert(now);
-                }
-            }
-            tracked.active.values().cloned().collect()
-        };
-        let mut created = 0;
-        for stream in &active {
-            let synced = async {
-                let shards = shard_sync::list_shards(
-                    &self.ctx.kinesis,
-                    &stream.stream,
-                    self.ctx.config.kinesis_timeout,
-                )
-                .await?;
-                shard_sync::create_missing_stream_leases(
-                    &self.ctx.table,
-                    &stream.identifier,
-                    &shards,
-                    &leases,
-                    self.ctx.config.initial_position,
-                )
-                .await
-            };
-            match synced.await {
-                Ok(n) => created += n,
-                Err(e) => {
-                    tracing::warn!(stream = %stream.identifier, error = %e, "shard sync failed")
-                }
-            }
-        }
-        self.delete_former_leases(multi, &leases, now).await;
-        if created > 0 {
-            self.take_now.notify_one();
-        }
-        Ok(created)
-    }
-
-    /// Resolves a stream the tracker named: its identifier, and its fan-out consumer.
-    async fn track(&self, name: &str) -> Result<TrackedStream> {
-        let config = &self.ctx.config;
-        let stream = StreamRef::parse(name);
-        let identifier =
-            streams::identify(&self.ctx.kinesis, &stream, config.kinesis_timeout).await?;
-        let consumer_arn = match &config.retrieval {
-            Retrieval::Polling => None,
-            Retrieval::FanOut(fan_out) => {
-                let consumer = self.consumer_name().unwrap_or_default();
-                let arn = crate::retrieval::register_consumer(
-                    &self.ctx.kinesis,
-                    &stream,
-                    &consumer,
-                    config.kinesis_timeout,
-                    fan_out.activation_timeout,
-                )
-                .await?;
-                tracing::info!(stream = %name, consumer = %consumer, arn = %arn, "reading through enhanced fan-out");
-                Some(arn)
-            }
-        };
-        Ok(TrackedStream {
-            name: name.to_owned(),
-            stream,
-            identifier,
-            consumer_arn,
-        })
-    }
-
-    /// Deletes the leases of streams no longer tracked for the retention time.
-    async fn delete_former_leases(&self, multi: &Multi, leases: &[Lease], now: Instant) {
-        let retention = self.ctx.config.former_stream_lease_retention;
-        let due: Vec<String> = multi
-            .lock()
-            .former
-            .iter()
-            .filter(|(_, since)| now.saturating_duration_since(**since) >= retention)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
-            let mut deleted_all = true;
-            for lease in leases.iter().filter(|l| l.stream.as_ref() == Some(&id)) {
-                match self.ctx.table.delete(&lease.key).await {
-                    Ok(()) => {
-                        tracing::info!(shard = %lease.key, "deleted lease of a former stream")
-                    }
-                    Err(e) => {
-                        deleted_all = false;
-                        tracing::warn!(shard = %lease.key, error = %e, "deleting lease failed");
-                    }
-                }
-            }
-            if deleted_all {
-                multi.lock().former.remove(&id);
-            }
-        }
     }
 
     /// Deletes finished leases once all their children have leases and the retention passed.
@@ -969,22 +622,5 @@ async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-impl Multi {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Tracked> {
-        self.streams
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// The name of a stream given by name or by ARN (`arn:...:stream/name`).
-fn plain_stream_name(stream: &str) -> &str {
-    if stream.starts_with("arn:") {
-        stream.rsplit('/').next().unwrap_or(stream)
-    } else {
-        stream
     }
 }
