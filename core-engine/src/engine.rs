@@ -229,6 +229,7 @@ impl Engine {
             dynamodb,
             auth,
             admin_endpoints: config.admin_endpoints,
+            observe: Arc::default(),
         })
     }
 }

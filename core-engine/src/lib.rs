@@ -58,6 +58,7 @@ pub mod faults;
 mod fuzz;
 mod kinesis;
 pub mod model;
+mod observe;
 mod protocol;
 mod server;
 pub mod storage;
