@@ -88,10 +88,20 @@ fn summary(state: &State) -> String {
         .sum();
     let leases = state.tables.iter().filter(|t| t.leases.is_some()).count();
     format!(
-        "{} streams, {open} open shards of {shards}, {} tables ({leases} lease tables)",
-        state.streams.len(),
-        state.tables.len()
+        "{}, {open} open of {}, {} ({})",
+        count(state.streams.len(), "stream"),
+        count(shards, "shard"),
+        count(state.tables.len(), "table"),
+        count(leases, "lease table"),
     )
+}
+
+/// `1 stream`, `2 streams`.
+fn count(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }
 
 fn stream_html(out: &mut String, stream: &StreamView) {

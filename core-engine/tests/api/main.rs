@@ -7,6 +7,7 @@ mod capacity;
 mod cbor;
 mod channels;
 mod common;
+mod dashboard;
 mod distribution;
 mod durable;
 mod encryption;
