@@ -111,22 +111,22 @@ pub(crate) fn measure_lag(
     table: &mut LeaseTableView,
     now_ms: i64,
 ) {
-    let fits = |stream: &Stream, lease: &LeaseView| {
+    // One look at each stream's shards (under its lock) for all the table's leases.
+    let fits = |stream: &Stream, leases: &[&LeaseView]| {
         let state = stream.state.lock();
-        parse_shard_id(&lease.shard_id)
-            .and_then(|index| state.shard(index))
-            .is_some_and(|shard| {
-                lease.hash_range.is_none_or(|(start, end)| {
-                    (start, end) == (shard.hash_range.start, shard.hash_range.end)
+        leases.iter().all(|lease| {
+            parse_shard_id(&lease.shard_id)
+                .and_then(|index| state.shard(index))
+                .is_some_and(|shard| {
+                    lease.hash_range.is_none_or(|(start, end)| {
+                        (start, end) == (shard.hash_range.start, shard.hash_range.end)
+                    })
                 })
-            })
+        })
     };
     let single: Vec<&LeaseView> = table.leases.iter().filter(|l| l.stream.is_none()).collect();
     if !single.is_empty() {
-        let candidates: Vec<&Arc<Stream>> = streams
-            .iter()
-            .filter(|s| single.iter().all(|l| fits(s, l)))
-            .collect();
+        let candidates: Vec<&Arc<Stream>> = streams.iter().filter(|s| fits(s, &single)).collect();
         if let [only] = candidates.as_slice() {
             table.stream = Some(only.name.clone());
         }

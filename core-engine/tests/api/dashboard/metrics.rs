@@ -398,8 +398,9 @@ async fn the_page_and_metrics_are_served_beside_the_api_and_switched_off_with_no
         state["streams"][0]["shards"][0]["rates"],
         serde_json::Value::Null
     );
+    let mut tenth = String::new();
     for i in 0..10 {
-        engine.put("paged", &format!("k{i:02}"), &[0; 47]).await;
+        tenth = engine.put("paged", &format!("k{i:02}"), &[0; 47]).await.1;
     }
     clock.advance(2_000);
     let state: serde_json::Value =
@@ -411,6 +412,40 @@ async fn the_page_and_metrics_are_served_beside_the_api_and_switched_off_with_no
     assert_eq!(shard["rates"]["write_records"], 5.0);
     assert_eq!(shard["rates"]["write_bytes"], 250.0);
     assert_eq!(shard["rates"]["read_records"], 0.0);
+
+    // Lease lag: a checkpoint at the tenth record is behind by what the eleventh has waited
+    // (700 ms), one at the trim horizon by what the first has waited (2.7 s). The single-stream
+    // lease is matched to the one stream that has its shard; the multi-stream one names it.
+    engine.put("paged", "k10", b"late").await;
+    clock.advance(700);
+    let ddb = dynamodb(&engine);
+    create_lease_table(&ddb, "paged-app").await;
+    let single = Lease {
+        shard: "shardId-000000000000",
+        owner: Some("w1"),
+        counter: 3,
+        checkpoint: &tenth,
+        parents: &[],
+    };
+    put_lease(&ddb, "paged-app", &single).await;
+    let multi = Lease {
+        shard: "000000000000:paged:1750000000:shardId-000000000000",
+        owner: Some("w2"),
+        checkpoint: "TRIM_HORIZON",
+        ..single
+    };
+    put_lease(&ddb, "paged-app", &multi).await;
+    let state: serde_json::Value =
+        serde_json::from_str(&get(&engine, "/_shardline/state.json").await.body).unwrap();
+    let leases = &state["tables"][0]["leases"];
+    assert_eq!(leases["stream"], "paged");
+    assert_eq!(leases["owners"], serde_json::json!({"w1": 1, "w2": 1}));
+    assert_eq!(leases["leases"][0]["stream"], "paged");
+    assert_eq!(leases["leases"][0]["owner"], "w2");
+    assert_eq!(leases["leases"][0]["lag_ms"], 2_700);
+    assert_eq!(leases["leases"][1]["shard_id"], "shardId-000000000000");
+    assert_eq!(leases["leases"][1]["counter"], "3");
+    assert_eq!(leases["leases"][1]["lag_ms"], 700);
 
     for path in ["/", "/_shardline/", "/_shardline"] {
         let page = get(&engine, path).await;
