@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::kinesis::Kinesis;
 use crate::model::shard::ReadBatch;
@@ -105,13 +105,17 @@ impl StreamCounters {
     /// The shards' counters, with at least `index + 1` of them.
     fn at_least(&self, index: u32) -> RwLockReadGuard<'_, Vec<ShardCounters>> {
         let want = index as usize + 1;
-        let shards = self.shards.upgradable_read();
+        let shards = self.shards.read();
         if shards.len() >= want {
-            return RwLockUpgradableReadGuard::downgrade(shards);
+            return shards;
         }
-        let mut shards = RwLockUpgradableReadGuard::upgrade(shards);
-        shards.resize_with(want, ShardCounters::default);
-        parking_lot::RwLockWriteGuard::downgrade(shards)
+        drop(shards);
+        // Only when a shard is touched for the first time.
+        let mut shards = self.shards.write();
+        if shards.len() < want {
+            shards.resize_with(want, ShardCounters::default);
+        }
+        RwLockWriteGuard::downgrade(shards)
     }
 
     fn with(&self, index: u32, f: impl FnOnce(&ShardCounters)) {

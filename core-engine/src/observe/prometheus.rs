@@ -16,6 +16,8 @@
 //! | `shardline_dynamodb_items` | gauge | items in the table |
 //! | `shardline_dynamodb_table_size_bytes` | gauge | the items' size as DynamoDB counts it |
 //! | `shardline_dynamodb_conditional_check_failures_total` | counter | writes refused by their condition (transaction items included) |
+//! | `shardline_dynamodb_leases_held{owner}` | gauge | leases of a KCL lease table held by the owner |
+//! | `shardline_dynamodb_lease_lag_milliseconds{lease}` | gauge | how long the first record after the lease's checkpoint has waited (leases of a stream in this engine) |
 //!
 //! Counters start at zero when the engine starts (or the stream or table is created).
 
@@ -232,6 +234,36 @@ pub(crate) fn write(state: &State, out: &mut MetricsText) {
         out.family(name, kind, help);
         for table in &state.tables {
             out.sample(name, &[("table", &table.name)], of(table));
+        }
+    }
+    let lease_tables = || {
+        state
+            .tables
+            .iter()
+            .filter_map(|t| Some((t.name.as_str(), t.leases.as_ref()?)))
+    };
+    let held = "shardline_dynamodb_leases_held";
+    out.family(
+        held,
+        Gauge,
+        "Leases of a KCL lease table (keyed by leaseKey) held by the owner.",
+    );
+    for (table, leases) in lease_tables() {
+        for (owner, count) in &leases.owners {
+            out.sample(held, &[("table", table), ("owner", owner)], count);
+        }
+    }
+    let lag = "shardline_dynamodb_lease_lag_milliseconds";
+    out.family(
+        lag,
+        Gauge,
+        "How long the first record after a lease's checkpoint has waited (0 when caught up), for leases of a stream in this engine.",
+    );
+    for (table, leases) in lease_tables() {
+        for lease in &leases.leases {
+            if let Some(value) = lease.lag_ms {
+                out.sample(lag, &[("table", table), ("lease", &lease.key)], value);
+            }
         }
     }
 }

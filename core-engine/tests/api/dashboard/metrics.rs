@@ -357,6 +357,10 @@ async fn metrics_after_a_known_load_show_its_exact_counts() {
             3.0,
         ),
         (
+            format!("shardline_dynamodb_leases_held{{table=\"{table}\",owner=\"w\"}}"),
+            3.0,
+        ),
+        (
             format!("shardline_dynamodb_conditional_check_failures_total{{table=\"{table}\"}}"),
             3.0,
         ),
@@ -446,6 +450,13 @@ async fn the_page_and_metrics_are_served_beside_the_api_and_switched_off_with_no
     assert_eq!(leases["leases"][1]["shard_id"], "shardId-000000000000");
     assert_eq!(leases["leases"][1]["counter"], "3");
     assert_eq!(leases["leases"][1]["lag_ms"], 700);
+    let metrics = get(&engine, "/metrics").await.body;
+    assert!(
+        metrics.contains(
+            "shardline_dynamodb_lease_lag_milliseconds{table=\"paged-app\",lease=\"shardId-000000000000\"} 700\n"
+        ),
+        "{metrics}"
+    );
 
     for path in ["/", "/_shardline/", "/_shardline"] {
         let page = get(&engine, path).await;
