@@ -75,6 +75,13 @@ impl Observe {
         self.sections.write().push(section);
     }
 
+    /// Appends every section's families to `/metrics`.
+    fn write_sections(&self, out: &mut MetricsText) {
+        for section in self.sections.read().iter() {
+            section.write_metrics(out);
+        }
+    }
+
     fn panels(&self) -> Vec<Panel> {
         self.sections
             .read()
@@ -114,9 +121,7 @@ pub(crate) fn serve(services: &Services, request: &Incoming<'_>) -> Option<Respo
         METRICS => {
             let mut out = MetricsText::default();
             prometheus::write(&state(false), &mut out);
-            for section in observe.sections.read().iter() {
-                section.write_metrics(&mut out);
-            }
+            observe.write_sections(&mut out);
             answer(
                 StatusCode::OK,
                 prometheus::CONTENT_TYPE,
@@ -159,4 +164,52 @@ fn answer(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Resp
         HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
     );
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A section as another store would add one.
+    #[derive(Debug)]
+    struct DataPoints;
+
+    impl Section for DataPoints {
+        fn write_metrics(&self, out: &mut MetricsText) {
+            out.family("shardline_test_points", Kind::Gauge, "Test points.");
+            out.sample(
+                "shardline_test_points",
+                &[("namespace", "KinesisProducerLibrary")],
+                7,
+            );
+        }
+
+        fn panel(&self) -> Option<Panel> {
+            Some(Panel {
+                title: "Test data points".into(),
+                columns: vec!["namespace".into(), "value".into()],
+                rows: vec![vec!["KinesisProducerLibrary".into(), "7".into()]],
+            })
+        }
+    }
+
+    #[test]
+    fn added_sections_show_in_metrics_and_on_the_page() {
+        let observe = Observe::default();
+        observe.add_section(Arc::new(DataPoints));
+        let mut out = MetricsText::default();
+        observe.write_sections(&mut out);
+        assert!(out.finish().contains(
+            "# TYPE shardline_test_points gauge\nshardline_test_points{namespace=\"KinesisProducerLibrary\"} 7\n"
+        ));
+        let state = State {
+            now_ms: 0,
+            streams: Vec::new(),
+            tables: Vec::new(),
+            sections: observe.panels(),
+        };
+        let html = page::panel(&state);
+        assert!(html.contains("<h2>Test data points</h2>"), "{html}");
+        assert!(html.contains("<td title=\"KinesisProducerLibrary\">KinesisProducerLibrary</td>"));
+    }
 }
