@@ -484,6 +484,18 @@ async fn the_page_and_metrics_are_served_beside_the_api_and_switched_off_with_no
     engine.client.list_streams().send().await.unwrap();
     assert_eq!(get(&engine, "/_shardline/faults").await.body, "[]");
 
+    // With signatures verified, the API refuses the test client's key, while the read-only
+    // page and /metrics still answer without one (Prometheus and browsers cannot sign).
+    let key = core_engine::auth::AccessKey::new("AKIDOTHER", "other-secret");
+    let verifying = TestEngine::with(
+        Engine::builder().credentials(core_engine::auth::Credentials::new().key(key)),
+    )
+    .await;
+    let (code, _) = code_of(verifying.client.list_streams().send().await);
+    assert_eq!(code, "UnrecognizedClientException");
+    assert_eq!(get(&verifying, "/metrics").await.status, 200);
+    assert_eq!(get(&verifying, "/").await.status, 200);
+
     let off = TestEngine::with(Engine::builder().admin_endpoints(false)).await;
     for path in ["/metrics", "/", "/_shardline/state.json", "/_shardline/"] {
         assert_eq!(get(&off, path).await.status, 404, "{path}");
