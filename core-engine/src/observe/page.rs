@@ -425,6 +425,59 @@ fn clock(epoch_ms: i64) -> String {
 mod tests {
     use super::*;
 
+    fn shard(index: u32, open: bool, parents: &[&str]) -> ShardView {
+        ShardView {
+            id: format!("shardId-{index:012}"),
+            index,
+            open,
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            starting_hash_key: "0".into(),
+            ending_hash_key: "1".into(),
+            range_from: 0.0,
+            range_to: 1.0,
+            records_in: 0,
+            bytes_in: 0,
+            records_polled: 0,
+            bytes_polled: 0,
+            records_pushed: 0,
+            bytes_pushed: 0,
+            throttled: 0,
+            polled_age_ms: None,
+            pushed_age_ms: None,
+            rates: None,
+            subscribers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_merged_shard_sits_under_its_first_parent_and_is_named_under_the_other() {
+        let stream = StreamView {
+            name: "m<x>".into(),
+            arn: String::new(),
+            status: "ACTIVE",
+            mode: "PROVISIONED",
+            retention_hours: 24,
+            shards: vec![
+                shard(0, false, &[]),
+                shard(1, false, &[]),
+                shard(2, true, &["shardId-000000000000", "shardId-000000000001"]),
+            ],
+            consumers: Vec::new(),
+        };
+        let mut html = String::new();
+        stream_html(&mut html, &stream);
+        assert!(html.contains("data-stream=\"m&lt;x&gt;\""));
+        let first = html.find("data-shard=\"shardId-000000000000\"").unwrap();
+        let second = html.find("data-shard=\"shardId-000000000001\"").unwrap();
+        let child = html.find("data-shard=\"shardId-000000000002\"").unwrap();
+        // The child card is nested in the first parent's list, before the second parent.
+        assert!(first < child && child < second, "{html}");
+        assert!(html.contains("parents shardId-000000000000 + shardId-000000000001"));
+        assert!(html[second..].contains(
+            "<li class=\"link\"><span class=\"sid\">shardId-000000000002</span> (merged; shown under shardId-000000000000)</li>"
+        ));
+    }
+
     #[test]
     fn text_is_escaped_and_numbers_read_well() {
         assert_eq!(
