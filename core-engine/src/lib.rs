@@ -48,6 +48,7 @@
 //! - `kinesis`: one file per family of operations.
 //! - [`model`]: streams, shards, hash keys, sequence numbers and iterators.
 //! - [`storage`]: the storage trait, in memory and as a write-ahead log on disk.
+//! - `observe`: `GET /metrics` (Prometheus text) and the live page at `GET /`, with their counters.
 
 pub mod auth;
 pub mod clock;
