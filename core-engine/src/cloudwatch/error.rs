@@ -97,8 +97,18 @@ impl CwError {
 }
 
 impl From<&ApiError> for CwError {
+    /// An authentication or authorization failure, with the codes CloudWatch (an awsQuery
+    /// service at heart) uses for them rather than Kinesis's.
     fn from(error: &ApiError) -> Self {
-        Self::new(error.code(), None, error.status(), error.to_string())
+        let (code, status) = match error {
+            ApiError::MissingAuthenticationToken(_) => ("MissingAuthenticationToken", 403),
+            ApiError::IncompleteSignature(_) => ("IncompleteSignature", 400),
+            ApiError::InvalidSignature(_) => ("SignatureDoesNotMatch", 403),
+            ApiError::UnrecognizedClient(_) => ("InvalidClientTokenId", 403),
+            ApiError::AccessDenied(_) => ("AccessDenied", 403),
+            other => (other.code(), other.status()),
+        };
+        Self::new(code, None, status, error.to_string())
     }
 }
 

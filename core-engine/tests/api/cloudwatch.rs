@@ -276,7 +276,7 @@ async fn signatures_are_verified_for_the_monitoring_service_and_rules_apply() {
     let denied = put(client_with(&engine, "AKIDKINESIS", "kinesis-secret")).await.unwrap_err();
     let code = aws_sdk_cloudwatch::error::ProvideErrorMetadata::code(&denied.into_service_error())
         .map(str::to_owned);
-    assert_eq!(code.as_deref(), Some("AccessDeniedException"));
+    assert_eq!(code.as_deref(), Some("AccessDenied"));
     assert_eq!(engine.cloudwatch_series().len(), 1);
     engine.shutdown().await;
 }
