@@ -73,12 +73,7 @@ impl CwError {
 
     /// A body that does not decode.
     pub(crate) fn malformed(message: impl Into<String>) -> Self {
-        Self::new(
-            "SerializationException",
-            None,
-            400,
-            message.into(),
-        )
+        Self::new("SerializationException", None, 400, message.into())
     }
 
     /// The Smithy error shape name for `__type`.

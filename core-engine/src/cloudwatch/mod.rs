@@ -81,9 +81,8 @@ fn answer(
     protocol: Protocol,
     operation: Option<&str>,
 ) -> Result<Response<Body>, CwError> {
-    let principal =
-        crate::protocol::authenticate(services, request, "monitoring", MISSING_TOKEN)
-            .map_err(|e| CwError::from(&e))?;
+    let principal = crate::protocol::authenticate(services, request, "monitoring", MISSING_TOKEN)
+        .map_err(|e| CwError::from(&e))?;
     let body = wire::decoded_body(
         request.headers,
         Bytes::copy_from_slice(request.body),
@@ -118,7 +117,12 @@ fn answer(
         "ListMetrics" => {
             let metrics = list_metrics(cloudwatch, &input);
             let xml = list_metrics_xml(&metrics);
-            Ok(wire::success(protocol, &operation, &json!({ "Metrics": metrics }), &xml))
+            Ok(wire::success(
+                protocol,
+                &operation,
+                &json!({ "Metrics": metrics }),
+                &xml,
+            ))
         }
         other => Err(CwError::unknown_operation(other)),
     }
@@ -132,8 +136,9 @@ fn answer(
 /// timestamp before 1973 (under 1e8 seconds) can only be whole seconds read as milliseconds,
 /// and is scaled back.
 fn cbor_input(body: &[u8]) -> Result<Value, CwError> {
-    let json = crate::protocol::cbor::cbor_request_to_json(body, crate::protocol::cbor::Shape::default())
-        .map_err(|e| CwError::malformed(e.to_string()))?;
+    let json =
+        crate::protocol::cbor::cbor_request_to_json(body, crate::protocol::cbor::Shape::default())
+            .map_err(|e| CwError::malformed(e.to_string()))?;
     let mut input = json_input(&json)?;
     if let Some(data) = input.get_mut("MetricData").and_then(Value::as_array_mut) {
         for datum in data {
@@ -201,7 +206,8 @@ fn list_metrics(cloudwatch: &CloudWatch, input: &Value) -> Vec<Value> {
 }
 
 fn list_metrics_xml(metrics: &[Value]) -> String {
-    let text = |v: &Value, k: &str| query::escape(v.get(k).and_then(Value::as_str).unwrap_or_default());
+    let text =
+        |v: &Value, k: &str| query::escape(v.get(k).and_then(Value::as_str).unwrap_or_default());
     let mut out = String::from("<Metrics>");
     for metric in metrics {
         out.push_str("<member><Namespace>");
@@ -209,7 +215,12 @@ fn list_metrics_xml(metrics: &[Value]) -> String {
         out.push_str("</Namespace><MetricName>");
         out.push_str(&text(metric, "MetricName"));
         out.push_str("</MetricName><Dimensions>");
-        for dimension in metric.get("Dimensions").and_then(Value::as_array).into_iter().flatten() {
+        for dimension in metric
+            .get("Dimensions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             out.push_str(&format!(
                 "<member><Name>{}</Name><Value>{}</Value></member>",
                 text(dimension, "Name"),

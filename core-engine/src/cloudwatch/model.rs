@@ -113,8 +113,8 @@ pub(crate) struct PutMetricData {
 pub(crate) fn put_metric_data(input: &Value, now_ms: i64) -> Result<PutMetricData, CwError> {
     let empty = Map::new();
     let input = input.as_object().unwrap_or(&empty);
-    let namespace = text(input.get("Namespace"), "Namespace")?
-        .ok_or_else(|| CwError::missing("Namespace"))?;
+    let namespace =
+        text(input.get("Namespace"), "Namespace")?.ok_or_else(|| CwError::missing("Namespace"))?;
     check_length(&namespace, "Namespace", 255)?;
     if namespace.starts_with(':') {
         return Err(CwError::invalid_value(format!(
@@ -128,7 +128,9 @@ pub(crate) fn put_metric_data(input: &Value, now_ms: i64) -> Result<PutMetricDat
         )));
     }
     check_ascii(&namespace, "Namespace")?;
-    if input.contains_key("EntityMetricData") && list(input.get("EntityMetricData"), "EntityMetricData")?.is_some_and(|l| !l.is_empty()) {
+    if input.contains_key("EntityMetricData")
+        && list(input.get("EntityMetricData"), "EntityMetricData")?.is_some_and(|l| !l.is_empty())
+    {
         return Err(CwError::invalid_value(
             "EntityMetricData is not supported by this engine; use MetricData.",
         ));
@@ -153,7 +155,8 @@ fn datum(value: &Value, at: &str, now_ms: i64) -> Result<Datum, CwError> {
     let empty = Map::new();
     let fields = value.as_object().unwrap_or(&empty);
     let name = format!("{at}.MetricName");
-    let metric_name = text(fields.get("MetricName"), &name)?.ok_or_else(|| CwError::missing(&name))?;
+    let metric_name =
+        text(fields.get("MetricName"), &name)?.ok_or_else(|| CwError::missing(&name))?;
     check_length(&metric_name, &name, 255)?;
     check_ascii(&metric_name, &name)?;
     let dimensions = dimensions(fields.get("Dimensions"), at)?;
@@ -225,7 +228,10 @@ fn dimensions(value: Option<&Value>, at: &str) -> Result<Vec<(String, String)>, 
                 "The value {name} for parameter {here}.Name is invalid: it must not start with ':'."
             )));
         }
-        if dimensions.iter().any(|(n, _): &(String, String)| *n == name) {
+        if dimensions
+            .iter()
+            .any(|(n, _): &(String, String)| *n == name)
+        {
             return Err(CwError::invalid_value(format!(
                 "No metric may have duplicate dimension names: {name} appears twice in {at}.Dimensions."
             )));
@@ -279,7 +285,10 @@ fn statistics(fields: &Map<String, Value>, at: &str) -> Result<Statistics, CwErr
     let mut total: Option<Statistics> = None;
     for (k, v) in values.iter().enumerate() {
         let name = format!("{at}.Values.member.{}", k + 1);
-        let v = finite(number(Some(v), &name)?.ok_or_else(|| CwError::missing(&name))?, &name)?;
+        let v = finite(
+            number(Some(v), &name)?.ok_or_else(|| CwError::missing(&name))?,
+            &name,
+        )?;
         let count = match counts {
             None => 1.0,
             Some(counts) => {
@@ -345,11 +354,15 @@ fn statistic_set(value: &Value, at: &str) -> Result<Statistics, CwError> {
 fn timestamp(value: &Value, name: &str, now_ms: i64) -> Result<i64, CwError> {
     let ms = match value {
         Value::Number(n) => n.as_f64().and_then(seconds_to_ms),
-        Value::String(s) => super::query::parse_iso8601(s).or_else(|| s.parse().ok().and_then(seconds_to_ms)),
+        Value::String(s) => {
+            super::query::parse_iso8601(s).or_else(|| s.parse().ok().and_then(seconds_to_ms))
+        }
         _ => None,
     }
     .ok_or_else(|| {
-        CwError::invalid_value(format!("The value {value} for parameter {name} is not a timestamp."))
+        CwError::invalid_value(format!(
+            "The value {value} for parameter {name} is not a timestamp."
+        ))
     })?;
     if ms < now_ms - MAX_AGE_MS || ms > now_ms + MAX_AHEAD_MS {
         return Err(CwError::invalid_value(format!(

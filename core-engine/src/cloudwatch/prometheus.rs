@@ -148,9 +148,17 @@ mod tests {
         let labels = "namespace=\"KinesisProducerLibrary\",metric_name=\"UserRecordsPut\",\
                       unit=\"Count\",ShardId=\"shardId-000000000000\",Stream_Name=\"a\\\"b\",\
                       dimension_unit=\"x\"";
-        assert!(out.contains("# TYPE shardline_cloudwatch_sum gauge\n"), "{out}");
-        assert!(out.contains(&format!("shardline_cloudwatch_sum{{{labels}}} 10\n")), "{out}");
-        assert!(out.contains(&format!("shardline_cloudwatch_latest_average{{{labels}}} 5\n")));
+        assert!(
+            out.contains("# TYPE shardline_cloudwatch_sum gauge\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("shardline_cloudwatch_sum{{{labels}}} 10\n")),
+            "{out}"
+        );
+        assert!(out.contains(&format!(
+            "shardline_cloudwatch_latest_average{{{labels}}} 5\n"
+        )));
         assert!(out.contains(&format!(
             "shardline_cloudwatch_latest_timestamp_seconds{{{labels}}} 1.5\n"
         )));

@@ -72,7 +72,12 @@ pub(crate) fn to_tree(pairs: &[(String, String)]) -> Result<Value, CwError> {
     Ok(map_to_value(root))
 }
 
-fn insert(map: &mut BTreeMap<String, Node>, parts: &[&str], value: &str, key: &str) -> Result<(), CwError> {
+fn insert(
+    map: &mut BTreeMap<String, Node>,
+    parts: &[&str],
+    value: &str,
+    key: &str,
+) -> Result<(), CwError> {
     let bad = || CwError::malformed(format!("The form key {key:?} is malformed."));
     let (name, rest) = parts.split_first().ok_or_else(bad)?;
     if rest.is_empty() {
@@ -80,25 +85,45 @@ fn insert(map: &mut BTreeMap<String, Node>, parts: &[&str], value: &str, key: &s
         return Ok(());
     }
     if rest[0] == "member" {
-        let index: u32 = rest.get(1).and_then(|i| i.parse().ok()).filter(|i| *i > 0).ok_or_else(bad)?;
-        let node = map.entry((*name).to_owned()).or_insert_with(|| Node::List(BTreeMap::new()));
-        let Node::List(items) = node else { return Err(bad()) };
+        let index: u32 = rest
+            .get(1)
+            .and_then(|i| i.parse().ok())
+            .filter(|i| *i > 0)
+            .ok_or_else(bad)?;
+        let node = map
+            .entry((*name).to_owned())
+            .or_insert_with(|| Node::List(BTreeMap::new()));
+        let Node::List(items) = node else {
+            return Err(bad());
+        };
         let rest = &rest[2..];
         if rest.is_empty() {
             items.insert(index, Node::Text(value.to_owned()));
             return Ok(());
         }
-        let item = items.entry(index).or_insert_with(|| Node::Map(BTreeMap::new()));
-        let Node::Map(fields) = item else { return Err(bad()) };
+        let item = items
+            .entry(index)
+            .or_insert_with(|| Node::Map(BTreeMap::new()));
+        let Node::Map(fields) = item else {
+            return Err(bad());
+        };
         return insert(fields, rest, value, key);
     }
-    let node = map.entry((*name).to_owned()).or_insert_with(|| Node::Map(BTreeMap::new()));
-    let Node::Map(fields) = node else { return Err(bad()) };
+    let node = map
+        .entry((*name).to_owned())
+        .or_insert_with(|| Node::Map(BTreeMap::new()));
+    let Node::Map(fields) = node else {
+        return Err(bad());
+    };
     insert(fields, rest, value, key)
 }
 
 fn map_to_value(map: BTreeMap<String, Node>) -> Value {
-    Value::Object(map.into_iter().map(|(k, v)| (k, node_to_value(v))).collect::<Map<_, _>>())
+    Value::Object(
+        map.into_iter()
+            .map(|(k, v)| (k, node_to_value(v)))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 fn node_to_value(node: Node) -> Value {
@@ -132,7 +157,12 @@ pub(crate) fn parse_iso8601(text: &str) -> Option<i64> {
     let hour: i64 = clock_parts.next()?.parse().ok()?;
     let minute: i64 = clock_parts.next()?.parse().ok()?;
     let seconds: f64 = clock_parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || !(0.0..61.0).contains(&seconds) {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || !(0.0..61.0).contains(&seconds)
+    {
         return None;
     }
     let days = crate::auth::time::days_from_civil(year, month, day);
@@ -211,9 +241,18 @@ mod tests {
     #[test]
     fn iso8601_timestamps_parse_with_fractions_and_offsets() {
         assert_eq!(parse_iso8601("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_iso8601("2016-04-04T19:58:46.480Z"), Some(1_459_799_926_480));
-        assert_eq!(parse_iso8601("2016-04-04T19:58:46.480000Z"), Some(1_459_799_926_480));
-        assert_eq!(parse_iso8601("2016-04-04T21:58:46.480+02:00"), Some(1_459_799_926_480));
+        assert_eq!(
+            parse_iso8601("2016-04-04T19:58:46.480Z"),
+            Some(1_459_799_926_480)
+        );
+        assert_eq!(
+            parse_iso8601("2016-04-04T19:58:46.480000Z"),
+            Some(1_459_799_926_480)
+        );
+        assert_eq!(
+            parse_iso8601("2016-04-04T21:58:46.480+02:00"),
+            Some(1_459_799_926_480)
+        );
         assert_eq!(parse_iso8601("2016-13-04T19:58:46Z"), None);
         assert_eq!(parse_iso8601("yesterday"), None);
     }

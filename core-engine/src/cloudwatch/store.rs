@@ -125,7 +125,11 @@ impl Store {
     pub(crate) fn prune(&mut self, now_ms: i64) {
         let oldest = now_ms.saturating_sub(RETENTION_MS);
         self.series.retain(|_, series| {
-            while series.points.front().is_some_and(|p| p.timestamp_ms < oldest) {
+            while series
+                .points
+                .front()
+                .is_some_and(|p| p.timestamp_ms < oldest)
+            {
                 series.points.pop_front();
             }
             !series.points.is_empty()

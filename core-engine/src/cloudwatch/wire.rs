@@ -68,13 +68,23 @@ pub(crate) fn success(
     let request_id = uuid::Uuid::new_v4().to_string();
     let (content_type, body) = match protocol {
         Protocol::Cbor => ("application/cbor", to_cbor(output)),
-        Protocol::Json => ("application/x-amz-json-1.0", output.to_string().into_bytes()),
+        Protocol::Json => (
+            "application/x-amz-json-1.0",
+            output.to_string().into_bytes(),
+        ),
         Protocol::Query => (
             "text/xml",
             super::query::success_xml(operation, query_result, &request_id).into_bytes(),
         ),
     };
-    finish(protocol, StatusCode::OK, content_type, body, &request_id, None)
+    finish(
+        protocol,
+        StatusCode::OK,
+        content_type,
+        body,
+        &request_id,
+        None,
+    )
 }
 
 /// An error answer.
@@ -88,13 +98,23 @@ pub(crate) fn error(protocol: Protocol, error: &CwError) -> Response<Body> {
     });
     let (content_type, body) = match protocol {
         Protocol::Cbor => ("application/cbor", to_cbor(&fields)),
-        Protocol::Json => ("application/x-amz-json-1.0", fields.to_string().into_bytes()),
+        Protocol::Json => (
+            "application/x-amz-json-1.0",
+            fields.to_string().into_bytes(),
+        ),
         Protocol::Query => (
             "text/xml",
             super::query::error_xml(error, &request_id).into_bytes(),
         ),
     };
-    finish(protocol, status, content_type, body, &request_id, Some(error))
+    finish(
+        protocol,
+        status,
+        content_type,
+        body,
+        &request_id,
+        Some(error),
+    )
 }
 
 fn finish(
@@ -125,7 +145,11 @@ fn finish(
 
 /// The request body with any `Content-Encoding: gzip` undone (the SDKs compress PutMetricData
 /// bodies over 10 KiB), at most `limit` bytes once inflated.
-pub(crate) fn decoded_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, CwError> {
+pub(crate) fn decoded_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+) -> Result<Bytes, CwError> {
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -140,7 +164,9 @@ pub(crate) fn decoded_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Re
             flate2::read::GzDecoder::new(&body[..])
                 .take(limit as u64 + 1)
                 .read_to_end(&mut inflated)
-                .map_err(|e| CwError::malformed(format!("The gzip request body does not inflate: {e}")))?;
+                .map_err(|e| {
+                    CwError::malformed(format!("The gzip request body does not inflate: {e}"))
+                })?;
             if inflated.len() > limit {
                 return Err(CwError::malformed(format!(
                     "The request body inflates to more than {limit} bytes."
@@ -148,7 +174,9 @@ pub(crate) fn decoded_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Re
             }
             Ok(inflated.into())
         }
-        other => Err(CwError::malformed(format!("Unsupported Content-Encoding {other:?}."))),
+        other => Err(CwError::malformed(format!(
+            "Unsupported Content-Encoding {other:?}."
+        ))),
     }
 }
 

@@ -82,7 +82,12 @@ async fn sdk_puts_are_kept_per_series_and_readable() {
                 .storage_resolution(1)
                 .build(),
         )
-        .metric_data(MetricDatum::builder().metric_name("Plain").value(2.5).build())
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("Plain")
+                .value(2.5)
+                .build(),
+        )
         .send()
         .await
         .expect("PutMetricData");
@@ -119,12 +124,18 @@ async fn sdk_puts_are_kept_per_series_and_readable() {
     assert_eq!(put.total.sample_count, 5.0);
     assert_eq!(put.total.sum, 41.0);
     assert_eq!((put.total.minimum, put.total.maximum), (1.0, 15.0));
-    let sent_ms = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let sent_ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     assert!((put.latest_timestamp_ms - (sent_ms + 60_000)).abs() <= 1);
     let buffering = series(&all, "BufferingTime");
     assert_eq!(buffering.total.sample_count, 4.0);
     assert_eq!(buffering.total.sum, 70.0);
-    assert_eq!((buffering.total.minimum, buffering.total.maximum), (10.0, 20.0));
+    assert_eq!(
+        (buffering.total.minimum, buffering.total.maximum),
+        (10.0, 20.0)
+    );
     assert_eq!(buffering.storage_resolution, 1);
     assert_eq!(series(&all, "Plain").total.sum, 2.5);
 
@@ -145,7 +156,11 @@ async fn sdk_puts_are_kept_per_series_and_readable() {
         .send()
         .await
         .unwrap();
-    let mut names: Vec<&str> = listed.metrics().iter().filter_map(|m| m.metric_name()).collect();
+    let mut names: Vec<&str> = listed
+        .metrics()
+        .iter()
+        .filter_map(|m| m.metric_name())
+        .collect();
     names.sort();
     assert_eq!(names, ["BufferingTime", "UserRecordsPut"]);
     engine.shutdown().await;
@@ -212,45 +227,102 @@ async fn invalid_input_gets_the_typed_cloudwatch_errors() {
         };
         assert_eq!(name, expected, "{error:?}");
         assert!(
-            aws_sdk_cloudwatch::error::ProvideErrorMetadata::message(&error).is_some_and(|m| !m.is_empty())
+            aws_sdk_cloudwatch::error::ProvideErrorMetadata::message(&error)
+                .is_some_and(|m| !m.is_empty())
         );
     };
     check(put(None, vec![value(1.0)]).await, "MissingParameter");
     check(put(Some("ns"), vec![]).await, "MissingParameter");
-    check(put(Some("AWS/Kinesis"), vec![value(1.0)]).await, "InvalidParameterValue");
-    check(put(Some(""), vec![value(1.0)]).await, "InvalidParameterValue");
+    check(
+        put(Some("AWS/Kinesis"), vec![value(1.0)]).await,
+        "InvalidParameterValue",
+    );
+    check(
+        put(Some(""), vec![value(1.0)]).await,
+        "InvalidParameterValue",
+    );
     let dims = (0..31).map(|i| dimension(&format!("d{i}"), "v")).collect();
-    let too_many = MetricDatum::builder().metric_name("m").set_dimensions(Some(dims)).value(1.0).build();
-    check(put(Some("ns"), vec![too_many]).await, "InvalidParameterValue");
+    let too_many = MetricDatum::builder()
+        .metric_name("m")
+        .set_dimensions(Some(dims))
+        .value(1.0)
+        .build();
+    check(
+        put(Some("ns"), vec![too_many]).await,
+        "InvalidParameterValue",
+    );
     let both = MetricDatum::builder()
         .metric_name("m")
         .value(1.0)
-        .statistic_values(StatisticSet::builder().sample_count(1.0).sum(1.0).minimum(1.0).maximum(1.0).build())
+        .statistic_values(
+            StatisticSet::builder()
+                .sample_count(1.0)
+                .sum(1.0)
+                .minimum(1.0)
+                .maximum(1.0)
+                .build(),
+        )
         .build();
-    check(put(Some("ns"), vec![both]).await, "InvalidParameterCombination");
+    check(
+        put(Some("ns"), vec![both]).await,
+        "InvalidParameterCombination",
+    );
     let neither = MetricDatum::builder().metric_name("m").build();
-    check(put(Some("ns"), vec![neither]).await, "InvalidParameterCombination");
+    check(
+        put(Some("ns"), vec![neither]).await,
+        "InvalidParameterCombination",
+    );
     let partial = MetricDatum::builder()
         .metric_name("m")
-        .statistic_values(StatisticSet::builder().sample_count(1.0).sum(1.0).minimum(1.0).build())
+        .statistic_values(
+            StatisticSet::builder()
+                .sample_count(1.0)
+                .sum(1.0)
+                .minimum(1.0)
+                .build(),
+        )
         .build();
     check(put(Some("ns"), vec![partial]).await, "MissingParameter");
-    let mismatched = MetricDatum::builder().metric_name("m").values(1.0).values(2.0).counts(1.0).build();
-    check(put(Some("ns"), vec![mismatched]).await, "InvalidParameterValue");
-    let unit = MetricDatum::builder().metric_name("m").value(1.0).unit(StandardUnit::from("Parsecs")).build();
+    let mismatched = MetricDatum::builder()
+        .metric_name("m")
+        .values(1.0)
+        .values(2.0)
+        .counts(1.0)
+        .build();
+    check(
+        put(Some("ns"), vec![mismatched]).await,
+        "InvalidParameterValue",
+    );
+    let unit = MetricDatum::builder()
+        .metric_name("m")
+        .value(1.0)
+        .unit(StandardUnit::from("Parsecs"))
+        .build();
     check(put(Some("ns"), vec![unit]).await, "InvalidParameterValue");
     let old = MetricDatum::builder()
         .metric_name("m")
         .value(1.0)
-        .timestamp(DateTime::from(SystemTime::now() - Duration::from_secs(15 * 86_400)))
+        .timestamp(DateTime::from(
+            SystemTime::now() - Duration::from_secs(15 * 86_400),
+        ))
         .build();
     check(put(Some("ns"), vec![old]).await, "InvalidParameterValue");
-    let resolution = MetricDatum::builder().metric_name("m").value(1.0).storage_resolution(5).build();
-    check(put(Some("ns"), vec![resolution]).await, "InvalidParameterValue");
+    let resolution = MetricDatum::builder()
+        .metric_name("m")
+        .value(1.0)
+        .storage_resolution(5)
+        .build();
+    check(
+        put(Some("ns"), vec![resolution]).await,
+        "InvalidParameterValue",
+    );
     let no_name = MetricDatum::builder().value(1.0).build();
     check(put(Some("ns"), vec![no_name]).await, "MissingParameter");
     // One bad datum rejects the whole request.
-    check(put(Some("ns"), vec![value(1.0), MetricDatum::builder().build()]).await, "MissingParameter");
+    check(
+        put(Some("ns"), vec![value(1.0), MetricDatum::builder().build()]).await,
+        "MissingParameter",
+    );
     assert!(engine.cloudwatch_series().is_empty());
     engine.shutdown().await;
 }
@@ -260,7 +332,13 @@ async fn signatures_are_verified_for_the_monitoring_service_and_rules_apply() {
     let credentials = EngineCredentials::single("AKIDADMIN", "admin-secret").key(
         AccessKey::new("AKIDKINESIS", "kinesis-secret").rule(Rule::allow(["kinesis:*"], ["*"])),
     );
-    let engine = Engine::builder().credentials(credentials).build().unwrap().start().await.unwrap();
+    let engine = Engine::builder()
+        .credentials(credentials)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let put = |cw: Client| async move {
         cw.put_metric_data()
             .namespace("ns")
@@ -268,12 +346,18 @@ async fn signatures_are_verified_for_the_monitoring_service_and_rules_apply() {
             .send()
             .await
     };
-    put(client_with(&engine, "AKIDADMIN", "admin-secret")).await.expect("signed right");
-    let wrong = put(client_with(&engine, "AKIDADMIN", "wrong")).await.unwrap_err();
+    put(client_with(&engine, "AKIDADMIN", "admin-secret"))
+        .await
+        .expect("signed right");
+    let wrong = put(client_with(&engine, "AKIDADMIN", "wrong"))
+        .await
+        .unwrap_err();
     let code = aws_sdk_cloudwatch::error::ProvideErrorMetadata::code(&wrong.into_service_error())
         .map(str::to_owned);
     assert_eq!(code.as_deref(), Some("SignatureDoesNotMatch"));
-    let denied = put(client_with(&engine, "AKIDKINESIS", "kinesis-secret")).await.unwrap_err();
+    let denied = put(client_with(&engine, "AKIDKINESIS", "kinesis-secret"))
+        .await
+        .unwrap_err();
     let code = aws_sdk_cloudwatch::error::ProvideErrorMetadata::code(&denied.into_service_error())
         .map(str::to_owned);
     assert_eq!(code.as_deref(), Some("AccessDenied"));
@@ -296,7 +380,10 @@ async fn post_form(engine: &EngineHandle, form: &str) -> (u16, String) {
     socket.read_to_end(&mut response).await.unwrap();
     let text = String::from_utf8(response).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.to_ascii_lowercase().contains("content-type: text/xml"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-type: text/xml"),
+        "{head}"
+    );
     (head[9..12].parse().unwrap(), body.to_owned())
 }
 
@@ -304,13 +391,21 @@ async fn post_form(engine: &EngineHandle, form: &str) -> (u16, String) {
 async fn aws_query_forms_put_data_and_get_xml_errors() {
     let engine = engine().await;
     let stamp = "2026-01-01T00:00:00Z";
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     // A timestamp of now, as ISO 8601 (botocore's `%Y-%m-%dT%H:%M:%SZ`).
     let iso = {
         let days = now / 86_400;
         let (y, m, d) = civil(days as i64);
         let s = now % 86_400;
-        format!("{y:04}-{m:02}-{d:02}T{:02}%3A{:02}%3A{:02}Z", s / 3600, s / 60 % 60, s % 60)
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}%3A{:02}%3A{:02}Z",
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
     };
     let form = format!(
         "Action=PutMetricData&Version=2010-08-01&Namespace=kcl-app\
@@ -329,7 +424,12 @@ async fn aws_query_forms_put_data_and_get_xml_errors() {
     );
     let (status, body) = post_form(&engine, &form).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.starts_with("<PutMetricDataResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\">"), "{body}");
+    assert!(
+        body.starts_with(
+            "<PutMetricDataResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\">"
+        ),
+        "{body}"
+    );
     assert!(body.contains("<RequestId>"), "{body}");
     let all = engine.cloudwatch_series();
     let behind = series(&all, "MillisBehindLatest");
@@ -346,14 +446,26 @@ async fn aws_query_forms_put_data_and_get_xml_errors() {
     .await;
     assert_eq!(status, 400);
     assert!(body.starts_with("<ErrorResponse"), "{body}");
-    assert!(body.contains("<Type>Sender</Type><Code>InvalidParameterValue</Code>"), "{body}");
+    assert!(
+        body.contains("<Type>Sender</Type><Code>InvalidParameterValue</Code>"),
+        "{body}"
+    );
     let (status, body) = post_form(&engine, "Action=PutMetricData&Version=2010-08-01&MetricData.member.1.MetricName=m&MetricData.member.1.Value=1").await;
     assert_eq!(status, 400);
-    assert!(body.contains("<Code>MissingParameter</Code><Message>The parameter Namespace is required.</Message>"), "{body}");
+    assert!(
+        body.contains(
+            "<Code>MissingParameter</Code><Message>The parameter Namespace is required.</Message>"
+        ),
+        "{body}"
+    );
     let (status, body) = post_form(&engine, "Action=DeleteAlarms&Version=2010-08-01").await;
     assert_eq!(status, 400);
     assert!(body.contains("<Code>InvalidAction</Code>"), "{body}");
-    let (status, body) = post_form(&engine, "Action=ListMetrics&Version=2010-08-01&Namespace=kcl-app&MetricName=Success").await;
+    let (status, body) = post_form(
+        &engine,
+        "Action=ListMetrics&Version=2010-08-01&Namespace=kcl-app&MetricName=Success",
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body.contains("<ListMetricsResult><Metrics><member><Namespace>kcl-app</Namespace><MetricName>Success</MetricName><Dimensions></Dimensions></member></Metrics></ListMetricsResult>"), "{body}");
     engine.shutdown().await;
