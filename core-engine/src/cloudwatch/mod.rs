@@ -2,12 +2,12 @@
 //! the `shardline-cloudwatch` publisher, and third-party KPL/KCL ports that publish their metrics
 //! to CloudWatch, can be pointed at the engine.
 //!
-//! - [`wire`]: recognising the three protocols (RPC v2 CBOR, awsJson1.0, awsQuery) and answering
+//! - `wire`: recognising the three protocols (RPC v2 CBOR, awsJson1.0, awsQuery) and answering
 //!   in each;
-//! - [`query`]: awsQuery's forms and XML;
-//! - [`model`]: PutMetricData's input, validated as CloudWatch does;
-//! - [`store`]: the points kept per series, bounded;
-//! - [`prometheus`]: the kept series as Prometheus text.
+//! - `query`: awsQuery's forms and XML;
+//! - `model`: PutMetricData's input, validated as CloudWatch does;
+//! - `store`: the points kept per series, bounded;
+//! - `prometheus`: the kept series as Prometheus text.
 //!
 //! Requests are signed for the service `monitoring`; with access rules, the actions are
 //! `cloudwatch:<Operation>` on resource `*` (CloudWatch metrics have no resource ARNs).

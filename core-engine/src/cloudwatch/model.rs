@@ -177,8 +177,8 @@ fn datum(value: &Value, at: &str, now_ms: i64) -> Result<Datum, CwError> {
     let resolution_name = format!("{at}.StorageResolution");
     let storage_resolution = match number(fields.get("StorageResolution"), &resolution_name)? {
         None => 60,
-        Some(r) if r == 1.0 => 1,
-        Some(r) if r == 60.0 => 60,
+        Some(1.0) => 1,
+        Some(60.0) => 60,
         Some(r) => {
             return Err(CwError::invalid_value(format!(
                 "The value {r} for parameter {resolution_name} is invalid: it must be 1 or 60."

@@ -4,8 +4,11 @@ use std::fmt::Write as _;
 
 use super::store::SeriesSnapshot;
 
-/// The metric families written, with their help text and how to read them from a series.
-const FAMILIES: &[(&str, &str, fn(&SeriesSnapshot) -> f64)] = &[
+/// A metric family: its name, its help text and how to read it from a series.
+type Family = (&'static str, &'static str, fn(&SeriesSnapshot) -> f64);
+
+/// The metric families written.
+const FAMILIES: &[Family] = &[
     (
         "shardline_cloudwatch_sample_count",
         "Samples in the CloudWatch data points the engine keeps (the last hour), per series.",

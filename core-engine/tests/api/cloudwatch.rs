@@ -483,3 +483,119 @@ fn civil(days: i64) -> (i64, i64, i64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
+
+/// Sends a raw request with `headers` and `body`; returns the status, the lower-cased head and
+/// the body.
+async fn post_raw(
+    engine: &EngineHandle,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut socket = TcpStream::connect(engine.local_addr()).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/monitoring/aws4_request, \
+         SignedHeaders=host, Signature=00\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(response[..split].to_vec())
+        .unwrap()
+        .to_ascii_lowercase();
+    (
+        head[9..12].parse().unwrap(),
+        head,
+        response[split + 4..].to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn botocore_cbor_with_whole_second_timestamps_and_json_are_understood() {
+    let engine = engine().await;
+    let now_s = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // botocore's RPC v2 CBOR: tag 1 + an *integer* of epoch seconds when there is no fraction.
+    let mut body = minicbor::Encoder::new(Vec::new());
+    body.map(2)
+        .unwrap()
+        .str("Namespace")
+        .unwrap()
+        .str("cbor-app")
+        .unwrap();
+    body.str("MetricData")
+        .unwrap()
+        .array(1)
+        .unwrap()
+        .map(3)
+        .unwrap();
+    body.str("MetricName").unwrap().str("Whole").unwrap();
+    body.str("Timestamp")
+        .unwrap()
+        .tag(minicbor::data::Tag::new(1))
+        .unwrap()
+        .u64(now_s)
+        .unwrap();
+    body.str("Value").unwrap().f64(3.0).unwrap();
+    let path = "/service/GraniteServiceVersion20100801/operation/PutMetricData";
+    let cbor_headers = "smithy-protocol: rpc-v2-cbor\r\nContent-Type: application/cbor\r\nAccept: application/cbor\r\n";
+    let (status, head, _) = post_raw(&engine, path, cbor_headers, &body.into_writer()).await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("smithy-protocol: rpc-v2-cbor"), "{head}");
+    let all = engine.cloudwatch_series();
+    assert_eq!(
+        series(&all, "Whole").latest_timestamp_ms,
+        now_s as i64 * 1000
+    );
+
+    // An unknown operation over CBOR: the CBOR error shape.
+    let (status, head, body) = post_raw(
+        &engine,
+        "/service/GraniteServiceVersion20100801/operation/DeleteAlarms",
+        cbor_headers,
+        &[0xa0],
+    )
+    .await;
+    assert_eq!(status, 400, "{head}");
+    let mut decoder = minicbor::Decoder::new(&body);
+    assert_eq!(decoder.map().unwrap(), Some(2));
+    assert_eq!(decoder.str().unwrap(), "__type");
+    assert_eq!(
+        decoder.str().unwrap(),
+        "com.amazonaws.cloudwatch#UnknownOperationException"
+    );
+
+    // awsJson1.0, which botocore 1.44 picks for CloudWatch: epoch seconds as JSON numbers.
+    let json_headers = "X-Amz-Target: GraniteServiceVersion20100801.PutMetricData\r\n\
+                        Content-Type: application/x-amz-json-1.0\r\n";
+    let body = serde_json::json!({
+        "Namespace": "json-app",
+        "MetricData": [{"MetricName": "Json", "Timestamp": now_s as f64 + 0.25, "Values": [1.0, 5.0]}]
+    });
+    let (status, head, _) = post_raw(&engine, "/", json_headers, body.to_string().as_bytes()).await;
+    assert_eq!(status, 200, "{head}");
+    let all = engine.cloudwatch_series();
+    let json = series(&all, "Json");
+    assert_eq!(json.latest_timestamp_ms, now_s as i64 * 1000 + 250);
+    assert_eq!((json.total.sample_count, json.total.sum), (2.0, 6.0));
+    let bad = serde_json::json!({"Namespace": "json-app", "MetricData": [{"MetricName": "m", "Value": 1, "Unit": "Parsecs"}]});
+    let (status, head, body) =
+        post_raw(&engine, "/", json_headers, bad.to_string().as_bytes()).await;
+    assert_eq!(status, 400);
+    assert!(
+        head.contains("x-amzn-query-error: invalidparametervalue;sender"),
+        "{head}"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["__type"],
+        "com.amazonaws.cloudwatch#InvalidParameterValueException"
+    );
+    engine.shutdown().await;
+}
