@@ -318,3 +318,25 @@ async fn invalid_data_are_dropped_not_retried() {
     publisher.shutdown().await;
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_interval_publishes_without_being_asked() {
+    let engine = engine().await;
+    let config = Config {
+        interval: Duration::from_millis(100),
+        ..Config::default()
+    };
+    let publisher = CloudWatchPublisher::start(client(&engine.endpoint_url()), config);
+    metrics::with_local_recorder(&publisher.recorder(), || {
+        metrics::counter!("UserRecordsPut", "stream" => "orders").increment(1);
+    });
+    let mut waited = 0;
+    while engine.cloudwatch_series().is_empty() {
+        assert!(waited < 200, "nothing published after 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert!(publisher.stats().requests >= 1);
+    publisher.shutdown().await;
+    engine.shutdown().await;
+}

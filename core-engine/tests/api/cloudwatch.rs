@@ -599,3 +599,58 @@ async fn botocore_cbor_with_whole_second_timestamps_and_json_are_understood() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn points_are_kept_an_hour_on_the_engine_clock_and_bounded_per_series() {
+    let clock = std::sync::Arc::new(core_engine::ManualClock::new(1_750_000_000_000));
+    let engine = Engine::builder()
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let cw = client(&engine);
+    let point = |metric: &str| {
+        MetricDatum::builder()
+            .metric_name(metric)
+            .value(1.0)
+            .build()
+    };
+    // Points without a timestamp are stamped with the engine clock.
+    cw.put_metric_data()
+        .namespace("ns")
+        .metric_data(point("Old"))
+        .send()
+        .await
+        .unwrap();
+    clock.advance(30 * 60_000);
+    cw.put_metric_data()
+        .namespace("ns")
+        .metric_data(point("New"))
+        .send()
+        .await
+        .unwrap();
+    let all = engine.cloudwatch_series();
+    assert_eq!(series(&all, "Old").latest_timestamp_ms, 1_750_000_000_000);
+    assert_eq!(all.len(), 2);
+    clock.advance(31 * 60_000);
+    let all = engine.cloudwatch_series();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].metric_name, "New");
+
+    // One series keeps its latest 1000 points.
+    for _ in 0..2 {
+        cw.put_metric_data()
+            .namespace("ns")
+            .set_metric_data(Some(vec![point("Busy"); 600]))
+            .send()
+            .await
+            .unwrap();
+    }
+    let all = engine.cloudwatch_series();
+    let busy = series(&all, "Busy");
+    assert_eq!(busy.points, core_engine::cloudwatch::MAX_POINTS_PER_SERIES);
+    assert_eq!(busy.total.sample_count, 1000.0);
+    engine.shutdown().await;
+}
