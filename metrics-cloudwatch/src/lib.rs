@@ -27,7 +27,24 @@
 //!   counted ([`PublisherStats`]) and its data kept for the next flush when the failure is
 //!   transient, up to [`Config::max_buffered_data`] (the oldest are dropped and counted beyond);
 //!   data CloudWatch rejects as invalid are dropped.
-//! - [`CloudWatchPublisher::shutdown`] flushes what was recorded since the last interval.
+//! - [`CloudWatchPublisher::shutdown`] flushes what was recorded since the last interval
+//!   (dropping the publisher instead stops it without a last flush).
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() {
+//! use shardline_cloudwatch::{CloudWatchPublisher, Config};
+//!
+//! // Credentials, region and endpoint the standard way (`AWS_ENDPOINT_URL` for an engine).
+//! let sdk = aws_config::load_from_env().await;
+//! let client = shardline_cloudwatch::aws_sdk_cloudwatch::Client::new(&sdk);
+//! let publisher = CloudWatchPublisher::start(client, Config::default());
+//! publisher.install().expect("no other global metrics recorder");
+//! // ... run kpl producers and kcl workers: their metrics go to CloudWatch every minute ...
+//! let last = publisher.shutdown().await;
+//! println!("last flush sent {} data", last.data_sent);
+//! # }
+//! ```
 
 mod config;
 mod error;
@@ -35,6 +52,7 @@ pub mod mapping;
 mod publisher;
 mod recorder;
 
+pub use aws_sdk_cloudwatch;
 pub use config::{Config, Granularity};
 pub use error::PublishError;
 pub use publisher::{CloudWatchPublisher, FlushReport, PublisherStats};
