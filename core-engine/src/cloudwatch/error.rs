@@ -66,7 +66,7 @@ impl CwError {
             400,
             format!(
                 "The action {operation} is not valid for this web service: this engine serves \
-                 CloudWatch PutMetricData and ListMetrics"
+                 CloudWatch PutMetricData, ListMetrics and GetMetricStatistics"
             ),
         )
     }

@@ -1,4 +1,5 @@
-//! CloudWatch metrics on the engine's port: PutMetricData (and a minimal ListMetrics), so that
+//! CloudWatch metrics on the engine's port: PutMetricData (and ListMetrics and
+//! GetMetricStatistics over the kept points), so that
 //! the `shardline-cloudwatch` publisher, and third-party KPL/KCL ports that publish their metrics
 //! to CloudWatch, can be pointed at the engine.
 //!
@@ -7,6 +8,7 @@
 //! - `query`: awsQuery's forms and XML;
 //! - `model`: PutMetricData's input, validated as CloudWatch does;
 //! - `store`: the points kept per series, bounded;
+//! - `statistics`: GetMetricStatistics;
 //! - `prometheus`: the kept series as Prometheus text.
 //!
 //! Requests are signed for the service `monitoring`; with access rules, the actions are
@@ -16,6 +18,7 @@ mod error;
 pub(crate) mod model;
 mod prometheus;
 pub(crate) mod query;
+mod statistics;
 mod store;
 pub(crate) mod wire;
 
@@ -123,6 +126,17 @@ fn answer(
                 &json!({ "Metrics": metrics }),
                 &xml,
             ))
+        }
+        "GetMetricStatistics" => {
+            let request = statistics::request(&input)?;
+            let (namespace, metric_name, dimensions) = request.series();
+            let points = {
+                let mut store = cloudwatch.store.lock();
+                store.prune(cloudwatch.clock.now_ms());
+                store.points(namespace, metric_name, dimensions)
+            };
+            let (output, xml) = statistics::answer(&request, points);
+            Ok(wire::success(protocol, &operation, &output, &xml))
         }
         other => Err(CwError::unknown_operation(other)),
     }

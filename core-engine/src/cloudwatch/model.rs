@@ -195,19 +195,28 @@ fn datum(value: &Value, at: &str, now_ms: i64) -> Result<Datum, CwError> {
     })
 }
 
-fn dimensions(value: Option<&Value>, at: &str) -> Result<Vec<(String, String)>, CwError> {
-    let Some(list) = list(value, &format!("{at}.Dimensions"))? else {
+pub(super) fn dimensions(
+    value: Option<&Value>,
+    at: &str,
+) -> Result<Vec<(String, String)>, CwError> {
+    // Top-level (GetMetricStatistics) or in a datum (`MetricData.member.1`).
+    let prefix = if at.is_empty() {
+        "Dimensions".to_owned()
+    } else {
+        format!("{at}.Dimensions")
+    };
+    let Some(list) = list(value, &prefix)? else {
         return Ok(Vec::new());
     };
     if list.len() > MAX_DIMENSIONS {
         return Err(CwError::invalid_value(format!(
-            "The collection {at}.Dimensions must not have a size greater than {MAX_DIMENSIONS}."
+            "The collection {prefix} must not have a size greater than {MAX_DIMENSIONS}."
         )));
     }
     let empty = Map::new();
     let mut dimensions = Vec::with_capacity(list.len());
     for (j, dimension) in list.iter().enumerate() {
-        let here = format!("{at}.Dimensions.member.{}", j + 1);
+        let here = format!("{prefix}.member.{}", j + 1);
         let fields = dimension.as_object().unwrap_or(&empty);
         let member = |field: &str, max: usize| -> Result<String, CwError> {
             let name = format!("{here}.{field}");
@@ -233,7 +242,7 @@ fn dimensions(value: Option<&Value>, at: &str) -> Result<Vec<(String, String)>, 
             .any(|(n, _): &(String, String)| *n == name)
         {
             return Err(CwError::invalid_value(format!(
-                "No metric may have duplicate dimension names: {name} appears twice in {at}.Dimensions."
+                "No metric may have duplicate dimension names: {name} appears twice in {prefix}."
             )));
         }
         dimensions.push((name, value));
@@ -352,7 +361,19 @@ fn statistic_set(value: &Value, at: &str) -> Result<Statistics, CwError> {
 }
 
 fn timestamp(value: &Value, name: &str, now_ms: i64) -> Result<i64, CwError> {
-    let ms = match value {
+    let ms = instant(value, name)?;
+    if ms < now_ms - MAX_AGE_MS || ms > now_ms + MAX_AHEAD_MS {
+        return Err(CwError::invalid_value(format!(
+            "The parameter {name} must specify a time no more than two weeks in the past and no \
+             more than two hours in the future."
+        )));
+    }
+    Ok(ms)
+}
+
+/// A timestamp in epoch milliseconds: a JSON number of epoch seconds, or ISO 8601 text.
+pub(super) fn instant(value: &Value, name: &str) -> Result<i64, CwError> {
+    match value {
         Value::Number(n) => n.as_f64().and_then(seconds_to_ms),
         Value::String(s) => {
             super::query::parse_iso8601(s).or_else(|| s.parse().ok().and_then(seconds_to_ms))
@@ -363,14 +384,7 @@ fn timestamp(value: &Value, name: &str, now_ms: i64) -> Result<i64, CwError> {
         CwError::invalid_value(format!(
             "The value {value} for parameter {name} is not a timestamp."
         ))
-    })?;
-    if ms < now_ms - MAX_AGE_MS || ms > now_ms + MAX_AHEAD_MS {
-        return Err(CwError::invalid_value(format!(
-            "The parameter {name} must specify a time no more than two weeks in the past and no \
-             more than two hours in the future."
-        )));
-    }
-    Ok(ms)
+    })
 }
 
 fn seconds_to_ms(seconds: f64) -> Option<i64> {
@@ -379,7 +393,7 @@ fn seconds_to_ms(seconds: f64) -> Option<i64> {
 }
 
 /// A text member, or `None` when absent or null.
-fn text(value: Option<&Value>, name: &str) -> Result<Option<String>, CwError> {
+pub(super) fn text(value: Option<&Value>, name: &str) -> Result<Option<String>, CwError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -390,7 +404,10 @@ fn text(value: Option<&Value>, name: &str) -> Result<Option<String>, CwError> {
 }
 
 /// A list member, or `None` when absent or null.
-fn list<'v>(value: Option<&'v Value>, name: &str) -> Result<Option<&'v Vec<Value>>, CwError> {
+pub(super) fn list<'v>(
+    value: Option<&'v Value>,
+    name: &str,
+) -> Result<Option<&'v Vec<Value>>, CwError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => Ok(Some(items)),
@@ -403,7 +420,7 @@ fn list<'v>(value: Option<&'v Value>, name: &str) -> Result<Option<&'v Vec<Value
 }
 
 /// A number member (a JSON number or decimal text), or `None` when absent or null.
-fn number(value: Option<&Value>, name: &str) -> Result<Option<f64>, CwError> {
+pub(super) fn number(value: Option<&Value>, name: &str) -> Result<Option<f64>, CwError> {
     let parsed = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64(),
@@ -429,7 +446,7 @@ fn finite(value: f64, name: &str) -> Result<f64, CwError> {
     }
 }
 
-fn check_length(value: &str, name: &str, max: usize) -> Result<(), CwError> {
+pub(super) fn check_length(value: &str, name: &str, max: usize) -> Result<(), CwError> {
     if value.is_empty() || value.len() > max {
         return Err(CwError::invalid_value(format!(
             "The value for parameter {name} must be between 1 and {max} characters long, got {}.",
@@ -439,7 +456,7 @@ fn check_length(value: &str, name: &str, max: usize) -> Result<(), CwError> {
     Ok(())
 }
 
-fn check_ascii(value: &str, name: &str) -> Result<(), CwError> {
+pub(super) fn check_ascii(value: &str, name: &str) -> Result<(), CwError> {
     if value.bytes().any(|b| !b.is_ascii() || b.is_ascii_control()) {
         return Err(CwError::invalid_value(format!(
             "The value {value:?} for parameter {name} is invalid: only printable ASCII characters \

@@ -170,6 +170,21 @@ pub(crate) fn parse_iso8601(text: &str) -> Option<i64> {
     Some(whole + (seconds * 1000.0).round() as i64 - offset_ms)
 }
 
+/// Formats epoch milliseconds as ISO 8601 UTC (`2026-11-30T02:10:00.000Z`), as awsQuery
+/// responses carry timestamps.
+pub(crate) fn format_iso8601(epoch_ms: i64) -> String {
+    let seconds = epoch_ms.div_euclid(1000);
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = crate::auth::time::civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60,
+        epoch_ms.rem_euclid(1000)
+    )
+}
+
 /// The XML body of a successful `action` with `result` (inner XML, empty for none).
 pub(crate) fn success_xml(action: &str, result: &str, request_id: &str) -> String {
     let result = if result.is_empty() {
@@ -255,5 +270,13 @@ mod tests {
         );
         assert_eq!(parse_iso8601("2016-13-04T19:58:46Z"), None);
         assert_eq!(parse_iso8601("yesterday"), None);
+        assert_eq!(
+            format_iso8601(1_459_799_926_480),
+            "2016-04-04T19:58:46.480Z"
+        );
+        assert_eq!(
+            parse_iso8601(&format_iso8601(1_459_799_926_480)),
+            Some(1_459_799_926_480)
+        );
     }
 }

@@ -73,6 +73,13 @@ impl SeriesSnapshot {
     }
 }
 
+/// One series' unit and points (epoch milliseconds, statistics), oldest first.
+#[derive(Debug)]
+pub(crate) struct SeriesPoints {
+    pub(crate) unit: Option<String>,
+    pub(crate) points: Vec<(i64, Statistics)>,
+}
+
 /// The series and their points.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
@@ -145,6 +152,30 @@ impl Store {
         if let Some(key) = stalest {
             self.series.remove(&key);
         }
+    }
+
+    /// The unit and points of the series with exactly these dimensions (sorted by name).
+    pub(crate) fn points(
+        &self,
+        namespace: &str,
+        metric_name: &str,
+        dimensions: &[(String, String)],
+    ) -> Option<SeriesPoints> {
+        let key = Key {
+            namespace: namespace.to_owned(),
+            metric_name: metric_name.to_owned(),
+            dimensions: dimensions.to_vec(),
+        };
+        let series = self.series.get(&key)?;
+        let points = series
+            .points
+            .iter()
+            .map(|p| (p.timestamp_ms, p.statistics))
+            .collect();
+        Some(SeriesPoints {
+            unit: series.unit.clone(),
+            points,
+        })
     }
 
     /// Every series, sorted by namespace, metric name and dimensions.

@@ -181,17 +181,23 @@ pub(crate) fn decoded_body(
 }
 
 /// Encodes a JSON value as CBOR (maps with text keys, arrays, text, numbers, booleans, null).
+/// Numbers under a `Timestamp` key (CloudWatch's output timestamps, epoch seconds in the JSON)
+/// become tag 1 + a float of epoch seconds, as RPC v2 CBOR has them.
 pub(crate) fn to_cbor(value: &Value) -> Vec<u8> {
     let mut encoder = minicbor::Encoder::new(Vec::new());
-    encode(&mut encoder, value);
+    encode(&mut encoder, value, false);
     encoder.into_writer()
 }
 
-fn encode(encoder: &mut minicbor::Encoder<Vec<u8>>, value: &Value) {
+fn encode(encoder: &mut minicbor::Encoder<Vec<u8>>, value: &Value, timestamp: bool) {
     // Writing to a Vec cannot fail.
     let _ = match value {
         Value::Null => encoder.null().map(|_| ()),
         Value::Bool(b) => encoder.bool(*b).map(|_| ()),
+        Value::Number(n) if timestamp => encoder
+            .tag(minicbor::data::Tag::new(1))
+            .and_then(|e| e.f64(n.as_f64().unwrap_or_default()))
+            .map(|_| ()),
         Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => encoder.i64(i).map(|_| ()),
             (None, Some(f)) => encoder.f64(f).map(|_| ()),
@@ -201,7 +207,7 @@ fn encode(encoder: &mut minicbor::Encoder<Vec<u8>>, value: &Value) {
         Value::Array(items) => {
             let _ = encoder.array(items.len() as u64);
             for item in items {
-                encode(encoder, item);
+                encode(encoder, item, false);
             }
             Ok(())
         }
@@ -209,7 +215,7 @@ fn encode(encoder: &mut minicbor::Encoder<Vec<u8>>, value: &Value) {
             let _ = encoder.map(fields.len() as u64);
             for (key, item) in fields {
                 let _ = encoder.str(key);
-                encode(encoder, item);
+                encode(encoder, item, key == "Timestamp");
             }
             Ok(())
         }

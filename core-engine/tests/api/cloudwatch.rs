@@ -654,3 +654,145 @@ async fn points_are_kept_an_hour_on_the_engine_clock_and_bounded_per_series() {
     assert_eq!(busy.total.sample_count, 1000.0);
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn get_metric_statistics_aggregates_the_kept_points_per_period() {
+    use aws_sdk_cloudwatch::operation::get_metric_statistics::GetMetricStatisticsError;
+    use aws_sdk_cloudwatch::types::Statistic;
+    let engine = engine().await;
+    let cw = client(&engine);
+    let now_s = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t0 = now_s - 600;
+    let at = |s: i64| DateTime::from_secs(s);
+    let shard = || dimension("ShardId", "shardId-000000000001");
+    cw.put_metric_data()
+        .namespace("KinesisProducerLibrary")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("UserRecordsPut")
+                .dimensions(shard())
+                .timestamp(at(t0 + 5))
+                .unit(StandardUnit::Count)
+                .statistic_values(
+                    StatisticSet::builder()
+                        .sample_count(4.0)
+                        .sum(40.0)
+                        .minimum(5.0)
+                        .maximum(15.0)
+                        .build(),
+                )
+                .build(),
+        )
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("UserRecordsPut")
+                .dimensions(shard())
+                .timestamp(at(t0 + 70))
+                .unit(StandardUnit::Count)
+                .value(1.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let get = |period: i32| {
+        cw.get_metric_statistics()
+            .namespace("KinesisProducerLibrary")
+            .metric_name("UserRecordsPut")
+            .dimensions(shard())
+            .start_time(at(t0))
+            .end_time(at(t0 + 120))
+            .period(period)
+            .statistics(Statistic::Sum)
+            .statistics(Statistic::Average)
+            .statistics(Statistic::SampleCount)
+            .statistics(Statistic::Maximum)
+            .send()
+    };
+    let out = get(60).await.unwrap();
+    assert_eq!(out.label(), Some("UserRecordsPut"));
+    let mut points = out.datapoints().to_vec();
+    points.sort_by_key(|p| p.timestamp().map(|t| t.secs()));
+    assert_eq!(points.len(), 2, "{points:?}");
+    assert_eq!(points[0].timestamp(), Some(&at(t0)));
+    assert_eq!(
+        (
+            points[0].sum(),
+            points[0].average(),
+            points[0].sample_count()
+        ),
+        (Some(40.0), Some(10.0), Some(4.0))
+    );
+    assert_eq!(
+        (points[0].maximum(), points[0].minimum()),
+        (Some(15.0), None)
+    );
+    assert_eq!(points[0].unit(), Some(&StandardUnit::Count));
+    assert_eq!(points[1].timestamp(), Some(&at(t0 + 60)));
+    assert_eq!(points[1].sum(), Some(1.0));
+    let merged = get(120).await.unwrap();
+    assert_eq!(merged.datapoints().len(), 1);
+    assert_eq!(merged.datapoints()[0].sum(), Some(41.0));
+    assert_eq!(merged.datapoints()[0].sample_count(), Some(5.0));
+
+    let error = get(7).await.unwrap_err().into_service_error();
+    assert!(
+        matches!(
+            error,
+            GetMetricStatisticsError::InvalidParameterValueException(_)
+        ),
+        "{error:?}"
+    );
+    let error = cw
+        .get_metric_statistics()
+        .namespace("KinesisProducerLibrary")
+        .metric_name("UserRecordsPut")
+        .start_time(at(t0))
+        .end_time(at(t0 + 120))
+        .period(60)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(
+            error,
+            GetMetricStatisticsError::InvalidParameterCombinationException(_)
+        ),
+        "{error:?}"
+    );
+    // Another dimension set is another series: nothing there.
+    let other = cw
+        .get_metric_statistics()
+        .namespace("KinesisProducerLibrary")
+        .metric_name("UserRecordsPut")
+        .start_time(at(t0))
+        .end_time(at(t0 + 120))
+        .period(60)
+        .statistics(Statistic::Sum)
+        .send()
+        .await
+        .unwrap();
+    assert!(other.datapoints().is_empty());
+
+    // awsQuery: the same datapoints in XML, timestamps in ISO 8601.
+    let form = format!(
+        "Action=GetMetricStatistics&Version=2010-08-01&Namespace=KinesisProducerLibrary\
+         &MetricName=UserRecordsPut&Dimensions.member.1.Name=ShardId\
+         &Dimensions.member.1.Value=shardId-000000000001&StartTime={}&EndTime={}&Period=120\
+         &Statistics.member.1=Sum",
+        t0,
+        t0 + 120
+    );
+    let (status, body) = post_form(&engine, &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<GetMetricStatisticsResult><Label>UserRecordsPut</Label><Datapoints><member><Timestamp>"), "{body}");
+    assert!(
+        body.contains("</Timestamp><Sum>41</Sum><Unit>Count</Unit></member></Datapoints>"),
+        "{body}"
+    );
+    engine.shutdown().await;
+}
