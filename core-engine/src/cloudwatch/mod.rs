@@ -146,25 +146,33 @@ fn answer(
 ///
 /// That decoder reads tag-1 integers as AWS CBOR's epoch milliseconds; RPC v2 CBOR means epoch
 /// seconds (botocore sends whole seconds as integers; the Rust SDK sends floats, which both
-/// read as seconds). CloudWatch only accepts timestamps within two weeks of now, so a decoded
-/// timestamp before 1973 (under 1e8 seconds) can only be whole seconds read as milliseconds,
-/// and is scaled back.
+/// read as seconds). No CloudWatch timestamp is before 1973 (PutMetricData accepts two weeks
+/// back at most), so a decoded timestamp under 1e8 seconds can only be whole seconds read as
+/// milliseconds, and is scaled back: PutMetricData's `MetricData[].Timestamp`,
+/// GetMetricStatistics' `StartTime` and `EndTime`.
 fn cbor_input(body: &[u8]) -> Result<Value, CwError> {
     let json =
         crate::protocol::cbor::cbor_request_to_json(body, crate::protocol::cbor::Shape::default())
             .map_err(|e| CwError::malformed(e.to_string()))?;
     let mut input = json_input(&json)?;
+    for key in ["StartTime", "EndTime"] {
+        if let Some(timestamp) = input.get_mut(key) {
+            whole_seconds(timestamp);
+        }
+    }
     if let Some(data) = input.get_mut("MetricData").and_then(Value::as_array_mut) {
-        for datum in data {
-            let Some(timestamp) = datum.get_mut("Timestamp") else {
-                continue;
-            };
-            if let Some(seconds) = timestamp.as_f64().filter(|s| s.abs() < 1e8) {
-                *timestamp = json!(seconds * 1000.0);
-            }
+        for timestamp in data.iter_mut().filter_map(|d| d.get_mut("Timestamp")) {
+            whole_seconds(timestamp);
         }
     }
     Ok(input)
+}
+
+/// Scales back a timestamp of whole seconds the CBOR decoder read as milliseconds.
+fn whole_seconds(timestamp: &mut Value) {
+    if let Some(seconds) = timestamp.as_f64().filter(|s| s.abs() < 1e8) {
+        *timestamp = json!(seconds * 1000.0);
+    }
 }
 
 fn json_input(body: &[u8]) -> Result<Value, CwError> {

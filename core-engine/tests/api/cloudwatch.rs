@@ -796,3 +796,72 @@ async fn get_metric_statistics_aggregates_the_kept_points_per_period() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn botocore_cbor_get_metric_statistics_with_whole_second_times() {
+    let engine = engine().await;
+    let now_s = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    client(&engine)
+        .put_metric_data()
+        .namespace("ns")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("M")
+                .value(2.0)
+                .timestamp(DateTime::from_secs(now_s as i64))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut body = minicbor::Encoder::new(Vec::new());
+    body.map(6).unwrap();
+    body.str("Namespace").unwrap().str("ns").unwrap();
+    body.str("MetricName").unwrap().str("M").unwrap();
+    let tag = minicbor::data::Tag::new(1);
+    body.str("StartTime")
+        .unwrap()
+        .tag(tag)
+        .unwrap()
+        .u64(now_s - 60)
+        .unwrap();
+    body.str("EndTime")
+        .unwrap()
+        .tag(tag)
+        .unwrap()
+        .u64(now_s + 60)
+        .unwrap();
+    body.str("Period").unwrap().u32(60).unwrap();
+    body.str("Statistics")
+        .unwrap()
+        .array(1)
+        .unwrap()
+        .str("Sum")
+        .unwrap();
+    let (status, head, body) = post_raw(
+        &engine,
+        "/service/GraniteServiceVersion20100801/operation/GetMetricStatistics",
+        "smithy-protocol: rpc-v2-cbor\r\nContent-Type: application/cbor\r\nAccept: application/cbor\r\n",
+        &body.into_writer(),
+    )
+    .await;
+    assert_eq!(status, 200, "{head}");
+    // {"Label": "M", "Datapoints": [{"Timestamp": tag 1 seconds, "Sum": 2.0, "Unit": "None"}]}
+    let mut decoder = minicbor::Decoder::new(&body);
+    assert_eq!(decoder.map().unwrap(), Some(2));
+    let mut datapoints = None;
+    for _ in 0..2 {
+        match decoder.str().unwrap() {
+            "Datapoints" => datapoints = decoder.array().unwrap(),
+            _ => decoder.skip().unwrap(),
+        }
+        if datapoints.is_some() {
+            break;
+        }
+    }
+    assert_eq!(datapoints, Some(1));
+    engine.shutdown().await;
+}
