@@ -232,6 +232,7 @@ impl Engine {
             dynamodb,
             auth,
             admin_endpoints: config.admin_endpoints,
+            observe: Arc::default(),
         })
     }
 }

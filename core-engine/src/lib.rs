@@ -50,6 +50,7 @@
 //!   points it keeps, readable with [`EngineHandle::cloudwatch_series`].
 //! - [`model`]: streams, shards, hash keys, sequence numbers and iterators.
 //! - [`storage`]: the storage trait, in memory and as a write-ahead log on disk.
+//! - `observe`: `GET /metrics` (Prometheus text) and the live page at `GET /`, with their counters.
 
 pub mod auth;
 pub mod clock;
@@ -61,6 +62,7 @@ pub mod faults;
 mod fuzz;
 mod kinesis;
 pub mod model;
+mod observe;
 mod protocol;
 mod server;
 pub mod storage;

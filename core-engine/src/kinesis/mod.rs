@@ -180,6 +180,7 @@ impl Kinesis {
     }
 
     pub(crate) fn rate_exceeded_message(&self, shard: u32, stream: &str) -> String {
+        self.count_throttled(shard, stream);
         format!(
             "Rate exceeded for shard {} in stream {stream} under account {}.",
             crate::model::shard::shard_id(shard),

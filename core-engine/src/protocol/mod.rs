@@ -48,6 +48,8 @@ pub(crate) struct Services {
     pub(crate) auth: Option<Arc<Verifier>>,
     /// Whether the `/_shardline/` endpoints are served at all.
     pub(crate) admin_endpoints: bool,
+    /// The page's rate sampler and the extra `/metrics` sections.
+    pub(crate) observe: Arc<crate::observe::Observe>,
 }
 
 /// Answers one HTTP request whose body has been read.
@@ -64,6 +66,9 @@ pub(crate) async fn handle(
         headers,
         body: &body,
     };
+    if let Some(answer) = crate::observe::serve(services, &request) {
+        return Ok(answer);
+    }
     if uri.path().starts_with(admin::PREFIX) {
         return Ok(admin::serve(services, &request));
     }

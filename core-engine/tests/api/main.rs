@@ -8,6 +8,7 @@ mod cbor;
 mod channels;
 mod cloudwatch;
 mod common;
+mod dashboard;
 mod distribution;
 mod durable;
 mod encryption;
