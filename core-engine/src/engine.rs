@@ -226,13 +226,18 @@ impl Engine {
                 config.clock.clone(),
             ))
         });
+        let cloudwatch = Arc::new(crate::cloudwatch::CloudWatch::new(config.clock.clone()));
+        let observe = Arc::new(crate::observe::Observe::default());
+        observe.add_section(Arc::new(crate::cloudwatch::CloudWatchSection(
+            cloudwatch.clone(),
+        )));
         Ok(Services {
-            cloudwatch: Arc::new(crate::cloudwatch::CloudWatch::new(config.clock.clone())),
+            cloudwatch,
             kinesis,
             dynamodb,
             auth,
             admin_endpoints: config.admin_endpoints,
-            observe: Arc::default(),
+            observe,
         })
     }
 }

@@ -9,7 +9,8 @@
 //! - `model`: PutMetricData's input, validated as CloudWatch does;
 //! - `store`: the points kept per series, bounded;
 //! - `statistics`: GetMetricStatistics;
-//! - `prometheus`: the kept series as Prometheus text.
+//! - `prometheus`: the kept series as Prometheus text;
+//! - `section`: the kept series in the engine's `/metrics` and on its page.
 //!
 //! Requests are signed for the service `monitoring`; with access rules, the actions are
 //! `cloudwatch:<Operation>` on resource `*` (CloudWatch metrics have no resource ARNs).
@@ -18,6 +19,7 @@ mod error;
 pub(crate) mod model;
 mod prometheus;
 pub(crate) mod query;
+mod section;
 mod statistics;
 mod store;
 pub(crate) mod wire;
@@ -34,6 +36,7 @@ use crate::clock::Clock;
 use crate::protocol::{Body, Services};
 pub use model::Statistics;
 pub use prometheus::write_prometheus;
+pub(crate) use section::CloudWatchSection;
 pub use store::{MAX_POINTS_PER_SERIES, MAX_SERIES, RETENTION_MS, SeriesSnapshot};
 
 use error::CwError;

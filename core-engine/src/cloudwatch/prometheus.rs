@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use super::store::SeriesSnapshot;
 
 /// A metric family: its name, its help text and how to read it from a series.
-type Family = (&'static str, &'static str, fn(&SeriesSnapshot) -> f64);
+pub(super) type Family = (&'static str, &'static str, fn(&SeriesSnapshot) -> f64);
 
 /// The metric families written.
-const FAMILIES: &[Family] = &[
+pub(super) const FAMILIES: &[Family] = &[
     (
         "shardline_cloudwatch_sample_count",
         "Samples in the CloudWatch data points the engine keeps (the last hour), per series.",
@@ -54,7 +54,16 @@ pub fn write_prometheus(series: &[SeriesSnapshot], out: &mut String) {
     if series.is_empty() {
         return;
     }
-    let labels: Vec<String> = series.iter().map(labels).collect();
+    let labels: Vec<String> = series
+        .iter()
+        .map(|s| {
+            labels(s)
+                .iter()
+                .map(|(name, value)| format!("{name}=\"{}\"", escape(value)))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
     for (name, help, read) in FAMILIES {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
@@ -64,13 +73,15 @@ pub fn write_prometheus(series: &[SeriesSnapshot], out: &mut String) {
     }
 }
 
-fn labels(series: &SeriesSnapshot) -> String {
-    let mut pairs: Vec<(String, &str)> = vec![
-        ("namespace".into(), &series.namespace),
-        ("metric_name".into(), &series.metric_name),
+/// The labels of a series' samples (values unescaped): `namespace`, `metric_name`, `unit` when
+/// known, then one per dimension.
+pub(super) fn labels(series: &SeriesSnapshot) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("namespace".into(), series.namespace.clone()),
+        ("metric_name".into(), series.metric_name.clone()),
     ];
     if let Some(unit) = &series.unit {
-        pairs.push(("unit".into(), unit));
+        pairs.push(("unit".into(), unit.clone()));
     }
     for (name, value) in &series.dimensions {
         let mut label = label_name(name);
@@ -79,14 +90,10 @@ fn labels(series: &SeriesSnapshot) -> String {
         }
         // Two dimensions that sanitise alike would make a duplicate label: keep the first.
         if !pairs.iter().any(|(n, _)| *n == label) {
-            pairs.push((label, value));
+            pairs.push((label, value.clone()));
         }
     }
     pairs
-        .iter()
-        .map(|(name, value)| format!("{name}=\"{}\"", escape(value)))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// `name` as a Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
@@ -108,7 +115,7 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn number(value: f64) -> String {
+pub(super) fn number(value: f64) -> String {
     if value.is_nan() {
         "NaN".into()
     } else if value.is_infinite() {
