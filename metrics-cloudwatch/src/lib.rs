@@ -21,6 +21,13 @@
 //!
 //! Other labels become dimensions of the same name (the KPL's `ErrorCode`).
 //!
+//! # Aggregation
+//! Per interval and per target, every sample becomes part of one `StatisticSet`: each counter
+//! increment and histogram value is a sample (so `UserRecordsPut` has the sum of records put
+//! and the number of increments), each gauge `set` is a sample, and a gauge not set during an
+//! interval reports its last value again (a level stays a level); counters and histograms with
+//! no new samples send nothing. Data are timestamped at the flush.
+//!
 //! # Guarantees
 //! - Recording never waits on the network: it updates an in-memory cell under a short lock.
 //! - Every request has a timeout ([`Config::request_timeout`]); a failed request is logged and
