@@ -32,7 +32,6 @@ use parking_lot::RwLock;
 use serde::Serialize;
 
 pub(crate) use counters::{StreamCounters, TableCounters};
-#[allow(unused_imports)] // for the sections' implementations
 pub(crate) use prometheus::Kind;
 pub(crate) use prometheus::MetricsText;
 
@@ -69,8 +68,6 @@ pub(crate) struct Observe {
 
 impl Observe {
     /// Adds `section` to `/metrics` and the page, after the engine's own.
-    // Called by the parts that add sections (CloudWatch data points, at merge).
-    #[allow(dead_code)]
     pub(crate) fn add_section(&self, section: Arc<dyn Section>) {
         self.sections.write().push(section);
     }

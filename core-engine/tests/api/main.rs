@@ -6,6 +6,7 @@ mod auth;
 mod capacity;
 mod cbor;
 mod channels;
+mod cloudwatch;
 mod common;
 mod dashboard;
 mod distribution;
