@@ -92,7 +92,10 @@ async fn kpl_metric_names_are_reported() {
     };
     // Every metric names its stream.
     for (key, ..) in &snapshot {
-        assert!(label(key, "stream").is_some(), "{key:?} has no stream label");
+        assert!(
+            label(key, "stream").is_some(),
+            "{key:?} has no stream label"
+        );
     }
     let names_of = |stream: &str| -> std::collections::BTreeSet<String> {
         snapshot
@@ -122,7 +125,11 @@ async fn kpl_metric_names_are_reported() {
     };
     let measured = shards_of("measured", "UserRecordsPut");
     assert_eq!(measured.len(), 2, "{measured:?}");
-    assert!(measured.iter().all(|s| s.as_deref().is_some_and(|s| s.starts_with("shardId-"))));
+    assert!(
+        measured
+            .iter()
+            .all(|s| s.as_deref().is_some_and(|s| s.starts_with("shardId-")))
+    );
     assert_eq!(shards_of("measured", "UserRecordsReceived"), [None].into());
     assert_eq!(shards_of("coarse", "UserRecordsPut"), [None].into());
 

@@ -254,7 +254,8 @@ impl Worker {
             let stream = self.shared.stream.clone();
             let timeout = config.request_timeout;
             let metrics = self.shared.metrics.clone();
-            self.in_flight.spawn(batch.send(client, stream, timeout, metrics));
+            self.in_flight
+                .spawn(batch.send(client, stream, timeout, metrics));
         }
     }
 

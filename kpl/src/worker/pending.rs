@@ -130,8 +130,12 @@ impl Pending {
     ) {
         let metrics = self.metrics.shard(shard_id);
         metrics.user_records_put.increment(1);
-        metrics.user_records_data_put.increment(self.record.data.len() as u64);
-        metrics.retries_per_record.record(self.attempts.len().saturating_sub(1) as f64);
+        metrics
+            .user_records_data_put
+            .increment(self.record.data.len() as u64);
+        metrics
+            .retries_per_record
+            .record(self.attempts.len().saturating_sub(1) as f64);
         let delivery = Delivery {
             shard_id: shard_id.to_owned(),
             sequence_number: sequence_number.to_owned(),

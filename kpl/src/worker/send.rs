@@ -128,7 +128,9 @@ impl Batch {
             })
             .collect();
         let count = entries.len();
-        metrics.kinesis_records_per_put_records_request.record(count as f64);
+        metrics
+            .kinesis_records_per_put_records_request
+            .record(count as f64);
         let span = tracing::debug_span!("put_records", stream = stream.label(), records = count);
         let sent_at = Instant::now();
         let request = stream

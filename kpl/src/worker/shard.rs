@@ -44,8 +44,12 @@ impl Container {
         if let Some(first) = self.users.first() {
             let metrics = first.metrics.shard(shard_id);
             metrics.kinesis_records_put.increment(1);
-            metrics.kinesis_records_data_put.increment(self.data.len() as u64);
-            metrics.user_records_per_kinesis_record.record(self.users.len() as f64);
+            metrics
+                .kinesis_records_data_put
+                .increment(self.data.len() as u64);
+            metrics
+                .user_records_per_kinesis_record
+                .record(self.users.len() as f64);
         }
         let aggregated = self.aggregated;
         for (index, user) in self.users.into_iter().enumerate() {
