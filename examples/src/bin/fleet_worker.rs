@@ -36,9 +36,12 @@ use kcl::{Config, InitialPosition, Scheduler};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Engine (or Kinesis) endpoint, e.g. http://127.0.0.1:4567; serves the lease table too.
+    /// Endpoint of both Kinesis and DynamoDB (an engine, e.g. http://127.0.0.1:4567),
+    /// overriding the AWS configuration (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS,
+    /// AWS_ENDPOINT_URL_DYNAMODB, profiles). With neither, the local engine at
+    /// http://127.0.0.1:4567 unless a region is configured, then AWS.
     #[arg(long)]
-    endpoint: String,
+    endpoint: Option<String>,
     /// Stream to read; the worker waits for it to exist.
     #[arg(long, default_value = fleet::DEFAULT_STREAM)]
     stream: String,
@@ -77,6 +80,9 @@ struct Args {
     /// checkpointing it, one JSON line per batch: what the chaos soak (`chaos_soak`) checks.
     #[arg(long)]
     processed_log: Option<std::path::PathBuf>,
+    /// Serve the process's metrics (Prometheus text format) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `--initial-position` values.
@@ -108,7 +114,8 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<()> {
     let worker = args.worker_id.unwrap_or_else(fleet::default_worker_id);
-    let (kinesis, ddb) = fleet::connect(&args.endpoint).await?;
+    examples::metrics::serve_if_asked(args.metrics_listen).await?;
+    let (kinesis, ddb) = fleet::connect(args.endpoint.as_deref()).await?;
     println!(
         "{} worker={worker} pid={} stream={} app={} failover_ms={} retrieval={} waiting for the stream",
         fleet::clock(),
