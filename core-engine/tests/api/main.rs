@@ -16,6 +16,7 @@ mod faults;
 mod kept;
 mod limits;
 mod listener;
+mod logging;
 mod monitoring;
 mod operations;
 mod policy;
