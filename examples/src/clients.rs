@@ -11,11 +11,11 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_dynamodb::config::{
     BehaviorVersion as DdbBehavior, Credentials as DdbCredentials, Region as DdbRegion,
 };
-use aws_config::meta::credentials::CredentialsProviderChain;
-use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_kinesis::client::Waiters;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_types::SdkConfig;
@@ -174,7 +174,8 @@ impl Aws {
 }
 
 fn loader(region: &str) -> aws_config::ConfigLoader {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.to_owned()))
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
 }
 
 /// The endpoint the AWS configuration gives `service_id` (as the SDK reads it: the service's

@@ -516,8 +516,7 @@ pub fn lease_table_view(leases: &[Lease]) -> String {
 pub async fn connect(
     endpoint: Option<&str>,
 ) -> Result<(aws_sdk_kinesis::Client, aws_sdk_dynamodb::Client)> {
-    let aws =
-        crate::clients::Aws::load(endpoint, Some(crate::clients::LOCAL_ENDPOINT)).await?;
+    let aws = crate::clients::Aws::load(endpoint, Some(crate::clients::LOCAL_ENDPOINT)).await?;
     eprintln!("using {}", aws.target);
     aws.kinesis
         .list_streams()

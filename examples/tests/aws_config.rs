@@ -87,7 +87,12 @@ async fn endpoints_come_from_the_environment_profiles_and_the_flag() {
     let home = tempfile::tempdir().unwrap();
 
     // AWS_ENDPOINT_URL: both services.
-    let run = fleet_producer("by-global-env", &[], &[("AWS_ENDPOINT_URL", &url)], home.path());
+    let run = fleet_producer(
+        "by-global-env",
+        &[],
+        &[("AWS_ENDPOINT_URL", &url)],
+        home.path(),
+    );
     assert!(run.stream_line.is_some(), "{}", run.stderr);
     assert!(
         run.stderr.starts_with(&format!(
@@ -140,7 +145,8 @@ async fn endpoints_come_from_the_environment_profiles_and_the_flag() {
     let run = fleet_producer("by-profile", &[], &env, home.path());
     assert!(run.stream_line.is_some(), "{}", run.stderr);
     assert!(
-        run.stderr.contains("(AWS configuration, region ap-south-1)"),
+        run.stderr
+            .contains("(AWS configuration, region ap-south-1)"),
         "{}",
         run.stderr
     );

@@ -166,9 +166,13 @@ async fn a_producer_and_two_applications_are_scraped_with_their_labels() {
     let audit = scheduler(&endpoint, "audit", MetricsLevel::Summary, &audit_count);
     let runs = [shop.clone(), audit.clone()].map(|s| tokio::spawn(async move { s.run().await }));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while shop_count.load(Ordering::SeqCst) < RECORDS || audit_count.load(Ordering::SeqCst) < RECORDS
+    while shop_count.load(Ordering::SeqCst) < RECORDS
+        || audit_count.load(Ordering::SeqCst) < RECORDS
     {
-        assert!(Instant::now() < deadline, "the applications did not read every record");
+        assert!(
+            Instant::now() < deadline,
+            "the applications did not read every record"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -179,9 +183,16 @@ async fn a_producer_and_two_applications_are_scraped_with_their_labels() {
     // The producer: per stream and shard, and every record counted once.
     let stream = [("stream", STREAM)];
     assert_eq!(sum(&samples, "UserRecordsPut", &stream), RECORDS as f64);
-    assert_eq!(sum(&samples, "UserRecordsReceived", &stream), RECORDS as f64);
+    assert_eq!(
+        sum(&samples, "UserRecordsReceived", &stream),
+        RECORDS as f64
+    );
     for shard in ["shardId-000000000000", "shardId-000000000001"] {
-        let put = sum(&samples, "UserRecordsPut", &[("stream", STREAM), ("shard", shard)]);
+        let put = sum(
+            &samples,
+            "UserRecordsPut",
+            &[("stream", STREAM), ("shard", shard)],
+        );
         assert!(put > 0.0, "no UserRecordsPut for {shard}:\n{body}");
     }
     assert!(

@@ -168,9 +168,13 @@ fn external(var: &str) -> Option<String> {
 /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KINESIS`, or the older `KINESIS_ENDPOINT`), or
 /// `SHARDLINE_E2E=aws` asks for AWS as configured.
 fn is_external() -> bool {
-    ["KINESIS_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"]
-        .iter()
-        .any(|var| external(var).is_some())
+    [
+        "KINESIS_ENDPOINT",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_KINESIS",
+    ]
+    .iter()
+    .any(|var| external(var).is_some())
         || external("SHARDLINE_E2E").as_deref() == Some("aws")
 }
 

@@ -22,8 +22,16 @@ async fn stderr_of_a_run(args: &[&str]) -> String {
     BufReader::new(child.stdout.take().expect("stdout is piped"))
         .read_line(&mut line)
         .expect("a first line");
-    let endpoint = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-    assert!(endpoint.starts_with("http://"), "unexpected first line {line:?}");
+    let endpoint = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        endpoint.starts_with("http://"),
+        "unexpected first line {line:?}"
+    );
     client(&endpoint)
         .create_stream()
         .stream_name("logged")
@@ -59,8 +67,8 @@ async fn json_logs_are_one_object_per_line() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert!(!lines.is_empty(), "nothing logged");
     for line in &lines {
-        let record: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+        let record: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
         assert!(record["level"].is_string(), "{record}");
         assert!(record["timestamp"].is_string(), "{record}");
     }

@@ -19,7 +19,6 @@
 //! Ctrl-C or SIGTERM stops it gracefully (final checkpoints, leases handed back at once); a
 //! second Ctrl-C exits immediately. `RUST_LOG=kcl=info` shows the scheduler's log on stderr.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +82,9 @@ struct Args {
     /// Serve the process's metrics (Prometheus text format) at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Log format on stderr (level from RUST_LOG, default warn).
+    #[arg(long, value_enum, default_value_t)]
+    log_format: examples::logging::LogFormat,
 }
 
 /// `--initial-position` values.
@@ -96,14 +98,9 @@ enum Position {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    examples::logging::init(args.log_format, "warn");
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
