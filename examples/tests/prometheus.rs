@@ -176,9 +176,20 @@ async fn a_producer_and_two_applications_are_scraped_with_their_labels() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let (status, body) = get(metrics, "/metrics").await;
-    assert_eq!(status, 200);
-    let samples = parse(&body);
+    // The processors count a batch before the worker does, when `process_records` returns:
+    // scrape until the workers' counts are in too.
+    let (body, samples) = loop {
+        let (status, body) = get(metrics, "/metrics").await;
+        assert_eq!(status, 200);
+        let samples = parse(&body);
+        let done = ["shop", "audit"].iter().all(|app| {
+            sum(&samples, "RecordsProcessed", &[("application", app)]) == RECORDS as f64
+        });
+        if done || Instant::now() > deadline {
+            break (body, samples);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
 
     // The producer: per stream and shard, and every record counted once.
     let stream = [("stream", STREAM)];
