@@ -18,6 +18,7 @@ mod faults;
 mod kept;
 mod limits;
 mod listener;
+mod logging;
 mod monitoring;
 mod operations;
 mod policy;

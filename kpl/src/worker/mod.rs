@@ -253,7 +253,9 @@ impl Worker {
             let client = self.client.clone();
             let stream = self.shared.stream.clone();
             let timeout = config.request_timeout;
-            self.in_flight.spawn(batch.send(client, stream, timeout));
+            let metrics = self.shared.metrics.clone();
+            self.in_flight
+                .spawn(batch.send(client, stream, timeout, metrics));
         }
     }
 
