@@ -20,6 +20,7 @@ mod monitoring;
 mod operations;
 mod policy;
 mod protocol;
+mod queues;
 mod records;
 mod reshard;
 mod shards;
