@@ -22,6 +22,7 @@ mod records;
 mod shapes;
 mod state;
 mod store;
+mod tags;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

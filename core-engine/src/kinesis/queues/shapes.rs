@@ -210,16 +210,7 @@ impl CreateQueueInput {
             attributes.check(&mut v, "queueAttributes");
         }
         if let Some(tags) = &self.tags {
-            v.check(
-                tags.len() <= 50,
-                tags.len(),
-                "tags",
-                "have length less than or equal to 50",
-            );
-            for (key, value) in tags {
-                v.length(key, "tags.key", 1, 128);
-                v.length(value, "tags.value", 0, 256);
-            }
+            super::super::tags::check_tag_map(tags, &mut v);
         }
         v.finish()?;
         if self
@@ -230,6 +221,14 @@ impl CreateQueueInput {
             return Err(ApiError::InvalidArgument(
                 "StreamConfigurationList must contain exactly one entry: a queue delivers records from a single data stream.".into(),
             ));
+        }
+        if let Some(tags) = &self.tags {
+            super::super::tags::check_tag_content(tags)?;
+            if tags.len() > super::super::tags::MAX_TAGS_PER_STREAM {
+                return Err(ApiError::InvalidArgument(
+                    "A queue cannot have more than 50 tags.".into(),
+                ));
+            }
         }
         self.queue_attributes
             .as_ref()

@@ -50,6 +50,43 @@ async fn a_queue_is_created_described_listed_updated_and_deleted() {
     let described = api.ok("DescribeQueue", json!({"QueueARN": arn})).await;
     assert_eq!(described["QueueDescription"], *description);
 
+    // Tags, through the SDK's ARN-tagging operations.
+    let tags = || async {
+        let out = engine
+            .client
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await;
+        let mut tags: Vec<(String, String)> = out
+            .unwrap()
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| (t.key, t.value.unwrap_or_default()))
+            .collect();
+        tags.sort();
+        tags
+    };
+    assert_eq!(tags().await, [("team".to_owned(), "payments".to_owned())]);
+    engine
+        .client
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("env", "test")
+        .send()
+        .await
+        .unwrap();
+    engine
+        .client
+        .untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags().await, [("env".to_owned(), "test".to_owned())]);
+
     let updated = api
         .ok(
             "UpdateQueue",

@@ -69,6 +69,12 @@ async fn a_restart_keeps_every_queues_state() {
     )
     .await;
     let described_a = api.ok("DescribeQueue", json!({"QueueARN": a})).await;
+    let tag = engine
+        .client
+        .tag_resource()
+        .resource_arn(&b)
+        .tags("kept", "yes");
+    tag.send().await.unwrap();
     engine.handle.shutdown().await;
 
     let engine = start().await;
