@@ -334,7 +334,7 @@ async fn queue_operations_check_arns_limits_and_receipt_handles() {
             None,
         )
         .await;
-    assert_eq!(done, [handle.clone()]);
+    assert_eq!(done, std::slice::from_ref(&handle));
     assert_eq!(failed.len(), 2);
     assert_eq!(failed[0]["ReceiptHandle"], "not-a-handle");
     assert_eq!(failed[0]["ErrorCode"], ia);
