@@ -137,6 +137,16 @@ impl Kinesis {
             .any(|q| q.def.stream_name == stream_name)
     }
 
+    /// How many queues deliver from the stream (they count as registered consumers).
+    pub(crate) fn queues_on(&self, stream_name: &str) -> usize {
+        self.queues
+            .by_arn
+            .lock()
+            .values()
+            .filter(|q| q.def.stream_name == stream_name)
+            .count()
+    }
+
     /// The queue an ARN names (the ARN's shape already checked).
     fn queue(&self, arn: &str) -> Result<Arc<Queue>, ApiError> {
         self.queues

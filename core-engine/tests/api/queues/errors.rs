@@ -395,3 +395,27 @@ async fn a_stream_with_queues_is_neither_deleted_nor_made_provisioned() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn queues_and_consumers_share_the_stream_limit_of_twenty() {
+    let engine = TestEngine::start().await;
+    let api = QueueApi::of(&engine);
+    let stream = on_demand_stream(&engine.client, "shared").await;
+    for i in 0..15 {
+        let consumer = engine.client.register_stream_consumer().stream_arn(&stream);
+        consumer
+            .consumer_name(format!("c{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    for i in 0..5 {
+        api.create(&format!("q{i}"), &stream, "LATEST", json!({}))
+            .await;
+    }
+    let body = json!({"QueueName": "q5", "StreamConfigurationList": [{"StreamARN": stream}]});
+    expect(&api, "CreateQueue", body, "LimitExceededException", "20").await;
+    let consumer = engine.client.register_stream_consumer().stream_arn(&stream);
+    let refused = consumer.consumer_name("c15").send().await;
+    assert_eq!(code_of(refused).0, "LimitExceededException");
+}

@@ -3,6 +3,7 @@
 //! Kinesis_20131202.<Operation>`, SigV4-signed by the independent `aws-sigv4` crate, with the
 //! SDK's user-agent and invocation headers.
 
+mod access;
 mod control;
 mod dead_letter;
 mod delivery;
@@ -34,6 +35,7 @@ pub struct Failure {
 /// Sends queue operations to an engine the way an SDK does.
 pub struct QueueApi {
     address: String,
+    key: (String, String),
 }
 
 impl QueueApi {
@@ -42,7 +44,16 @@ impl QueueApi {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
-        Self { address }
+        Self {
+            address,
+            key: ("AKIDTEST".into(), "secret".into()),
+        }
+    }
+
+    /// The same, signing with another access key.
+    pub fn signed_by(mut self, id: &str, secret: &str) -> Self {
+        self.key = (id.to_owned(), secret.to_owned());
+        self
     }
 
     pub fn of(engine: &TestEngine) -> Self {
@@ -62,7 +73,7 @@ impl QueueApi {
             .header("amz-sdk-request", "attempt=1; max=3")
             .body(payload)
             .unwrap();
-        sign_request(&mut request);
+        sign_request(&mut request, &self.key);
         let (parts, payload) = request.into_parts();
         let request = http::Request::from_parts(parts, Full::new(Bytes::from(payload)));
         let socket = TcpStream::connect(&self.address).await.unwrap();
@@ -220,9 +231,9 @@ pub fn sorted_data(records: &[Value]) -> Vec<String> {
     all
 }
 
-fn sign_request(request: &mut http::Request<Vec<u8>>) {
+fn sign_request(request: &mut http::Request<Vec<u8>>, key: &(String, String)) {
     let identity =
-        aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test").into();
+        aws_credential_types::Credentials::new(&key.0, &key.1, None, None, "test").into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
