@@ -24,6 +24,9 @@ mod state;
 mod store;
 mod tags;
 
+#[cfg(test)]
+mod crash_tests;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -102,7 +105,10 @@ impl Kinesis {
     /// Sets where a durable engine keeps queues (`None`: in memory only) and restores the
     /// queues saved there.
     pub(crate) fn open_queues(&self, dir: Option<PathBuf>) -> Result<(), StorageError> {
-        let store = store::QueueStore::new(dir);
+        self.open_queue_store(store::QueueStore::new(dir))
+    }
+
+    fn open_queue_store(&self, store: store::QueueStore) -> Result<(), StorageError> {
         let restored = store.load()?;
         let mut by_arn = self.queues.by_arn.lock();
         for (def, inner) in restored {

@@ -181,6 +181,12 @@ impl DeliveryState {
         Ok(())
     }
 
+    /// The state of a tracked record.
+    #[cfg(test)]
+    pub(crate) fn tracked(&self, key: RecordKey) -> Option<&Tracked> {
+        self.tracked.get(&key)
+    }
+
     /// How many records are tracked (in flight, waiting for redelivery, or dead letters).
     #[cfg(test)]
     pub(crate) fn tracked_len(&self) -> usize {
