@@ -200,6 +200,7 @@ impl Engine {
             }
         };
         kinesis.open_channels(channel_dir)?;
+        kinesis.open_queues(config.data_dir.as_ref().map(|d| d.join("queues")))?;
         spawn_channel_delivery(&kinesis, config.channel_delivery_interval);
         let dynamodb = DynamoDb::open(
             DdbConfig {

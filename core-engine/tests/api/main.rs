@@ -23,6 +23,7 @@ mod monitoring;
 mod operations;
 mod policy;
 mod protocol;
+mod queues;
 mod records;
 mod reshard;
 mod shards;

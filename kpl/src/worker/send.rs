@@ -210,7 +210,9 @@ impl Worker {
                             sent_at.saturating_duration_since(user.put_at).as_secs_f64() * 1000.0,
                         );
                     }
-                    if container.aggregated && *container.shard != shard_id {
+                    // On an AUTO stream every shard is the right one.
+                    let expected = self.map.is_stream_wide() || *container.shard == shard_id;
+                    if container.aggregated && !expected {
                         // The shard map is stale; the aggregate may straddle the new shards.
                         if let Some(buffer) = self.shards.get_mut(&container.shard) {
                             buffer.awaiting_map += 1;
@@ -218,7 +220,7 @@ impl Worker {
                         self.unverified.push((container, shard_id, sequence_number));
                         self.refresh_map();
                     } else {
-                        if *container.shard != shard_id {
+                        if !expected {
                             self.refresh_map();
                         }
                         container.deliver(&shard_id, &sequence_number);
