@@ -434,10 +434,14 @@ pub(crate) async fn dispatch(
         "DescribeStreamSummary" => reply(kinesis.describe_stream_summary(json::decode(body)?)),
         "ListStreams" => reply(kinesis.list_streams(json::decode(body)?)),
         "ListShards" => reply(kinesis.list_shards(json::decode(body)?)),
-        "PutRecord" => reply(kinesis.put_record(json::decode(body)?).await),
-        "PutRecords" => reply(kinesis.put_records(json::decode(body)?).await),
+        // The hot paths write their answers by hand (see `protocol::json::writer`).
+        "PutRecord" => Ok(kinesis.put_record(json::decode(body)?).await?.to_json()),
+        "PutRecords" => Ok(kinesis
+            .put_records(json::decode_borrowed(body)?)
+            .await?
+            .to_json()),
         "GetShardIterator" => reply(kinesis.get_shard_iterator(json::decode(body)?)),
-        "GetRecords" => reply(kinesis.get_records(json::decode(body)?)),
+        "GetRecords" => Ok(kinesis.get_records(json::decode(body)?)?.to_json()),
         "IncreaseStreamRetentionPeriod" => unit(kinesis.increase_retention(json::decode(body)?)),
         "DecreaseStreamRetentionPeriod" => unit(kinesis.decrease_retention(json::decode(body)?)),
         "AddTagsToStream" => unit(kinesis.add_tags(json::decode(body)?)),

@@ -12,6 +12,7 @@ mod durable;
 mod encryption;
 mod errors;
 mod fan_out;
+mod fan_out_batching;
 mod faults;
 mod kept;
 mod limits;
