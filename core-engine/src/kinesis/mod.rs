@@ -84,6 +84,8 @@ pub(crate) struct Kinesis {
     pub(crate) faults: Arc<FaultInjector>,
     /// Channels and the directory they deliver to.
     channels: channels::Channels,
+    /// Least time between two fan-out events with records (see `subscribe`).
+    pub(crate) fan_out_batch_window: std::time::Duration,
 }
 
 impl Kinesis {
@@ -103,7 +105,14 @@ impl Kinesis {
             subscriptions: Default::default(),
             faults,
             channels: Default::default(),
+            fan_out_batch_window: std::time::Duration::from_millis(2),
         }
+    }
+
+    /// Sets the least time between two fan-out events with records.
+    pub(crate) fn with_fan_out_batch_window(mut self, window: std::time::Duration) -> Self {
+        self.fan_out_batch_window = window;
+        self
     }
 
     /// Rebuilds the service from what `storage` recovers; `metadata_path` names the metadata in

@@ -8,7 +8,8 @@
 //!
 //! Events carry batches, as AWS's do: each holds every record readable when it is built (up to
 //! 10,000 records and 2 MiB), it is built only once the connection has taken the previous one,
-//! and events with records are at least [`MIN_EVENT_GAP`] apart. Records that arrive faster
+//! and events with records are at least the engine's fan-out batch window (2 ms by default)
+//! apart. Records that arrive faster
 //! than events can be sent thus share events instead of each paying for its own, while a
 //! record after a quiet spell still goes out at once.
 //! It ends after its lifetime (five minutes by default), when the consumer subscribes to the
@@ -52,8 +53,6 @@ const EVENT_MAX_BYTES: usize = 2 << 20;
 /// read from the shard only when the connection has taken the previous one, and holds every
 /// record that arrived meanwhile.
 const FRAMES_IN_FLIGHT: usize = 1;
-/// Least time between two events with records: records arriving within it share the next event.
-const MIN_EVENT_GAP: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -274,7 +273,8 @@ impl Pump {
                     if records {
                         // More records may be ready at once; those arriving meanwhile join
                         // them in the next event.
-                        tokio::time::sleep_until(last_sent + MIN_EVENT_GAP).await;
+                        let window = self.kinesis.fan_out_batch_window;
+                        tokio::time::sleep_until(last_sent + window).await;
                         continue;
                     }
                 }

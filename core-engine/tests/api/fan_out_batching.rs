@@ -7,6 +7,8 @@ use std::time::Duration;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 
+use core_engine::Engine;
+
 use crate::common::TestEngine;
 use crate::fan_out::{consumer, next_event, subscribe};
 
@@ -90,4 +92,55 @@ async fn records_put_faster_than_events_go_share_events_exactly_once_in_order() 
         largest > 1 && events_with_records * 2 <= total,
         "{events_with_records} events for {total} records, at most {largest} per event"
     );
+}
+
+#[tokio::test]
+async fn records_within_the_batch_window_share_the_next_event() {
+    // A wide window, so that the batching shows however slowly this machine puts.
+    let engine =
+        TestEngine::with(Engine::builder().fan_out_batch_window(Duration::from_millis(400))).await;
+    engine.create_stream("fan", 1).await;
+    let arn = consumer(&engine, "windowed").await;
+    let mut events = subscribe(
+        &engine,
+        &arn,
+        "shardId-000000000000",
+        ShardIteratorType::Latest,
+    )
+    .await;
+    assert!(
+        next_event(&mut events, Duration::from_secs(5))
+            .await
+            .records
+            .is_empty()
+    );
+    // One writer, one record at a time: each put would wake the subscription and, without
+    // the window, go out as its own event.
+    const PUTS: usize = 40;
+    let mut put = Vec::new();
+    for i in 0..PUTS {
+        put.push(engine.put("fan", "k", format!("r{i}").as_bytes()).await.1);
+    }
+    let (mut received, mut events_with_records) = (Vec::new(), 0);
+    while received.len() < PUTS {
+        let event = next_event(&mut events, Duration::from_secs(30)).await;
+        if !event.records.is_empty() {
+            events_with_records += 1;
+            received.extend(event.records.into_iter().map(|r| r.sequence_number));
+        }
+    }
+    assert_eq!(received, put, "every record once, in order");
+    assert!(
+        events_with_records * 4 <= PUTS,
+        "{events_with_records} events for {PUTS} records"
+    );
+    // A record after a quiet spell longer than the window goes out at once, alone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, seq) = engine.put("fan", "k", b"late").await;
+    let mut event = next_event(&mut events, Duration::from_secs(10)).await;
+    while event.records.is_empty() {
+        event = next_event(&mut events, Duration::from_secs(10)).await;
+    }
+    assert_eq!(event.records.len(), 1);
+    assert_eq!(event.records[0].sequence_number, seq);
 }
