@@ -7,11 +7,10 @@
 //! the end of a closed shard a last event with `ChildShards` and no `ContinuationSequenceNumber`.
 //!
 //! Events carry batches, as AWS's do: each holds every record readable when it is built (up to
-//! 10,000 records and 2 MiB), it is built only once the connection has taken the previous one,
-//! and events with records are at least the engine's fan-out batch window (2 ms by default)
-//! apart. Records that arrive faster
-//! than events can be sent thus share events instead of each paying for its own, while a
-//! record after a quiet spell still goes out at once.
+//! 10,000 records and 2 MiB), and it is built only once the connection has taken the previous
+//! one, and no sooner than the engine's fan-out batch window (2 ms by default) after the last
+//! event with records. Records that arrive more often than that share events instead of each
+//! paying for its own; a record after a quiet spell of a window or more goes out at once.
 //! It ends after its lifetime (five minutes by default), when the consumer subscribes to the
 //! same shard again at least five seconds later (the old stream gets a `ResourceInUseException`
 //! exception event), or when the consumer or stream goes away.
@@ -271,8 +270,7 @@ impl Pump {
                         break;
                     }
                     if records {
-                        // More records may be ready at once; those arriving meanwhile join
-                        // them in the next event.
+                        // Records put within the window after this event join the next one.
                         let window = self.kinesis.fan_out_batch_window;
                         tokio::time::sleep_until(last_sent + window).await;
                         continue;

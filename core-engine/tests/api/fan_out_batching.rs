@@ -16,7 +16,7 @@ const WRITERS: usize = 8;
 const PUTS_PER_WRITER: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_put_faster_than_events_go_share_events_exactly_once_in_order() {
+async fn many_small_puts_share_events_each_record_once_in_order() {
     let engine = TestEngine::start().await;
     engine.create_stream("fan", 1).await;
     let arn = consumer(&engine, "batched").await;
@@ -94,7 +94,37 @@ async fn records_put_faster_than_events_go_share_events_exactly_once_in_order() 
     );
 }
 
-#[tokio::test]
+/// Puts `per_writer` records from each of `writers` concurrent writers, one PutRecord at a
+/// time; gives the sequence number of each record, by data (`"{writer}/{i}"`).
+async fn put_concurrently(
+    engine: &TestEngine,
+    writers: usize,
+    per_writer: usize,
+) -> Vec<tokio::task::JoinHandle<Vec<(String, String)>>> {
+    (0..writers)
+        .map(|writer| {
+            let client = engine.client.clone();
+            tokio::spawn(async move {
+                let mut put = Vec::new();
+                for i in 0..per_writer {
+                    let data = format!("{writer}/{i}");
+                    let out = client
+                        .put_record()
+                        .stream_name("fan")
+                        .partition_key(format!("writer-{writer}"))
+                        .data(Blob::new(data.clone()))
+                        .send()
+                        .await
+                        .unwrap();
+                    put.push((out.sequence_number, data));
+                }
+                put
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_within_the_batch_window_share_the_next_event() {
     // A wide window, so that the batching shows however slowly this machine puts.
     let engine =
@@ -114,27 +144,31 @@ async fn records_within_the_batch_window_share_the_next_event() {
             .records
             .is_empty()
     );
-    // One writer, one record at a time: each put would wake the subscription and, without
-    // the window, go out as its own event.
-    const PUTS: usize = 40;
-    let mut put = Vec::new();
-    for i in 0..PUTS {
-        put.push(engine.put("fan", "k", format!("r{i}").as_bytes()).await.1);
-    }
+    const TOTAL: usize = 4 * 25;
+    let writers = put_concurrently(&engine, 4, 25).await;
     let (mut received, mut events_with_records) = (Vec::new(), 0);
-    while received.len() < PUTS {
+    while received.len() < TOTAL {
         let event = next_event(&mut events, Duration::from_secs(30)).await;
         if !event.records.is_empty() {
             events_with_records += 1;
-            received.extend(event.records.into_iter().map(|r| r.sequence_number));
+            received.extend(event.records.into_iter().map(|r| {
+                let data = String::from_utf8(r.data.into_inner()).unwrap();
+                (r.sequence_number, data)
+            }));
         }
     }
+    let mut put = Vec::new();
+    for writer in writers {
+        put.extend(writer.await.unwrap());
+    }
+    put.sort_by_key(|(seq, _)| seq.parse::<u128>().unwrap());
     assert_eq!(received, put, "every record once, in order");
+    // Without the window about one event per put.
     assert!(
-        events_with_records * 4 <= PUTS,
-        "{events_with_records} events for {PUTS} records"
+        events_with_records * 4 <= TOTAL,
+        "{events_with_records} events for {TOTAL} records"
     );
-    // A record after a quiet spell longer than the window goes out at once, alone.
+    // A record put while the subscription is caught up goes out alone, without waiting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, seq) = engine.put("fan", "k", b"late").await;
     let mut event = next_event(&mut events, Duration::from_secs(10)).await;
