@@ -103,7 +103,8 @@ impl PutRecordsOutput {
     /// The awsJson1.1 body, as `serde_json` wrote it for the shapes of the model (see the
     /// tests): `{"SequenceNumber","ShardId"}` or `{"ErrorCode","ErrorMessage"}` per record.
     pub(crate) fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.records.len() * 90);
+        // A placed record's entry takes 94 bytes at most.
+        let mut out = Vec::with_capacity(64 + self.records.len() * 96);
         out.extend_from_slice(b"{\"FailedRecordCount\":");
         writer::int(&mut out, i64::from(self.failed_record_count));
         out.extend_from_slice(b",\"Records\":[");
