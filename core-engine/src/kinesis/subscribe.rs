@@ -5,15 +5,15 @@
 //! then one as soon as records are appended to the shard (a put wakes the
 //! subscription; nothing polls), an empty event at least every five seconds while idle, and at
 //! the end of a closed shard a last event with `ChildShards` and no `ContinuationSequenceNumber`.
+//! It ends after its lifetime (five minutes by default), when the consumer subscribes to the
+//! same shard again at least five seconds later (the old stream gets a `ResourceInUseException`
+//! exception event), or when the consumer or stream goes away.
 //!
 //! Events carry batches, as AWS's do: each holds every record readable when it is built (up to
 //! 10,000 records and 2 MiB), and it is built only once the connection has taken the previous
 //! one, and no sooner than the engine's fan-out batch window (2 ms by default) after the last
 //! event with records. Records that arrive more often than that share events instead of each
 //! paying for its own; a record after a quiet spell of a window or more goes out at once.
-//! It ends after its lifetime (five minutes by default), when the consumer subscribes to the
-//! same shard again at least five seconds later (the old stream gets a `ResourceInUseException`
-//! exception event), or when the consumer or stream goes away.
 
 use std::sync::Arc;
 use std::time::Duration;

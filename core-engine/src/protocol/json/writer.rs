@@ -197,9 +197,9 @@ pub(crate) fn timestamp(out: &mut Vec<u8>, ms: i64) {
         b'0' + (frac % 10) as u8,
     ];
     // Trailing zeros go, but one digit stays: `12.0`, `12.5`, `12.25`, `12.125`.
-    let keep = if frac % 100 == 0 {
+    let keep = if frac.is_multiple_of(100) {
         1
-    } else if frac % 10 == 0 {
+    } else if frac.is_multiple_of(10) {
         2
     } else {
         3
