@@ -76,6 +76,8 @@ pub(crate) struct Kinesis {
     pub(crate) registry: Registry,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Least time between two fan-out events with records (see `subscribe`).
+    pub(crate) fan_out_batch_window: std::time::Duration,
     /// Serialises control-plane changes so that metadata snapshots are saved in order.
     control: Mutex<()>,
     /// Numbers fan-out subscriptions.
@@ -84,8 +86,6 @@ pub(crate) struct Kinesis {
     pub(crate) faults: Arc<FaultInjector>,
     /// Channels and the directory they deliver to.
     channels: channels::Channels,
-    /// Least time between two fan-out events with records (see `subscribe`).
-    pub(crate) fan_out_batch_window: std::time::Duration,
 }
 
 impl Kinesis {
@@ -101,11 +101,11 @@ impl Kinesis {
             registry,
             storage,
             clock,
+            fan_out_batch_window: std::time::Duration::from_millis(2),
             control: Mutex::new(()),
             subscriptions: Default::default(),
             faults,
             channels: Default::default(),
-            fan_out_batch_window: std::time::Duration::from_millis(2),
         }
     }
 
