@@ -51,6 +51,7 @@ struct EngineConfig {
     on_demand_stream_limit: u32,
     throughput_limits: bool,
     subscription_lifetime: Duration,
+    fan_out_batch_window: Duration,
     faults: Vec<FaultRule>,
     fault_seed: u64,
     retention_check_interval: Duration,
@@ -184,13 +185,16 @@ impl Engine {
         };
         let faults = Arc::new(FaultInjector::new(config.fault_seed, config.faults.clone()));
         let metadata_path = config.data_dir.clone().unwrap_or_default().join("metadata");
-        let kinesis = Arc::new(Kinesis::recover(
-            service,
-            storage,
-            config.clock.clone(),
-            faults,
-            metadata_path,
-        )?);
+        let kinesis = Arc::new(
+            Kinesis::recover(
+                service,
+                storage,
+                config.clock.clone(),
+                faults,
+                metadata_path,
+            )?
+            .with_fan_out_batch_window(config.fan_out_batch_window),
+        );
         spawn_retention(&kinesis, config.retention_check_interval);
         let channel_dir = match (&config.channel_dir, &config.data_dir) {
             (Some(dir), _) => dir.clone(),

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::model::iterator::{ITERATOR_TTL_MS, ShardIterator};
 use crate::model::shard::{ReadLimits, shard_id};
 use crate::model::stream::StreamState;
-use crate::protocol::json::{Base64Out, Timestamp};
+use crate::protocol::json::writer::{self, RecordView};
 use crate::storage::StoredRecord;
 
 use super::Kinesis;
@@ -25,43 +25,62 @@ pub(crate) struct GetRecordsInput {
     stream_arn: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
+/// GetRecords' answer, written by [`GetRecordsOutput::to_json`].
+#[derive(Debug)]
 pub(crate) struct GetRecordsOutput {
-    records: Vec<RecordOut>,
+    records: Vec<StoredRecord>,
     next_shard_iterator: Option<String>,
     millis_behind_latest: i64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     child_shards: Vec<ChildShardOut>,
 }
 
-/// A record in the wire shape shared by GetRecords and fan-out events.
-#[derive(Debug)]
-pub(crate) struct RecordOut(pub(crate) StoredRecord);
+impl GetRecordsOutput {
+    /// The awsJson1.1 body: `{"Records":[...],"NextShardIterator":...,"MillisBehindLatest":n,
+    /// "ChildShards":[...]?}`, a null iterator at the shard's end, `ChildShards` only there.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(records_size_hint(&self.records) + 700);
+        out.extend_from_slice(b"{\"Records\":");
+        records_json(&mut out, &self.records);
+        out.extend_from_slice(b",\"NextShardIterator\":");
+        match &self.next_shard_iterator {
+            Some(token) => writer::string(&mut out, token),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"MillisBehindLatest\":");
+        writer::int(&mut out, self.millis_behind_latest);
+        child_shards_json(&mut out, &self.child_shards);
+        out.push(b'}');
+        out
+    }
+}
 
-impl Serialize for RecordOut {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Wire<'a> {
-            sequence_number: String,
-            approximate_arrival_timestamp: Timestamp,
-            data: Base64Out<'a>,
-            // Absent for records put to an AUTO stream without one (keys are never empty).
-            #[serde(skip_serializing_if = "str::is_empty")]
-            partition_key: &'a str,
-            // Only encrypted records carry it, as on AWS.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            encryption_type: Option<&'static str>,
+/// About how many bytes the JSON of these records takes.
+pub(crate) fn records_size_hint(records: &[StoredRecord]) -> usize {
+    records
+        .iter()
+        .map(|r| RecordView::of(r).json_size_hint())
+        .sum::<usize>()
+        + 2
+}
+
+/// Writes records as the JSON array GetRecords and fan-out events share.
+pub(crate) fn records_json(out: &mut Vec<u8>, records: &[StoredRecord]) {
+    out.push(b'[');
+    for (i, record) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        Wire {
-            sequence_number: self.0.sequence_number.to_string(),
-            approximate_arrival_timestamp: Timestamp(self.0.arrival_ms),
-            data: Base64Out(&self.0.data),
-            partition_key: &self.0.partition_key,
-            encryption_type: self.0.encrypted.then_some("KMS"),
-        }
-        .serialize(s)
+        writer::record(out, &RecordView::of(record));
+    }
+    out.push(b']');
+}
+
+/// Writes `,"ChildShards":[...]` unless there are none (rare: only at a shard's end).
+pub(crate) fn child_shards_json(out: &mut Vec<u8>, child_shards: &[ChildShardOut]) {
+    if !child_shards.is_empty() {
+        out.extend_from_slice(b",\"ChildShards\":");
+        serde_json::to_writer(&mut *out, child_shards)
+            .unwrap_or_else(|_| unreachable!("child shards always serialise"));
     }
 }
 
@@ -163,13 +182,16 @@ impl Kinesis {
             .encode(&self.config.token_key)
         });
         Ok(GetRecordsOutput {
-            records: batch.records.into_iter().map(RecordOut).collect(),
+            records: batch.records,
             next_shard_iterator,
             millis_behind_latest: batch.millis_behind,
             child_shards,
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// The children of a closed shard, as GetRecords and fan-out name them at its end.
 pub(crate) fn child_shards(state: &StreamState, parent: u32) -> Vec<ChildShardOut> {

@@ -77,6 +77,8 @@ pub(crate) struct Kinesis {
     pub(crate) registry: Registry,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Least time between two fan-out events with records (see `subscribe`).
+    pub(crate) fan_out_batch_window: std::time::Duration,
     /// Serialises control-plane changes so that metadata snapshots are saved in order.
     control: Mutex<()>,
     /// Numbers fan-out subscriptions.
@@ -102,12 +104,19 @@ impl Kinesis {
             registry,
             storage,
             clock,
+            fan_out_batch_window: std::time::Duration::from_millis(2),
             control: Mutex::new(()),
             subscriptions: Default::default(),
             faults,
             channels: Default::default(),
             queues: Default::default(),
         }
+    }
+
+    /// Sets the least time between two fan-out events with records.
+    pub(crate) fn with_fan_out_batch_window(mut self, window: std::time::Duration) -> Self {
+        self.fan_out_batch_window = window;
+        self
     }
 
     /// Rebuilds the service from what `storage` recovers; `metadata_path` names the metadata in
@@ -439,10 +448,14 @@ pub(crate) async fn dispatch(
         "DescribeStreamSummary" => reply(kinesis.describe_stream_summary(json::decode(body)?)),
         "ListStreams" => reply(kinesis.list_streams(json::decode(body)?)),
         "ListShards" => reply(kinesis.list_shards(json::decode(body)?)),
-        "PutRecord" => reply(kinesis.put_record(json::decode(body)?).await),
-        "PutRecords" => reply(kinesis.put_records(json::decode(body)?).await),
+        // The hot paths write their answers by hand (see `protocol::json::writer`).
+        "PutRecord" => Ok(kinesis.put_record(json::decode(body)?).await?.to_json()),
+        "PutRecords" => Ok(kinesis
+            .put_records(json::decode_borrowed(body)?)
+            .await?
+            .to_json()),
         "GetShardIterator" => reply(kinesis.get_shard_iterator(json::decode(body)?)),
-        "GetRecords" => reply(kinesis.get_records(json::decode(body)?)),
+        "GetRecords" => Ok(kinesis.get_records(json::decode(body)?)?.to_json()),
         "IncreaseStreamRetentionPeriod" => unit(kinesis.increase_retention(json::decode(body)?)),
         "DecreaseStreamRetentionPeriod" => unit(kinesis.decrease_retention(json::decode(body)?)),
         "AddTagsToStream" => unit(kinesis.add_tags(json::decode(body)?)),

@@ -2,16 +2,17 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use parking_lot::MutexGuard;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::faults::Fault;
 use crate::model::hash::{parse_hash_key, partition_key_hash};
-use crate::model::shard::shard_id;
 use crate::model::stream::{Sealing, Stream, StreamState};
-use crate::protocol::json::Blob;
+use crate::protocol::json::{Blob, Text, writer};
 
 use super::Kinesis;
 use super::validate::Violations;
@@ -35,51 +36,151 @@ pub(crate) struct PutRecordInput {
     sequence_number_for_ordering: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
+/// PutRecord's answer: `{"ShardId","SequenceNumber","EncryptionType"}`.
+#[derive(Debug)]
 pub(crate) struct PutRecordOutput {
-    shard_id: String,
-    sequence_number: String,
-    encryption_type: &'static str,
+    shard: u32,
+    sequence_number: u128,
+    encrypted: bool,
+}
+
+impl PutRecordOutput {
+    /// The awsJson1.1 body.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(b"{\"ShardId\":");
+        shard_id_string(&mut out, self.shard);
+        out.extend_from_slice(b",\"SequenceNumber\":");
+        writer::u128_string(&mut out, self.sequence_number);
+        out.extend_from_slice(b",\"EncryptionType\":\"");
+        out.extend_from_slice(encryption_type(self.encrypted).as_bytes());
+        out.extend_from_slice(b"\"}");
+        out
+    }
+}
+
+/// A PutRecords request, borrowing its strings from the body: the data stays base64 text
+/// until [`decode_data`] decodes every record's into one buffer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PutRecordsInput<'a> {
+    #[serde(borrow)]
+    stream_name: Option<Text<'a>>,
+    #[serde(rename = "StreamARN", borrow)]
+    stream_arn: Option<Text<'a>>,
+    #[serde(borrow)]
+    records: Option<Vec<PutRecordsEntry<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct PutRecordsInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    records: Option<Vec<PutRecordsEntry>>,
+struct PutRecordsEntry<'a> {
+    /// Base64 text.
+    #[serde(borrow)]
+    data: Option<Text<'a>>,
+    #[serde(borrow)]
+    partition_key: Option<Text<'a>>,
+    #[serde(borrow)]
+    explicit_hash_key: Option<Text<'a>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutRecordsEntry {
-    data: Option<Blob>,
-    partition_key: Option<String>,
-    explicit_hash_key: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
+/// PutRecords' answer: `{"FailedRecordCount","Records":[...],"EncryptionType"}`.
+#[derive(Debug)]
 pub(crate) struct PutRecordsOutput {
     failed_record_count: u32,
-    records: Vec<PutRecordsResultEntry>,
-    encryption_type: &'static str,
+    records: Vec<PutOutcome>,
+    encrypted: bool,
 }
 
-/// One record's outcome: its sequence number and shard, or why it failed.
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutRecordsResultEntry {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sequence_number: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    shard_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_message: Option<String>,
+/// One record's outcome: its shard and sequence number, or why it failed.
+#[derive(Debug)]
+enum PutOutcome {
+    Placed { shard: u32, sequence_number: u128 },
+    Failed { code: &'static str, message: String },
+}
+
+impl PutRecordsOutput {
+    /// The awsJson1.1 body, as `serde_json` wrote it for the shapes of the model (see the
+    /// tests): `{"SequenceNumber","ShardId"}` or `{"ErrorCode","ErrorMessage"}` per record.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        // A placed record's entry takes 94 bytes at most.
+        let mut out = Vec::with_capacity(64 + self.records.len() * 96);
+        out.extend_from_slice(b"{\"FailedRecordCount\":");
+        writer::int(&mut out, i64::from(self.failed_record_count));
+        out.extend_from_slice(b",\"Records\":[");
+        for (i, outcome) in self.records.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match outcome {
+                PutOutcome::Placed {
+                    shard,
+                    sequence_number,
+                } => {
+                    out.extend_from_slice(b"{\"SequenceNumber\":");
+                    writer::u128_string(&mut out, *sequence_number);
+                    out.extend_from_slice(b",\"ShardId\":");
+                    shard_id_string(&mut out, *shard);
+                }
+                PutOutcome::Failed { code, message } => {
+                    out.extend_from_slice(b"{\"ErrorCode\":");
+                    writer::string(&mut out, code);
+                    out.extend_from_slice(b",\"ErrorMessage\":");
+                    writer::string(&mut out, message);
+                }
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"EncryptionType\":\"");
+        out.extend_from_slice(encryption_type(self.encrypted).as_bytes());
+        out.extend_from_slice(b"\"}");
+        out
+    }
+}
+
+/// Writes a shard id (`"shardId-000000000007"`) as a JSON string, without a `String`.
+fn shard_id_string(out: &mut Vec<u8>, index: u32) {
+    out.extend_from_slice(b"\"shardId-");
+    let mut digits = [b'0'; 12];
+    let mut rest = index;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.push(b'"');
+}
+
+/// Decodes every record's base64 data into one buffer, and gives each record its slice of it
+/// (`None` where a record has no data): one allocation per request instead of one per record.
+fn decode_data(entries: &[PutRecordsEntry<'_>]) -> Result<Vec<Option<Bytes>>, ApiError> {
+    let estimate: usize = entries
+        .iter()
+        .filter_map(|e| e.data.as_ref())
+        .map(|text| base64::decoded_len_estimate(text.0.len()))
+        .sum();
+    let mut buffer = vec![0u8; estimate];
+    let mut ranges = Vec::with_capacity(entries.len());
+    let mut at = 0;
+    for entry in entries {
+        let Some(text) = &entry.data else {
+            ranges.push(None);
+            continue;
+        };
+        let written = STANDARD
+            .decode_slice(text.0.as_bytes(), &mut buffer[at..])
+            .map_err(|_| {
+                ApiError::Serialization("Invalid request: Base64 encoded data is not valid".into())
+            })?;
+        ranges.push(Some(at..at + written));
+        at += written;
+    }
+    buffer.truncate(at);
+    let buffer = Bytes::from(buffer);
+    Ok(ranges
+        .into_iter()
+        .map(|range| range.map(|r| buffer.slice(r)))
+        .collect())
 }
 
 /// Where an appended record went, or the shard that refused it for lack of throughput.
@@ -99,32 +200,41 @@ enum Refusal {
 /// A record that passed validation: its hash key, partition key and data.
 type Accepted = (u128, String, Bytes);
 
-/// Checks one record's members against the model; `prefix` is its path in the request.
+/// Checks one record's members against the model; `record` is its 0-based index in a
+/// PutRecords request (`None` for PutRecord), which names it in the violations. Paths and
+/// messages are only formatted for violations: this runs for every record.
 fn check_record(
-    data: Option<&Blob>,
+    data_len: Option<usize>,
     partition_key: Option<&str>,
     explicit_hash_key: Option<&str>,
-    prefix: &str,
+    record: Option<usize>,
     v: &mut Violations,
 ) {
-    let path = |member: &str| format!("{prefix}{member}");
-    match data {
+    let path = |member: &str| match record {
+        Some(i) => format!("records.{}.member.{member}", i + 1),
+        None => member.to_owned(),
+    };
+    match data_len {
         None => v.missing(&path("data")),
-        Some(blob) => v.check(
-            blob.0.len() <= MODEL_MAX_DATA_BYTES,
-            format_args!(
-                "java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]",
-                blob.0.len()
-            ),
+        Some(len) if len > MODEL_MAX_DATA_BYTES => v.check(
+            false,
+            format_args!("java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]"),
             &path("data"),
             &format!("have length less than or equal to {MODEL_MAX_DATA_BYTES}"),
         ),
+        Some(_) => {}
     }
     // A missing key is checked once the stream is known: AUTO streams do without one.
-    if let Some(key) = partition_key {
+    if let Some(key) = partition_key
+        && !(1..=256).contains(&key.chars().count())
+    {
         v.length(key, &path("partitionKey"), 1, 256);
     }
-    v.hash_key(explicit_hash_key, &path("explicitHashKey"));
+    if let Some(key) = explicit_hash_key
+        && !(crate::model::is_plain_decimal(key) && key.len() <= 39)
+    {
+        v.hash_key(Some(key), &path("explicitHashKey"));
+    }
 }
 
 /// Fails with AWS's missing-member error for each record without a partition key (at
@@ -188,10 +298,10 @@ impl Kinesis {
     ) -> Result<PutRecordOutput, ApiError> {
         let mut v = Violations::default();
         check_record(
-            input.data.as_ref(),
+            input.data.as_ref().map(|d| d.0.len()),
             input.partition_key.as_deref(),
             input.explicit_hash_key.as_deref(),
-            "",
+            None,
             &mut v,
         );
         v.sequence_number(
@@ -232,19 +342,21 @@ impl Kinesis {
             }
         };
         Ok(PutRecordOutput {
-            shard_id: shard_id(shard_index),
-            sequence_number: seq.to_string(),
-            encryption_type: encryption_type(encrypted),
+            shard: shard_index,
+            sequence_number: seq,
+            encrypted,
         })
     }
 
     pub(crate) async fn put_records(
         &self,
-        input: PutRecordsInput,
+        input: PutRecordsInput<'_>,
     ) -> Result<PutRecordsOutput, ApiError> {
         let mut v = Violations::default();
         v.require(&input.records, "records");
         let entries = input.records.unwrap_or_default();
+        // Bad base64 is a serialization error, found before any constraint, as when parsing.
+        let data = decode_data(&entries)?;
         if !entries.is_empty() || v.is_empty() {
             let summary = format!("[{} records]", entries.len());
             v.check(
@@ -260,12 +372,12 @@ impl Kinesis {
                 "have length greater than or equal to 1",
             );
         }
-        for (i, entry) in entries.iter().enumerate() {
+        for (i, (entry, data)) in entries.iter().zip(&data).enumerate() {
             check_record(
-                entry.data.as_ref(),
+                data.as_ref().map(Bytes::len),
                 entry.partition_key.as_deref(),
                 entry.explicit_hash_key.as_deref(),
-                &format!("records.{}.member.", i + 1),
+                Some(i),
                 &mut v,
             );
         }
@@ -276,9 +388,9 @@ impl Kinesis {
         )?;
         let total: usize = entries
             .iter()
-            .map(|e| {
-                e.data.as_ref().map_or(0, |d| d.0.len())
-                    + e.partition_key.as_ref().map_or(0, String::len)
+            .zip(&data)
+            .map(|(e, d)| {
+                d.as_ref().map_or(0, Bytes::len) + e.partition_key.as_deref().map_or(0, str::len)
             })
             .sum();
         if total > MAX_PUT_RECORDS_BYTES {
@@ -297,11 +409,12 @@ impl Kinesis {
             auto,
         )?;
         let records = entries
-            .into_iter()
-            .map(|e| {
+            .iter()
+            .zip(data)
+            .map(|(e, data)| {
                 accept(
-                    e.data.unwrap_or_default().0,
-                    e.partition_key,
+                    data.unwrap_or_default(),
+                    e.partition_key.as_deref().map(str::to_owned),
                     e.explicit_hash_key.as_deref(),
                     max_record_bytes,
                     auto,
@@ -313,34 +426,28 @@ impl Kinesis {
         let records = placed
             .into_iter()
             .map(|placement| match placement {
-                Ok((shard, seq)) => PutRecordsResultEntry {
-                    sequence_number: Some(seq.to_string()),
-                    shard_id: Some(shard_id(shard)),
-                    ..Default::default()
+                Ok((shard, sequence_number)) => PutOutcome::Placed {
+                    shard,
+                    sequence_number,
                 },
-                Err(Refusal::Throttled(shard)) => PutRecordsResultEntry {
-                    error_code: Some("ProvisionedThroughputExceededException"),
-                    error_message: Some(self.rate_exceeded_message(shard, &name)),
-                    ..Default::default()
+                Err(Refusal::Throttled(shard)) => PutOutcome::Failed {
+                    code: "ProvisionedThroughputExceededException",
+                    message: self.rate_exceeded_message(shard, &name),
                 },
-                Err(Refusal::InjectedThrottle) => PutRecordsResultEntry {
-                    error_code: Some("ProvisionedThroughputExceededException"),
-                    error_message: Some(format!(
-                        "Rate exceeded for stream {name} (injected fault)."
-                    )),
-                    ..Default::default()
+                Err(Refusal::InjectedThrottle) => PutOutcome::Failed {
+                    code: "ProvisionedThroughputExceededException",
+                    message: format!("Rate exceeded for stream {name} (injected fault)."),
                 },
-                Err(Refusal::InjectedFailure) => PutRecordsResultEntry {
-                    error_code: Some("InternalFailure"),
-                    error_message: Some("Internal service failure.".into()),
-                    ..Default::default()
+                Err(Refusal::InjectedFailure) => PutOutcome::Failed {
+                    code: "InternalFailure",
+                    message: "Internal service failure.".into(),
                 },
             })
             .collect();
         Ok(PutRecordsOutput {
             failed_record_count,
             records,
-            encryption_type: encryption_type(encrypted),
+            encrypted,
         })
     }
 
@@ -452,3 +559,6 @@ impl Kinesis {
 fn encryption_type(encrypted: bool) -> &'static str {
     if encrypted { "KMS" } else { "NONE" }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,12 +8,18 @@
 //! It ends after its lifetime (five minutes by default), when the consumer subscribes to the
 //! same shard again at least five seconds later (the old stream gets a `ResourceInUseException`
 //! exception event), or when the consumer or stream goes away.
+//!
+//! Events carry batches, as AWS's do: each holds every record readable when it is built (up to
+//! 10,000 records and 2 MiB), and it is built only once the connection has taken the previous
+//! one, and no sooner than the engine's fan-out batch window (2 ms by default) after the last
+//! event with records. Records that arrive more often than that share events instead of each
+//! paying for its own; a record after a quiet spell of a window or more goes out at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
@@ -22,11 +28,14 @@ use crate::model::shard::{ReadLimits, parse_shard_id, shard_id};
 use crate::model::stream::Stream;
 use crate::model::throttle::TokenBucket;
 use crate::protocol::event_stream;
-use crate::protocol::json::{self, Timestamp};
+use crate::protocol::json::{Timestamp, writer};
+use crate::storage::StoredRecord;
 
 use super::Kinesis;
 use super::consumers::ConsumerRef;
-use super::get_records::{ChildShardOut, RecordOut, child_shards};
+use super::get_records::{
+    ChildShardOut, child_shards, child_shards_json, records_json, records_size_hint,
+};
 use super::iterator::StartingPoint;
 use super::validate::Violations;
 
@@ -39,8 +48,10 @@ const FAN_OUT_BYTES_PER_SEC: f64 = 2_097_152.0;
 /// Most records and bytes in one event.
 const EVENT_MAX_RECORDS: usize = 10_000;
 const EVENT_MAX_BYTES: usize = 2 << 20;
-/// Frames buffered between the subscription and the connection.
-const FRAMES_IN_FLIGHT: usize = 2;
+/// Frames buffered between the subscription and the connection: one, so that the next event is
+/// read from the shard only when the connection has taken the previous one, and holds every
+/// record that arrived meanwhile.
+const FRAMES_IN_FLIGHT: usize = 1;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -59,15 +70,36 @@ struct StartingPositionIn {
     timestamp: Option<Timestamp>,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct EventOut {
-    records: Vec<RecordOut>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    continuation_sequence_number: Option<String>,
-    millis_behind_latest: i64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    child_shards: Vec<ChildShardOut>,
+/// One `SubscribeToShardEvent`, written by [`EventOut::write_json`].
+#[derive(Debug)]
+pub(super) struct EventOut {
+    pub(super) records: Vec<StoredRecord>,
+    /// Absent in the last event of a closed shard, which names its children instead.
+    pub(super) continuation_sequence_number: Option<u128>,
+    pub(super) millis_behind_latest: i64,
+    pub(super) child_shards: Vec<ChildShardOut>,
+}
+
+impl EventOut {
+    /// About how many bytes its JSON takes.
+    fn size_hint(&self) -> usize {
+        records_size_hint(&self.records) + 100 + self.child_shards.len() * 200
+    }
+
+    /// Appends the event's JSON payload: `{"Records":[...],"ContinuationSequenceNumber"?,
+    /// "MillisBehindLatest","ChildShards"?}`.
+    pub(super) fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"Records\":");
+        records_json(out, &self.records);
+        if let Some(continuation) = self.continuation_sequence_number {
+            out.extend_from_slice(b",\"ContinuationSequenceNumber\":");
+            writer::u128_string(out, continuation);
+        }
+        out.extend_from_slice(b",\"MillisBehindLatest\":");
+        writer::int(out, self.millis_behind_latest);
+        child_shards_json(out, &self.child_shards);
+        out.push(b'}');
+    }
 }
 
 /// The frames of an accepted subscription, in order.
@@ -238,6 +270,9 @@ impl Pump {
                         break;
                     }
                     if records {
+                        // Records put within the window after this event join the next one.
+                        let window = self.kinesis.fan_out_batch_window;
+                        tokio::time::sleep_until(last_sent + window).await;
                         continue;
                     }
                 }
@@ -278,6 +313,11 @@ impl Pump {
         limited: bool,
         heartbeat_due: bool,
     ) -> Step {
+        // Read only once the connection has room for the event, so that it holds every
+        // record that arrived while the previous one was being sent.
+        let Ok(permit) = self.frames.reserve().await else {
+            return Step::Done; // the client went away
+        };
         let now = self.kinesis.now_ms();
         let limits = ReadLimits {
             max_records: EVENT_MAX_RECORDS,
@@ -307,9 +347,8 @@ impl Pump {
             }
             self.position = batch.next_position;
             let event = EventOut {
-                records: batch.records.into_iter().map(RecordOut).collect(),
-                continuation_sequence_number: (!batch.at_shard_end)
-                    .then(|| continuation.to_string()),
+                records: batch.records,
+                continuation_sequence_number: (!batch.at_shard_end).then_some(continuation),
                 millis_behind_latest: batch.millis_behind,
                 child_shards: if batch.at_shard_end {
                     child_shards(&state, self.shard)
@@ -322,10 +361,10 @@ impl Pump {
         if !got_records && !at_end && !heartbeat_due {
             return Step::Idle;
         }
-        let frame = event_stream::event("SubscribeToShardEvent", &json::encode(&event));
-        if self.frames.send(Bytes::from(frame)).await.is_err() {
-            return Step::Done; // the client went away
-        }
+        let frame = event_stream::event_with("SubscribeToShardEvent", event.size_hint(), |out| {
+            event.write_json(out)
+        });
+        permit.send(Bytes::from(frame));
         if at_end {
             Step::Done
         } else {

@@ -19,38 +19,61 @@ const STRING_HEADER: u8 = 7;
 
 /// Encodes a message with string headers.
 pub(crate) fn encode(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
-    let mut header_bytes = Vec::new();
+    encode_with(headers, payload.len(), |out| out.extend_from_slice(payload))
+}
+
+/// Encodes a message with string headers whose payload `write` appends to the message itself,
+/// so that a large payload is written once, in place. `size_hint` is about its length.
+pub(crate) fn encode_with(
+    headers: &[(&str, &str)],
+    size_hint: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let headers_len: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut message = Vec::with_capacity(PRELUDE_BYTES + headers_len + size_hint + 4);
+    // The prelude is filled in once the length is known.
+    message.resize(PRELUDE_BYTES, 0);
     for (name, value) in headers {
         debug_assert!(name.len() <= 127 && value.len() <= usize::from(u16::MAX));
-        header_bytes.push(name.len() as u8);
-        header_bytes.extend_from_slice(name.as_bytes());
-        header_bytes.push(STRING_HEADER);
-        header_bytes.extend_from_slice(&(value.len() as u16).to_be_bytes());
-        header_bytes.extend_from_slice(value.as_bytes());
+        message.push(name.len() as u8);
+        message.extend_from_slice(name.as_bytes());
+        message.push(STRING_HEADER);
+        message.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        message.extend_from_slice(value.as_bytes());
     }
-    let total = PRELUDE_BYTES + header_bytes.len() + payload.len() + 4;
-    let mut message = Vec::with_capacity(total);
-    message.extend_from_slice(&(total as u32).to_be_bytes());
-    message.extend_from_slice(&(header_bytes.len() as u32).to_be_bytes());
-    let prelude_crc = crc32fast::hash(&message);
-    message.extend_from_slice(&prelude_crc.to_be_bytes());
-    message.extend_from_slice(&header_bytes);
-    message.extend_from_slice(payload);
+    debug_assert_eq!(message.len(), PRELUDE_BYTES + headers_len);
+    write(&mut message);
+    let total = message.len() + 4;
+    message[0..4].copy_from_slice(&(total as u32).to_be_bytes());
+    message[4..8].copy_from_slice(&(headers_len as u32).to_be_bytes());
+    let prelude_crc = crc32fast::hash(&message[..8]);
+    message[8..12].copy_from_slice(&prelude_crc.to_be_bytes());
     let message_crc = crc32fast::hash(&message);
     message.extend_from_slice(&message_crc.to_be_bytes());
     message
 }
 
+/// The headers of an event message of the given type with a JSON payload.
+fn event_headers(event_type: &str) -> [(&str, &str); 3] {
+    [
+        (":message-type", "event"),
+        (":event-type", event_type),
+        (":content-type", "application/json"),
+    ]
+}
+
 /// An event message of the given type with a JSON payload.
 pub(crate) fn event(event_type: &str, json: &[u8]) -> Vec<u8> {
-    encode(
-        &[
-            (":message-type", "event"),
-            (":event-type", event_type),
-            (":content-type", "application/json"),
-        ],
-        json,
-    )
+    encode(&event_headers(event_type), json)
+}
+
+/// An event message of the given type whose JSON payload `write` appends in place.
+pub(crate) fn event_with(
+    event_type: &str,
+    size_hint: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    encode_with(&event_headers(event_type), size_hint, write)
 }
 
 /// An exception message: the stream's last, for errors after it started.
@@ -171,6 +194,21 @@ mod tests {
             (":event-type".into(), "initial-response".into())
         );
         assert_eq!(decoded.payload, b"{}");
+    }
+
+    #[test]
+    fn payloads_written_in_place_match_copied_ones() {
+        let payload = br#"{"Records":[],"MillisBehindLatest":0}"#;
+        let copied = event("SubscribeToShardEvent", payload);
+        let in_place = event_with("SubscribeToShardEvent", 3, |out| {
+            out.extend_from_slice(payload)
+        });
+        assert_eq!(in_place, copied);
+        let (decoded, used) = decode(&in_place).unwrap();
+        assert_eq!(
+            (decoded.payload.as_slice(), used),
+            (&payload[..], in_place.len())
+        );
     }
 
     #[test]

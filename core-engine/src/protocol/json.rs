@@ -1,6 +1,9 @@
 //! awsJson1.1 value encodings: blobs are base64 strings, timestamps are epoch seconds as numbers
 //! with a millisecond fraction, and errors are `{"__type", "message"}` objects.
 
+pub(crate) mod writer;
+
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -35,6 +38,40 @@ impl<'de> Deserialize<'de> for Blob {
     }
 }
 
+/// A string member borrowed from the request body when it has no escapes (the common case),
+/// owned when unescaping had to build it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
+}
+
 /// A blob member of a response, written as base64 without an intermediate string.
 pub(crate) struct Base64Out<'a>(pub(crate) &'a [u8]);
 
@@ -66,6 +103,11 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 /// Parses a request body. An empty body reads as `{}`, as AWS does.
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    decode_borrowed(body)
+}
+
+/// Parses a request body into a shape that may borrow strings from it (see [`Text`]).
+pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {

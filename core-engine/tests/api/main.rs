@@ -14,6 +14,7 @@ mod durable;
 mod encryption;
 mod errors;
 mod fan_out;
+mod fan_out_batching;
 mod faults;
 mod kept;
 mod limits;
