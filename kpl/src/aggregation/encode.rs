@@ -102,6 +102,17 @@ impl KeyTable {
         }
     }
 
+    /// An empty table with room for as many keys and bytes as this one holds.
+    fn empty_like(&self) -> Self {
+        Self {
+            tag: self.tag,
+            encoded: Vec::with_capacity(self.encoded.len()),
+            slots: HashTable::with_capacity(self.slots.len()),
+            count: 0,
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
     /// The index of `key`, adding it to the table if it is new.
     fn index_of(&mut self, key: &str) -> u64 {
         let Self {
@@ -192,6 +203,17 @@ impl Aggregator {
         Self {
             records: Vec::with_capacity(bytes),
             ..Self::default()
+        }
+    }
+
+    /// An empty aggregate with room for the records, keys and bytes this one holds: the next
+    /// aggregate of a busy shard fills up alike, and need not grow (and copy) its buffers.
+    pub(crate) fn empty_like(&self) -> Self {
+        Self {
+            partition_keys: self.partition_keys.empty_like(),
+            explicit_hash_keys: self.explicit_hash_keys.empty_like(),
+            records: Vec::with_capacity(self.records.len()),
+            count: 0,
         }
     }
 

@@ -206,12 +206,14 @@ impl Worker {
             self.refresh_map();
             return;
         };
+        // Looked up before inserting: `entry` would need an owned key (an `Arc` clone) per record.
+        if let Some(buffer) = self.shards.get_mut(&range.id) {
+            return buffer.add(pending, config);
+        }
         let id = range.id.clone();
-        let buffer = self
-            .shards
-            .entry(id.clone())
-            .or_insert_with(|| ShardBuffer::new(id, config.rate_limit, Instant::now()));
+        let mut buffer = ShardBuffer::new(id.clone(), config.rate_limit, Instant::now());
         buffer.add(pending, config);
+        self.shards.insert(id, buffer);
     }
 
     /// Does everything that is due at `now`: retries, expiries, sealing and sending.
@@ -288,7 +290,7 @@ impl Worker {
 
     /// Schedules a user record for another attempt, or fails it if it would outlive its TTL.
     fn retry(&mut self, mut pending: Pending, now: Instant) {
-        let Some(delay) = pending.next_backoff() else {
+        let Some(delay) = pending.next_backoff(&self.shared.config) else {
             return pending.expire();
         };
         let at = now + delay;

@@ -10,6 +10,9 @@ use crate::config::Config;
 use crate::error::{PutError, PutFailure};
 use crate::record::{Attempt, Delivery, Record};
 
+/// The two permits a buffered record holds: one record, and its size in bytes.
+pub(crate) type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
 /// A user record with its routing, timing, history and the sender of its outcome.
 #[derive(Debug)]
 pub(crate) struct Pending {
@@ -22,7 +25,9 @@ pub(crate) struct Pending {
     /// When it fails if not delivered (its TTL).
     pub(crate) expires: Instant,
     pub(crate) attempts: Vec<Attempt>,
-    backoff: ExponentialBackoff,
+    /// Built at the first retry: most records never need one, and inline it would be a third
+    /// of the size of a `Pending`, which is moved several times on the way to a shard.
+    backoff: Option<Box<ExponentialBackoff>>,
     /// Taken when the future is settled. A `Pending` dropped unsettled (a worker that panicked,
     /// a buffer dropped by mistake) settles it in `Drop`, handing the record back.
     reply: Option<oneshot::Sender<Result<Delivery, PutFailure>>>,
@@ -39,12 +44,6 @@ impl Pending {
         permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) -> Self {
         let now = Instant::now();
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(config.retry_min_delay)
-            .with_max_delay(config.retry_max_delay)
-            .with_jitter()
-            .without_max_times()
-            .build();
         Self {
             record,
             hash,
@@ -52,7 +51,7 @@ impl Pending {
             deadline: now + config.record_max_buffered_time,
             expires: now + config.record_ttl,
             attempts: Vec::new(),
-            backoff,
+            backoff: None,
             reply: Some(reply),
             _permits: permits,
         }
@@ -76,8 +75,40 @@ impl Pending {
     }
 
     /// The delay before the next retry: exponential with jitter, capped.
-    pub(crate) fn next_backoff(&mut self) -> Option<Duration> {
-        self.backoff.next()
+    pub(crate) fn next_backoff(&mut self, config: &Config) -> Option<Duration> {
+        self.backoff
+            .get_or_insert_with(|| {
+                Box::new(
+                    ExponentialBuilder::default()
+                        .with_min_delay(config.retry_min_delay)
+                        .with_max_delay(config.retry_max_delay)
+                        .with_jitter()
+                        .without_max_times()
+                        .build(),
+                )
+            })
+            .next()
+    }
+
+    /// Moves this record's permits into `pool`, to be released with those of the other
+    /// records of its Kinesis record: releasing takes the semaphores' locks (and wakes a
+    /// waiting `put`), so once per Kinesis record rather than once per user record.
+    pub(crate) fn pool_permits(&mut self, pool: &mut Option<Permits>) {
+        let (records, bytes) = &mut self._permits;
+        let taken = (
+            records.split(records.num_permits()),
+            bytes.split(bytes.num_permits()),
+        );
+        let (Some(records), Some(bytes)) = taken else {
+            return; // `split` of all a permit holds cannot fail
+        };
+        match pool {
+            Some((pooled_records, pooled_bytes)) => {
+                pooled_records.merge(records);
+                pooled_bytes.merge(bytes);
+            }
+            None => *pool = Some((records, bytes)),
+        }
     }
 
     /// The last error seen, if any.

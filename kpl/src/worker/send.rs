@@ -288,7 +288,7 @@ impl Worker {
             let delay = container
                 .users
                 .iter_mut()
-                .filter_map(|u| u.next_backoff())
+                .filter_map(|u| u.next_backoff(&self.shared.config))
                 .max()
                 .unwrap_or_default();
             let at = now + delay;

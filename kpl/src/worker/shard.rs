@@ -45,7 +45,15 @@ impl Container {
         metrics::counter!("KinesisRecordsDataPut").increment(self.data.len() as u64);
         metrics::histogram!("UserRecordsPerKinesisRecord").record(self.users.len() as f64);
         let aggregated = self.aggregated;
-        for (index, user) in self.users.into_iter().enumerate() {
+        let mut users = self.users;
+        let mut permits = None;
+        for user in &mut users {
+            user.pool_permits(&mut permits);
+        }
+        // Released before the futures settle, as each record's own permits were: a caller that
+        // sees its record delivered sees room for another.
+        drop(permits);
+        for (index, user) in users.into_iter().enumerate() {
             user.deliver(
                 shard_id,
                 sequence_number,
@@ -151,8 +159,12 @@ impl ShardBuffer {
 
     /// Turns the aggregate being built into a Kinesis record.
     fn seal(&mut self) {
-        let mut users = std::mem::take(&mut self.building);
-        let aggregator = std::mem::take(&mut self.aggregator);
+        // The next aggregate most likely fills up like this one: room for as many records and
+        // bytes spares growing (and copying) both as it fills.
+        let next_users = Vec::with_capacity(self.building.len());
+        let next_aggregator = self.aggregator.empty_like();
+        let mut users = std::mem::replace(&mut self.building, next_users);
+        let aggregator = std::mem::replace(&mut self.aggregator, next_aggregator);
         self.building_deadline = None;
         match users.len() {
             0 => {}
