@@ -206,14 +206,12 @@ impl Worker {
             self.refresh_map();
             return;
         };
-        // Looked up before inserting: `entry` would need an owned key (an `Arc` clone) per record.
-        if let Some(buffer) = self.shards.get_mut(&range.id) {
-            return buffer.add(pending, config);
-        }
         let id = range.id.clone();
-        let mut buffer = ShardBuffer::new(id.clone(), config.rate_limit, Instant::now());
+        let buffer = self
+            .shards
+            .entry(id.clone())
+            .or_insert_with(|| ShardBuffer::new(id, config.rate_limit, Instant::now()));
         buffer.add(pending, config);
-        self.shards.insert(id, buffer);
     }
 
     /// Does everything that is due at `now`: retries, expiries, sealing and sending.

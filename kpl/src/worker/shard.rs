@@ -104,7 +104,7 @@ impl ShardBuffer {
             self.ready.push_back(self.single(pending));
             return;
         }
-        let grown = self.aggregator.size_with(
+        let (grown, probe) = self.aggregator.size_with_probe(
             &record.partition_key,
             record.explicit_hash_key.as_deref(),
             record.data.len(),
@@ -114,13 +114,20 @@ impl ShardBuffer {
                 || self.building.len() as u64 >= config.aggregation_max_count)
         {
             self.seal();
+            self.aggregator.push(
+                &record.partition_key,
+                record.explicit_hash_key.as_deref(),
+                &record.data,
+            );
+        } else {
+            // Looked up in this very aggregate just above: no second hash and compare.
+            self.aggregator.push_probed(
+                probe,
+                &record.partition_key,
+                record.explicit_hash_key.as_deref(),
+                &record.data,
+            );
         }
-        let record = &pending.record;
-        self.aggregator.push(
-            &record.partition_key,
-            record.explicit_hash_key.as_deref(),
-            &record.data,
-        );
         self.building_deadline = Some(
             self.building_deadline
                 .map_or(pending.deadline, |d| d.min(pending.deadline)),
