@@ -35,6 +35,17 @@ pub struct EngineArgs {
     pub backlog_bytes: usize,
 }
 
+/// Kinesis' limit on a record: data plus partition key.
+const MAX_RECORD: usize = 1 << 20;
+
+/// Partition keys are `KEY_LEN` characters, so a record of `size` fits the limit.
+const KEY_LEN: usize = 13;
+
+/// Data bytes of a record of `size`: all of it, but for a 1 MiB record, whose key must fit too.
+fn data_len(size: usize) -> usize {
+    size.min(MAX_RECORD - KEY_LEN)
+}
+
 /// Records per PutRecords call for records of `size`: 500, or fewer to stay within 4 MiB.
 fn per_call(size: usize) -> usize {
     ((4 << 20) / size.max(1)).clamp(1, 500)
@@ -59,7 +70,7 @@ async fn write(
     seconds: f64,
     until: Option<usize>,
 ) -> Result<Run> {
-    let payload = Blob::new(vec![b'x'; size]);
+    let payload = Blob::new(vec![b'x'; data_len(size)]);
     let batch = per_call(size);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let quota = until.map(|n| n.div_ceil(writers));
@@ -83,7 +94,7 @@ async fn write(
                 let entries = (0..n)
                     .map(|i| {
                         PutRecordsRequestEntry::builder()
-                            .partition_key(format!("key-{writer}-{}", (written + i) % 10_007))
+                            .partition_key(format!("key-{writer:03}-{:05}", (written + i) % 10_007))
                             .data(payload.clone())
                             .build()
                             .expect("data and key are set")
@@ -122,7 +133,7 @@ async fn write(
         run.calls.extend(calls);
     }
     run.elapsed = started.elapsed();
-    run.bytes = run.records * size;
+    run.bytes = run.records * data_len(size);
     run.cpu = process_cpu().saturating_sub(cpu);
     run.calls.sort();
     Ok(run)
@@ -248,7 +259,7 @@ fn row(storage: &str, size: usize, conns: usize, runs: &[Run]) -> Vec<crate::com
 fn smoke(args: &EngineArgs, common: &Common) -> EngineArgs {
     let mut args = args.clone();
     if common.smoke {
-        args.sizes = vec![100, 65_536];
+        args.sizes = vec![100, 1 << 20];
         args.connections = vec![1, 2];
         args.seconds = 0.3;
         args.backlog_bytes = 2 << 20;
@@ -277,7 +288,7 @@ pub async fn ingest(args: &EngineArgs, common: &Common) -> Result<()> {
         &COLUMNS,
     );
     table.note(format!(
-        "{}; CPU and RSS are this process's (engine and clients when in process)",
+        "{}; CPU and RSS are this process's (engine and clients when in process); a 1 MiB record's data is 1 MiB less its {KEY_LEN}-byte key",
         crate::common::machine()
     ));
     for (storage, label) in storages(&args, common) {
