@@ -60,7 +60,8 @@ pub(super) struct BatchOutcome {
 
 impl Batch {
     /// Takes the Kinesis records to send now, within the request limits and the shards' rate
-    /// limits. Records not yet due wait, unless a full request's worth is ready or flushing.
+    /// limits. Nothing is sent until a record is due, a full request's worth is ready or the
+    /// producer flushes; then the call takes every ready record it can hold.
     pub(super) fn collect(
         shards: &mut HashMap<Arc<str>, ShardBuffer>,
         config: &Config,
@@ -114,6 +115,12 @@ impl Batch {
             }
         }
         (!containers.is_empty()).then_some(Self { containers })
+    }
+
+    /// Kinesis records in the call.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.containers.len()
     }
 
     /// Sends the call; never fails, the outcome says how it went.

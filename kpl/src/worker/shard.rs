@@ -346,6 +346,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_due_call_takes_every_ready_record() {
+        let now = Instant::now();
+        let config = Config::default();
+        let mut shards = std::collections::HashMap::new();
+        for (id, due) in [
+            ("shardId-0", now),
+            ("shardId-1", now + Duration::from_secs(1)),
+        ] {
+            let mut buffer = ShardBuffer::new(id.into(), 100, now);
+            buffer.add(pending(id, now + Duration::from_secs(30)), &config);
+            buffer.seal_due(now, true, &config);
+            buffer.ready[0].deadline = due;
+            shards.insert(Arc::<str>::from(id), buffer);
+        }
+        let call = super::super::send::Batch::collect(&mut shards, &config, now, false);
+        // As the KPL's collector: the record not due for another second goes along, rather
+        // than in a call of its own a second later.
+        assert_eq!(call.expect("one record is due").len(), 2);
+        assert!(shards.values().all(|b| b.ready.is_empty()));
+    }
+
+    #[tokio::test]
     async fn what_is_left_of_a_partly_expired_aggregate_keeps_its_place() {
         let now = Instant::now();
         let (soon, later) = (now + Duration::from_secs(1), now + Duration::from_secs(9));
