@@ -75,3 +75,60 @@ fn scaling() {
     let rows = rows("scaling");
     assert_eq!(rows.len(), 4, "2 shard counts x 2 worker counts");
 }
+
+/// `--endpoint` loads a server the bench did not start: here an engine in the test process.
+#[tokio::test(flavor = "multi_thread")]
+async fn engine_ingest_against_an_external_endpoint() {
+    let engine = core_engine::Engine::builder()
+        .in_memory()
+        .throughput_limits(false)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let endpoint = engine.endpoint_url();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args([
+                "engine-ingest",
+                "--smoke",
+                "--json",
+                "--endpoint",
+                &endpoint,
+            ])
+            .output()
+            .expect("the bench binary runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let rows = value["rows"].as_array().expect("rows");
+    assert_eq!(
+        rows.len(),
+        4,
+        "one storage (external) x 2 sizes x 2 connection counts"
+    );
+    assert!(rows.iter().all(|r| r["storage"] == "external"));
+    // The records went to the external engine: its streams hold them.
+    let client = kinesis(&engine.endpoint_url());
+    let streams = client.list_streams().send().await.unwrap().stream_names;
+    assert_eq!(streams.len(), 4, "one stream per run");
+    engine.shutdown().await;
+}
+
+fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {
+    use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .build();
+    aws_sdk_kinesis::Client::from_conf(config)
+}
