@@ -1,6 +1,7 @@
 //! What every subcommand shares: the engine under test (in process or external), SDK clients,
 //! the process's CPU time and peak RSS, medians, and the table (or JSON) it prints.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -79,9 +80,12 @@ impl Target {
         let engine = builder
             .throughput_limits(limits)
             .build()
-            .context("engine configuration")?
-            .start()
+            .context("engine configuration")?;
+        // On its own runtime, so that its threads' CPU time is the engine's (`engine_cpu`).
+        let engine = engine_runtime()
+            .spawn(engine.start())
             .await
+            .context("the engine's runtime")?
             .context("starting the engine")?;
         Ok(Self {
             endpoint: engine.endpoint_url(),
@@ -170,11 +174,41 @@ pub async fn create_stream(
     anyhow::bail!("stream {name} did not become ACTIVE")
 }
 
+/// Name of the in-process engine's runtime threads (its blocking threads too).
+const ENGINE_THREADS: &str = "engine-rt";
+
+/// The runtime in-process engines run on, apart from the clients' (kpl, kcl, the SDK).
+fn engine_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name(ENGINE_THREADS)
+            .enable_all()
+            .build()
+            .expect("a runtime for the engine")
+    })
+}
+
 /// CPU time this process has used, all threads (the scheduler's nanosecond counters).
 pub fn process_cpu() -> Duration {
+    threads_cpu(|_| true)
+}
+
+/// CPU time the in-process engine has used: its runtime's threads and its log writer's.
+/// (Against an external endpoint it stays zero.)
+pub fn engine_cpu() -> Duration {
+    threads_cpu(|name| name.starts_with(ENGINE_THREADS) || name == "wal-writer")
+}
+
+/// CPU time of this process's threads whose name `counts`.
+fn threads_cpu(counts: impl Fn(&str) -> bool) -> Duration {
     let mut total = 0u64;
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !counts(name.trim()) {
+                continue;
+            }
             let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
             total += stat
                 .split_whitespace()

@@ -58,6 +58,8 @@ struct Run {
     elapsed: Duration,
     calls: Vec<Duration>,
     cpu: Duration,
+    /// The in-process engine's share of `cpu` (zero for an external endpoint).
+    engine_cpu: Duration,
     rss: f64,
 }
 
@@ -74,7 +76,7 @@ async fn write(
     let batch = per_call(size);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let quota = until.map(|n| n.div_ceil(writers));
-    let cpu = process_cpu();
+    let (cpu, engine_cpu) = (process_cpu(), crate::common::engine_cpu());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for writer in 0..writers {
@@ -125,6 +127,7 @@ async fn write(
         elapsed: Duration::ZERO,
         calls: Vec::new(),
         cpu: Duration::ZERO,
+        engine_cpu: Duration::ZERO,
         rss: 0.0,
     };
     for task in tasks {
@@ -135,6 +138,7 @@ async fn write(
     run.elapsed = started.elapsed();
     run.bytes = run.records * data_len(size);
     run.cpu = process_cpu().saturating_sub(cpu);
+    run.engine_cpu = crate::common::engine_cpu().saturating_sub(engine_cpu);
     run.calls.sort();
     Ok(run)
 }
@@ -150,7 +154,7 @@ async fn read(target: &Target, stream: &str, readers: usize) -> Result<Run> {
         .context("ListShards")?
         .shards
         .unwrap_or_default();
-    let cpu = process_cpu();
+    let (cpu, engine_cpu) = (process_cpu(), crate::common::engine_cpu());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for reader in 0..readers {
@@ -206,6 +210,7 @@ async fn read(target: &Target, stream: &str, readers: usize) -> Result<Run> {
         elapsed: Duration::ZERO,
         calls: Vec::new(),
         cpu: Duration::ZERO,
+        engine_cpu: Duration::ZERO,
         rss: 0.0,
     };
     for task in tasks {
@@ -216,11 +221,12 @@ async fn read(target: &Target, stream: &str, readers: usize) -> Result<Run> {
     }
     run.elapsed = started.elapsed();
     run.cpu = process_cpu().saturating_sub(cpu);
+    run.engine_cpu = crate::common::engine_cpu().saturating_sub(engine_cpu);
     run.calls.sort();
     Ok(run)
 }
 
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 11] = [
     "storage",
     "size B",
     "conns",
@@ -229,6 +235,7 @@ const COLUMNS: [&str; 10] = [
     "call p50 ms",
     "call p99 ms",
     "CPU us/rec",
+    "engine CPU us/rec",
     "peak RSS MiB",
     "records",
 ];
@@ -248,6 +255,13 @@ fn row(storage: &str, size: usize, conns: usize, runs: &[Run]) -> Vec<crate::com
         num(m(&|r| percentile_ms(&r.calls, 99.0)), 2),
         num(
             m(&|r| r.cpu.as_secs_f64() * 1e6 / r.records.max(1) as f64),
+            2,
+        ),
+        num(
+            m(&|r| match r.engine_cpu {
+                Duration::ZERO => f64::NAN,
+                cpu => cpu.as_secs_f64() * 1e6 / r.records.max(1) as f64,
+            }),
             2,
         ),
         num(m(&|r| r.rss), 0),
@@ -288,7 +302,7 @@ pub async fn ingest(args: &EngineArgs, common: &Common) -> Result<()> {
         &COLUMNS,
     );
     table.note(format!(
-        "{}; CPU and RSS are this process's (engine and clients when in process); a 1 MiB record's data is 1 MiB less its {KEY_LEN}-byte key",
+        "{}; CPU and RSS are this process's, engine CPU its engine runtime's threads (engine and clients when in process); a 1 MiB record's data is 1 MiB less its {KEY_LEN}-byte key",
         crate::common::machine()
     ));
     for (storage, label) in storages(&args, common) {
@@ -326,7 +340,7 @@ pub async fn read_backlog(args: &EngineArgs, common: &Common) -> Result<()> {
         &COLUMNS,
     );
     table.note(format!(
-        "{}; CPU and RSS are this process's while reading",
+        "{}; CPU and RSS are this process's, engine CPU its engine runtime's threads while reading",
         crate::common::machine()
     ));
     for (storage, label) in storages(&args, common) {

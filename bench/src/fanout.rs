@@ -45,6 +45,7 @@ struct Run {
     per_subscription: Vec<f64>,
     records_per_event: f64,
     cpu_per_record: f64,
+    engine_cpu_per_record: f64,
     rss: f64,
 }
 
@@ -148,7 +149,7 @@ async fn run(args: &FanoutArgs, common: &Common) -> Result<Run> {
     }
     let payload = Blob::new(vec![b'x'; args.record_bytes]);
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
-    let cpu = process_cpu();
+    let (cpu, engine_cpu) = (process_cpu(), crate::common::engine_cpu());
     let started = Instant::now();
     let mut writers = Vec::new();
     for writer in 0..args.writers {
@@ -192,12 +193,17 @@ async fn run(args: &FanoutArgs, common: &Common) -> Result<Run> {
         per_subscription.push(records as f64 / elapsed);
     }
     let cpu = process_cpu().saturating_sub(cpu);
+    let engine_cpu = crate::common::engine_cpu().saturating_sub(engine_cpu);
     let rss = peak_rss_mib();
     target.stop().await;
     Ok(Run {
         per_subscription,
         records_per_event: total as f64 / events.load(Ordering::Relaxed).max(1) as f64,
         cpu_per_record: cpu.as_secs_f64() * 1e6 / total.max(1) as f64,
+        engine_cpu_per_record: match engine_cpu {
+            Duration::ZERO => f64::NAN,
+            cpu => cpu.as_secs_f64() * 1e6 / total.max(1) as f64,
+        },
         rss,
     })
 }
@@ -225,11 +231,12 @@ pub async fn fanout(args: &FanoutArgs, common: &Common) -> Result<()> {
             "MiB/s per sub",
             "records/event",
             "CPU us/rec",
+            "engine CPU us/rec",
             "peak RSS MiB",
         ],
     );
     table.note(format!(
-        "{}; CPU and RSS are this process's",
+        "{}; CPU and RSS are this process's, engine CPU its engine runtime's threads",
         crate::common::machine()
     ));
     let mut runs = Vec::new();
@@ -249,6 +256,7 @@ pub async fn fanout(args: &FanoutArgs, common: &Common) -> Result<()> {
             num(per_sub * args.record_bytes as f64 / (1 << 20) as f64, 2),
             num(m(&|r| r.records_per_event), 1),
             num(m(&|r| r.cpu_per_record), 2),
+            num(m(&|r| r.engine_cpu_per_record), 2),
             num(m(&|r| r.rss), 0),
         ],
         common.json,

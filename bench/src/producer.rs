@@ -46,6 +46,7 @@ struct Run {
     elapsed: f64,
     buffered: Vec<Duration>,
     cpu: Duration,
+    engine_cpu: Duration,
     rss: f64,
 }
 
@@ -67,7 +68,7 @@ async fn run(common: &Common, args: &KplArgs, aggregation: bool, records: usize)
     .context("starting the producer")?;
     let payload = Bytes::from(vec![b'x'; args.record_bytes]);
     let keys: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
-    let cpu = process_cpu();
+    let (cpu, engine_cpu) = (process_cpu(), crate::common::engine_cpu());
     let started = Instant::now();
     let mut waiting = VecDeque::new();
     let mut buffered = Vec::with_capacity(records);
@@ -101,6 +102,7 @@ async fn run(common: &Common, args: &KplArgs, aggregation: bool, records: usize)
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = process_cpu().saturating_sub(cpu);
+    let engine_cpu = crate::common::engine_cpu().saturating_sub(engine_cpu);
     buffered.sort();
     anyhow::ensure!(
         producer.shutdown(Duration::from_secs(10)).await.is_empty(),
@@ -114,6 +116,7 @@ async fn run(common: &Common, args: &KplArgs, aggregation: bool, records: usize)
         elapsed,
         buffered,
         cpu,
+        engine_cpu,
         rss,
     })
 }
@@ -140,12 +143,13 @@ pub async fn kpl(args: &KplArgs, common: &Common) -> Result<()> {
             "buffered p50 ms",
             "buffered p99 ms",
             "CPU us/user rec",
+            "engine CPU us/user rec",
             "peak RSS MiB",
             "records",
         ],
     );
     table.note(format!(
-        "{}; CPU and RSS are this process's (producer, engine and SDK when in process)",
+        "{}; CPU and RSS are this process's, engine CPU its engine runtime's threads (producer, engine and SDK when in process)",
         crate::common::machine()
     ));
     for mode in args.mode.clone() {
@@ -173,6 +177,13 @@ pub async fn kpl(args: &KplArgs, common: &Common) -> Result<()> {
             num(m(&|r| pct(&r.buffered, 99.0)), 1),
             num(
                 m(&|r| r.cpu.as_secs_f64() * 1e6 / r.records.max(1) as f64),
+                2,
+            ),
+            num(
+                m(&|r| match r.engine_cpu {
+                    Duration::ZERO => f64::NAN,
+                    cpu => cpu.as_secs_f64() * 1e6 / r.records.max(1) as f64,
+                }),
                 2,
             ),
             num(m(&|r| r.rss), 0),
