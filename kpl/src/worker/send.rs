@@ -68,12 +68,17 @@ impl Batch {
         now: Instant,
         flush: bool,
     ) -> Option<Self> {
-        let (ready_count, ready_bytes, any_due) = shards
+        let (ready_count, ready_bytes) = shards
             .values()
             .flat_map(|s| s.ready.iter())
-            .fold((0, 0, false), |(n, b, due), c| {
-                (n + 1, b + c.size(), due || c.deadline <= now)
-            });
+            .fold((0, 0), |(n, b), c| (n + 1, b + c.size()));
+        // Only a record that could go now makes the call due: not one of a closed shard, nor
+        // one waiting for its retry time.
+        let any_due = shards.values().filter(|s| !s.closed).any(|s| {
+            s.ready
+                .front()
+                .is_some_and(|c| c.deadline <= now && c.not_before.is_none_or(|t| t <= now))
+        });
         if ready_count == 0 {
             return None;
         }
