@@ -15,6 +15,7 @@ mod on_demand;
 mod page_token;
 mod policy;
 mod put;
+mod queues;
 mod reshard;
 mod resource;
 mod resource_tags;
@@ -84,6 +85,8 @@ pub(crate) struct Kinesis {
     pub(crate) faults: Arc<FaultInjector>,
     /// Channels and the directory they deliver to.
     channels: channels::Channels,
+    /// Queues and where a durable engine keeps them.
+    queues: queues::Queues,
 }
 
 impl Kinesis {
@@ -103,6 +106,7 @@ impl Kinesis {
             subscriptions: Default::default(),
             faults,
             channels: Default::default(),
+            queues: Default::default(),
         }
     }
 
@@ -180,6 +184,7 @@ impl Kinesis {
     }
 
     pub(crate) fn rate_exceeded_message(&self, shard: u32, stream: &str) -> String {
+        self.count_throttled(shard, stream);
         format!(
             "Rate exceeded for shard {} in stream {stream} under account {}.",
             crate::model::shard::shard_id(shard),
@@ -474,6 +479,7 @@ pub(crate) async fn dispatch(
         }
         "StartStreamEncryption" => unit(kinesis.start_encryption(json::decode(body)?)),
         "StopStreamEncryption" => unit(kinesis.stop_encryption(json::decode(body)?)),
+        other if other.contains("Queue") => queues::dispatch(kinesis, other, body).await,
         other => Err(ApiError::UnknownOperation(format!(
             "Operation {other} is not supported by this engine"
         ))),

@@ -1,5 +1,6 @@
 //! A user record in the producer's hands, from `put` until its future is settled.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
@@ -8,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::{PutError, PutFailure};
+use crate::metrics::{ProducerMetrics, ShardMetrics};
 use crate::record::{Attempt, Delivery, Record};
 
 /// The two permits a buffered record holds: one record, and its size in bytes.
@@ -33,6 +35,8 @@ pub(crate) struct Pending {
     reply: Option<oneshot::Sender<Result<Delivery, PutFailure>>>,
     /// Held until settled: this is what bounds the producer's memory.
     _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    /// The producer's metric handles.
+    pub(crate) metrics: Arc<ProducerMetrics>,
 }
 
 impl Pending {
@@ -42,6 +46,7 @@ impl Pending {
         config: &Config,
         reply: oneshot::Sender<Result<Delivery, PutFailure>>,
         permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+        metrics: Arc<ProducerMetrics>,
     ) -> Self {
         let now = Instant::now();
         Self {
@@ -54,6 +59,7 @@ impl Pending {
             backoff: None,
             reply: Some(reply),
             _permits: permits,
+            metrics,
         }
     }
 
@@ -133,8 +139,7 @@ impl Pending {
             error_message: error.map(|(_, message)| message.to_owned()),
         });
         if let Some((code, _)) = error {
-            metrics::counter!("AllErrors").increment(1);
-            metrics::counter!("ErrorsByCode", "ErrorCode" => code.to_owned()).increment(1);
+            self.metrics.error(code);
         }
     }
 
@@ -144,20 +149,23 @@ impl Pending {
             last.error_code = Some(code.to_owned());
             last.error_message = Some(message.to_owned());
         }
-        metrics::counter!("AllErrors").increment(1);
-        metrics::counter!("ErrorsByCode", "ErrorCode" => code.to_owned()).increment(1);
+        self.metrics.error(code);
     }
 
     /// Settles the future with a delivery.
     pub(crate) fn deliver(
         mut self,
+        metrics: &ShardMetrics,
         shard_id: &str,
         sequence_number: &str,
         sub_sequence_number: Option<u64>,
     ) {
-        metrics::counter!("UserRecordsPut").increment(1);
-        metrics::counter!("UserRecordsDataPut").increment(self.record.data.len() as u64);
-        metrics::histogram!("RetriesPerRecord")
+        metrics.user_records_put.increment(1);
+        metrics
+            .user_records_data_put
+            .increment(self.record.data.len() as u64);
+        metrics
+            .retries_per_record
             .record(self.attempts.len().saturating_sub(1) as f64);
         let delivery = Delivery {
             shard_id: shard_id.to_owned(),
@@ -185,7 +193,7 @@ impl Pending {
     /// Settles the future with a failure, and gives the record to the caller too.
     pub(crate) fn fail_returning(mut self, error: PutError) -> Record {
         if matches!(error, PutError::Expired { .. }) {
-            metrics::counter!("UserRecordExpired").increment(1);
+            self.metrics.user_record_expired.increment(1);
         }
         let record = self.take_record();
         let attempts = std::mem::take(&mut self.attempts);
@@ -227,7 +235,8 @@ mod tests {
             semaphore.try_acquire_owned().unwrap(),
         );
         let (reply, receiver) = oneshot::channel();
-        let pending = Pending::new(record, 7, &Config::default(), reply, permits);
+        let metrics = ProducerMetrics::disabled();
+        let pending = Pending::new(record, 7, &Config::default(), reply, permits, metrics);
         (pending, receiver)
     }
 
@@ -243,7 +252,8 @@ mod tests {
     #[tokio::test]
     async fn a_settled_pending_settles_once() {
         let (pending, receiver) = pending(Record::new("user-1", "payload"));
-        pending.deliver("shardId-000000000000", "42", None);
+        let shard_metrics = pending.metrics.shard("shardId-000000000000");
+        pending.deliver(&shard_metrics, "shardId-000000000000", "42", None);
         let delivery = receiver.await.unwrap().unwrap();
         assert_eq!(delivery.sequence_number, "42");
     }

@@ -41,9 +41,23 @@ impl Container {
 
     /// Settles every user record as delivered in this Kinesis record.
     pub(crate) fn deliver(self, shard_id: &str, sequence_number: &str) {
-        metrics::counter!("KinesisRecordsPut").increment(1);
-        metrics::counter!("KinesisRecordsDataPut").increment(self.data.len() as u64);
-        metrics::histogram!("UserRecordsPerKinesisRecord").record(self.users.len() as f64);
+        // Looked up once per Kinesis record: the lookup takes a lock.
+        let Some(metrics) = self
+            .users
+            .first()
+            .map(|first| first.metrics.shard(shard_id))
+        else {
+            return;
+        };
+        {
+            metrics.kinesis_records_put.increment(1);
+            metrics
+                .kinesis_records_data_put
+                .increment(self.data.len() as u64);
+            metrics
+                .user_records_per_kinesis_record
+                .record(self.users.len() as f64);
+        }
         let aggregated = self.aggregated;
         let mut users = self.users;
         let mut permits = None;
@@ -55,6 +69,7 @@ impl Container {
         drop(permits);
         for (index, user) in users.into_iter().enumerate() {
             user.deliver(
+                &metrics,
                 shard_id,
                 sequence_number,
                 aggregated.then_some(index as u64),
@@ -318,6 +333,7 @@ mod tests {
             &Config::default(),
             reply,
             permits,
+            crate::metrics::ProducerMetrics::disabled(),
         );
         pending.expires = expires;
         pending
