@@ -11,7 +11,6 @@ use std::fmt;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
 use md5::{Digest, Md5};
 
 use super::{FIXED_OVERHEAD, MAGIC};
@@ -59,6 +58,23 @@ fn record_len(pk_index: u64, ehk_index: Option<u64>, data_len: usize) -> usize {
     delimited_len(inner)
 }
 
+/// A key looked up in a [`KeyTable`]: its hash, and its index if the table has it.
+#[derive(Debug, Clone, Copy)]
+struct KeyProbe {
+    hash: u64,
+    index: Option<u64>,
+}
+
+/// A user record's keys looked up in an [`Aggregator`] ([`Aggregator::size_with_probe`]), so
+/// that adding it right after ([`Aggregator::push_probed`]) hashes and compares them no more.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe {
+    partition_key: KeyProbe,
+    explicit_hash_key: Option<KeyProbe>,
+    /// The number of records when probed: a probe is only good until the next push.
+    records: usize,
+}
+
 /// Where a key's bytes sit in [`KeyTable::encoded`], and its index in the table.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -90,20 +106,32 @@ impl KeyTable {
         }
     }
 
-    /// The index `key` has or would get, and the bytes adding it would add to the table.
-    fn probe(&self, key: &str) -> (u64, usize) {
+    /// Looks `key` up: its hash, and its index if the table has it.
+    fn probe(&self, key: &str) -> KeyProbe {
         let hash = self.hasher.hash_one(key.as_bytes());
         let found = self.slots.find(hash, |s| {
             &self.encoded[s.start..s.start + s.len] == key.as_bytes()
         });
-        match found {
-            Some(slot) => (slot.index, 0),
+        KeyProbe {
+            hash,
+            index: found.map(|slot| slot.index),
+        }
+    }
+
+    /// The index `key` has or would get, and the bytes adding it would add to the table.
+    fn cost(&self, key: &str, probe: KeyProbe) -> (u64, usize) {
+        match probe.index {
+            Some(index) => (index, 0),
             None => (self.count, delimited_len(key.len())),
         }
     }
 
-    /// The index of `key`, adding it to the table if it is new.
-    fn index_of(&mut self, key: &str) -> u64 {
+    /// The index of `key`, adding it to the table if `probe` (of this table as it is) did not
+    /// find it.
+    fn index_probed(&mut self, key: &str, probe: KeyProbe) -> u64 {
+        if let Some(index) = probe.index {
+            return index;
+        }
         let Self {
             tag,
             encoded,
@@ -111,28 +139,31 @@ impl KeyTable {
             count,
             hasher,
         } = self;
-        let hash = hasher.hash_one(key.as_bytes());
-        let entry = slots.entry(
-            hash,
-            |s| &encoded[s.start..s.start + s.len] == key.as_bytes(),
-            |s| hasher.hash_one(&encoded[s.start..s.start + s.len]),
-        );
-        match entry {
-            Entry::Occupied(o) => o.get().index,
-            Entry::Vacant(v) => {
-                encoded.push(*tag);
-                put_varint(encoded, key.len() as u64);
-                let start = encoded.len();
-                encoded.extend_from_slice(key.as_bytes());
-                let index = *count;
-                v.insert(Slot {
-                    start,
-                    len: key.len(),
-                    index,
-                });
-                *count += 1;
-                index
-            }
+        encoded.push(*tag);
+        put_varint(encoded, key.len() as u64);
+        let start = encoded.len();
+        encoded.extend_from_slice(key.as_bytes());
+        let index = *count;
+        let slot = Slot {
+            start,
+            len: key.len(),
+            index,
+        };
+        slots.insert_unique(probe.hash, slot, |s| {
+            hasher.hash_one(&encoded[s.start..s.start + s.len])
+        });
+        *count += 1;
+        index
+    }
+
+    /// An empty table with room for as many keys and bytes as this one holds.
+    fn empty_like(&self) -> Self {
+        Self {
+            tag: self.tag,
+            encoded: Vec::with_capacity(self.encoded.len()),
+            slots: HashTable::with_capacity(self.slots.len()),
+            count: 0,
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }
@@ -195,6 +226,17 @@ impl Aggregator {
         }
     }
 
+    /// An empty aggregate with room for the records, keys and bytes this one holds: the next
+    /// aggregate of a busy shard fills up alike, and need not grow (and copy) its buffers.
+    pub(crate) fn empty_like(&self) -> Self {
+        Self {
+            partition_keys: self.partition_keys.empty_like(),
+            explicit_hash_keys: self.explicit_hash_keys.empty_like(),
+            records: Vec::with_capacity(self.records.len()),
+            count: 0,
+        }
+    }
+
     /// Number of user records added.
     pub fn len(&self) -> usize {
         self.count
@@ -222,21 +264,61 @@ impl Aggregator {
         explicit_hash_key: Option<&str>,
         data_len: usize,
     ) -> usize {
-        let (pk_index, pk_cost) = self.partition_keys.probe(partition_key);
-        let (ehk_index, ehk_cost) = match explicit_hash_key {
-            Some(ehk) => {
-                let (index, cost) = self.explicit_hash_keys.probe(ehk);
+        self.size_with_probe(partition_key, explicit_hash_key, data_len)
+            .0
+    }
+
+    /// [`size_with`](Self::size_with), and the keys' lookups for a
+    /// [`push_probed`](Self::push_probed) of the same record right after.
+    pub(crate) fn size_with_probe(
+        &self,
+        partition_key: &str,
+        explicit_hash_key: Option<&str>,
+        data_len: usize,
+    ) -> (usize, Probe) {
+        let pk_probe = self.partition_keys.probe(partition_key);
+        let (pk_index, pk_cost) = self.partition_keys.cost(partition_key, pk_probe);
+        let ehk_probe = explicit_hash_key.map(|ehk| (ehk, self.explicit_hash_keys.probe(ehk)));
+        let (ehk_index, ehk_cost) = match ehk_probe {
+            Some((ehk, probe)) => {
+                let (index, cost) = self.explicit_hash_keys.cost(ehk, probe);
                 (Some(index), cost)
             }
             None => (None, 0),
         };
-        self.size() + pk_cost + ehk_cost + record_len(pk_index, ehk_index, data_len)
+        let size = self.size() + pk_cost + ehk_cost + record_len(pk_index, ehk_index, data_len);
+        let probe = Probe {
+            partition_key: pk_probe,
+            explicit_hash_key: ehk_probe.map(|(_, probe)| probe),
+            records: self.count,
+        };
+        (size, probe)
     }
 
     /// Adds a user record.
     pub fn push(&mut self, partition_key: &str, explicit_hash_key: Option<&str>, data: &[u8]) {
-        let pk_index = self.partition_keys.index_of(partition_key);
-        let ehk_index = explicit_hash_key.map(|ehk| self.explicit_hash_keys.index_of(ehk));
+        let (_, probe) = self.size_with_probe(partition_key, explicit_hash_key, data.len());
+        self.push_probed(probe, partition_key, explicit_hash_key, data);
+    }
+
+    /// Adds a user record whose keys `probe` looked up in this aggregate as it is now.
+    pub(crate) fn push_probed(
+        &mut self,
+        probe: Probe,
+        partition_key: &str,
+        explicit_hash_key: Option<&str>,
+        data: &[u8],
+    ) {
+        debug_assert_eq!(
+            probe.records, self.count,
+            "a probe is good until the next push"
+        );
+        let pk_index = self
+            .partition_keys
+            .index_probed(partition_key, probe.partition_key);
+        let ehk_index = explicit_hash_key
+            .zip(probe.explicit_hash_key)
+            .map(|(ehk, probe)| self.explicit_hash_keys.index_probed(ehk, probe));
 
         let inner = 1
             + varint_len(pk_index)

@@ -295,7 +295,7 @@ impl Worker {
 
     /// Schedules a user record for another attempt, or fails it if it would outlive its TTL.
     fn retry(&mut self, mut pending: Pending, now: Instant) {
-        let Some(delay) = pending.next_backoff() else {
+        let Some(delay) = pending.next_backoff(&self.shared.config) else {
             return pending.expire();
         };
         let at = now + delay;

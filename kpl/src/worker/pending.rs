@@ -9,8 +9,11 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::{PutError, PutFailure};
-use crate::metrics::ProducerMetrics;
+use crate::metrics::{ProducerMetrics, ShardMetrics};
 use crate::record::{Attempt, Delivery, Record};
+
+/// The two permits a buffered record holds: one record, and its size in bytes.
+pub(crate) type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
 
 /// A user record with its routing, timing, history and the sender of its outcome.
 #[derive(Debug)]
@@ -24,7 +27,9 @@ pub(crate) struct Pending {
     /// When it fails if not delivered (its TTL).
     pub(crate) expires: Instant,
     pub(crate) attempts: Vec<Attempt>,
-    backoff: ExponentialBackoff,
+    /// Built at the first retry: most records never need one, and inline it would be a third
+    /// of the size of a `Pending`, which is moved several times on the way to a shard.
+    backoff: Option<Box<ExponentialBackoff>>,
     /// Taken when the future is settled. A `Pending` dropped unsettled (a worker that panicked,
     /// a buffer dropped by mistake) settles it in `Drop`, handing the record back.
     reply: Option<oneshot::Sender<Result<Delivery, PutFailure>>>,
@@ -44,12 +49,6 @@ impl Pending {
         metrics: Arc<ProducerMetrics>,
     ) -> Self {
         let now = Instant::now();
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(config.retry_min_delay)
-            .with_max_delay(config.retry_max_delay)
-            .with_jitter()
-            .without_max_times()
-            .build();
         Self {
             record,
             hash,
@@ -57,7 +56,7 @@ impl Pending {
             deadline: now + config.record_max_buffered_time,
             expires: now + config.record_ttl,
             attempts: Vec::new(),
-            backoff,
+            backoff: None,
             reply: Some(reply),
             _permits: permits,
             metrics,
@@ -82,8 +81,40 @@ impl Pending {
     }
 
     /// The delay before the next retry: exponential with jitter, capped.
-    pub(crate) fn next_backoff(&mut self) -> Option<Duration> {
-        self.backoff.next()
+    pub(crate) fn next_backoff(&mut self, config: &Config) -> Option<Duration> {
+        self.backoff
+            .get_or_insert_with(|| {
+                Box::new(
+                    ExponentialBuilder::default()
+                        .with_min_delay(config.retry_min_delay)
+                        .with_max_delay(config.retry_max_delay)
+                        .with_jitter()
+                        .without_max_times()
+                        .build(),
+                )
+            })
+            .next()
+    }
+
+    /// Moves this record's permits into `pool`, to be released with those of the other
+    /// records of its Kinesis record: releasing takes the semaphores' locks (and wakes a
+    /// waiting `put`), so once per Kinesis record rather than once per user record.
+    pub(crate) fn pool_permits(&mut self, pool: &mut Option<Permits>) {
+        let (records, bytes) = &mut self._permits;
+        let taken = (
+            records.split(records.num_permits()),
+            bytes.split(bytes.num_permits()),
+        );
+        let (Some(records), Some(bytes)) = taken else {
+            return; // `split` of all a permit holds cannot fail
+        };
+        match pool {
+            Some((pooled_records, pooled_bytes)) => {
+                pooled_records.merge(records);
+                pooled_bytes.merge(bytes);
+            }
+            None => *pool = Some((records, bytes)),
+        }
     }
 
     /// The last error seen, if any.
@@ -124,11 +155,11 @@ impl Pending {
     /// Settles the future with a delivery.
     pub(crate) fn deliver(
         mut self,
+        metrics: &ShardMetrics,
         shard_id: &str,
         sequence_number: &str,
         sub_sequence_number: Option<u64>,
     ) {
-        let metrics = self.metrics.shard(shard_id);
         metrics.user_records_put.increment(1);
         metrics
             .user_records_data_put
@@ -221,7 +252,8 @@ mod tests {
     #[tokio::test]
     async fn a_settled_pending_settles_once() {
         let (pending, receiver) = pending(Record::new("user-1", "payload"));
-        pending.deliver("shardId-000000000000", "42", None);
+        let shard_metrics = pending.metrics.shard("shardId-000000000000");
+        pending.deliver(&shard_metrics, "shardId-000000000000", "42", None);
         let delivery = receiver.await.unwrap().unwrap();
         assert_eq!(delivery.sequence_number, "42");
     }

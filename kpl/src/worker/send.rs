@@ -8,7 +8,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, PutRecordsResultEntry};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -45,18 +45,24 @@ pub(super) struct CallError {
     retryable: bool,
 }
 
-/// A finished call: the records it carried, and the answer.
+/// A finished call: the records it carried, and the answer for those its task could not settle.
 #[derive(Debug)]
 pub(super) struct BatchOutcome {
+    /// The predicted shard of every Kinesis record the call carried.
+    shards: Vec<Arc<str>>,
+    /// The Kinesis records left for the worker to settle: failed, or landed on another shard
+    /// than predicted.
     containers: Vec<Container>,
     sent_at: Instant,
     duration: Duration,
-    result: Result<PutRecordsOutput, CallError>,
+    /// The answer for each of `containers`, or how the whole call failed.
+    result: Result<Vec<PutRecordsResultEntry>, CallError>,
 }
 
 impl Batch {
     /// Takes the Kinesis records to send now, within the request limits and the shards' rate
-    /// limits. Records not yet due wait, unless a full request's worth is ready or flushing.
+    /// limits. Nothing is sent until a record is due, a full request's worth is ready or the
+    /// producer flushes; then the call takes every ready record it can hold.
     pub(super) fn collect(
         shards: &mut HashMap<Arc<str>, ShardBuffer>,
         config: &Config,
@@ -67,10 +73,20 @@ impl Batch {
             .values()
             .flat_map(|s| s.ready.iter())
             .fold((0, 0), |(n, b), c| (n + 1, b + c.size()));
+        // Only a record that could go now makes the call due: not one of a closed shard, nor
+        // one waiting for its retry time.
+        let any_due = shards.values().filter(|s| !s.closed).any(|s| {
+            s.ready
+                .front()
+                .is_some_and(|c| c.deadline <= now && c.not_before.is_none_or(|t| t <= now))
+        });
         if ready_count == 0 {
             return None;
         }
+        // As the KPL's collector: once the oldest record is due, the call takes whatever else
+        // is ready too, rather than leaving it for a call of its own a moment later.
         let take_all = flush
+            || any_due
             || ready_count >= config.collection_max_count
             || ready_bytes >= config.collection_max_size;
         let mut containers = Vec::new();
@@ -105,6 +121,12 @@ impl Batch {
             }
         }
         (!containers.is_empty()).then_some(Self { containers })
+    }
+
+    /// Kinesis records in the call.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.containers.len()
     }
 
     /// Sends the call; never fails, the outcome says how it went.
@@ -165,8 +187,11 @@ impl Batch {
         };
         let duration = sent_at.elapsed();
         metrics.request_time.record(duration.as_secs_f64() * 1000.0);
+        let shards = self.containers.iter().map(|c| c.shard.clone()).collect();
+        let (containers, result) = settle_landed(self.containers, result, sent_at, duration);
         BatchOutcome {
-            containers: self.containers,
+            shards,
+            containers,
             sent_at,
             duration,
             result,
@@ -174,42 +199,82 @@ impl Batch {
     }
 }
 
+/// Settles the Kinesis records that landed on their predicted shard, here in the call's task
+/// rather than in the worker (settling costs several allocations per user record), and returns
+/// the rest with their answers.
+fn settle_landed(
+    containers: Vec<Container>,
+    result: Result<PutRecordsOutput, CallError>,
+    sent_at: Instant,
+    duration: Duration,
+) -> (
+    Vec<Container>,
+    Result<Vec<PutRecordsResultEntry>, CallError>,
+) {
+    let output = match result {
+        Ok(output) if output.records.len() == containers.len() => output,
+        Ok(_) => {
+            let error = CallError {
+                code: "RecordCountMismatch".into(),
+                message: "the answer does not match the request".into(),
+                retryable: true,
+            };
+            return (containers, Err(error));
+        }
+        Err(error) => return (containers, Err(error)),
+    };
+    let mut rest = Vec::new();
+    let mut answers = Vec::new();
+    for (mut container, entry) in containers.into_iter().zip(output.records) {
+        match (&entry.error_code, &entry.shard_id, &entry.sequence_number) {
+            (None, Some(shard_id), Some(sequence_number)) if *container.shard == **shard_id => {
+                note_sent(&mut container, sent_at, duration);
+                container.deliver(shard_id, sequence_number);
+            }
+            _ => {
+                rest.push(container);
+                answers.push(entry);
+            }
+        }
+    }
+    (rest, Ok(answers))
+}
+
+/// Records a successful attempt for each user record of a Kinesis record.
+fn note_sent(container: &mut Container, sent_at: Instant, duration: Duration) {
+    for user in &mut container.users {
+        user.attempt(sent_at, duration, None);
+        user.metrics
+            .buffering_time
+            .record(sent_at.saturating_duration_since(user.put_at).as_secs_f64() * 1000.0);
+    }
+}
+
 impl Worker {
     /// Settles the user records of a finished call, retrying what can be retried.
     pub(super) fn on_outcome(&mut self, outcome: BatchOutcome) {
         let BatchOutcome {
+            shards,
             containers,
             sent_at,
             duration,
             result,
         } = outcome;
         let now = Instant::now();
-        for container in &containers {
-            if let Some(buffer) = self.shards.get_mut(&container.shard) {
+        for shard in &shards {
+            if let Some(buffer) = self.shards.get_mut(shard) {
                 buffer.in_flight = buffer.in_flight.saturating_sub(1);
             }
         }
-        let output = match result {
-            Ok(output) if output.records.len() == containers.len() => output,
-            Ok(_) => {
-                let error = CallError {
-                    code: "RecordCountMismatch".into(),
-                    message: "the answer does not match the request".into(),
-                    retryable: true,
-                };
-                return self.fail_call(containers, &error, sent_at, duration, now);
-            }
+        let answers = match result {
+            Ok(answers) => answers,
             Err(error) => return self.fail_call(containers, &error, sent_at, duration, now),
         };
-        for (mut container, entry) in containers.into_iter().zip(output.records) {
+        // What landed where predicted is settled already (`settle_landed`).
+        for (mut container, entry) in containers.into_iter().zip(answers) {
             match (entry.error_code, entry.shard_id, entry.sequence_number) {
                 (None, Some(shard_id), Some(sequence_number)) => {
-                    for user in &mut container.users {
-                        user.attempt(sent_at, duration, None);
-                        user.metrics.buffering_time.record(
-                            sent_at.saturating_duration_since(user.put_at).as_secs_f64() * 1000.0,
-                        );
-                    }
+                    note_sent(&mut container, sent_at, duration);
                     // On an AUTO stream every shard is the right one.
                     let expected = self.map.is_stream_wide() || *container.shard == shard_id;
                     if container.aggregated && !expected {
@@ -294,7 +359,7 @@ impl Worker {
             let delay = container
                 .users
                 .iter_mut()
-                .filter_map(|u| u.next_backoff())
+                .filter_map(|u| u.next_backoff(&self.shared.config))
                 .max()
                 .unwrap_or_default();
             let at = now + delay;

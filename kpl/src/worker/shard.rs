@@ -41,8 +41,15 @@ impl Container {
 
     /// Settles every user record as delivered in this Kinesis record.
     pub(crate) fn deliver(self, shard_id: &str, sequence_number: &str) {
-        if let Some(first) = self.users.first() {
-            let metrics = first.metrics.shard(shard_id);
+        // Looked up once per Kinesis record: the lookup takes a lock.
+        let Some(metrics) = self
+            .users
+            .first()
+            .map(|first| first.metrics.shard(shard_id))
+        else {
+            return;
+        };
+        {
             metrics.kinesis_records_put.increment(1);
             metrics
                 .kinesis_records_data_put
@@ -52,8 +59,17 @@ impl Container {
                 .record(self.users.len() as f64);
         }
         let aggregated = self.aggregated;
-        for (index, user) in self.users.into_iter().enumerate() {
+        let mut users = self.users;
+        let mut permits = None;
+        for user in &mut users {
+            user.pool_permits(&mut permits);
+        }
+        // Released before the futures settle, as each record's own permits were: a caller that
+        // sees its record delivered sees room for another.
+        drop(permits);
+        for (index, user) in users.into_iter().enumerate() {
             user.deliver(
+                &metrics,
                 shard_id,
                 sequence_number,
                 aggregated.then_some(index as u64),
@@ -103,7 +119,7 @@ impl ShardBuffer {
             self.ready.push_back(self.single(pending));
             return;
         }
-        let grown = self.aggregator.size_with(
+        let (grown, probe) = self.aggregator.size_with_probe(
             &record.partition_key,
             record.explicit_hash_key.as_deref(),
             record.data.len(),
@@ -113,13 +129,20 @@ impl ShardBuffer {
                 || self.building.len() as u64 >= config.aggregation_max_count)
         {
             self.seal();
+            self.aggregator.push(
+                &record.partition_key,
+                record.explicit_hash_key.as_deref(),
+                &record.data,
+            );
+        } else {
+            // Looked up in this very aggregate just above: no second hash and compare.
+            self.aggregator.push_probed(
+                probe,
+                &record.partition_key,
+                record.explicit_hash_key.as_deref(),
+                &record.data,
+            );
         }
-        let record = &pending.record;
-        self.aggregator.push(
-            &record.partition_key,
-            record.explicit_hash_key.as_deref(),
-            &record.data,
-        );
         self.building_deadline = Some(
             self.building_deadline
                 .map_or(pending.deadline, |d| d.min(pending.deadline)),
@@ -158,8 +181,12 @@ impl ShardBuffer {
 
     /// Turns the aggregate being built into a Kinesis record.
     fn seal(&mut self) {
-        let mut users = std::mem::take(&mut self.building);
-        let aggregator = std::mem::take(&mut self.aggregator);
+        // The next aggregate most likely fills up like this one: room for as many records and
+        // bytes spares growing (and copying) both as it fills.
+        let next_users = Vec::with_capacity(self.building.len());
+        let next_aggregator = self.aggregator.empty_like();
+        let mut users = std::mem::replace(&mut self.building, next_users);
+        let aggregator = std::mem::replace(&mut self.aggregator, next_aggregator);
         self.building_deadline = None;
         match users.len() {
             0 => {}
@@ -332,6 +359,28 @@ mod tests {
                 users
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_due_call_takes_every_ready_record() {
+        let now = Instant::now();
+        let config = Config::default();
+        let mut shards = std::collections::HashMap::new();
+        for (id, due) in [
+            ("shardId-0", now),
+            ("shardId-1", now + Duration::from_secs(1)),
+        ] {
+            let mut buffer = ShardBuffer::new(id.into(), 100, now);
+            buffer.add(pending(id, now + Duration::from_secs(30)), &config);
+            buffer.seal_due(now, true, &config);
+            buffer.ready[0].deadline = due;
+            shards.insert(Arc::<str>::from(id), buffer);
+        }
+        let call = super::super::send::Batch::collect(&mut shards, &config, now, false);
+        // As the KPL's collector: the record not due for another second goes along, rather
+        // than in a call of its own a second later.
+        assert_eq!(call.expect("one record is due").len(), 2);
+        assert!(shards.values().all(|b| b.ready.is_empty()));
     }
 
     #[tokio::test]
