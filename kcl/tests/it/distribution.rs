@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{RecordDistributionStrategy, StreamMode, StreamModeDetails};
-use core_engine::Engine;
 use kcl::Config;
 
 use crate::common::{Env, Log, Worker, eventually, fast_config};
@@ -119,9 +118,46 @@ async fn foreign_deliveries(env: &Env, stream: &str, log: &Log) -> usize {
         .count()
 }
 
+/// Puts into the first shard of `stream` an aggregate `mixed-home`, `mixed-foreign` whose
+/// second key hashes into another shard, then an aggregate `own-1`, `own-2` of the shard's own.
+async fn put_mixed(env: &Env, stream: &str) {
+    let ranges = ranges(env, stream).await;
+    let first = ranges["shardId-000000000000"];
+    let key_in = |inside: bool| {
+        (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| {
+                let h = kpl::aggregation::hash_key(k, None).unwrap();
+                (h >= first.0 && h <= first.1) == inside
+            })
+            .unwrap()
+    };
+    let (home, foreign) = (key_in(true), key_in(false));
+    let mut mixed = kpl::aggregation::Aggregator::new();
+    mixed.push(&home, None, b"mixed-home");
+    mixed.push(&foreign, None, b"mixed-foreign");
+    let mut own = kpl::aggregation::Aggregator::new();
+    own.push(&home, None, b"own-1");
+    own.push(&home, None, b"own-2");
+    for aggregate in [mixed.finish(), own.finish()] {
+        let shard = env
+            .kinesis
+            .put_record()
+            .stream_name(stream)
+            .partition_key("a")
+            .explicit_hash_key(first.0.to_string())
+            .data(Blob::new(aggregate))
+            .send()
+            .await
+            .unwrap()
+            .shard_id;
+        assert_eq!(shard, "shardId-000000000000");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_streams_deliver_every_aggregated_record_by_polling_and_fan_out() {
-    let env = Env::with(Engine::builder()).await;
+    let env = Env::start().await;
     on_demand_stream(&env, "auto", true).await;
     let sent = produce(&env, "auto", 400).await;
 
@@ -191,39 +227,7 @@ async fn a_switch_to_auto_while_running_loses_nothing() {
 async fn user_partition_key_streams_still_drop_aggregates_with_foreign_keys() {
     let env = Env::start().await;
     env.create_stream("upk", 2).await;
-    let ranges = ranges(&env, "upk").await;
-    let first = ranges["shardId-000000000000"];
-    // Keys hashing into the first shard and into the second.
-    let key_in = |inside: bool| {
-        (0..)
-            .map(|i| format!("k{i}"))
-            .find(|k| {
-                let h = kpl::aggregation::hash_key(k, None).unwrap();
-                (h >= first.0 && h <= first.1) == inside
-            })
-            .unwrap()
-    };
-    let (home, foreign) = (key_in(true), key_in(false));
-    let mut mixed = kpl::aggregation::Aggregator::new();
-    mixed.push(&home, None, b"mixed-home");
-    mixed.push(&foreign, None, b"mixed-foreign");
-    let mut own = kpl::aggregation::Aggregator::new();
-    own.push(&home, None, b"own-1");
-    own.push(&home, None, b"own-2");
-    for aggregate in [mixed.finish(), own.finish()] {
-        let shard = env
-            .kinesis
-            .put_record()
-            .stream_name("upk")
-            .partition_key("a")
-            .explicit_hash_key(first.0.to_string())
-            .data(Blob::new(aggregate))
-            .send()
-            .await
-            .unwrap()
-            .shard_id;
-        assert_eq!(shard, "shardId-000000000000");
-    }
+    put_mixed(&env, "upk").await;
     let log = Arc::new(Log::default());
     let worker = Worker::start(&env, "upk-app", "upk", "w", &log, fast_config());
     eventually(Duration::from_secs(20), "the aggregate after", async || {
@@ -232,4 +236,35 @@ async fn user_partition_key_streams_still_drop_aggregates_with_foreign_keys() {
     .await;
     worker.stop().await;
     assert_eq!(log.data(), ["own-1", "own-2"], "the mixed aggregate is dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_stream_application_reads_each_stream_by_its_strategy() {
+    let env = Env::start().await;
+    on_demand_stream(&env, "ms-auto", true).await;
+    env.create_stream("ms-upk", 2).await;
+    let sent = produce(&env, "ms-auto", 200).await;
+    put_mixed(&env, "ms-upk").await;
+    let log = Arc::new(Log::default());
+    let scheduler = Arc::new(
+        kcl::Scheduler::builder()
+            .application("ms-dist-app")
+            .stream_tracker(|| vec!["ms-auto".to_owned(), "ms-upk".to_owned()])
+            .worker_id("w")
+            .kinesis(env.kinesis.clone())
+            .dynamodb(env.ddb.clone())
+            .processor_factory(crate::common::Factory::new("w", &log))
+            .config(fast_config())
+            .build()
+            .unwrap(),
+    );
+    let task = tokio::spawn({
+        let scheduler = scheduler.clone();
+        async move { scheduler.run().await }
+    });
+    let mut expected = sent.clone();
+    expected.extend(["own-1".to_owned(), "own-2".to_owned()]);
+    assert_all_once(&log, &expected, "both streams").await;
+    scheduler.shutdown();
+    task.await.unwrap().unwrap();
 }
