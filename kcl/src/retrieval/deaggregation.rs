@@ -53,7 +53,9 @@ impl Distribution {
     /// as older APIs): `AUTO` sticks (see the module documentation).
     pub(crate) fn note(&self, strategy: Option<&RecordDistributionStrategy>) {
         if strategy == Some(&RecordDistributionStrategy::Auto) && !self.is_auto() {
-            tracing::info!("the stream distributes records itself (AUTO): KPL aggregates are read without the shard hash-range check");
+            tracing::info!(
+                "the stream distributes records itself (AUTO): KPL aggregates are read without the shard hash-range check"
+            );
             self.inner.auto.store(true, Ordering::Release);
         }
     }

@@ -235,7 +235,11 @@ async fn user_partition_key_streams_still_drop_aggregates_with_foreign_keys() {
     })
     .await;
     worker.stop().await;
-    assert_eq!(log.data(), ["own-1", "own-2"], "the mixed aggregate is dropped");
+    assert_eq!(
+        log.data(),
+        ["own-1", "own-2"],
+        "the mixed aggregate is dropped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
