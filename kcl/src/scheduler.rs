@@ -354,12 +354,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         // The strategy can change (UpdateStreamRecordDistributionStrategy): learnt each sync.
         self.ctx
             .distribution
-            .learn(
+            .refresh(
                 &self.ctx.kinesis,
                 &self.ctx.stream,
                 self.ctx.config.kinesis_timeout,
             )
-            .await?;
+            .await;
         let shards = shard_sync::list_shards(
             &self.ctx.kinesis,
             &self.ctx.stream,

@@ -10,7 +10,8 @@
 //! sync, and once it has seen `AUTO` it keeps reading the stream without the check until it
 //! restarts, since aggregates put under `AUTO` stay in the shards after a switch back. Before
 //! dropping an aggregate on a stream it believes `USER_PARTITION_KEY`, it asks again (at most
-//! once a second per stream), so a switch to `AUTO` since the last sync loses nothing.
+//! once a second per stream), so a switch to `AUTO` since the last sync loses nothing; when
+//! that question fails it delivers the aggregate rather than risk losing it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,8 +40,8 @@ pub(crate) struct Distribution {
 #[derive(Debug, Default)]
 struct Inner {
     auto: AtomicBool,
-    /// When a retrieval task last asked before a drop.
-    rechecked: tokio::sync::Mutex<Option<Instant>>,
+    /// When a retrieval task last asked before a drop, and whether that question failed.
+    rechecked: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 impl Distribution {
@@ -60,31 +61,47 @@ impl Distribution {
         }
     }
 
-    /// Asks DescribeStreamSummary for the strategy and notes it.
-    pub(crate) async fn learn(
+    /// Asks DescribeStreamSummary for the strategy and notes it; whether it got an answer. A
+    /// failure (throttling, say) is logged and keeps the last answer: the question asked before
+    /// a drop covers it, so a shard sync need not fail for it.
+    pub(crate) async fn refresh(
         &self,
         client: &Client,
         stream: &StreamRef,
         timeout: Duration,
-    ) -> Result<()> {
-        let strategy = strategy(client, stream, timeout).await?;
-        self.note(strategy.as_ref());
-        Ok(())
+    ) -> bool {
+        match strategy(client, stream, timeout).await {
+            Ok(strategy) => {
+                self.note(strategy.as_ref());
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "could not ask for the stream's record distribution strategy"
+                );
+                false
+            }
+        }
     }
 
-    /// Before a drop: asks again unless asked less than [`RECHECK_INTERVAL`] ago (tasks racing
-    /// here wait for the one asking); whether the stream is `AUTO` now. A failed question keeps
-    /// the last answer.
+    /// Before a drop: whether to deliver the aggregates unchecked after all. Asks again unless
+    /// asked less than [`RECHECK_INTERVAL`] ago (tasks racing here wait for the one asking).
+    /// When the question fails it delivers: a record the Java KCL would drop is better
+    /// delivered than a valid one lost.
     async fn recheck(&self, client: &Client, stream: &StreamRef, timeout: Duration) -> bool {
         let mut rechecked = self.inner.rechecked.lock().await;
-        if self.is_auto() || rechecked.is_some_and(|at| at.elapsed() < RECHECK_INTERVAL) {
-            return self.is_auto();
+        if self.is_auto() {
+            return true;
         }
-        *rechecked = Some(Instant::now());
-        if let Err(e) = self.learn(client, stream, timeout).await {
-            tracing::warn!(error = %e, "could not ask for the stream's record distribution strategy");
+        if let Some((at, failed)) = *rechecked
+            && at.elapsed() < RECHECK_INTERVAL
+        {
+            return failed;
         }
-        self.is_auto()
+        let failed = !self.refresh(client, stream, timeout).await;
+        *rechecked = Some((Instant::now(), failed));
+        failed || self.is_auto()
     }
 }
 

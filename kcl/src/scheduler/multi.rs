@@ -122,12 +122,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             let synced = async {
                 stream
                     .distribution
-                    .learn(
+                    .refresh(
                         &self.ctx.kinesis,
                         &stream.stream,
                         self.ctx.config.kinesis_timeout,
                     )
-                    .await?;
+                    .await;
                 let shards = shard_sync::list_shards(
                     &self.ctx.kinesis,
                     &stream.stream,

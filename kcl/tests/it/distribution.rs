@@ -2,7 +2,8 @@
 //! shards whatever their keys, so a KPL aggregate holds user records whose keys hash anywhere.
 //! Workers deliver every one of them (no shard hash-range check) by polling and by fan-out,
 //! also after a switch to AUTO while they run; on a USER_PARTITION_KEY stream an aggregate with
-//! a foreign key is still dropped, as by the Java KCL.
+//! a foreign key is still dropped, as by the Java KCL (unless the strategy cannot be read just
+//! then: delivered rather than risk a loss).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -271,4 +272,26 @@ async fn a_multi_stream_application_reads_each_stream_by_its_strategy() {
     assert_all_once(&log, &expected, "both streams").await;
     scheduler.shutdown();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregate_is_delivered_rather_than_dropped_when_the_strategy_cannot_be_read() {
+    let env = Env::start().await;
+    env.create_stream("blind", 2).await;
+    put_mixed(&env, "blind").await;
+    env.handle
+        .faults()
+        .add(
+            core_engine::FaultRule::new(
+                "DescribeStreamSummary",
+                core_engine::Fault::InternalFailure,
+            )
+            .on_stream("blind"),
+        )
+        .unwrap();
+    let log = Arc::new(Log::default());
+    let worker = Worker::start(&env, "blind-app", "blind", "w", &log, fast_config());
+    let all = ["mixed-home", "mixed-foreign", "own-1", "own-2"].map(str::to_owned);
+    assert_all_once(&log, &all, "every record").await;
+    worker.stop().await;
 }
