@@ -62,6 +62,8 @@ pub(crate) struct Context {
     pub consumer_arn: Arc<std::sync::OnceLock<String>>,
     /// The application's metrics.
     pub metrics: metrics::Scope,
+    /// The stream's record distribution strategy, as the scheduler last learned it.
+    pub distribution: crate::retrieval::Distribution,
 }
 
 /// The stream a consumer reads, as the application named it.
@@ -221,14 +223,20 @@ pub(crate) async fn run<P: RecordProcessor>(
         InitialPosition::AtTimestamp(t) => Some(t),
         _ => None,
     };
-    let hash_range = snapshot.hash_range.unwrap_or((0, u128::MAX));
+    let deaggregator = crate::retrieval::Deaggregator {
+        client: ctx.kinesis.clone(),
+        stream: ctx.stream.clone(),
+        timeout: ctx.config.kinesis_timeout,
+        hash_range: snapshot.hash_range.unwrap_or((0, u128::MAX)),
+        distribution: ctx.distribution.clone(),
+    };
     let (mut batches, fetcher) = match &ctx.config.retrieval {
         Retrieval::Polling => spawn_fetcher(
             ctx.kinesis.clone(),
             ctx.stream.clone(),
             shard.clone(),
             snapshot.checkpoint.clone(),
-            hash_range,
+            deaggregator,
             FetcherSettings {
                 max_records: ctx.config.max_records,
                 idle_time_between_reads: ctx.config.idle_time_between_reads,
@@ -247,7 +255,7 @@ pub(crate) async fn run<P: RecordProcessor>(
                 ctx.kinesis.clone(),
                 shard.clone(),
                 snapshot.checkpoint.clone(),
-                hash_range,
+                deaggregator,
                 SubscriberSettings {
                     consumer_arn: consumer_arn.clone(),
                     stream: ctx.stream.clone(),

@@ -146,6 +146,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 table: LeaseTable::new(dynamodb, table_name).with_timeout(config.dynamodb_timeout),
                 config: Arc::new(config),
                 consumer_arn: Arc::default(),
+                distribution: Default::default(),
             },
             application_name,
             worker_id,
@@ -350,6 +351,15 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         if let Some(multi) = &self.multi {
             return self.sync_streams(multi).await;
         }
+        // The strategy can change (UpdateStreamRecordDistributionStrategy): learnt each sync.
+        self.ctx
+            .distribution
+            .refresh(
+                &self.ctx.kinesis,
+                &self.ctx.stream,
+                self.ctx.config.kinesis_timeout,
+            )
+            .await;
         let shards = shard_sync::list_shards(
             &self.ctx.kinesis,
             &self.ctx.stream,
@@ -479,6 +489,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 let _ = arn.set(a.clone());
             }
             ctx.consumer_arn = Arc::new(arn);
+            ctx.distribution = tracked.distribution.clone();
         }
         ctx
     }

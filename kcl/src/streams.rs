@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::types::RecordDistributionStrategy;
 
 use crate::error::{self, Error, Result};
 use crate::processor::ProcessorError;
@@ -63,15 +64,18 @@ pub(crate) struct TrackedStream {
     pub identifier: String,
     /// The fan-out consumer registered on it, when reading through fan-out.
     pub consumer_arn: Option<String>,
+    /// Its record distribution strategy, learnt when tracked and at each shard sync.
+    pub distribution: crate::retrieval::Distribution,
 }
 
 /// The identifier `account:stream:creationEpoch` of `stream` (the Java KCL's
-/// `StreamIdentifier.serialize()`), from DescribeStreamSummary.
+/// `StreamIdentifier.serialize()`) and its record distribution strategy (`None` when the answer
+/// has none), from DescribeStreamSummary.
 pub(crate) async fn identify(
     client: &Client,
     stream: &StreamRef,
     timeout: Duration,
-) -> Result<String> {
+) -> Result<(String, Option<RecordDistributionStrategy>)> {
     let out = error::kinesis_call(
         timeout,
         "DescribeStreamSummary",
@@ -90,11 +94,12 @@ pub(crate) async fn identify(
             message: "no stream description in the answer".into(),
             retryable: true,
         })?;
-    identifier(
+    let identifier = identifier(
         &summary.stream_arn,
         &summary.stream_name,
         summary.stream_creation_timestamp.secs(),
-    )
+    )?;
+    Ok((identifier, summary.record_distribution_strategy))
 }
 
 /// `account:stream:creationEpoch` from a stream ARN

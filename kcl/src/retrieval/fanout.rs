@@ -54,7 +54,7 @@ pub(crate) fn spawn_subscriber(
     client: Client,
     shard_id: String,
     start: Checkpoint,
-    hash_range: (u128, u128),
+    deaggregator: super::Deaggregator,
     settings: SubscriberSettings,
 ) -> (FetchedReceiver, JoinHandle<()>) {
     let (tx, rx) = fetched_channel(settings.max_buffered_events, &settings.metrics);
@@ -62,7 +62,7 @@ pub(crate) fn spawn_subscriber(
         client,
         shard_id,
         start,
-        hash_range,
+        deaggregator,
         settings,
         continuation: None,
         got_events: false,
@@ -79,7 +79,7 @@ struct Subscriber {
     client: Client,
     shard_id: String,
     start: Checkpoint,
-    hash_range: (u128, u128),
+    deaggregator: super::Deaggregator,
     settings: SubscriberSettings,
     /// `ContinuationSequenceNumber` of the last event handed to the consumer.
     continuation: Option<String>,
@@ -270,7 +270,10 @@ impl Subscriber {
             child_shards,
             ..
         } = event;
-        let records = super::user_records(records, self.hash_range, self.start.sequence());
+        let records = self
+            .deaggregator
+            .user_records(records, self.start.sequence())
+            .await;
         if continuation_sequence_number.is_empty() {
             let children = child_shards.unwrap_or_default();
             if children.is_empty() {

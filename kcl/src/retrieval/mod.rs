@@ -3,24 +3,24 @@
 //! consumer the same messages through a small bounded channel, so the consumer has one code
 //! path whatever the retrieval.
 
+mod deaggregation;
 mod fanout;
 mod polling;
 mod registration;
 
+pub(crate) use deaggregation::{Deaggregator, Distribution};
 pub(crate) use fanout::{SubscriberSettings, spawn_subscriber};
 pub(crate) use polling::{FetcherSettings, spawn_fetcher};
 pub(crate) use registration::register_consumer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_kinesis::types::ChildShard;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::leases::SequenceNumber;
 use crate::processor::Record;
 
 /// What the fetch task hands to the shard consumer.
@@ -148,47 +148,6 @@ impl FetchedReceiver {
 /// processed is not counted).
 fn buffered_gauge(gauge: &metrics::Gauge, records: usize) {
     gauge.set(records as f64);
-}
-
-/// The user records of `records` (KPL aggregates split into their user records, those whose
-/// hash key falls outside `hash_range` dropped as the Java KCL does), without those at or before
-/// `after` (a checkpoint that may fall inside an aggregate).
-pub(crate) fn user_records(
-    records: Vec<aws_sdk_kinesis::types::Record>,
-    hash_range: (u128, u128),
-    after: Option<&SequenceNumber>,
-) -> Vec<Record> {
-    let mut out = Vec::with_capacity(records.len());
-    for record in records {
-        let arrival = record
-            .approximate_arrival_timestamp
-            .and_then(|t| SystemTime::try_from(t).ok());
-        let data = Bytes::from(record.data.into_inner());
-        let aggregated = data.starts_with(&[0xF3, 0x89, 0x9A, 0xC2]);
-        let users = kpl::aggregation::deaggregate_for_shard(
-            record.partition_key.as_deref().unwrap_or_default(),
-            None,
-            &data,
-            hash_range.0,
-            hash_range.1,
-        );
-        for user in users {
-            let position = SequenceNumber::new(&*record.sequence_number, user.sub_sequence_number);
-            if after.is_some_and(|a| position <= *a) {
-                continue;
-            }
-            out.push(Record {
-                partition_key: user.partition_key,
-                explicit_hash_key: user.explicit_hash_key,
-                data: user.data,
-                sequence_number: record.sequence_number.clone(),
-                sub_sequence_number: user.sub_sequence_number,
-                approximate_arrival_timestamp: arrival,
-                aggregated,
-            });
-        }
-    }
-    out
 }
 
 /// The error to stop reading with when a read got ResourceNotFoundException and the stream

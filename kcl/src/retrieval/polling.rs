@@ -12,7 +12,7 @@ use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::task::JoinHandle;
 
-use super::{Fetched, FetchedReceiver, FetchedSender, StreamRef, fetched_channel};
+use super::{Deaggregator, Fetched, FetchedReceiver, FetchedSender, StreamRef, fetched_channel};
 use crate::error::{self, Result};
 use crate::leases::Checkpoint;
 use crate::processor::Record;
@@ -37,7 +37,7 @@ pub(crate) fn spawn_fetcher(
     stream: StreamRef,
     shard_id: String,
     start: Checkpoint,
-    hash_range: (u128, u128),
+    deaggregator: Deaggregator,
     settings: FetcherSettings,
 ) -> (FetchedReceiver, JoinHandle<()>) {
     let (tx, rx) = fetched_channel(settings.max_prefetch_batches, &settings.metrics);
@@ -46,7 +46,7 @@ pub(crate) fn spawn_fetcher(
         stream,
         shard_id,
         start,
-        hash_range,
+        deaggregator,
         settings,
         last_read: None,
     };
@@ -58,7 +58,7 @@ struct Fetcher {
     stream: StreamRef,
     shard_id: String,
     start: Checkpoint,
-    hash_range: (u128, u128),
+    deaggregator: Deaggregator,
     settings: FetcherSettings,
     /// Sequence number of the last Kinesis record read (whole aggregate).
     last_read: Option<String>,
@@ -156,7 +156,7 @@ impl Fetcher {
             };
             backoff = super::backoff(Duration::from_millis(200), Duration::from_secs(10));
             refreshed = false;
-            let records = self.user_records(out.records);
+            let records = self.user_records(out.records).await;
             let empty = records.is_empty();
             if (!empty || out.next_shard_iterator.is_some())
                 && !tx
@@ -220,10 +220,12 @@ impl Fetcher {
     }
 
     /// Deaggregates, drops what the checkpoint already covers, remembers the read position.
-    fn user_records(&mut self, records: Vec<aws_sdk_kinesis::types::Record>) -> Vec<Record> {
+    async fn user_records(&mut self, records: Vec<aws_sdk_kinesis::types::Record>) -> Vec<Record> {
         if let Some(last) = records.last() {
             self.last_read = Some(last.sequence_number.clone());
         }
-        super::user_records(records, self.hash_range, self.start.sequence())
+        self.deaggregator
+            .user_records(records, self.start.sequence())
+            .await
     }
 }

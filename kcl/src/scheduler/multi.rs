@@ -120,6 +120,14 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         let mut created = 0;
         for stream in &active {
             let synced = async {
+                stream
+                    .distribution
+                    .refresh(
+                        &self.ctx.kinesis,
+                        &stream.stream,
+                        self.ctx.config.kinesis_timeout,
+                    )
+                    .await;
                 let shards = shard_sync::list_shards(
                     &self.ctx.kinesis,
                     &stream.stream,
@@ -153,8 +161,10 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
     pub(super) async fn track(&self, name: &str) -> Result<TrackedStream> {
         let config = &self.ctx.config;
         let stream = StreamRef::parse(name);
-        let identifier =
+        let (identifier, strategy) =
             streams::identify(&self.ctx.kinesis, &stream, config.kinesis_timeout).await?;
+        let distribution = crate::retrieval::Distribution::default();
+        distribution.note(strategy.as_ref());
         let consumer_arn = match &config.retrieval {
             Retrieval::Polling => None,
             Retrieval::FanOut(fan_out) => {
@@ -176,6 +186,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             stream,
             identifier,
             consumer_arn,
+            distribution,
         })
     }
 

@@ -3,6 +3,7 @@
 mod aggregation;
 mod builder;
 mod common;
+mod distribution;
 mod dynamodb_faults;
 mod expired;
 mod failover;
