@@ -90,6 +90,12 @@ pub struct Aws {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Where they point.
     pub target: Target,
+    /// The configuration the clients were built from, and `--endpoint` or the local engine's
+    /// URL when that overrides it: other services' clients are built the same way.
+    #[cfg(feature = "cloudwatch")]
+    sdk: SdkConfig,
+    #[cfg(feature = "cloudwatch")]
+    endpoint: Option<String>,
 }
 
 impl Aws {
@@ -161,15 +167,33 @@ impl Aws {
         };
         let mut kinesis = aws_sdk_kinesis::config::Builder::from(&sdk);
         let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
-        if let Some(url) = url {
-            kinesis = kinesis.endpoint_url(&url);
+        if let Some(url) = &url {
+            kinesis = kinesis.endpoint_url(url);
             dynamodb = dynamodb.endpoint_url(url);
         }
         Ok(Self {
             kinesis: aws_sdk_kinesis::Client::from_conf(kinesis.build()),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             target,
+            #[cfg(feature = "cloudwatch")]
+            sdk,
+            #[cfg(feature = "cloudwatch")]
+            endpoint: url,
         })
+    }
+
+    /// A CloudWatch client from the same configuration: `--endpoint` or the local engine when
+    /// they are used (an engine answers PutMetricData), else CloudWatch's endpoint from the
+    /// AWS configuration (`AWS_ENDPOINT_URL_CLOUDWATCH`, `AWS_ENDPOINT_URL`, a profile's
+    /// `endpoint_url`) or AWS's own.
+    #[cfg(feature = "cloudwatch")]
+    pub fn cloudwatch(&self) -> shardline_cloudwatch::aws_sdk_cloudwatch::Client {
+        use shardline_cloudwatch::aws_sdk_cloudwatch as cloudwatch;
+        let mut config = cloudwatch::config::Builder::from(&self.sdk);
+        if let Some(url) = &self.endpoint {
+            config = config.endpoint_url(url);
+        }
+        cloudwatch::Client::from_conf(config.build())
     }
 }
 
@@ -213,6 +237,23 @@ pub fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
             .region(DdbRegion::new("us-east-1"))
             .endpoint_url(endpoint)
             .credentials_provider(DdbCredentials::new(
+                "local", "local", None, None, "examples",
+            ))
+            .build(),
+    )
+}
+
+/// A CloudWatch client for `endpoint` (an engine answers PutMetricData), with dummy
+/// credentials.
+#[cfg(feature = "cloudwatch")]
+pub fn cloudwatch(endpoint: &str) -> shardline_cloudwatch::aws_sdk_cloudwatch::Client {
+    use shardline_cloudwatch::aws_sdk_cloudwatch as cloudwatch;
+    cloudwatch::Client::from_conf(
+        cloudwatch::Config::builder()
+            .behavior_version(cloudwatch::config::BehaviorVersion::latest())
+            .region(cloudwatch::config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(cloudwatch::config::Credentials::new(
                 "local", "local", None, None, "examples",
             ))
             .build(),

@@ -516,6 +516,13 @@ pub fn lease_table_view(leases: &[Lease]) -> String {
 pub async fn connect(
     endpoint: Option<&str>,
 ) -> Result<(aws_sdk_kinesis::Client, aws_sdk_dynamodb::Client)> {
+    let aws = connect_aws(endpoint).await?;
+    Ok((aws.kinesis, aws.dynamodb))
+}
+
+/// [`connect`], keeping the configuration the clients came from (for the metrics exporters'
+/// CloudWatch client).
+pub async fn connect_aws(endpoint: Option<&str>) -> Result<crate::clients::Aws> {
     let aws = crate::clients::Aws::load(endpoint, Some(crate::clients::LOCAL_ENDPOINT)).await?;
     eprintln!("using {}", aws.target);
     aws.kinesis
@@ -523,7 +530,7 @@ pub async fn connect(
         .send()
         .await
         .with_context(|| format!("no Kinesis endpoint answers at {}", aws.target))?;
-    Ok((aws.kinesis, aws.dynamodb))
+    Ok(aws)
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //! - [`fleet`]: the worker-fleet example, `kcl` workers as separate processes
 //!   (`src/bin/fleet_*.rs`, walkthrough in `docs/fleet.md`).
 //! - [`logging`]: `--log-format text|json` of the binaries that log.
-//! - [`metrics`]: `--metrics-listen`, the Prometheus endpoint of the producer and worker binaries.
+//! - [`metrics`]: `--metrics-listen`, the Prometheus endpoint of the producer and worker binaries,
+//!   and `--cloudwatch` (cargo feature `cloudwatch`), their metrics published to CloudWatch.
 //! - [`retrieval`]: the `--retrieval` flag (enhanced fan-out, the default, or polling).
 //! - [`soak`]: the chaos soak (`src/bin/chaos_soak.rs`): kills, reshards and faults against a
 //!   durable engine, a producer and a worker fleet, then a check that nothing was lost.

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use examples::fleet::{self, Load};
+use examples::metrics::{CloudWatchFrom, Exporters};
 
 /// A steady KPL load on one stream, created if missing.
 #[derive(Debug, Parser)]
@@ -46,9 +47,8 @@ struct Args {
     /// Period of the progress line.
     #[arg(long, default_value_t = 5000)]
     report_ms: u64,
-    /// Serve the process's metrics (Prometheus text format) at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
-    metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    metrics: examples::metrics::MetricsArgs,
 }
 
 #[tokio::main]
@@ -66,8 +66,9 @@ async fn run(args: Args) -> Result<()> {
     if args.shards < 1 || args.rate == 0 {
         bail!("--shards and --rate must be at least 1");
     }
-    examples::metrics::serve_if_asked(args.metrics_listen).await?;
-    let (kinesis, _) = fleet::connect(args.endpoint.as_deref()).await?;
+    let aws = fleet::connect_aws(args.endpoint.as_deref()).await?;
+    let exporters = Exporters::start(&args.metrics, CloudWatchFrom::Aws(&aws)).await?;
+    let kinesis = aws.kinesis;
     let (created, open) = fleet::ensure_stream(&kinesis, &args.stream, args.shards).await?;
     println!(
         "stream {} {} with {open} open shards; producing {} records/s over {} keys (Ctrl-C stops)",
@@ -123,5 +124,6 @@ async fn run(args: Args) -> Result<()> {
         load.failed.load(Ordering::Relaxed),
         unsent.len()
     );
+    exporters.shutdown().await;
     Ok(())
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use examples::fleet::{self, CountingFactory, WorkerStats};
+use examples::metrics::{CloudWatchFrom, Exporters};
 use examples::retrieval::RetrievalArg;
 use examples::soak::log::ProcessedLog;
 use kcl::{Config, InitialPosition, Scheduler};
@@ -79,9 +80,8 @@ struct Args {
     /// checkpointing it, one JSON line per batch: what the chaos soak (`chaos_soak`) checks.
     #[arg(long)]
     processed_log: Option<std::path::PathBuf>,
-    /// Serve the process's metrics (Prometheus text format) at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
-    metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    metrics: examples::metrics::MetricsArgs,
     /// Log format on stderr (level from RUST_LOG, default warn).
     #[arg(long, value_enum, default_value_t)]
     log_format: examples::logging::LogFormat,
@@ -110,9 +110,19 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let aws = fleet::connect_aws(args.endpoint.as_deref()).await?;
+    let exporters = Exporters::start(&args.metrics, CloudWatchFrom::Aws(&aws)).await?;
+    let result = work(args, aws.kinesis, aws.dynamodb).await;
+    exporters.shutdown().await;
+    result
+}
+
+async fn work(
+    args: Args,
+    kinesis: aws_sdk_kinesis::Client,
+    ddb: aws_sdk_dynamodb::Client,
+) -> Result<()> {
     let worker = args.worker_id.unwrap_or_else(fleet::default_worker_id);
-    examples::metrics::serve_if_asked(args.metrics_listen).await?;
-    let (kinesis, ddb) = fleet::connect(args.endpoint.as_deref()).await?;
     println!(
         "{} worker={worker} pid={} stream={} app={} failover_ms={} retrieval={} waiting for the stream",
         fleet::clock(),

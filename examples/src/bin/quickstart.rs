@@ -22,6 +22,7 @@ use clap::Parser;
 use examples::clickstream::Generator;
 use examples::clients;
 use examples::features::{FeatureFactory, Report, Shared};
+use examples::metrics::{CloudWatchFrom, Exporters};
 use examples::retrieval::RetrievalArg;
 use kcl::{Config, InitialPosition, Scheduler};
 
@@ -54,10 +55,8 @@ struct Args {
     /// How the workers read their shards.
     #[arg(long, value_enum, default_value_t = RetrievalArg::FanOut)]
     retrieval: RetrievalArg,
-    /// Serve the producer's and the workers' metrics (Prometheus text format) at
-    /// http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
-    metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    metrics: examples::metrics::MetricsArgs,
 }
 
 /// One consumer worker.
@@ -86,7 +85,6 @@ async fn run(args: Args) -> Result<Report> {
         bail!("--duration, --rate, --shards and --workers must be at least 1");
     }
     let started = Instant::now();
-    examples::metrics::serve_if_asked(args.metrics_listen).await?;
     let mut builder = core_engine::Engine::builder();
     if let Some(dir) = &args.data_dir {
         // A previous run's stream would be there already, with events the checks do not know.
@@ -107,6 +105,8 @@ async fn run(args: Args) -> Result<Report> {
         .await
         .context("starting the engine")?;
     let endpoint = engine.endpoint_url();
+    // Before the producer and the workers: they register their metrics when they start.
+    let exporters = Exporters::start(&args.metrics, CloudWatchFrom::Engine(&endpoint)).await?;
     let kinesis = clients::kinesis(&endpoint);
     let ddb = clients::dynamodb(&endpoint);
     println!(
@@ -218,6 +218,7 @@ async fn run(args: Args) -> Result<Report> {
             Err(_) => eprintln!("{} did not stop within 15s", worker.id),
         }
     }
+    exporters.shutdown().await;
     engine.shutdown().await;
 
     let report = shared.report();
