@@ -41,6 +41,8 @@ struct EngineConfig {
     data_dir: Option<PathBuf>,
     sync_mode: SyncMode,
     wal_segment_bytes: u64,
+    cache_bytes: u64,
+    max_memory_bytes: Option<u64>,
     region: String,
     account_id: String,
     stream_create_delay: Duration,
@@ -171,6 +173,8 @@ impl Engine {
                 Some(dir) => crate::model::iterator::TokenKey::load_or_create(dir)?,
                 None => crate::model::iterator::TokenKey::random(),
             },
+            cache_bytes: config.cache_bytes,
+            max_memory_bytes: config.max_memory_bytes,
             master_key: Arc::new(match (&config.master_key, &config.data_dir) {
                 (Some(MasterKeySource::Key(key)), _) => MasterKeySlot::given(key.clone()),
                 (Some(MasterKeySource::File(path)), _) => {

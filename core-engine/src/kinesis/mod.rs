@@ -36,11 +36,12 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::faults::{Fault, FaultInjector};
+use crate::model::records::RecordBacking;
 use crate::model::registry::{Pending, Registry};
 use crate::model::stream::{Stream, StreamState};
 use crate::protocol::DropConnection;
 use crate::protocol::json;
-use crate::storage::{Lsn, Storage, StorageError, StreamId, wait_durable};
+use crate::storage::{Lsn, RecoveryEvent, Storage, StorageError, StreamId, wait_durable};
 
 /// Settings of the Kinesis service that the engine builder controls.
 #[derive(Clone, Debug)]
@@ -67,6 +68,11 @@ pub(crate) struct ServiceConfig {
     pub(crate) token_key: crate::model::iterator::TokenKey,
     /// Wraps the data keys of streams encrypted at rest.
     pub(crate) master_key: Arc<crate::storage::crypto::MasterKeySlot>,
+    /// Durable: the most bytes of record bodies cached in memory (the rest is read back from
+    /// the log).
+    pub(crate) cache_bytes: u64,
+    /// In memory: the most bytes of records held before puts are refused.
+    pub(crate) max_memory_bytes: Option<u64>,
 }
 
 /// The Kinesis service state shared by every connection.
@@ -115,26 +121,31 @@ impl Kinesis {
         faults: Arc<FaultInjector>,
         metadata_path: std::path::PathBuf,
     ) -> Result<Self, StorageError> {
-        let recovery = storage.recover()?;
+        let (region, account) = (config.region.clone(), config.account_id.clone());
+        let arn = |name: &str| format!("arn:aws:kinesis:{region}:{account}:stream/{name}");
+        let master = config.master_key.get();
+        let backing = Arc::new(match config.durable {
+            true => RecordBacking::durable(storage.clone(), config.cache_bytes),
+            false => RecordBacking::memory(config.max_memory_bytes),
+        });
+        let mut restore = Registry::restore(backing, clock.now_ms(), &metadata_path);
+        let mut batches = 0usize;
+        let recovery = storage.recover_each(&mut |event| match event {
+            RecoveryEvent::Metadata(snapshot) => {
+                restore.metadata(snapshot.as_deref(), arn, master.as_ref())
+            }
+            RecoveryEvent::Batch(lsn, batch) => {
+                batches += 1;
+                restore.batch(lsn, batch)
+            }
+        })?;
         if recovery.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = recovery.truncated_bytes,
                 "cut a torn tail off the log"
             );
         }
-        let (region, account) = (config.region.clone(), config.account_id.clone());
-        let arn = |name: &str| format!("arn:aws:kinesis:{region}:{account}:stream/{name}");
-        let batches = recovery.batches.len();
-        let metadata = recovery.metadata.as_deref();
-        let master = config.master_key.get();
-        let registry = Registry::restore(
-            metadata,
-            recovery.batches,
-            arn,
-            clock.now_ms(),
-            master.as_ref(),
-            &metadata_path,
-        )?;
+        let registry = restore.finish();
         if config.durable {
             let streams = registry.list().len();
             tracing::info!(streams, batches, "recovered data directory");
@@ -299,6 +310,15 @@ impl Kinesis {
         Ok(())
     }
 
+    /// Refuses a put while the records held exceed the in-memory cap
+    /// (`--max-memory-bytes`) with LimitExceededException; reads keep working.
+    pub(crate) fn check_memory_cap(&self) -> Result<(), ApiError> {
+        self.registry
+            .backing
+            .check_cap()
+            .map_err(ApiError::LimitExceeded)
+    }
+
     /// The highest LSN readers may see.
     pub(crate) fn durable_lsn(&self) -> Lsn {
         if self.config.durable {
@@ -434,8 +454,14 @@ pub(crate) async fn dispatch(
         "DescribeStreamSummary" => reply(kinesis.describe_stream_summary(json::decode(body)?)),
         "ListStreams" => reply(kinesis.list_streams(json::decode(body)?)),
         "ListShards" => reply(kinesis.list_shards(json::decode(body)?)),
-        "PutRecord" => reply(kinesis.put_record(json::decode(body)?).await),
-        "PutRecords" => reply(kinesis.put_records(json::decode(body)?).await),
+        "PutRecord" => {
+            kinesis.check_memory_cap()?;
+            reply(kinesis.put_record(json::decode(body)?).await)
+        }
+        "PutRecords" => {
+            kinesis.check_memory_cap()?;
+            reply(kinesis.put_records(json::decode(body)?).await)
+        }
         "GetShardIterator" => reply(kinesis.get_shard_iterator(json::decode(body)?)),
         "GetRecords" => reply(kinesis.get_records(json::decode(body)?)),
         "IncreaseStreamRetentionPeriod" => unit(kinesis.increase_retention(json::decode(body)?)),

@@ -127,6 +127,18 @@ pub struct Recovery {
     pub truncated_bytes: u64,
 }
 
+/// What [`Storage::recover_each`] hands its sink.
+#[derive(Debug)]
+pub enum RecoveryEvent {
+    /// The last metadata snapshot saved, if any; always the first event.
+    Metadata(Option<Vec<u8>>),
+    /// One batch still in the log and its LSN, oldest first.
+    Batch(Lsn, RecoveredBatch),
+}
+
+/// Receives what recovery reads (see [`Storage::recover_each`]).
+pub type RecoverySink<'a> = dyn FnMut(RecoveryEvent) -> Result<(), StorageError> + 'a;
+
 /// How far the log is durable, published by the storage after each group commit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Durability {
@@ -166,8 +178,37 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// Atomically replaces the metadata snapshot; durable when this returns.
     fn save_metadata(&self, snapshot: &[u8]) -> Result<(), StorageError>;
 
-    /// Reads back the metadata snapshot and every batch in the log, cutting a torn tail.
-    fn recover(&self) -> Result<Recovery, StorageError>;
+    /// Reads back the metadata snapshot and every batch in the log, cutting a torn tail, and
+    /// hands them to `sink` one at a time (the metadata first, then the batches oldest first,
+    /// each with its LSN), so that a large log is never held in memory whole. The returned
+    /// [`Recovery`] holds only [`Recovery::truncated_bytes`]. A sink error stops recovery.
+    fn recover_each(&self, sink: &mut RecoverySink<'_>) -> Result<Recovery, StorageError>;
+
+    /// [`Storage::recover_each`] collecting everything into one [`Recovery`].
+    fn recover(&self) -> Result<Recovery, StorageError> {
+        let mut metadata = None;
+        let mut batches = Vec::new();
+        let found = self.recover_each(&mut |event| {
+            match event {
+                RecoveryEvent::Metadata(m) => metadata = m,
+                RecoveryEvent::Batch(_, batch) => batches.push(batch),
+            }
+            Ok(())
+        })?;
+        Ok(Recovery {
+            metadata,
+            batches,
+            truncated_bytes: found.truncated_bytes,
+        })
+    }
+
+    /// Reads back the batch with this LSN from the log, for records no longer cached in
+    /// memory; `None` if the log does not hold it (released, or a storage that keeps nothing).
+    /// A sealed batch comes back unopened, as in recovery.
+    fn read_batch(&self, lsn: Lsn) -> Result<Option<RecoveredBatch>, StorageError> {
+        let _ = lsn;
+        Ok(None)
+    }
 
     /// Frees log space that holds only records no longer needed; returns how many bytes it freed.
     fn release(&self, view: &dyn RetentionView) -> Result<u64, StorageError>;

@@ -90,6 +90,9 @@ fn service(fs: &SimFs, sync: SyncMode, clock: &Arc<ManualClock>) -> Option<Arc<K
         throughput_limits: true,
         subscription_lifetime: std::time::Duration::from_secs(300),
         token_key: crate::model::iterator::TokenKey::random(),
+        // A tiny cache, so that the checks read records back from the segments.
+        cache_bytes: 1024,
+        max_memory_bytes: None,
         // The key file lives outside the simulated disk, as a key given to the engine does.
         master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
     };
@@ -253,8 +256,12 @@ async fn check(fs: &SimFs, acked: &Acked, context: &str) {
         let state = stream.state.lock();
         let mut generations = Vec::new();
         for shard in &state.shards {
-            for entry in &shard.records {
-                let record = &entry.record;
+            let everything = crate::model::shard::ReadLimits {
+                max_records: usize::MAX,
+                max_bytes: usize::MAX,
+                durable_lsn: u64::MAX,
+            };
+            for record in &shard.read(0, everything, 0).records {
                 let text = std::str::from_utf8(&record.data).expect("utf-8");
                 let mut parts = text.split('#');
                 let (name, generation) = (parts.next(), parts.next());

@@ -155,7 +155,8 @@ use tokio::sync::watch;
 
 use super::crypto::DataKey;
 use super::{
-    Durability, Lsn, Recovery, RetentionView, ShardRecord, Storage, StorageError, StreamId,
+    Durability, Lsn, RecoveredBatch, Recovery, RecoverySink, RetentionView, ShardRecord, Storage,
+    StorageError, StreamId,
 };
 
 mod format;
@@ -355,7 +356,7 @@ impl Storage for FileStorage {
         metadata::install(fs, &self.dir).inspect_err(|err| self.shared.fail(err))
     }
 
-    fn recover(&self) -> Result<Recovery, StorageError> {
+    fn recover_each(&self, sink: &mut RecoverySink<'_>) -> Result<Recovery, StorageError> {
         let mut control = self.control.lock();
         match self.shared.queue.lock().phase {
             Phase::Unrecovered => {}
@@ -364,7 +365,7 @@ impl Storage for FileStorage {
             }
             Phase::Closed => return Err(StorageError::Unavailable("storage is closed".into())),
         }
-        let found = recovery::run(&*self.shared.fs, &self.dir, &self.shared.wal_dir)?;
+        let found = recovery::run(&*self.shared.fs, &self.dir, &self.shared.wal_dir, sink)?;
         *self.shared.segments.lock() = found.segments;
         // Everything recovered is on disk (recovery synced the last segment).
         self.shared.durability.send_replace(Durability {
@@ -376,6 +377,33 @@ impl Storage for FileStorage {
         queue.next_lsn = found.next_lsn;
         queue.phase = Phase::Open;
         Ok(found.recovery)
+    }
+
+    fn read_batch(&self, lsn: Lsn) -> Result<Option<RecoveredBatch>, StorageError> {
+        let found = {
+            let segments = self.shared.segments.lock();
+            let at = segments.partition_point(|seg| seg.first_lsn <= lsn);
+            at.checked_sub(1)
+                .and_then(|i| segments.get(i))
+                .and_then(|seg| Some((seg.path.clone(), seg.frame(lsn)?)))
+        };
+        let Some((path, (offset, len))) = found else {
+            return Ok(None);
+        };
+        let buf = match self.shared.fs.read_at(&path, offset, len) {
+            Ok(buf) => bytes::Bytes::from(buf),
+            // Released meanwhile: retention no longer needs it.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(io_error(&path)(err)),
+        };
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: path.clone(),
+            reason: format!("frame of LSN {lsn} at offset {offset}: {reason}"),
+        };
+        let (payload, _) = super::framed::read_frame(&buf).map_err(|e| corrupt(e.to_string()))?;
+        format::decode_payload(&buf.slice(payload))
+            .map(Some)
+            .map_err(|e| corrupt(e.to_string()))
     }
 
     fn release(&self, view: &dyn RetentionView) -> Result<u64, StorageError> {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::super::{Lsn, Recovery, StorageError};
+use super::super::{Lsn, Recovery, RecoveryEvent, RecoverySink, StorageError};
 use super::format::SEGMENT_HEADER_LEN;
 use super::fs::FileSystem;
 use super::segment::{self, SegmentInfo};
@@ -12,7 +12,7 @@ use super::{io_error, metadata};
 /// Everything [`run`] found, plus what the writer needs to continue the log.
 #[derive(Debug)]
 pub(super) struct Recovered {
-    /// What `Storage::recover` returns.
+    /// What `Storage::recover_each` returns.
     pub recovery: Recovery,
     /// Every segment, oldest first; the last one is `active`.
     pub segments: Vec<SegmentInfo>,
@@ -22,7 +22,8 @@ pub(super) struct Recovered {
     pub next_lsn: Lsn,
 }
 
-/// Reads the metadata and every segment of the data directory `dir` in LSN order.
+/// Reads the metadata and every segment of the data directory `dir` in LSN order, handing
+/// them to `sink` (one segment is in memory at a time).
 ///
 /// A torn last frame of the last segment (see [`framed`](super::super::framed)) is cut there and
 /// the file synced. Any other bad frame would mean losing acknowledged data, so it is
@@ -32,14 +33,12 @@ pub(super) fn run(
     fs: &dyn FileSystem,
     dir: &Path,
     wal_dir: &Path,
+    sink: &mut RecoverySink<'_>,
 ) -> Result<Recovered, StorageError> {
-    let metadata = metadata::load(fs, dir)?;
+    sink(RecoveryEvent::Metadata(metadata::load(fs, dir)?))?;
     let files = segment::list(fs, wal_dir)?;
     let count = files.len();
-    let mut recovery = Recovery {
-        metadata,
-        ..Recovery::default()
-    };
+    let mut recovery = Recovery::default();
     let mut segments = Vec::with_capacity(count.max(1));
     let mut next_lsn: Lsn = 1;
     for (i, (first_lsn, path)) in files.into_iter().enumerate() {
@@ -75,7 +74,9 @@ pub(super) fn run(
         next_lsn = first_lsn
             .checked_add(scan.batches.len() as u64)
             .ok_or_else(|| corrupt("LSN overflow".into()))?;
-        recovery.batches.extend(scan.batches);
+        for (lsn, batch) in (first_lsn..).zip(scan.batches) {
+            sink(RecoveryEvent::Batch(lsn, batch))?;
+        }
         segments.push(scan.info);
     }
     let active = match segments.last() {
