@@ -361,6 +361,10 @@ async fn serve_until(
     shutdown: impl Future<Output = ()>,
 ) {
     crate::server::serve(listener, services.clone(), limits, tls, shutdown).await;
+    // A clean stop leaves a checkpoint, so that the next start replays almost nothing.
+    if let Err(error) = services.kinesis.checkpoint() {
+        tracing::warn!(%error, "saving an index checkpoint at shutdown failed");
+    }
     if let Err(error) = services.kinesis.storage.close() {
         tracing::error!(%error, "closing storage failed");
     }

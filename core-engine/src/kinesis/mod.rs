@@ -90,7 +90,12 @@ pub(crate) struct Kinesis {
     pub(crate) faults: Arc<FaultInjector>,
     /// Channels and the directory they deliver to.
     channels: channels::Channels,
+    /// Serialises checkpoints; holds the log's appended bytes at the last one.
+    checkpointing: Mutex<u64>,
 }
+
+/// Log growth after which retention's periodic check saves an index checkpoint.
+pub(crate) const CHECKPOINT_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Kinesis {
     pub(crate) fn new(
@@ -109,6 +114,7 @@ impl Kinesis {
             subscriptions: Default::default(),
             faults,
             channels: Default::default(),
+            checkpointing: Mutex::new(0),
         }
     }
 
@@ -134,6 +140,7 @@ impl Kinesis {
             RecoveryEvent::Metadata(snapshot) => {
                 restore.metadata(snapshot.as_deref(), arn, master.as_ref())
             }
+            RecoveryEvent::Checkpoint { index, .. } => restore.checkpoint(&index),
             RecoveryEvent::Batch(lsn, batch) => {
                 batches += 1;
                 restore.batch(lsn, batch)
@@ -328,6 +335,23 @@ impl Kinesis {
         }
     }
 
+    /// Saves an index checkpoint of every stream's records up to the durable LSN, so that a
+    /// restart replays only the log after it; a durable engine does so when the log has grown by
+    /// [`CHECKPOINT_BYTES`] since the last one (checked with retention) and when it stops.
+    pub(crate) fn checkpoint(&self) -> Result<(), StorageError> {
+        if !self.config.durable {
+            return Ok(());
+        }
+        let mut last = self.checkpointing.lock();
+        let appended = self.storage.appended_bytes();
+        let covered = self.storage.durability().borrow().durable_lsn;
+        let index = self.registry.encode_index(covered);
+        self.storage.save_checkpoint(covered, &index)?;
+        *last = appended;
+        tracing::debug!(covered, bytes = index.len(), "saved an index checkpoint");
+        Ok(())
+    }
+
     /// Drops expired records from memory and releases log space retention no longer needs.
     pub(crate) fn enforce_retention(&self) -> Result<usize, StorageError> {
         let now = self.now_ms();
@@ -344,6 +368,10 @@ impl Kinesis {
             let freed = self.storage.release(&self.registry.retention_view(now))?;
             if freed > 0 {
                 tracing::info!(freed, "released expired log segments");
+            }
+            let since = self.storage.appended_bytes() - *self.checkpointing.lock();
+            if since >= CHECKPOINT_BYTES {
+                self.checkpoint()?;
             }
         }
         Ok(trimmed)

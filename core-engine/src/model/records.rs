@@ -279,6 +279,59 @@ impl Drop for Block {
     }
 }
 
+/// One record's index entry: what a header holds, in full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) seq: u128,
+    pub(crate) arrival_ms: i64,
+    pub(crate) lsn: Lsn,
+    pub(crate) key_len: usize,
+    pub(crate) data_len: usize,
+    pub(crate) encrypted: bool,
+}
+
+/// Bytes of one entry in a checkpoint: sequence number (16), arrival (8), LSN (8), key length
+/// (2), data length (4), flags (1).
+pub(crate) const ENTRY_BYTES: usize = 39;
+
+impl Entry {
+    fn of(record: &StoredRecord, lsn: Lsn) -> Self {
+        Self {
+            seq: record.sequence_number,
+            arrival_ms: record.arrival_ms,
+            lsn,
+            key_len: record.partition_key.len(),
+            data_len: record.data.len(),
+            encrypted: record.encrypted,
+        }
+    }
+
+    /// Appends the entry in checkpoint form.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.arrival_ms.to_le_bytes());
+        out.extend_from_slice(&self.lsn.to_le_bytes());
+        out.extend_from_slice(&(self.key_len as u16).to_le_bytes());
+        out.extend_from_slice(&(self.data_len as u32).to_le_bytes());
+        out.push(u8::from(self.encrypted));
+    }
+
+    /// Reads an entry written by [`Entry::encode`].
+    pub(crate) fn decode(bytes: &[u8; ENTRY_BYTES]) -> Self {
+        let field = |range: std::ops::Range<usize>| &bytes[range];
+        let u64_at =
+            |at: usize| u64::from_le_bytes(field(at..at + 8).try_into().unwrap_or_default());
+        Self {
+            seq: u128::from_le_bytes(field(0..16).try_into().unwrap_or_default()),
+            arrival_ms: u64_at(16) as i64,
+            lsn: u64_at(24),
+            key_len: usize::from(u16::from_le_bytes([bytes[32], bytes[33]])),
+            data_len: u32::from_le_bytes([bytes[34], bytes[35], bytes[36], bytes[37]]) as usize,
+            encrypted: bytes[38] != 0,
+        }
+    }
+}
+
 /// One record's header, decoded.
 #[derive(Clone, Copy, Debug)]
 struct View {
@@ -313,28 +366,30 @@ impl Block {
         self.metas.last().map_or(0, |m| m.end as usize)
     }
 
-    /// The header of `record` in this block, if it fits.
-    fn meta_for(&self, record: &StoredRecord, lsn: Lsn) -> Option<Meta> {
-        let size = record.partition_key.len() + record.data.len();
+    /// The header of `record` in this block, if it fits: a block with its body takes records
+    /// with bodies, one without (`indexed`, restored from a checkpoint) only headers.
+    fn meta_for(&self, record: &Entry, indexed: bool) -> Option<Meta> {
+        let size = record.key_len + record.data_len;
         let body_len = self.body_len();
         let fits = self.metas.is_empty()
             || (self.metas.len() < BLOCK_RECORDS && body_len + size <= BLOCK_BYTES);
-        if !fits || !matches!(*self.body.state.lock(), BodyState::Open(_)) {
+        let open = matches!(*self.body.state.lock(), BodyState::Open(_));
+        if !fits || open == indexed {
             return None;
         }
         let base = SequenceNumber::from_u128(self.first_seq)?;
-        let this = SequenceNumber::from_u128(record.sequence_number)?;
+        let this = SequenceNumber::from_u128(record.seq)?;
         let dt = u32::try_from(this.time_ms.checked_sub(base.time_ms)?).ok()?;
         let dc = u32::try_from(this.counter.checked_sub(base.counter)?).ok()?;
         let exact = self.first_seq + (u128::from(dt) << TIME_SHIFT) + u128::from(dc);
-        (exact == record.sequence_number).then_some(())?;
+        (exact == record.seq).then_some(())?;
         Some(Meta {
             dt,
             dc,
             arrival: i32::try_from(record.arrival_ms.checked_sub(self.first_arrival)?).ok()?,
-            lsn: u32::try_from(lsn.checked_sub(self.base_lsn)?).ok()?,
+            lsn: u32::try_from(record.lsn.checked_sub(self.base_lsn)?).ok()?,
             end: u32::try_from(body_len + size).ok()?,
-            key_len: u16::try_from(record.partition_key.len()).ok()?,
+            key_len: u16::try_from(record.key_len).ok()?,
             encrypted: record.encrypted,
         })
     }
@@ -419,24 +474,60 @@ impl ShardRecords {
 
     /// Adds a record after every other (with its log position; 0 in memory).
     pub(crate) fn push(&mut self, record: &StoredRecord, lsn: Lsn) {
-        let meta = self.blocks.back().and_then(|b| b.meta_for(record, lsn));
+        let entry = Entry::of(record, lsn);
+        self.push_entry(&entry, false);
+        let Some(block) = self.blocks.back_mut() else {
+            return;
+        };
+        let usage = &block.body.usage;
+        let mut state = block.body.state.lock();
+        if let BodyState::Open(buf) = &mut *state {
+            let before = buf.capacity();
+            let needed = buf.len() + entry.key_len + entry.data_len;
+            if needed > before {
+                let grown = (before * 2).clamp(needed, needed.max(BLOCK_BYTES));
+                buf.reserve_exact(grown - buf.len());
+            }
+            buf.extend_from_slice(record.partition_key.as_bytes());
+            buf.extend_from_slice(&record.data);
+            Usage::add(&usage.bodies, before, buf.capacity());
+        }
+        drop(state);
+        self.backing.enforce_cache();
+    }
+
+    /// Adds the header of a record whose body is only in the log (restored from a checkpoint).
+    pub(crate) fn push_indexed(&mut self, entry: &Entry) {
+        self.push_entry(entry, true);
+    }
+
+    /// Adds `entry`'s header, starting a block if the last one does not take it.
+    fn push_entry(&mut self, entry: &Entry, indexed: bool) {
+        let meta = self.blocks.back().and_then(|b| b.meta_for(entry, indexed));
         let meta = match meta {
             Some(meta) => meta,
             None => {
                 if let Some(last) = self.blocks.back_mut() {
                     last.seal();
                 }
-                let size = record.partition_key.len() + record.data.len();
-                let block = Block {
-                    first_seq: record.sequence_number,
-                    first_arrival: record.arrival_ms,
-                    base_lsn: lsn,
-                    metas: Vec::new(),
-                    body: self
+                let size = entry.key_len + entry.data_len;
+                let body = match indexed {
+                    true => Arc::new(Body {
+                        state: Mutex::new(BodyState::Evicted),
+                        usage: self.backing.usage.clone(),
+                    }),
+                    false => self
                         .backing
                         .new_body(size.max(FIRST_BODY_BYTES.min(BLOCK_BYTES))),
                 };
-                let meta = block.meta_for(record, lsn);
+                let block = Block {
+                    first_seq: entry.seq,
+                    first_arrival: entry.arrival_ms,
+                    base_lsn: entry.lsn,
+                    metas: Vec::new(),
+                    body,
+                };
+                let meta = block.meta_for(entry, indexed);
                 self.blocks.push_back(block);
                 // The first record of a block always fits (all deltas are 0).
                 meta.unwrap_or(Meta {
@@ -445,38 +536,49 @@ impl ShardRecords {
                     arrival: 0,
                     lsn: 0,
                     end: size as u32,
-                    key_len: record.partition_key.len() as u16,
-                    encrypted: record.encrypted,
+                    key_len: entry.key_len as u16,
+                    encrypted: entry.encrypted,
                 })
             }
         };
         let Some(block) = self.blocks.back_mut() else {
             return;
         };
-        let usage = &block.body.usage;
         let before = block.metas.capacity();
         block.metas.push(meta);
         Usage::add(
-            &usage.index,
+            &block.body.usage.index,
             before * META_BYTES,
             block.metas.capacity() * META_BYTES,
         );
-        {
-            let mut state = block.body.state.lock();
-            if let BodyState::Open(buf) = &mut *state {
-                let before = buf.capacity();
-                let needed = buf.len() + record.partition_key.len() + record.data.len();
-                if needed > before {
-                    let grown = (before * 2).clamp(needed, needed.max(BLOCK_BYTES));
-                    buf.reserve_exact(grown - buf.len());
-                }
-                buf.extend_from_slice(record.partition_key.as_bytes());
-                buf.extend_from_slice(&record.data);
-                Usage::add(&usage.bodies, before, buf.capacity());
-            }
-        }
         self.len += 1;
-        self.backing.enforce_cache();
+    }
+
+    /// Appends the entries of the records whose LSN is at most `upto`, in checkpoint form,
+    /// after their count; returns how many.
+    pub(crate) fn encode_index(&self, upto: Lsn, out: &mut Vec<u8>) -> u64 {
+        let count_at = out.len();
+        out.extend_from_slice(&0u64.to_le_bytes());
+        let mut count = 0u64;
+        let mut at = self.first();
+        while let Some(v) = self.view(at) {
+            if v.lsn > upto {
+                break;
+            }
+            Entry {
+                seq: v.seq,
+                arrival_ms: v.arrival_ms,
+                lsn: v.lsn,
+                key_len: v.key_len,
+                data_len: v.end - v.start - v.key_len,
+                encrypted: v.encrypted,
+            }
+            .encode(out);
+            count += 1;
+            at = self.next(at);
+        }
+        out[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
+        count
     }
 
     /// Drops records that arrived before `cutoff_ms`; returns how many.

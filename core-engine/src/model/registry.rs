@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::storage::crypto::{DataKey, MasterKey};
 use crate::storage::{Lsn, RecoveredBatch, RetentionView, StorageError, StreamId};
 
-use super::records::RecordBacking;
+use super::records::{ENTRY_BYTES, Entry, RecordBacking};
 
 use super::settings::AccountSettings;
 use super::stream::{EncryptionMeta, Stream, StreamKey, StreamMeta, StreamState};
@@ -151,6 +151,25 @@ impl Registry {
         }
     }
 
+    /// The record index of every stream, records up to LSN `upto`, for an index checkpoint:
+    /// stream count (u32); per stream its id (u64) and shard count (u32); per shard its index
+    /// (u32), record count (u64) and entries (see [`Entry::encode`]).
+    pub(crate) fn encode_index(&self, upto: Lsn) -> Vec<u8> {
+        let streams = self.list();
+        let mut out = Vec::new();
+        out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
+        for stream in streams {
+            let state = stream.state.lock();
+            out.extend_from_slice(&stream.id.to_le_bytes());
+            out.extend_from_slice(&(state.shards.len() as u32).to_le_bytes());
+            for shard in &state.shards {
+                out.extend_from_slice(&shard.index.to_le_bytes());
+                shard.records.encode_index(upto, &mut out);
+            }
+        }
+        out
+    }
+
     /// What retention still needs at `now_ms`, for releasing log space.
     pub(crate) fn retention_view(&self, now_ms: i64) -> RetentionCutoffs {
         RetentionCutoffs(
@@ -225,6 +244,50 @@ impl Restore {
                 .insert(stream)
                 .map_err(|name| corrupt(format!("stream {name} appears twice in metadata")))?;
             self.by_id.insert(stream.id, stream);
+        }
+        Ok(())
+    }
+
+    /// Takes an index checkpoint written by [`Registry::encode_index`] (recovery hands it over
+    /// after the metadata, and then only the batches after it): the records' headers come back,
+    /// their bodies stay in the log until read.
+    pub(crate) fn checkpoint(&mut self, index: &[u8]) -> Result<(), StorageError> {
+        let short = || self.corrupt("the index checkpoint is truncated".into());
+        let mut rest = index;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let u32_of = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default());
+        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        let streams = u32_of(take(4).ok_or_else(short)?);
+        for _ in 0..streams {
+            let id = u64_of(take(8).ok_or_else(short)?);
+            self.registry.next_id.fetch_max(id + 1, Ordering::SeqCst);
+            let stream = self.by_id.get(&id).cloned();
+            let mut state = stream.as_ref().map(|s| s.state.lock());
+            let cutoff = state
+                .as_ref()
+                .map_or(i64::MAX, |st| self.now_ms - st.retention_ms());
+            let shards = u32_of(take(4).ok_or_else(short)?);
+            for _ in 0..shards {
+                let shard_index = u32_of(take(4).ok_or_else(short)?);
+                let count = u64_of(take(8).ok_or_else(short)?);
+                let mut shard = state.as_mut().and_then(|st| st.shard_mut(shard_index));
+                for _ in 0..count {
+                    let bytes = take(ENTRY_BYTES).ok_or_else(short)?;
+                    let Some(shard) = shard.as_mut() else {
+                        continue; // a stream deleted since
+                    };
+                    let entry = Entry::decode(bytes.try_into().unwrap_or(&[0; ENTRY_BYTES]));
+                    let is_new = shard.records.last_seq().is_none_or(|last| last < entry.seq);
+                    shard.last_seq = shard.last_seq.max(entry.seq);
+                    if is_new && entry.arrival_ms >= cutoff {
+                        shard.records.push_indexed(&entry);
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -121,7 +121,9 @@ impl fmt::Debug for SealedBatch {
 pub struct Recovery {
     /// The last metadata snapshot saved, if any.
     pub metadata: Option<Vec<u8>>,
-    /// Every batch still in the log, oldest first.
+    /// The index checkpoint found (its LSN and content); `batches` hold only the log after it.
+    pub checkpoint: Option<(Lsn, Vec<u8>)>,
+    /// Every batch still in the log (after the checkpoint, if any), oldest first.
     pub batches: Vec<RecoveredBatch>,
     /// Bytes cut from a torn or corrupt log tail.
     pub truncated_bytes: u64,
@@ -132,6 +134,14 @@ pub struct Recovery {
 pub enum RecoveryEvent {
     /// The last metadata snapshot saved, if any; always the first event.
     Metadata(Option<Vec<u8>>),
+    /// The last index checkpoint saved ([`Storage::save_checkpoint`]), if any; right after
+    /// the metadata. Only batches after its LSN follow.
+    Checkpoint {
+        /// The LSN it covers.
+        covered: Lsn,
+        /// The engine's index as saved.
+        index: Vec<u8>,
+    },
     /// One batch still in the log and its LSN, oldest first.
     Batch(Lsn, RecoveredBatch),
 }
@@ -187,16 +197,19 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// [`Storage::recover_each`] collecting everything into one [`Recovery`].
     fn recover(&self) -> Result<Recovery, StorageError> {
         let mut metadata = None;
+        let mut checkpoint = None;
         let mut batches = Vec::new();
         let found = self.recover_each(&mut |event| {
             match event {
                 RecoveryEvent::Metadata(m) => metadata = m,
+                RecoveryEvent::Checkpoint { covered, index } => checkpoint = Some((covered, index)),
                 RecoveryEvent::Batch(_, batch) => batches.push(batch),
             }
             Ok(())
         })?;
         Ok(Recovery {
             metadata,
+            checkpoint,
             batches,
             truncated_bytes: found.truncated_bytes,
         })
@@ -208,6 +221,19 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     fn read_batch(&self, lsn: Lsn) -> Result<Option<RecoveredBatch>, StorageError> {
         let _ = lsn;
         Ok(None)
+    }
+
+    /// Saves an index checkpoint: `index`, the engine's summary of every batch up to `covered`
+    /// (which must be durable), replacing the previous one. Recovery then hands it over instead
+    /// of those batches. A storage that keeps nothing ignores it.
+    fn save_checkpoint(&self, covered: Lsn, index: &[u8]) -> Result<(), StorageError> {
+        let _ = (covered, index);
+        Ok(())
+    }
+
+    /// Bytes appended to the log since it was opened, to pace checkpoints.
+    fn appended_bytes(&self) -> u64 {
+        0
     }
 
     /// Frees log space that holds only records no longer needed; returns how many bytes it freed.

@@ -47,6 +47,8 @@ enum Step {
     Encrypt(&'static str),
     /// StopStreamEncryption.
     Decrypt(&'static str),
+    /// Saves an index checkpoint (as retention's check and a clean stop do).
+    Checkpoint,
 }
 
 use Step::*;
@@ -222,6 +224,9 @@ async fn run(steps: &[Step], fs: &SimFs, sync: SyncMode) -> Acked {
                     "KeyId": "alias/aws/kinesis",
                 });
                 let _ = call(&kinesis, operation, body).await;
+            }
+            Checkpoint => {
+                let _ = kinesis.checkpoint();
             }
             Overload(name) => {
                 let Some(stream) = kinesis.registry.get(name) else {
@@ -522,4 +527,29 @@ async fn start_and_stop_encryption_at_every_crash_point() {
     .await;
     // The clean run: the puts between start and stop, and only those, were encrypted.
     assert_eq!(acked.encrypted.len(), 5);
+}
+
+#[tokio::test]
+async fn index_checkpoints_at_every_crash_point() {
+    let acked = every_crash_point(
+        "checkpoint",
+        &[
+            Create("c", 2),
+            Put("c", 6),
+            Checkpoint,
+            Put("c", 4),
+            Encrypt("c"),
+            Put("c", 3),
+            Checkpoint,
+            Split("c", 0),
+            Put("c", 3),
+            Delete("c"),
+            Create("c", 1),
+            Put("c", 2),
+            Checkpoint,
+            Put("c", 2),
+        ],
+    )
+    .await;
+    assert_eq!(acked.records.len(), 20);
 }

@@ -159,6 +159,7 @@ use super::{
     StorageError, StreamId,
 };
 
+mod checkpoint;
 mod format;
 pub(crate) mod fs;
 mod metadata;
@@ -216,6 +217,8 @@ pub struct FileStorage {
     metadata_lock: Mutex<()>,
     /// Serialises releases.
     release_lock: Mutex<()>,
+    /// Serialises checkpoints (they share `index.tmp`).
+    checkpoint_lock: Mutex<()>,
     /// An exclusive lock on `<dir>/LOCK`, held until close, so that two engines never share a
     /// data directory.
     dir_lock: Mutex<Option<Box<dyn Send + Sync>>>,
@@ -278,6 +281,7 @@ impl FileStorage {
             wal_dir,
             fs,
             group_syncs: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
             #[cfg(test)]
             hooks: writer::TestHooks::default(),
         });
@@ -287,6 +291,7 @@ impl FileStorage {
             control: Mutex::new(None),
             metadata_lock: Mutex::new(()),
             release_lock: Mutex::new(()),
+            checkpoint_lock: Mutex::new(()),
             dir_lock: Mutex::new(Some(lock)),
         })
     }
@@ -404,6 +409,23 @@ impl Storage for FileStorage {
         format::decode_payload(&buf.slice(payload))
             .map(Some)
             .map_err(|e| corrupt(e.to_string()))
+    }
+
+    fn save_checkpoint(&self, covered: Lsn, index: &[u8]) -> Result<(), StorageError> {
+        let _guard = self.checkpoint_lock.lock();
+        // Segments closed later hold frames past `covered`: recovery scans those.
+        let closed: Vec<_> = self
+            .closed_segments()
+            .into_iter()
+            .filter(|seg| seg.first_lsn + seg.frames.len() as u64 <= covered + 1)
+            .collect();
+        checkpoint::write(&*self.shared.fs, &self.dir, covered, &closed, index)
+    }
+
+    fn appended_bytes(&self) -> u64 {
+        self.shared
+            .appended
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn release(&self, view: &dyn RetentionView) -> Result<u64, StorageError> {

@@ -61,6 +61,8 @@ pub(super) struct Shared {
     pub fs: std::sync::Arc<dyn FileSystem>,
     /// Group syncs done so far (not counting rollover or close syncs).
     pub group_syncs: AtomicU64,
+    /// Bytes of frames appended since the storage opened.
+    pub appended: AtomicU64,
     /// Fault injection and timing for tests.
     #[cfg(test)]
     pub hooks: TestHooks,
@@ -101,6 +103,8 @@ impl Shared {
         q.next_lsn += 1;
         q.pending.extend_from_slice(frame);
         q.batches.push((stream, newest_arrival_ms, frame.len()));
+        self.appended
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
         drop(q);
         self.wake.notify_one();
         Ok(lsn)
