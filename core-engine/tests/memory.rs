@@ -10,10 +10,14 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use core_engine::{Engine, EngineBuilder, EngineHandle, SyncMode};
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{ChildEngine, code_of};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -206,9 +210,11 @@ async fn a_durable_engine_serves_sixteen_times_its_cache_within_its_memory_bound
     handle.shutdown().await;
 }
 
-/// A restart with a small cache recovers every record and serves them from the log.
+/// A clean stop leaves an index checkpoint; a restart recovers from it, and a kill after more
+/// puts leaves a log tail after it: the next start recovers the checkpoint plus the tail, and
+/// every record comes back intact (read from the segments: the cache is small).
 #[tokio::test]
-async fn a_restart_with_a_small_cache_reads_everything_back() {
+async fn a_restart_recovers_from_the_checkpoint_and_the_log_tail() {
     let _one = MEASURING.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let builder = || {
@@ -220,19 +226,36 @@ async fn a_restart_with_a_small_cache_reads_everything_back() {
             .cache_bytes(256 * 1024)
     };
     const LEN: usize = 700;
-    const COUNT: u64 = 6_000;
     {
         let (handle, client) = start(builder()).await;
         create_stream(&client, "kept", 3).await;
-        put_range(&client, "kept", 0, COUNT, LEN).await;
-        read_back(&client, "kept", COUNT, LEN).await;
+        put_range(&client, "kept", 0, 4_000, LEN).await;
+        read_back(&client, "kept", 4_000, LEN).await;
         handle.shutdown().await;
     }
+    assert!(
+        dir.path().join("index").exists(),
+        "a clean stop saves a checkpoint"
+    );
+    {
+        let (handle, client) = start(builder()).await;
+        read_back(&client, "kept", 4_000, LEN).await;
+        put_range(&client, "kept", 4_000, 5_000, LEN).await;
+        handle.shutdown().await;
+    }
+    // The binary, killed with SIGKILL: no checkpoint covers what it wrote.
+    let child = ChildEngine::spawn(
+        dir.path(),
+        &["--cache-bytes", "262144", "--sync", "os-buffered"],
+    );
+    let child_client = client(&child.endpoint);
+    put_range(&child_client, "kept", 5_000, 7_000, LEN).await;
+    child.kill();
     let (handle, client) = start(builder()).await;
-    read_back(&client, "kept", COUNT, LEN).await;
+    read_back(&client, "kept", 7_000, LEN).await;
     // New records follow the recovered ones.
-    put_range(&client, "kept", COUNT, COUNT + 1_000, LEN).await;
-    read_back(&client, "kept", COUNT + 1_000, LEN).await;
+    put_range(&client, "kept", 7_000, 7_500, LEN).await;
+    read_back(&client, "kept", 7_500, LEN).await;
     handle.shutdown().await;
 }
 
@@ -262,9 +285,8 @@ async fn the_memory_cap_refuses_puts_and_reads_go_on() {
         }
         assert!(accepted < 10_000, "the cap never refused a put");
     };
-    let service = refusal.as_service_error().expect("a service error");
-    assert_eq!(service.code(), Some("LimitExceededException"));
-    let message = service.message().unwrap_or_default();
+    let (code, message) = code_of::<(), _, _>(Err(refusal));
+    assert_eq!(code, "LimitExceededException");
     assert!(message.contains("--max-memory-bytes"), "{message}");
     assert!(message.contains(&(2 * MIB).to_string()), "{message}");
     // About 2 MiB of 1 KiB records (plus keys and headers) went in before the refusal.
@@ -285,11 +307,7 @@ async fn the_memory_cap_refuses_puts_and_reads_go_on() {
         )
         .send()
         .await;
-    let err = batch.expect_err("PutRecords beyond the cap fails");
-    assert_eq!(
-        err.as_service_error().and_then(|e| e.code()),
-        Some("LimitExceededException")
-    );
+    assert_eq!(code_of(batch).0, "LimitExceededException");
     read_back(&client, "capped", accepted, LEN).await;
     // Deleting the stream frees its records, and puts are accepted again.
     client
