@@ -1,9 +1,19 @@
 //! Where acknowledged data lives.
 //!
-//! The engine keeps every stream's records in memory, indexed per shard, and uses a [`Storage`]
+//! The engine indexes every stream's records per shard (`model::records`) and uses a [`Storage`]
 //! to make them durable. Storage is deliberately small: it appends batches of records to a log,
-//! reports how far that log is durable, stores an opaque metadata snapshot (streams, shards, tags),
-//! hands everything back on recovery, and releases log space once retention no longer needs it.
+//! reports how far that log is durable, stores an opaque metadata snapshot (streams, shards, tags)
+//! and an opaque index checkpoint, hands everything back on recovery (one batch at a time, only
+//! the log after the checkpoint), reads single batches back for records no longer cached in
+//! memory ([`Storage::read_batch`]), and releases log space once retention no longer needs it.
+//!
+//! # Memory
+//! In memory, a record costs its key and data plus a 24-byte header, packed in blocks per
+//! shard; an optional cap (`EngineBuilder::max_memory_bytes`) refuses puts beyond it with
+//! LimitExceededException. Durable, the headers are the shard's index into the log (a record's
+//! LSN names its frame, and the log keeps each frame's offset) and the record bodies are only a
+//! cache of the newest blocks, bounded by `EngineBuilder::cache_bytes`; older records are read
+//! back from their segment (opened with the stream's data key if sealed).
 //!
 //! Two implementations exist:
 //! - [`MemoryStorage`]: nothing is written anywhere; every append is durable at once.
