@@ -5,7 +5,7 @@
 //! Printed per mode (in memory, durable with fsync): records/s, MB/s and request latency p50/p99.
 //!
 //! ```text
-//! cargo bench -p core-engine --bench throughput -- [--seconds 10] [--writers 4] [--shards 4] [--mode memory|durable|all] [--encrypted]
+//! cargo bench -p core-engine --bench throughput -- [--seconds 10] [--writers 4] [--shards 4] [--mode memory|durable|all] [--encrypted] [--record-bytes 100] [--write-only]
 //! ```
 //!
 //! `--encrypted` starts server-side encryption on the stream first, so that a durable engine
@@ -26,6 +26,7 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use core_engine::Engine;
 
 const RECORDS_PER_CALL: usize = 500;
+/// Default record size; `--record-bytes` changes it.
 const RECORD_BYTES: usize = 100;
 
 struct Options {
@@ -35,6 +36,9 @@ struct Options {
     modes: Vec<&'static str>,
     endpoint: Option<String>,
     encrypted: bool,
+    record_bytes: usize,
+    /// Skip the read and fan-out phases (to measure a retained volume, say).
+    write_only: bool,
 }
 
 fn options() -> Options {
@@ -45,6 +49,8 @@ fn options() -> Options {
         modes: vec!["memory", "durable"],
         endpoint: None,
         encrypted: false,
+        record_bytes: RECORD_BYTES,
+        write_only: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -64,6 +70,10 @@ fn options() -> Options {
     }
     options.endpoint = value("--endpoint");
     options.encrypted = args.iter().any(|a| a == "--encrypted");
+    options.write_only = args.iter().any(|a| a == "--write-only");
+    if let Some(v) = value("--record-bytes") {
+        options.record_bytes = v.parse().expect("--record-bytes takes a number");
+    }
     match value("--mode").as_deref() {
         Some("memory") => options.modes = vec!["memory"],
         Some("durable") => options.modes = vec!["durable"],
@@ -114,7 +124,7 @@ impl Report {
 }
 
 async fn write_phase(endpoint: &str, stream: &str, options: &Options) -> Report {
-    let payload = Blob::new(vec![b'x'; RECORD_BYTES]);
+    let payload = Blob::new(vec![b'x'; options.record_bytes]);
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -160,7 +170,7 @@ async fn write_phase(endpoint: &str, stream: &str, options: &Options) -> Report 
     let records = latencies.len() * RECORDS_PER_CALL;
     Report {
         records,
-        bytes: records * RECORD_BYTES,
+        bytes: records * options.record_bytes,
         elapsed: started.elapsed(),
         latencies,
     }
@@ -330,6 +340,9 @@ async fn run_phases(endpoint: &str, stream: &str, label: &str, options: &Options
     }
     let mut writes = write_phase(endpoint, stream, options).await;
     writes.print(&format!("{label} PutRecords"));
+    if options.write_only {
+        return;
+    }
     let mut reads = read_phase(endpoint, stream).await;
     assert_eq!(
         reads.records, writes.records,
@@ -362,8 +375,9 @@ async fn run_mode(mode: &str, options: &Options) {
 fn main() {
     let options = Arc::new(options());
     println!(
-        "core-engine throughput: {} writers x PutRecords({RECORDS_PER_CALL} x {RECORD_BYTES} B), {} shards, {} s per mode, {} cores",
+        "core-engine throughput: {} writers x PutRecords({RECORDS_PER_CALL} x {} B), {} shards, {} s per mode, {} cores",
         options.writers,
+        options.record_bytes,
         options.shards,
         options.seconds,
         std::thread::available_parallelism().map_or(1, |n| n.get())

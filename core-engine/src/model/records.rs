@@ -89,8 +89,8 @@ struct Body {
 enum BodyState {
     /// Still taking records.
     Open(Vec<u8>),
-    /// Full; reads share it without copying.
-    Sealed(Bytes),
+    /// Full; reads share it without copying. With the bytes it holds (its capacity).
+    Sealed(Bytes, usize),
     /// Dropped from the cache (durable mode) or with its block.
     Evicted,
 }
@@ -99,7 +99,7 @@ impl BodyState {
     fn held(&self) -> usize {
         match self {
             Self::Open(v) => v.capacity(),
-            Self::Sealed(b) => b.len(),
+            Self::Sealed(_, held) => *held,
             Self::Evicted => 0,
         }
     }
@@ -394,8 +394,9 @@ impl Block {
         })
     }
 
-    /// Shrinks the buffers to their content and makes the body shareable.
-    fn seal(&mut self) {
+    /// Shrinks the buffers to their content (the body only if `compact`) and makes the body
+    /// shareable.
+    fn seal(&mut self, compact: bool) {
         let before = self.metas.capacity();
         self.metas.shrink_to_fit();
         Usage::add(
@@ -407,9 +408,12 @@ impl Block {
         if let BodyState::Open(buf) = &mut *state {
             let before = buf.capacity();
             let mut buf = std::mem::take(buf);
-            buf.shrink_to_fit();
-            Usage::add(&self.body.usage.bodies, before, buf.len());
-            *state = BodyState::Sealed(Bytes::from(buf));
+            if compact {
+                buf.shrink_to_fit();
+            }
+            let held = buf.capacity();
+            Usage::add(&self.body.usage.bodies, before, held);
+            *state = BodyState::Sealed(Bytes::from(buf), held);
         }
     }
 }
@@ -433,6 +437,14 @@ impl Default for ShardRecords {
             backing: UNATTACHED.clone(),
         }
     }
+}
+
+/// The last batch read back from the log during one read, and where to look in it next.
+#[derive(Debug)]
+struct ReadBack {
+    lsn: Lsn,
+    records: Vec<ShardRecord>,
+    next: usize,
 }
 
 /// Where a record is: block and record within it.
@@ -507,8 +519,12 @@ impl ShardRecords {
         let meta = match meta {
             Some(meta) => meta,
             None => {
+                // A cache's bodies all have one size and are never reallocated, so that the
+                // space of evicted ones is reused whole (growing and shrinking them left the
+                // heap fragmented, and resident memory well above the cache size).
+                let cache = self.backing.durable.is_some();
                 if let Some(last) = self.blocks.back_mut() {
-                    last.seal();
+                    last.seal(!cache);
                 }
                 let size = entry.key_len + entry.data_len;
                 let body = match indexed {
@@ -516,9 +532,8 @@ impl ShardRecords {
                         state: Mutex::new(BodyState::Evicted),
                         usage: self.backing.usage.clone(),
                     }),
-                    false => self
-                        .backing
-                        .new_body(size.max(FIRST_BODY_BYTES.min(BLOCK_BYTES))),
+                    false if cache => self.backing.new_body(size.max(BLOCK_BYTES)),
+                    false => self.backing.new_body(size.max(FIRST_BODY_BYTES)),
                 };
                 let block = Block {
                     first_seq: entry.seq,
@@ -654,12 +669,13 @@ impl ShardRecords {
     }
 
     /// The record at `at` as a [`StoredRecord`]; `None` if its body is gone from memory and the
-    /// log no longer holds it (released by retention). `memo` keeps the last batch read back.
+    /// log no longer holds it (released by retention). `memo` keeps the last batch read back,
+    /// so a read meets each batch once.
     fn record(
         &self,
         at: Cursor,
         v: &View,
-        memo: &mut Option<(Lsn, Vec<ShardRecord>)>,
+        memo: &mut Option<ReadBack>,
     ) -> Result<Option<StoredRecord>, StorageError> {
         let block = &self.blocks[at.block];
         let make = |key: &[u8], data: Bytes| StoredRecord {
@@ -675,25 +691,34 @@ impl ShardRecords {
                 let data = Bytes::copy_from_slice(&buf[v.start + v.key_len..v.end]);
                 return Ok(Some(make(key, data)));
             }
-            BodyState::Sealed(buf) => {
+            BodyState::Sealed(buf, _) => {
                 let key = &buf[v.start..v.start + v.key_len];
                 return Ok(Some(make(key, buf.slice(v.start + v.key_len..v.end))));
             }
             BodyState::Evicted => {}
         }
-        if memo.as_ref().is_none_or(|(lsn, _)| *lsn != v.lsn) {
-            *memo = Some((v.lsn, self.backing.load(v.lsn)?));
+        if memo.as_ref().is_none_or(|m| m.lsn != v.lsn) {
+            *memo = Some(ReadBack {
+                lsn: v.lsn,
+                records: self.backing.load(v.lsn)?,
+                next: 0,
+            });
         }
-        let found = memo.as_ref().and_then(|(_, records)| {
-            records
-                .iter()
-                .find(|r| r.record.sequence_number == v.seq)
-                .map(|r| StoredRecord {
-                    encrypted: v.encrypted,
-                    ..r.record.clone()
-                })
-        });
-        Ok(found)
+        let Some(memo) = memo.as_mut() else {
+            return Ok(None);
+        };
+        // A shard's records are in order within a batch: look from after the last one found.
+        let n = memo.records.len();
+        let found = (0..n)
+            .map(|k| (memo.next + k) % n)
+            .find(|&i| memo.records[i].record.sequence_number == v.seq);
+        Ok(found.map(|i| {
+            memo.next = i + 1;
+            StoredRecord {
+                encrypted: v.encrypted,
+                ..memo.records[i].record.clone()
+            }
+        }))
     }
 
     /// Reads records at or after `position`; `closed` says whether the shard is closed.
