@@ -90,8 +90,8 @@ pub(crate) struct Kinesis {
     pub(crate) faults: Arc<FaultInjector>,
     /// Channels and the directory they deliver to.
     channels: channels::Channels,
-    /// Serialises checkpoints; holds the log's appended bytes at the last one.
-    checkpointing: Mutex<u64>,
+    /// Serialises checkpoints; holds the log's appended bytes at the last one and its size.
+    checkpointing: Mutex<(u64, u64)>,
 }
 
 /// Log growth after which retention's periodic check saves an index checkpoint.
@@ -114,7 +114,7 @@ impl Kinesis {
             subscriptions: Default::default(),
             faults,
             channels: Default::default(),
-            checkpointing: Mutex::new(0),
+            checkpointing: Mutex::new((0, 0)),
         }
     }
 
@@ -337,7 +337,8 @@ impl Kinesis {
 
     /// Saves an index checkpoint of every stream's records up to the durable LSN, so that a
     /// restart replays only the log after it; a durable engine does so when the log has grown by
-    /// [`CHECKPOINT_BYTES`] since the last one (checked with retention) and when it stops.
+    /// [`CHECKPOINT_BYTES`], and by four times the last checkpoint's size, since the last one
+    /// (checked with retention), and when it stops.
     pub(crate) fn checkpoint(&self) -> Result<(), StorageError> {
         if !self.config.durable {
             return Ok(());
@@ -347,7 +348,7 @@ impl Kinesis {
         let covered = self.storage.durability().borrow().durable_lsn;
         let index = self.registry.encode_index(covered);
         self.storage.save_checkpoint(covered, &index)?;
-        *last = appended;
+        *last = (appended, index.len() as u64);
         tracing::debug!(covered, bytes = index.len(), "saved an index checkpoint");
         Ok(())
     }
@@ -369,8 +370,11 @@ impl Kinesis {
             if freed > 0 {
                 tracing::info!(freed, "released expired log segments");
             }
-            let since = self.storage.appended_bytes() - *self.checkpointing.lock();
-            if since >= CHECKPOINT_BYTES {
+            let (at, index_len) = *self.checkpointing.lock();
+            let since = self.storage.appended_bytes().saturating_sub(at);
+            // At least four times the index's size, so that checkpoints of a large index write
+            // at most a quarter as much again as the log.
+            if since >= CHECKPOINT_BYTES.max(4 * index_len) {
                 self.checkpoint()?;
             }
         }

@@ -109,7 +109,8 @@
 //! ignored with a warning and the whole log is replayed; one whose covered LSN is beyond the end
 //! of the log (OsBuffered, then a power loss took the tail) is removed before anything is
 //! appended, so it never meets reused LSNs. The engine saves one when the log has grown by
-//! 256 MiB since the last (checked with retention) and when it stops cleanly.
+//! 256 MiB, and by four times the last checkpoint's size, since the last one (checked with
+//! retention), and when it stops cleanly.
 //!
 //! # Reading records back
 //! For every live segment the storage keeps the offset of each frame (8 bytes a batch; rebuilt
