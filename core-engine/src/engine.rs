@@ -95,6 +95,7 @@ impl Engine {
         let tls = self.config.load_tls()?;
         let services = self.open()?;
         let faults = services.kinesis.faults.clone();
+        let cloudwatch = services.cloudwatch.clone();
         let channel_dir = services.kinesis.channel_root().unwrap_or_default();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_until(
@@ -111,6 +112,7 @@ impl Engine {
             faults,
             tls,
             channel_dir,
+            cloudwatch,
             stop: Some(stop),
             task: Some(task),
         };
@@ -202,6 +204,7 @@ impl Engine {
             }
         };
         kinesis.open_channels(channel_dir)?;
+        kinesis.open_queues(config.data_dir.as_ref().map(|d| d.join("queues")))?;
         spawn_channel_delivery(&kinesis, config.channel_delivery_interval);
         let dynamodb = DynamoDb::open(
             DdbConfig {
@@ -228,11 +231,18 @@ impl Engine {
                 config.clock.clone(),
             ))
         });
+        let cloudwatch = Arc::new(crate::cloudwatch::CloudWatch::new(config.clock.clone()));
+        let observe = Arc::new(crate::observe::Observe::default());
+        observe.add_section(Arc::new(crate::cloudwatch::CloudWatchSection(
+            cloudwatch.clone(),
+        )));
         Ok(Services {
+            cloudwatch,
             kinesis,
             dynamodb,
             auth,
             admin_endpoints: config.admin_endpoints,
+            observe,
         })
     }
 }
@@ -382,6 +392,7 @@ pub struct EngineHandle {
     faults: Arc<FaultInjector>,
     tls: Option<Arc<ServerTls>>,
     channel_dir: PathBuf,
+    cloudwatch: Arc<crate::cloudwatch::CloudWatch>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -414,6 +425,13 @@ impl EngineHandle {
     /// The engine's fault injector, to add or clear rules while it runs.
     pub fn faults(&self) -> &FaultInjector {
         &self.faults
+    }
+
+    /// The CloudWatch series clients put with PutMetricData and the engine still keeps (see
+    /// [`crate::cloudwatch`]), sorted by namespace, metric name and dimensions. Render them with
+    /// [`crate::cloudwatch::write_prometheus`].
+    pub fn cloudwatch_series(&self) -> Vec<crate::cloudwatch::SeriesSnapshot> {
+        self.cloudwatch.series()
     }
 
     /// The address the engine listens on.

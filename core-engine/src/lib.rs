@@ -46,11 +46,15 @@
 //! - `server`: HTTP/1.1 + HTTP/2 connections, cleartext or TLS ([`tls`]); `protocol`: routing, the awsJson1.1 codec and the
 //!   CBOR translation.
 //! - `kinesis`: one file per family of operations.
+//! - [`cloudwatch`]: CloudWatch PutMetricData (RPC v2 CBOR, awsJson1.0 and awsQuery) and the
+//!   points it keeps, readable with [`EngineHandle::cloudwatch_series`].
 //! - [`model`]: streams, shards, hash keys, sequence numbers and iterators.
 //! - [`storage`]: the storage trait, in memory and as a write-ahead log on disk.
+//! - `observe`: `GET /metrics` (Prometheus text) and the live page at `GET /`, with their counters.
 
 pub mod auth;
 pub mod clock;
+pub mod cloudwatch;
 mod dynamodb;
 pub mod engine;
 mod error;
@@ -58,6 +62,7 @@ pub mod faults;
 mod fuzz;
 mod kinesis;
 pub mod model;
+mod observe;
 mod protocol;
 mod server;
 pub mod storage;

@@ -1,5 +1,6 @@
 //! The standalone engine: `core-engine serve --listen 127.0.0.1:4567 [--data-dir DIR] [--tls]`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +17,33 @@ use tokio::net::TcpListener;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: text (coloured only when stderr is a terminal) or JSON, one
+    /// object per line. The level comes from RUST_LOG (default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CORE_ENGINE_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+/// `--log-format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// Logs to stderr in `format`, at the level RUST_LOG says (default info).
+fn init_logging(format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        // Colour codes only for a person watching: not in a file, a pipe or a log collector.
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,18 +180,17 @@ enum Sync {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let Command::Serve(args) = Cli::parse().command;
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let Command::Serve(args) = cli.command;
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "core-engine failed");
-            eprintln!("error: {error}");
+            // In JSON every stderr line is a log record; the one above says it.
+            if cli.log_format == LogFormat::Text {
+                eprintln!("error: {error}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -1,13 +1,197 @@
-//! SDK clients for a local engine, and the stream set-up every example does.
+//! SDK clients, from the AWS configuration or for a local engine, and the stream set-up every
+//! example does.
+//!
+//! [`Aws::load`] takes the configuration the standard way (`aws-config`: the environment,
+//! profiles, `AWS_ENDPOINT_URL` and the per-service `AWS_ENDPOINT_URL_KINESIS` /
+//! `AWS_ENDPOINT_URL_DYNAMODB`), with `--endpoint` overriding both services' endpoints, so the
+//! binaries run unchanged against AWS. With nothing configured at all they use the local
+//! engine they expect.
 
+use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_dynamodb::config::{
     BehaviorVersion as DdbBehavior, Credentials as DdbCredentials, Region as DdbRegion,
 };
 use aws_sdk_kinesis::client::Waiters;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_types::SdkConfig;
+use aws_types::service_config::ServiceConfigKey;
+
+/// Where the fleet binaries look for an engine when neither `--endpoint` nor the AWS
+/// configuration names one: `core-engine serve`'s address in the README.
+pub const LOCAL_ENDPOINT: &str = "http://127.0.0.1:4567";
+
+/// The region used when none is configured (an engine accepts any).
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// Where [`Aws::load`]'s clients point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `--endpoint`: both services at this URL.
+    Endpoint(String),
+    /// Endpoints from the AWS configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KINESIS`,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`, a profile's `endpoint_url`); `None`: that service's AWS
+    /// endpoint in the region.
+    Configured {
+        /// Kinesis' endpoint.
+        kinesis: Option<String>,
+        /// DynamoDB's endpoint.
+        dynamodb: Option<String>,
+        /// The region.
+        region: String,
+    },
+    /// AWS itself, in the configured region.
+    Aws {
+        /// The region.
+        region: String,
+    },
+    /// Nothing configured: the local engine at this URL.
+    Local(String),
+}
+
+impl Target {
+    /// Whether the clients go to AWS's own endpoints for both services.
+    pub fn is_aws(&self) -> bool {
+        matches!(self, Target::Aws { .. })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let or_aws = |e: &Option<String>| e.clone().unwrap_or_else(|| "AWS".into());
+        match self {
+            Target::Endpoint(url) => write!(f, "{url} (--endpoint)"),
+            Target::Configured {
+                kinesis,
+                dynamodb,
+                region,
+            } => write!(
+                f,
+                "Kinesis at {}, DynamoDB at {} (AWS configuration, region {region})",
+                or_aws(kinesis),
+                or_aws(dynamodb)
+            ),
+            Target::Aws { region } => write!(f, "AWS, region {region}"),
+            Target::Local(url) => write!(f, "{url} (nothing configured: the local engine)"),
+        }
+    }
+}
+
+/// Kinesis and DynamoDB clients from the AWS configuration, and where they point.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    /// Kinesis client.
+    pub kinesis: aws_sdk_kinesis::Client,
+    /// DynamoDB client (lease tables).
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Where they point.
+    pub target: Target,
+}
+
+impl Aws {
+    /// Clients from the AWS configuration the standard way, with `endpoint` (`--endpoint`)
+    /// overriding both services' endpoints. When nothing is configured (no endpoint anywhere
+    /// and no region), they point at `local` if given, else the configuration is an error.
+    ///
+    /// Against an endpoint that is not AWS's (an engine), credentials come from the
+    /// environment or the profile if there are any and are dummies otherwise (an engine does
+    /// not check them); against AWS, from the SDK's default chain. The region comes from the
+    /// environment or the profile (not from instance metadata: set `AWS_REGION` on EC2).
+    pub async fn load(endpoint: Option<&str>, local: Option<&str>) -> Result<Self> {
+        let region = RegionProviderChain::first_try(
+            aws_config::environment::EnvironmentVariableRegionProvider::new(),
+        )
+        .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+        .region()
+        .await;
+        let region_name = region
+            .as_ref()
+            .map_or_else(|| DEFAULT_REGION.to_owned(), ToString::to_string);
+        let base = loader(&region_name).load().await;
+        let target = match endpoint {
+            Some(url) => Target::Endpoint(url.to_owned()),
+            None => {
+                let kinesis = configured_endpoint(&base, "Kinesis");
+                let dynamodb = configured_endpoint(&base, "DynamoDB");
+                match (kinesis, dynamodb, region) {
+                    (None, None, Some(region)) => Target::Aws {
+                        region: region.to_string(),
+                    },
+                    (None, None, None) => match local {
+                        Some(url) => Target::Local(url.to_owned()),
+                        None => anyhow::bail!(
+                            "no AWS region or endpoint is configured: set AWS_REGION (or a profile), AWS_ENDPOINT_URL, or pass --endpoint"
+                        ),
+                    },
+                    (kinesis, dynamodb, _) => Target::Configured {
+                        kinesis,
+                        dynamodb,
+                        region: region_name.clone(),
+                    },
+                }
+            }
+        };
+        let sdk = if target.is_aws() {
+            base
+        } else {
+            let credentials = CredentialsProviderChain::first_try(
+                "Environment",
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            )
+            .or_else(
+                "Profile",
+                aws_config::profile::ProfileFileCredentialsProvider::builder().build(),
+            )
+            .or_else(
+                "Local",
+                Credentials::new("local", "local", None, None, "examples"),
+            );
+            loader(&region_name)
+                .credentials_provider(credentials)
+                .load()
+                .await
+        };
+        let url = match &target {
+            Target::Endpoint(url) | Target::Local(url) => Some(url.clone()),
+            _ => None,
+        };
+        let mut kinesis = aws_sdk_kinesis::config::Builder::from(&sdk);
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        if let Some(url) = url {
+            kinesis = kinesis.endpoint_url(&url);
+            dynamodb = dynamodb.endpoint_url(url);
+        }
+        Ok(Self {
+            kinesis: aws_sdk_kinesis::Client::from_conf(kinesis.build()),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            target,
+        })
+    }
+}
+
+fn loader(region: &str) -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+}
+
+/// The endpoint the AWS configuration gives `service_id` (as the SDK reads it: the service's
+/// own variable or profile setting, else the global one), if any.
+fn configured_endpoint(sdk: &SdkConfig, service_id: &str) -> Option<String> {
+    let key = ServiceConfigKey::builder()
+        .service_id(service_id)
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk.service_config()
+        .and_then(|config| config.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_owned))
+        .filter(|url| !url.is_empty())
+}
 
 /// A Kinesis client for `endpoint`, with dummy credentials (the engine does not check them).
 pub fn kinesis(endpoint: &str) -> aws_sdk_kinesis::Client {

@@ -509,19 +509,21 @@ pub fn lease_table_view(leases: &[Lease]) -> String {
     out
 }
 
-/// Kinesis and DynamoDB clients for `endpoint`, checked to answer: a clear error for a wrong
-/// `--endpoint` instead of retries that never end.
+/// Kinesis and DynamoDB clients from the AWS configuration, `--endpoint` overriding it, or for
+/// the local engine at [`LOCAL_ENDPOINT`](crate::clients::LOCAL_ENDPOINT) when nothing is
+/// configured (see [`Aws::load`](crate::clients::Aws::load)); checked to answer: a clear error
+/// for a wrong endpoint instead of retries that never end. Says where they point on stderr.
 pub async fn connect(
-    endpoint: &str,
+    endpoint: Option<&str>,
 ) -> Result<(aws_sdk_kinesis::Client, aws_sdk_dynamodb::Client)> {
-    let kinesis = crate::clients::kinesis(endpoint);
-    let ddb = crate::clients::dynamodb(endpoint);
-    kinesis
+    let aws = crate::clients::Aws::load(endpoint, Some(crate::clients::LOCAL_ENDPOINT)).await?;
+    eprintln!("using {}", aws.target);
+    aws.kinesis
         .list_streams()
         .send()
         .await
-        .with_context(|| format!("no Kinesis endpoint answers at {endpoint}"))?;
-    Ok((kinesis, ddb))
+        .with_context(|| format!("no Kinesis endpoint answers at {}", aws.target))?;
+    Ok((aws.kinesis, aws.dynamodb))
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //!   tested functions.
 //! - [`fleet`]: the worker-fleet example, `kcl` workers as separate processes
 //!   (`src/bin/fleet_*.rs`, walkthrough in `docs/fleet.md`).
+//! - [`logging`]: `--log-format text|json` of the binaries that log.
+//! - [`metrics`]: `--metrics-listen`, the Prometheus endpoint of the producer and worker binaries.
 //! - [`retrieval`]: the `--retrieval` flag (enhanced fan-out, the default, or polling).
 //! - [`soak`]: the chaos soak (`src/bin/chaos_soak.rs`): kills, reshards and faults against a
 //!   durable engine, a producer and a worker fleet, then a check that nothing was lost.
@@ -20,6 +22,8 @@ pub mod clickstream;
 pub mod clients;
 pub mod features;
 pub mod fleet;
+pub mod logging;
+pub mod metrics;
 pub mod retrieval;
 pub mod scenarios;
 pub mod soak;

@@ -28,17 +28,12 @@ impl TestEnv {
     /// endpoints come from the environment).
     pub async fn with(builder: EngineBuilder) -> Self {
         let prefix = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        if let Some(kinesis) = external("KINESIS_ENDPOINT") {
-            let ddb = external("DYNAMODB_ENDPOINT").unwrap_or_else(|| kinesis.clone());
-            // The Rust SDK does not read AWS_CA_BUNDLE itself; the tests do, for `serve --tls`.
-            let http = external("AWS_CA_BUNDLE").map(|path| {
-                let pem = std::fs::read(&path).expect("AWS_CA_BUNDLE is readable");
-                core_engine::tls::sdk_http_client(pem).expect("AWS_CA_BUNDLE holds certificates")
-            });
+        if is_external() {
+            let (kinesis, ddb) = external_clients().await;
             return Self {
                 engine: None,
-                kinesis: kinesis_client_with(&kinesis, http.clone()),
-                ddb: dynamodb_client_with(&ddb, http),
+                kinesis,
+                ddb,
                 prefix,
             };
         }
@@ -167,6 +162,47 @@ impl TestEnv {
 
 fn external(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+/// Whether the suite runs against external endpoints: an endpoint is configured
+/// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KINESIS`, or the older `KINESIS_ENDPOINT`), or
+/// `SHARDLINE_E2E=aws` asks for AWS as configured.
+fn is_external() -> bool {
+    [
+        "KINESIS_ENDPOINT",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_KINESIS",
+    ]
+    .iter()
+    .any(|var| external(var).is_some())
+        || external("SHARDLINE_E2E").as_deref() == Some("aws")
+}
+
+/// Clients from the AWS configuration (`examples::clients::Aws::load`: the environment,
+/// profiles, `AWS_ENDPOINT_URL*`), `KINESIS_ENDPOINT` and `DYNAMODB_ENDPOINT` overriding it.
+async fn external_clients() -> (aws_sdk_kinesis::Client, aws_sdk_dynamodb::Client) {
+    let kinesis_endpoint = external("KINESIS_ENDPOINT");
+    let aws = examples::clients::Aws::load(kinesis_endpoint.as_deref(), None)
+        .await
+        .expect("an AWS configuration (region or endpoint)");
+    // The Rust SDK does not read AWS_CA_BUNDLE itself; the tests do, for `serve --tls`.
+    let http = external("AWS_CA_BUNDLE").map(|path| {
+        let pem = std::fs::read(&path).expect("AWS_CA_BUNDLE is readable");
+        core_engine::tls::sdk_http_client(pem).expect("AWS_CA_BUNDLE holds certificates")
+    });
+    let mut kinesis = aws.kinesis.config().to_builder();
+    let mut ddb = aws.dynamodb.config().to_builder();
+    if let Some(endpoint) = external("DYNAMODB_ENDPOINT") {
+        ddb.set_endpoint_url(Some(endpoint));
+    }
+    if let Some(http) = http {
+        kinesis.set_http_client(Some(http.clone()));
+        ddb.set_http_client(Some(http));
+    }
+    (
+        aws_sdk_kinesis::Client::from_conf(kinesis.build()),
+        aws_sdk_dynamodb::Client::from_conf(ddb.build()),
+    )
 }
 
 fn credentials() -> (String, String, Option<String>) {

@@ -7,17 +7,21 @@
 //!
 //! # Endpoints
 //!
-//! By default every test starts its own engine in-process. Set `KINESIS_ENDPOINT` (and
-//! `DYNAMODB_ENDPOINT` for the lease tables; it defaults to `KINESIS_ENDPOINT`) to run the suite
-//! against a running engine (`core-engine serve`), another emulator, or AWS:
+//! By default every test starts its own engine in-process. To run the suite against a running
+//! engine (`core-engine serve`), another emulator, or AWS, configure it the standard way
+//! (`aws-config`: the environment and profiles): set `AWS_ENDPOINT_URL` (or the per-service
+//! `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL_DYNAMODB`), or `SHARDLINE_E2E=aws` to use AWS
+//! in the configured region with the configured credentials. The older `KINESIS_ENDPOINT` and
+//! `DYNAMODB_ENDPOINT` still work and override the rest.
 //!
 //! ```text
-//! KINESIS_ENDPOINT=http://127.0.0.1:4567 cargo test -p integration
+//! AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo test -p integration
+//! AWS_PROFILE=dev AWS_REGION=eu-west-1 SHARDLINE_E2E=aws cargo test -p integration
 //! ```
 //!
-//! Credentials come from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`
-//! (dummies when unset, which the engine accepts) and the region from `AWS_REGION` (default
-//! `us-east-1`). Streams and lease tables get unique names. Tests that need to control the
+//! Against an endpoint that is not AWS's, credentials are dummies unless configured (an engine
+//! does not check them); the region defaults to `us-east-1`. Streams and lease tables get
+//! unique names. Tests that need to control the
 //! engine itself (fault injection, restarts) are skipped against external endpoints.
 
 pub mod env;

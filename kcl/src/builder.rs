@@ -140,6 +140,13 @@ impl<F: RecordProcessorFactory> SchedulerBuilder<F> {
         self
     }
 
+    /// Which metrics are emitted (sets [`Config::metrics_level`]; call it after
+    /// [`config`](Self::config), which replaces the whole configuration).
+    pub fn metrics_level(mut self, level: crate::MetricsLevel) -> Self {
+        self.config.metrics_level = level;
+        self
+    }
+
     /// The scheduler, or [`Error::InvalidConfig`] naming the first setting missing or wrong:
     /// `application`, `stream` (none or several of `stream`, `streams`, `stream_tracker` set),
     /// `streams` (an empty set), `worker_id`, `kinesis`, `dynamodb`, `processor_factory`, or a

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::failure::FailurePolicy;
+use crate::metrics::MetricsLevel;
 
 /// Where a worker starts reading a shard that has no checkpoint yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -212,6 +213,9 @@ pub struct Config {
     /// deleted (default 1 h; the Java KCL's deferred deletion of former streams' leases). A
     /// stream returned again before then resumes from its checkpoints.
     pub former_stream_lease_retention: Duration,
+    /// Which metrics are emitted (default [`MetricsLevel::Detailed`], as the Java KCL's
+    /// `MetricsConfig`).
+    pub metrics_level: MetricsLevel,
 }
 
 impl Default for Config {
@@ -243,6 +247,7 @@ impl Default for Config {
             finished_lease_retention: Duration::from_secs(300),
             table_creation_timeout: Duration::from_secs(60),
             former_stream_lease_retention: Duration::from_secs(3600),
+            metrics_level: MetricsLevel::Detailed,
         }
     }
 }

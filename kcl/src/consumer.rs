@@ -13,6 +13,7 @@ use crate::config::{Config, InitialPosition, Retrieval};
 use crate::error::Error;
 use crate::leases::held::HeldLease;
 use crate::leases::{Checkpoint, Lease, LeaseTable};
+use crate::metrics;
 use crate::processor::{InitializationInput, RecordProcessor};
 use crate::retrieval::{
     Fetched, FetcherSettings, StreamRef, SubscriberSettings, backoff, spawn_fetcher,
@@ -59,6 +60,8 @@ pub(crate) struct Context {
     pub config: Arc<Config>,
     /// The fan-out consumer's ARN, set at start-up when retrieval is fan-out.
     pub consumer_arn: Arc<std::sync::OnceLock<String>>,
+    /// The application's metrics.
+    pub metrics: metrics::Scope,
 }
 
 /// The stream a consumer reads, as the application named it.
@@ -111,6 +114,8 @@ struct Consumer<P> {
     shard: String,
     /// The lease's stream identifier in a multi-stream application.
     lease_stream: Option<String>,
+    /// The shard's metrics.
+    metrics: metrics::Scope,
 }
 
 impl<P: RecordProcessor> Consumer<P> {
@@ -119,7 +124,9 @@ impl<P: RecordProcessor> Consumer<P> {
         match outcome {
             Outcome::Stuck => {
                 let limit = self.ctx.config.max_processing_time.unwrap_or_default();
-                metrics::counter!("ProcessingTimeouts", "shard" => self.shard.clone()).increment(1);
+                self.metrics
+                    .counter(metrics::PROCESSING_TIMEOUTS)
+                    .increment(1);
                 tracing::warn!(
                     call,
                     ?limit,
@@ -172,7 +179,10 @@ pub(crate) async fn run<P: RecordProcessor>(
     }
     // The key is `account:stream:epoch:shardId` in a multi-stream application.
     let shard = snapshot.shard_id().to_owned();
+    let stream_id = snapshot.stream.as_deref().unwrap_or(ctx.stream.as_str());
+    let shard_metrics = ctx.metrics.shard(stream_id, &shard);
     let mut c = Consumer {
+        metrics: shard_metrics.clone(),
         checkpointer: Checkpointer::new(lease.clone(), snapshot.checkpoint.clone()),
         ctx,
         lease,
@@ -225,6 +235,7 @@ pub(crate) async fn run<P: RecordProcessor>(
                 max_prefetch_batches: ctx.config.max_prefetch_batches,
                 timeout: ctx.config.kinesis_timeout,
                 timestamp,
+                metrics: shard_metrics.clone(),
             },
         ),
         Retrieval::FanOut(fan_out) => {
@@ -244,6 +255,7 @@ pub(crate) async fn run<P: RecordProcessor>(
                     silence_timeout: fan_out.silence_timeout,
                     max_buffered_events: fan_out.max_buffered_events,
                     timestamp,
+                    metrics: shard_metrics.clone(),
                 },
             )
         }
@@ -271,7 +283,9 @@ pub(crate) async fn run<P: RecordProcessor>(
                 millis_behind_latest,
             }) => {
                 if let Some(ms) = millis_behind_latest {
-                    metrics::gauge!("MillisBehindLatest", "shard" => shard.clone()).set(ms as f64);
+                    c.metrics
+                        .gauge(metrics::MILLIS_BEHIND_LATEST)
+                        .set(ms as f64);
                 }
                 if records.is_empty() && !ctx.config.call_process_records_even_for_empty {
                     continue;
@@ -284,8 +298,7 @@ pub(crate) async fn run<P: RecordProcessor>(
                 return shard_end(&ctx, children, c).await;
             }
             Some(Fetched::Failed(error)) => {
-                metrics::counter!("ReadFailures.NonRetryable", "shard" => shard.clone())
-                    .increment(1);
+                c.metrics.counter(metrics::READ_FAILURES).increment(1);
                 tracing::error!(
                     error = %error,
                     "reading the shard failed with an error trying again cannot fix; stopping its consumer and giving the lease up"

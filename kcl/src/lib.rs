@@ -195,8 +195,11 @@
 //! `ReadFailures.NonRetryable` and `ProcessingTimeouts` per shard; `CurrentLeases`,
 //! `TakenLeases`, `StolenLeases`, `LostLeases`, `ExpiredLeases`, `NumWorkers`, `TotalLeases`,
 //! `NeededLeases`, `LeaseSpillover`, `HandoffsInitiated` and `HandoffsRequested` for lease
-//! management. Each shard consumer runs in a
-//! `shard` tracing span.
+//! management. Every metric carries the label `application`; the per-shard ones `stream` and
+//! `shard` too, the per-worker ones (`CurrentLeases`, `TakenLeases`, `StolenLeases`,
+//! `LostLeases`, `HandoffsInitiated`, `HandoffsRequested`) `worker`. [`Config::metrics_level`]
+//! decides which are emitted ([`MetricsLevel`], the KCL's levels). Install the recorder (an
+//! exporter) before the scheduler runs. Each shard consumer runs in a `shard` tracing span.
 
 mod builder;
 pub mod checkpointer;
@@ -205,6 +208,7 @@ mod consumer;
 pub mod error;
 pub mod failure;
 pub mod leases;
+mod metrics;
 pub mod processor;
 pub mod retrieval;
 mod scheduler;
@@ -216,6 +220,7 @@ pub use checkpointer::{Checkpointer, PreparedCheckpoint};
 pub use config::{Config, FanOutConfig, InitialPosition, Retrieval, RetryPolicy};
 pub use error::{Error, Result};
 pub use failure::{FailurePolicy, FailureSink, GiveUpReason, GivenUp, KinesisFailureSink};
+pub use metrics::MetricsLevel;
 pub use processor::{
     InitializationInput, PartialFailure, ProcessRecordsInput, ProcessorError, Record,
     RecordProcessor, RecordProcessorFactory,

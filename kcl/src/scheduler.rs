@@ -137,8 +137,10 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             .table_name
             .clone()
             .unwrap_or_else(|| application_name.clone());
+        let metrics = crate::metrics::Scope::application(&application_name, config.metrics_level);
         Self {
             ctx: Context {
+                metrics,
                 kinesis,
                 stream,
                 table: LeaseTable::new(dynamodb, table_name).with_timeout(config.dynamodb_timeout),
@@ -332,8 +334,14 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
     }
 
     fn set_current_leases(&self, state: &State) {
-        metrics::gauge!("CurrentLeases", "worker" => self.worker_id.clone())
+        self.worker_metrics()
+            .gauge(crate::metrics::CURRENT_LEASES)
             .set(state.held.len() as f64);
+    }
+
+    /// The scope of this worker's own metrics (labels `application`, `worker`).
+    fn worker_metrics(&self) -> crate::metrics::Scope {
+        self.ctx.metrics.worker(&self.worker_id)
     }
 
     /// Lists the shards, then scans the leases (in that order, so the scan is at least as new as
@@ -419,6 +427,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             self.worker_id.clone(),
             lease.counter,
             sent,
+            self.worker_metrics(),
             LeaseTiming {
                 validity: config.lease_validity(),
                 renewal_timeout: config.renewal_timeout(),

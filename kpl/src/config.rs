@@ -17,6 +17,8 @@
 //! | `max_outstanding_bytes` | (new) | 256 MiB | ≥ 1 MiB; bigger records are refused |
 //! | `preserve_order` | (new) | false | |
 //! | `retry_min_delay` / `retry_max_delay` | (new) | 100 ms / 5 s | min ≤ max |
+//! | `metrics_level` | MetricsLevel | detailed | none, summary, detailed |
+//! | `metrics_granularity` | MetricsGranularity | shard | stream, shard |
 //!
 //! `rate_limit` keeps the KPL's meaning: each shard's token buckets refill at that percentage
 //! of 1,000 records/s and 1 MiB/s; above 100 the producer lets Kinesis throttle the excess and
@@ -27,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::error::ConfigError;
+use crate::metrics::{MetricsGranularity, MetricsLevel};
 
 /// How the producer buffers, batches, limits and retries. Build with `..Config::default()`.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,6 +73,10 @@ pub struct Config {
     pub retry_min_delay: Duration,
     /// Longest retry delay.
     pub retry_max_delay: Duration,
+    /// Which metrics are emitted (see [`MetricsLevel`]).
+    pub metrics_level: MetricsLevel,
+    /// Whether the per-shard metrics carry a `shard` label besides `stream`.
+    pub metrics_granularity: MetricsGranularity,
 }
 
 impl Default for Config {
@@ -91,6 +98,8 @@ impl Default for Config {
             preserve_order: false,
             retry_min_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(5),
+            metrics_level: MetricsLevel::Detailed,
+            metrics_granularity: MetricsGranularity::Shard,
         }
     }
 }

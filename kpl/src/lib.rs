@@ -25,7 +25,9 @@
 //!    refused at once ([`PutError::LargerThanBuffer`]).
 //!
 //! Metrics use the KPL's names (UserRecordsReceived, UserRecordsPut, KinesisRecordsPut,
-//! BufferingTime, RetriesPerRecord, AllErrors, ErrorsByCode, ...) through the `metrics` facade.
+//! BufferingTime, RetriesPerRecord, AllErrors, ErrorsByCode, ...) and levels through the
+//! `metrics` facade, labelled `stream` (and `shard`); see [`MetricsLevel`] and
+//! [`MetricsGranularity`].
 //!
 //! # Example
 //! ```no_run
@@ -48,6 +50,7 @@ pub mod aggregation;
 mod config;
 mod error;
 mod limiter;
+mod metrics;
 mod producer;
 mod record;
 mod shard_map;
@@ -55,5 +58,6 @@ mod worker;
 
 pub use config::Config;
 pub use error::{ConfigError, PutError, PutFailure, StartError};
+pub use metrics::{MetricsGranularity, MetricsLevel};
 pub use producer::{DeliveryFuture, Producer, StreamTarget};
 pub use record::{Attempt, Delivery, Record};

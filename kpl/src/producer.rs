@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use crate::aggregation::hash_key;
 use crate::config::Config;
 use crate::error::{PutError, PutFailure, StartError};
+use crate::metrics::ProducerMetrics;
 use crate::record::{Delivery, Record};
 use crate::shard_map::ShardMap;
 use crate::worker::{Command, Pending, Worker};
@@ -95,6 +96,8 @@ pub struct Producer {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) stream: StreamTarget,
+    /// Its metric handles, labelled with the stream.
+    pub(crate) metrics: Arc<ProducerMetrics>,
     records: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     /// Largest record the stream accepts (data plus partition key).
@@ -148,7 +151,13 @@ impl Producer {
             .await
             .unwrap_or(DEFAULT_MAX_RECORD_BYTES);
         let (commands, receiver) = mpsc::unbounded_channel();
+        let metrics = ProducerMetrics::new(
+            stream.label(),
+            config.metrics_level,
+            config.metrics_granularity,
+        );
         let shared = Arc::new(Shared {
+            metrics,
             records: Arc::new(Semaphore::new(config.max_outstanding_records)),
             bytes: Arc::new(Semaphore::new(config.max_outstanding_bytes)),
             config,
@@ -242,8 +251,9 @@ impl Producer {
         permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) -> Result<DeliveryFuture, PutFailure> {
         let (reply, receiver) = oneshot::channel();
-        let pending = Pending::new(record, hash, &self.shared.config, reply, permits);
-        metrics::counter!("UserRecordsReceived").increment(1);
+        let metrics = self.shared.metrics.clone();
+        let pending = Pending::new(record, hash, &self.shared.config, reply, permits, metrics);
+        self.shared.metrics.user_records_received.increment(1);
         self.commands
             .send(Command::Put(pending))
             .map_err(|rejected| match rejected.0 {

@@ -1,4 +1,5 @@
-//! The producer reports the KPL's metric names through the `metrics` facade.
+//! The producer reports the KPL's metric names through the `metrics` facade, labelled with the
+//! stream (and the shard), at the configured level.
 //! (Its own test binary: the recorder is process-wide.)
 
 use std::time::Duration;
@@ -6,8 +7,24 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use core_engine::{Engine, Fault, FaultRule};
-use kpl::{Config, Producer, Record};
+use kpl::{Config, MetricsGranularity, MetricsLevel, Producer, Record};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+/// Puts `n` records of 10 bytes through `producer` and waits for them.
+async fn put_ten(producer: &Producer) {
+    let mut futures = Vec::new();
+    for i in 0..10 {
+        futures.push(
+            producer
+                .put(Record::new(format!("k{i}"), "0123456789"))
+                .await
+                .unwrap(),
+        );
+    }
+    for future in futures {
+        future.await.unwrap();
+    }
+}
 
 #[tokio::test]
 async fn kpl_metric_names_are_reported() {
@@ -32,15 +49,17 @@ async fn kpl_metric_names_are_reported() {
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
         .build();
     let client = Client::from_conf(config);
-    client
-        .create_stream()
-        .stream_name("measured")
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap();
+    for stream in ["measured", "summary", "silent", "coarse"] {
+        client
+            .create_stream()
+            .stream_name(stream)
+            .shard_count(2)
+            .send()
+            .await
+            .unwrap();
+    }
     let producer = Producer::new(
-        client,
+        client.clone(),
         "measured",
         Config {
             retry_min_delay: Duration::from_millis(10),
@@ -49,24 +68,77 @@ async fn kpl_metric_names_are_reported() {
     )
     .await
     .unwrap();
-    let mut futures = Vec::new();
-    for i in 0..10 {
-        futures.push(
-            producer
-                .put(Record::new(format!("k{i}"), "0123456789"))
-                .await
-                .unwrap(),
-        );
-    }
-    for future in futures {
-        future.await.unwrap();
+    put_ten(&producer).await;
+    for (stream, level, granularity) in [
+        ("summary", MetricsLevel::Summary, MetricsGranularity::Shard),
+        ("silent", MetricsLevel::None, MetricsGranularity::Shard),
+        ("coarse", MetricsLevel::Detailed, MetricsGranularity::Stream),
+    ] {
+        let config = Config {
+            metrics_level: level,
+            metrics_granularity: granularity,
+            ..Config::default()
+        };
+        let other = Producer::new(client.clone(), stream, config).await.unwrap();
+        put_ten(&other).await;
     }
 
     let snapshot = snapshotter.snapshot().into_vec();
+    let label = |key: &metrics_util::CompositeKey, name: &str| -> Option<String> {
+        key.key()
+            .labels()
+            .find(|l| l.key() == name)
+            .map(|l| l.value().to_owned())
+    };
+    // Every metric names its stream.
+    for (key, ..) in &snapshot {
+        assert!(
+            label(key, "stream").is_some(),
+            "{key:?} has no stream label"
+        );
+    }
+    let names_of = |stream: &str| -> std::collections::BTreeSet<String> {
+        snapshot
+            .iter()
+            .filter(|(key, ..)| label(key, "stream").as_deref() == Some(stream))
+            .map(|(key, ..)| key.key().name().to_owned())
+            .collect()
+    };
+    // Summary keeps the main counts and drops the detailed ones; none emits nothing.
+    let summary = names_of("summary");
+    assert!(summary.contains("UserRecordsPut"), "{summary:?}");
+    assert!(summary.contains("KinesisRecordsPut"), "{summary:?}");
+    assert!(!summary.contains("UserRecordsDataPut"), "{summary:?}");
+    assert!(!summary.contains("RequestTime"), "{summary:?}");
+    assert!(!summary.contains("UserRecordsReceived"), "{summary:?}");
+    assert!(names_of("silent").is_empty(), "{:?}", names_of("silent"));
+    // Shard granularity (the default) puts a shard on the per-shard metrics; the records went
+    // to both shards. Stream granularity puts none.
+    let shards_of = |stream: &str, name: &str| -> std::collections::BTreeSet<Option<String>> {
+        snapshot
+            .iter()
+            .filter(|(key, ..)| {
+                key.key().name() == name && label(key, "stream").as_deref() == Some(stream)
+            })
+            .map(|(key, ..)| label(key, "shard"))
+            .collect()
+    };
+    let measured = shards_of("measured", "UserRecordsPut");
+    assert_eq!(measured.len(), 2, "{measured:?}");
+    assert!(
+        measured
+            .iter()
+            .all(|s| s.as_deref().is_some_and(|s| s.starts_with("shardId-")))
+    );
+    assert_eq!(shards_of("measured", "UserRecordsReceived"), [None].into());
+    assert_eq!(shards_of("coarse", "UserRecordsPut"), [None].into());
+
     let counter = |name: &str| -> u64 {
         snapshot
             .iter()
-            .filter(|(key, ..)| key.key().name() == name)
+            .filter(|(key, ..)| {
+                key.key().name() == name && label(key, "stream").as_deref() == Some("measured")
+            })
             .map(|(.., value)| match value {
                 DebugValue::Counter(n) => *n,
                 _ => 0,
@@ -76,7 +148,9 @@ async fn kpl_metric_names_are_reported() {
     let histogram_len = |name: &str| -> usize {
         snapshot
             .iter()
-            .filter(|(key, ..)| key.key().name() == name)
+            .filter(|(key, ..)| {
+                key.key().name() == name && label(key, "stream").as_deref() == Some("measured")
+            })
             .map(|(.., value)| match value {
                 DebugValue::Histogram(values) => values.len(),
                 _ => 0,

@@ -29,7 +29,7 @@ pub(crate) mod resources;
 mod rules;
 mod sign;
 pub(crate) mod sigv4;
-mod time;
+pub(crate) mod time;
 
 use std::collections::HashMap;
 use std::sync::Arc;

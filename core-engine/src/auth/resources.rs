@@ -7,7 +7,8 @@ use crate::kinesis::Kinesis;
 use crate::model::iterator::ShardIterator;
 
 /// The ARNs a Kinesis operation touches: its `ConsumerARN`, else its `StreamARN`, else the
-/// stream of its `StreamName`, its `ResourceARN` or (GetRecords) its shard iterator; an
+/// stream of its `StreamName`, its `ResourceARN`, its `QueueARN`, (CreateQueue) the stream of
+/// its stream configuration or (GetRecords) its shard iterator; an
 /// account-wide operation such as ListStreams touches `arn:aws:kinesis:REGION:ACCOUNT:*`.
 pub(crate) fn kinesis(kinesis: &Kinesis, body: &[u8]) -> Vec<String> {
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -16,6 +17,12 @@ pub(crate) fn kinesis(kinesis: &Kinesis, body: &[u8]) -> Vec<String> {
         .or_else(|| text("StreamARN"))
         .or_else(|| text("StreamName").map(|name| kinesis.stream_arn(&name)))
         .or_else(|| text("ResourceARN"))
+        .or_else(|| text("QueueARN"))
+        .or_else(|| {
+            // CreateQueue names its stream in its one stream configuration.
+            let stream = body.pointer("/StreamConfigurationList/0/StreamARN")?;
+            stream.as_str().map(str::to_owned)
+        })
         .or_else(|| {
             let token = text("ShardIterator")?;
             let iterator = ShardIterator::decode(&token, &kinesis.config.token_key)?;

@@ -209,6 +209,7 @@ pub(crate) fn plan(table: &Table, write: &Prepared) -> Result<Planned, DdbError>
     if let Some(condition) = &write.condition
         && !eval::evaluate(condition, old.as_ref())
     {
+        table.counters.conditional_failed();
         return Err(DdbError::ConditionalCheckFailed {
             item: if write.return_old_on_failure {
                 old

@@ -227,6 +227,11 @@ impl DynamoDb {
         Ok(table)
     }
 
+    /// Every table, in name order (for `/metrics` and the page).
+    pub(crate) fn table_list(&self) -> Vec<TableRef> {
+        self.tables.read().values().cloned().collect()
+    }
+
     /// Makes `entries` durable; called with the tables they touch locked, before applying them.
     /// Asks for a compaction once the log has grown enough.
     fn commit(&self, entries: &[LogEntry]) -> Result<(), DdbError> {

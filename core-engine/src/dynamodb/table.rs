@@ -90,6 +90,8 @@ pub(crate) struct Table {
     pub(crate) indexes: BTreeMap<String, Partitions<IndexSort, ()>>,
     pub(crate) item_count: usize,
     pub(crate) size_bytes: usize,
+    /// Counters for `/metrics`.
+    pub(crate) counters: crate::observe::TableCounters,
 }
 
 fn mismatch() -> DdbError {
@@ -163,6 +165,7 @@ impl Table {
             indexes,
             item_count: 0,
             size_bytes: 0,
+            counters: Default::default(),
         }
     }
 

@@ -60,6 +60,11 @@ impl Kinesis {
             if current != mode && mode == StreamMode::OnDemand {
                 self.check_on_demand_limit()?;
             }
+            if mode == StreamMode::Provisioned && self.stream_has_queues(&name) {
+                return Err(ApiError::ResourceInUse(format!(
+                    "Stream {name} has queues, which need on-demand mode; delete them first."
+                )));
+            }
             stream.state.lock().mode = mode;
             Ok(())
         })?;

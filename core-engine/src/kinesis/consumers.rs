@@ -168,6 +168,8 @@ impl Kinesis {
         super::tags::check_new_tags(&tags, 0, &stream_name)?;
         let name = input.consumer_name.unwrap_or_default();
         let stream = self.stream(&stream_name)?;
+        // Queues count as registered consumers against the limit.
+        let queues = self.queues_on(&stream_name);
         let consumer = self.change(|| {
             let mut state = stream.state.lock();
             if state.consumers.contains_key(&name) {
@@ -176,7 +178,7 @@ impl Kinesis {
                     stream.arn
                 )));
             }
-            if state.consumers.len() >= MAX_CONSUMERS_PER_STREAM {
+            if state.consumers.len() + queues >= MAX_CONSUMERS_PER_STREAM {
                 return Err(ApiError::LimitExceeded(format!(
                     "Stream {} already has {MAX_CONSUMERS_PER_STREAM} consumers, the most allowed.",
                     stream.arn

@@ -138,6 +138,7 @@ impl Kinesis {
             return Err(self.rate_exceeded(iterator.shard_index, &iterator.stream_name));
         }
         let batch = shard.read(iterator.position, limits, now);
+        stream.counters.polled(iterator.shard_index, &batch);
         if limited {
             let bytes = batch
                 .records

@@ -15,6 +15,7 @@ mod on_demand;
 mod page_token;
 mod policy;
 mod put;
+mod queues;
 mod reshard;
 mod resource;
 mod resource_tags;
@@ -90,6 +91,8 @@ pub(crate) struct Kinesis {
     pub(crate) faults: Arc<FaultInjector>,
     /// Channels and the directory they deliver to.
     channels: channels::Channels,
+    /// Queues and where a durable engine keeps them.
+    queues: queues::Queues,
     /// Serialises checkpoints; holds the log's appended bytes at the last one and its size.
     checkpointing: Mutex<(u64, u64)>,
 }
@@ -114,6 +117,7 @@ impl Kinesis {
             subscriptions: Default::default(),
             faults,
             channels: Default::default(),
+            queues: Default::default(),
             checkpointing: Mutex::new((0, 0)),
         }
     }
@@ -198,6 +202,7 @@ impl Kinesis {
     }
 
     pub(crate) fn rate_exceeded_message(&self, shard: u32, stream: &str) -> String {
+        self.count_throttled(shard, stream);
         format!(
             "Rate exceeded for shard {} in stream {stream} under account {}.",
             crate::model::shard::shard_id(shard),
@@ -532,6 +537,7 @@ pub(crate) async fn dispatch(
         }
         "StartStreamEncryption" => unit(kinesis.start_encryption(json::decode(body)?)),
         "StopStreamEncryption" => unit(kinesis.stop_encryption(json::decode(body)?)),
+        other if other.contains("Queue") => queues::dispatch(kinesis, other, body).await,
         other => Err(ApiError::UnknownOperation(format!(
             "Operation {other} is not supported by this engine"
         ))),

@@ -413,6 +413,7 @@ impl Kinesis {
                     .collect()
             };
             let batch: Vec<_> = outcomes.into_iter().flatten().collect();
+            stream.counters.wrote(&batch);
             let lsn = match &sealing {
                 _ if !self.config.durable || batch.is_empty() => 0,
                 Sealing::Key(key) => self.storage.append_sealed(stream.id, &batch, key)?,

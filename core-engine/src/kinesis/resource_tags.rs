@@ -74,6 +74,11 @@ impl Kinesis {
             check_tag_map(&tags, &mut v);
         }
         let arn = input.resource_arn.as_deref();
+        if let Some(queue) = self.queue_named_by(arn) {
+            v.finish()?;
+            check_tag_content(&tags)?;
+            return self.tag_queue(&queue, tags);
+        }
         let resource = self.resolve_resource(arn, v)?;
         check_tag_content(&tags)?;
         self.keep(resource.stream(), |meta| {
@@ -113,6 +118,10 @@ impl Kinesis {
                 v.length(key, "tagKeys.member", 1, 128);
             }
         }
+        if let Some(queue) = self.queue_named_by(input.resource_arn.as_deref()) {
+            v.finish()?;
+            return self.untag_queue(&queue, &keys);
+        }
         let resource = self.resolve_resource(input.resource_arn.as_deref(), v)?;
         self.keep(resource.stream(), |meta| {
             let kept = tags_of(meta, &resource)?;
@@ -127,6 +136,13 @@ impl Kinesis {
         &self,
         input: ListTagsForResourceInput,
     ) -> Result<ListTagsForResourceOutput, ApiError> {
+        if let Some(queue) = self.queue_named_by(input.resource_arn.as_deref()) {
+            let tags = self.queue_tags(&queue);
+            let tags = tags.into_iter().map(|(key, value)| TagOut { key, value });
+            return Ok(ListTagsForResourceOutput {
+                tags: tags.collect(),
+            });
+        }
         let resource =
             self.resolve_resource(input.resource_arn.as_deref(), Violations::default())?;
         let state = resource.stream().state.lock();

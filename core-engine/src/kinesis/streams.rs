@@ -295,6 +295,11 @@ impl Kinesis {
                 "Stream {name} has channels; delete them before the stream."
             )));
         }
+        if self.stream_has_queues(&name) {
+            return Err(ApiError::ResourceInUse(format!(
+                "Stream {name} has queues; delete them before the stream."
+            )));
+        }
         self.remove_stream(&name)?;
         tracing::info!(stream = %name, "deleted stream");
         Ok(())

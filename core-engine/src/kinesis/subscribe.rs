@@ -291,6 +291,7 @@ impl Pump {
                 return Step::Done;
             };
             let batch = shard.read(self.position, limits, now);
+            self.stream.counters.pushed(self.shard, &batch);
             let continuation = batch
                 .next_position
                 .saturating_sub(1)

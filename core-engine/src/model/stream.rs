@@ -49,6 +49,8 @@ pub(crate) struct Stream {
     pub(crate) arn: String,
     pub(crate) created_ms: i64,
     pub(crate) state: Mutex<StreamState>,
+    /// Per-shard counters for `/metrics`, bumped without taking `state`.
+    pub(crate) counters: crate::observe::StreamCounters,
 }
 
 /// The mutable part of a stream.
@@ -193,6 +195,7 @@ impl Stream {
             arn,
             created_ms,
             state: Mutex::new(state),
+            counters: Default::default(),
         }
     }
 }
@@ -508,6 +511,7 @@ impl StreamMeta {
             arn,
             created_ms: self.created_ms,
             state: Mutex::new(state),
+            counters: Default::default(),
         })
     }
 }

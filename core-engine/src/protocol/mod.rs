@@ -42,10 +42,14 @@ const DYNAMODB_MISSING: &str = "Request is missing Authentication Token";
 pub(crate) struct Services {
     pub(crate) kinesis: Arc<Kinesis>,
     pub(crate) dynamodb: Arc<DynamoDb>,
+    /// CloudWatch metrics (PutMetricData), kept for a while.
+    pub(crate) cloudwatch: Arc<crate::cloudwatch::CloudWatch>,
     /// Verifies signatures and access rules; `None` accepts any credentials.
     pub(crate) auth: Option<Arc<Verifier>>,
     /// Whether the `/_shardline/` endpoints are served at all.
     pub(crate) admin_endpoints: bool,
+    /// The page's rate sampler and the extra `/metrics` sections.
+    pub(crate) observe: Arc<crate::observe::Observe>,
 }
 
 /// Answers one HTTP request whose body has been read.
@@ -62,8 +66,14 @@ pub(crate) async fn handle(
         headers,
         body: &body,
     };
+    if let Some(answer) = crate::observe::serve(services, &request) {
+        return Ok(answer);
+    }
     if uri.path().starts_with(admin::PREFIX) {
         return Ok(admin::serve(services, &request));
+    }
+    if let Some(answer) = crate::cloudwatch::serve(services, &request) {
+        return Ok(answer);
     }
     let target = headers
         .get("x-amz-target")
@@ -198,7 +208,7 @@ fn event_stream_response(frames: crate::kinesis::EventFrames, wire: Wire) -> Res
 
 /// Authenticates a request to `service`: with verification on, its signature is checked
 /// and the key returned; with it off, any credentials pass and only their absence fails.
-fn authenticate(
+pub(crate) fn authenticate(
     services: &Services,
     request: &Incoming<'_>,
     service: &str,

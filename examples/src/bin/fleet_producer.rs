@@ -25,9 +25,12 @@ use examples::fleet::{self, Load};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Engine (or Kinesis) endpoint, e.g. http://127.0.0.1:4567.
+    /// Endpoint of both Kinesis and DynamoDB (an engine, e.g. http://127.0.0.1:4567),
+    /// overriding the AWS configuration (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS,
+    /// AWS_ENDPOINT_URL_DYNAMODB, profiles). With neither, the local engine at
+    /// http://127.0.0.1:4567 unless a region is configured, then AWS.
     #[arg(long)]
-    endpoint: String,
+    endpoint: Option<String>,
     /// Stream to write to.
     #[arg(long, default_value = fleet::DEFAULT_STREAM)]
     stream: String,
@@ -43,6 +46,9 @@ struct Args {
     /// Period of the progress line.
     #[arg(long, default_value_t = 5000)]
     report_ms: u64,
+    /// Serve the process's metrics (Prometheus text format) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -60,7 +66,8 @@ async fn run(args: Args) -> Result<()> {
     if args.shards < 1 || args.rate == 0 {
         bail!("--shards and --rate must be at least 1");
     }
-    let (kinesis, _) = fleet::connect(&args.endpoint).await?;
+    examples::metrics::serve_if_asked(args.metrics_listen).await?;
+    let (kinesis, _) = fleet::connect(args.endpoint.as_deref()).await?;
     let (created, open) = fleet::ensure_stream(&kinesis, &args.stream, args.shards).await?;
     println!(
         "stream {} {} with {open} open shards; producing {} records/s over {} keys (Ctrl-C stops)",

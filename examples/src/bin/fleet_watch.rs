@@ -30,9 +30,12 @@ use kcl::leases::LeaseTable;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Engine (or DynamoDB) endpoint, e.g. http://127.0.0.1:4567.
+    /// Endpoint of both Kinesis and DynamoDB (an engine, e.g. http://127.0.0.1:4567),
+    /// overriding the AWS configuration (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS,
+    /// AWS_ENDPOINT_URL_DYNAMODB, profiles). With neither, the local engine at
+    /// http://127.0.0.1:4567 unless a region is configured, then AWS.
     #[arg(long)]
-    endpoint: String,
+    endpoint: Option<String>,
     /// Application name, i.e. the lease table's name.
     #[arg(long, default_value = fleet::DEFAULT_APP)]
     app: String,
@@ -56,7 +59,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let (_, ddb) = fleet::connect(&args.endpoint).await?;
+    let (_, ddb) = fleet::connect(args.endpoint.as_deref()).await?;
     let table = LeaseTable::new(ddb, &args.app);
     let terminal = std::io::stdout().is_terminal() && !args.moves;
     let mut owners: BTreeMap<String, Option<String>> = BTreeMap::new();

@@ -19,7 +19,6 @@
 //! Ctrl-C or SIGTERM stops it gracefully (final checkpoints, leases handed back at once); a
 //! second Ctrl-C exits immediately. `RUST_LOG=kcl=info` shows the scheduler's log on stderr.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +35,12 @@ use kcl::{Config, InitialPosition, Scheduler};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Engine (or Kinesis) endpoint, e.g. http://127.0.0.1:4567; serves the lease table too.
+    /// Endpoint of both Kinesis and DynamoDB (an engine, e.g. http://127.0.0.1:4567),
+    /// overriding the AWS configuration (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS,
+    /// AWS_ENDPOINT_URL_DYNAMODB, profiles). With neither, the local engine at
+    /// http://127.0.0.1:4567 unless a region is configured, then AWS.
     #[arg(long)]
-    endpoint: String,
+    endpoint: Option<String>,
     /// Stream to read; the worker waits for it to exist.
     #[arg(long, default_value = fleet::DEFAULT_STREAM)]
     stream: String,
@@ -77,6 +79,12 @@ struct Args {
     /// checkpointing it, one JSON line per batch: what the chaos soak (`chaos_soak`) checks.
     #[arg(long)]
     processed_log: Option<std::path::PathBuf>,
+    /// Serve the process's metrics (Prometheus text format) at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Log format on stderr (level from RUST_LOG, default warn).
+    #[arg(long, value_enum, default_value_t)]
+    log_format: examples::logging::LogFormat,
 }
 
 /// `--initial-position` values.
@@ -90,14 +98,9 @@ enum Position {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    examples::logging::init(args.log_format, "warn");
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -108,7 +111,8 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<()> {
     let worker = args.worker_id.unwrap_or_else(fleet::default_worker_id);
-    let (kinesis, ddb) = fleet::connect(&args.endpoint).await?;
+    examples::metrics::serve_if_asked(args.metrics_listen).await?;
+    let (kinesis, ddb) = fleet::connect(args.endpoint.as_deref()).await?;
     println!(
         "{} worker={worker} pid={} stream={} app={} failover_ms={} retrieval={} waiting for the stream",
         fleet::clock(),

@@ -54,6 +54,10 @@ struct Args {
     /// How the workers read their shards.
     #[arg(long, value_enum, default_value_t = RetrievalArg::FanOut)]
     retrieval: RetrievalArg,
+    /// Serve the producer's and the workers' metrics (Prometheus text format) at
+    /// http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// One consumer worker.
@@ -82,6 +86,7 @@ async fn run(args: Args) -> Result<Report> {
         bail!("--duration, --rate, --shards and --workers must be at least 1");
     }
     let started = Instant::now();
+    examples::metrics::serve_if_asked(args.metrics_listen).await?;
     let mut builder = core_engine::Engine::builder();
     if let Some(dir) = &args.data_dir {
         // A previous run's stream would be there already, with events the checks do not know.

@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime};
 use super::{Consumer, Exit, Outcome, Retry, Step, bounded, lost};
 use crate::failure::{FailurePolicy, GiveUpReason, GivenUp};
 use crate::leases::SequenceNumber;
+use crate::metrics;
 use crate::processor::{
     PartialFailure, ProcessRecordsInput, ProcessorError, Record, RecordProcessor,
 };
@@ -56,7 +57,8 @@ impl<P: RecordProcessor> Consumer<P> {
                 Outcome::Done(r) => r,
                 other => return Err(self.interrupted(other, "process_records").await),
             };
-            metrics::histogram!("RecordProcessor.processRecords.Time", "shard" => self.shard.clone())
+            self.metrics
+                .histogram(metrics::PROCESS_RECORDS_TIME)
                 .record(started.elapsed().as_secs_f64() * 1000.0);
             let error = match result {
                 Ok(()) => {
@@ -70,7 +72,9 @@ impl<P: RecordProcessor> Consumer<P> {
                 }
                 Err(e) => e,
             };
-            metrics::counter!("ProcessRecordsFailures", "shard" => self.shard.clone()).increment(1);
+            self.metrics
+                .counter(metrics::PROCESS_RECORDS_FAILURES)
+                .increment(1);
             let Some(piece) = pieces.front_mut() else {
                 break;
             };
@@ -92,7 +96,7 @@ impl<P: RecordProcessor> Consumer<P> {
             if policy.bisect_on_error && piece.len() > 1 {
                 let second = piece.split_off(piece.len() / 2);
                 tracing::warn!(error = %error, first = piece.len(), second = second.len(), "process_records failed; bisecting the batch");
-                metrics::counter!("BisectedBatches", "shard" => self.shard.clone()).increment(1);
+                self.metrics.counter(metrics::BISECTED_BATCHES).increment(1);
                 pieces.insert(1, second);
                 attempts = 0;
                 continue;
@@ -130,9 +134,11 @@ impl<P: RecordProcessor> Consumer<P> {
 
     fn processed(&self, records: &[Record]) {
         let bytes: usize = records.iter().map(|r| r.data.len()).sum();
-        metrics::counter!("RecordsProcessed", "shard" => self.shard.clone())
+        self.metrics
+            .counter(metrics::RECORDS_PROCESSED)
             .increment(records.len() as u64);
-        metrics::counter!("DataBytesProcessed", "shard" => self.shard.clone())
+        self.metrics
+            .counter(metrics::DATA_BYTES_PROCESSED)
             .increment(bytes as u64);
     }
 
@@ -174,7 +180,8 @@ impl<P: RecordProcessor> Consumer<P> {
                         break;
                     }
                     Some(Err(e)) => {
-                        metrics::counter!("FailureSinkErrors", "shard" => self.shard.clone())
+                        self.metrics
+                            .counter(metrics::FAILURE_SINK_ERRORS)
                             .increment(1);
                         tracing::warn!(error = %e, records = count, "the failure sink refused given-up records; trying again");
                         if let Step::Stop(exit) = self.wait(retry).await {
@@ -184,7 +191,9 @@ impl<P: RecordProcessor> Consumer<P> {
                 }
             },
         }
-        metrics::counter!("RecordsGivenUp", "shard" => self.shard.clone()).increment(count as u64);
+        self.metrics
+            .counter(metrics::RECORDS_GIVEN_UP)
+            .increment(count as u64);
         Ok(())
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct HeldLease {
     pub key: String,
     pub owner: String,
     table: LeaseTable,
+    /// The worker's metrics (LostLeases, HandoffsRequested).
+    metrics: crate::metrics::Scope,
     timing: LeaseTiming,
     state: watch::Sender<State>,
 }
@@ -87,12 +89,14 @@ impl HeldLease {
         owner: String,
         counter: u64,
         sent: Instant,
+        metrics: crate::metrics::Scope,
         timing: LeaseTiming,
     ) -> Arc<Self> {
         Arc::new(Self {
             key,
             owner,
             table,
+            metrics,
             timing,
             state: watch::channel(State {
                 counter,
@@ -149,7 +153,9 @@ impl HeldLease {
         });
         if first {
             tracing::info!(shard = %self.key, why, "lease lost");
-            metrics::counter!("LostLeases").increment(1);
+            self.metrics
+                .counter(crate::metrics::LOST_LEASES)
+                .increment(1);
         }
     }
 
@@ -201,7 +207,9 @@ impl HeldLease {
             });
             if first {
                 tracing::info!(shard = %self.key, to = ?item.owner, "asked to hand the lease over");
-                metrics::counter!("HandoffsRequested").increment(1);
+                self.metrics
+                    .counter(crate::metrics::HANDOFFS_REQUESTED)
+                    .increment(1);
             }
             return Ok(Holder::HandoffRequested);
         }
@@ -411,6 +419,7 @@ mod tests {
             "me".into(),
             1,
             sent,
+            crate::metrics::Scope::disabled(),
             TIMING,
         )
     }

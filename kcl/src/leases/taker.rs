@@ -33,6 +33,8 @@ pub(crate) struct Plan {
     pub expired: usize,
     /// Leases that could be processed now.
     pub total: usize,
+    /// Leases beyond `max_leases_for_worker` this worker would need for an even share.
+    pub spillover: usize,
 }
 
 /// Balancing settings.
@@ -202,13 +204,14 @@ pub(crate) fn plan(
     } else {
         total.div_ceil(workers)
     };
+    let mut spillover = 0;
     if target > settings.max_leases_for_worker {
         tracing::debug!(
             target,
             max = settings.max_leases_for_worker,
             "LeaseSpillover"
         );
-        metrics::gauge!("LeaseSpillover").set((target - settings.max_leases_for_worker) as f64);
+        spillover = target - settings.max_leases_for_worker;
         target = settings.max_leases_for_worker;
     }
     let mine = counts.get(me).map_or(0, Vec::len);
@@ -217,6 +220,7 @@ pub(crate) fn plan(
         target,
         expired: available.len(),
         total,
+        spillover,
         ..Plan::default()
     };
     let needed = target.saturating_sub(mine);

@@ -44,6 +44,8 @@ pub(crate) struct SubscriberSettings {
     pub silence_timeout: Duration,
     pub max_buffered_events: usize,
     pub timestamp: Option<SystemTime>,
+    /// The shard's metrics.
+    pub metrics: crate::metrics::Scope,
 }
 
 /// Starts reading `shard_id` after `start` through enhanced fan-out; the task ends at shard end
@@ -55,7 +57,7 @@ pub(crate) fn spawn_subscriber(
     hash_range: (u128, u128),
     settings: SubscriberSettings,
 ) -> (FetchedReceiver, JoinHandle<()>) {
-    let (tx, rx) = fetched_channel(settings.max_buffered_events, &shard_id);
+    let (tx, rx) = fetched_channel(settings.max_buffered_events, &settings.metrics);
     let subscriber = Subscriber {
         client,
         shard_id,
@@ -108,7 +110,9 @@ impl Subscriber {
             }
             let ended = match self.subscribe().await {
                 Ok(events) => {
-                    metrics::counter!("SubscribeToShard.Success", "shard" => self.shard_id.clone())
+                    self.settings
+                        .metrics
+                        .counter(crate::metrics::SUBSCRIBE_SUCCESS)
                         .increment(1);
                     let ended = self.read(events, &tx).await;
                     if std::mem::take(&mut self.got_events) {
@@ -152,7 +156,9 @@ impl Subscriber {
                     return;
                 }
                 Ended::Failed(e) => {
-                    metrics::counter!("SubscribeToShard.Failure", "shard" => self.shard_id.clone())
+                    self.settings
+                        .metrics
+                        .counter(crate::metrics::SUBSCRIBE_FAILURE)
                         .increment(1);
                     let delay = backoff.next().unwrap_or(Duration::from_secs(1));
                     if e.is_resource_in_use() || e.is_throttling() {
@@ -224,7 +230,9 @@ impl Subscriber {
             let next = tokio::time::timeout(self.settings.silence_timeout, events.recv()).await;
             let event = match next {
                 Err(_) => {
-                    metrics::counter!("SubscribeToShard.Silent", "shard" => self.shard_id.clone())
+                    self.settings
+                        .metrics
+                        .counter(crate::metrics::SUBSCRIBE_SILENT)
                         .increment(1);
                     return Ended::Failed(Error::Timeout {
                         service: "Kinesis",

@@ -42,7 +42,8 @@ pub(crate) enum Fetched {
 pub(crate) struct FetchedSender {
     tx: mpsc::Sender<Fetched>,
     buffered: Arc<AtomicUsize>,
-    shard: String,
+    /// `RecordsBuffered` of the shard.
+    gauge: metrics::Gauge,
 }
 
 /// The receiving half, read by the shard consumer.
@@ -50,23 +51,27 @@ pub(crate) struct FetchedSender {
 pub(crate) struct FetchedReceiver {
     rx: mpsc::Receiver<Fetched>,
     buffered: Arc<AtomicUsize>,
-    shard: String,
+    gauge: metrics::Gauge,
 }
 
 /// A channel holding at most `capacity` messages.
-pub(crate) fn fetched_channel(capacity: usize, shard: &str) -> (FetchedSender, FetchedReceiver) {
+pub(crate) fn fetched_channel(
+    capacity: usize,
+    metrics: &crate::metrics::Scope,
+) -> (FetchedSender, FetchedReceiver) {
+    let gauge = metrics.gauge(crate::metrics::RECORDS_BUFFERED);
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let buffered = Arc::new(AtomicUsize::new(0));
     (
         FetchedSender {
             tx,
             buffered: buffered.clone(),
-            shard: shard.to_owned(),
+            gauge: gauge.clone(),
         },
         FetchedReceiver {
             rx,
             buffered,
-            shard: shard.to_owned(),
+            gauge,
         },
     )
 }
@@ -111,7 +116,7 @@ impl FetchedSender {
 
     fn add(&self, records: usize) {
         let now = self.buffered.fetch_add(records, Ordering::SeqCst) + records;
-        buffered_gauge(&self.shard, now);
+        buffered_gauge(&self.gauge, now);
     }
 }
 
@@ -134,15 +139,15 @@ impl FetchedReceiver {
         let fetched = self.rx.recv().await?;
         let n = records_of(&fetched);
         let now = self.buffered.fetch_sub(n, Ordering::SeqCst) - n;
-        buffered_gauge(&self.shard, now);
+        buffered_gauge(&self.gauge, now);
         Some(fetched)
     }
 }
 
 /// `RecordsBuffered`: records read from Kinesis that wait for the processor (the batch being
 /// processed is not counted).
-fn buffered_gauge(shard: &str, records: usize) {
-    metrics::gauge!("RecordsBuffered", "shard" => shard.to_owned()).set(records as f64);
+fn buffered_gauge(gauge: &metrics::Gauge, records: usize) {
+    gauge.set(records as f64);
 }
 
 /// The user records of `records` (KPL aggregates split into their user records, those whose

@@ -26,6 +26,8 @@ pub(crate) struct FetcherSettings {
     pub timestamp: Option<SystemTime>,
     /// Bound on each Kinesis call.
     pub timeout: Duration,
+    /// The shard's metrics.
+    pub metrics: crate::metrics::Scope,
 }
 
 /// Starts reading `shard_id` after `start`; the task ends at shard end or when the receiver is
@@ -38,7 +40,7 @@ pub(crate) fn spawn_fetcher(
     hash_range: (u128, u128),
     settings: FetcherSettings,
 ) -> (FetchedReceiver, JoinHandle<()>) {
-    let (tx, rx) = fetched_channel(settings.max_prefetch_batches, &shard_id);
+    let (tx, rx) = fetched_channel(settings.max_prefetch_batches, &settings.metrics);
     let fetcher = Fetcher {
         client,
         stream,
@@ -118,7 +120,9 @@ impl Fetcher {
                 Err(e) => {
                     if e.is_expired_iterator() {
                         // A fresh iterator after the last record read (or at the checkpoint).
-                        metrics::counter!("ExpiredIterator", "shard" => self.shard_id.clone())
+                        self.settings
+                            .metrics
+                            .counter(crate::metrics::EXPIRED_ITERATOR)
                             .increment(1);
                         tracing::info!(shard = %self.shard_id, "shard iterator expired");
                         continue;

@@ -10,6 +10,7 @@ use super::{Scheduler, State};
 use crate::error::Error;
 use crate::leases::Lease;
 use crate::leases::taker::{self, TakerSettings};
+use crate::metrics;
 use crate::processor::RecordProcessorFactory;
 
 impl<F: RecordProcessorFactory> Scheduler<F> {
@@ -66,10 +67,14 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 handoff_timeout: config.graceful_handoff_timeout.unwrap_or(Duration::MAX),
             },
         );
-        metrics::gauge!("NumWorkers").set(plan.workers as f64);
-        metrics::gauge!("TotalLeases").set(plan.total as f64);
-        metrics::gauge!("ExpiredLeases").set(plan.expired as f64);
-        metrics::gauge!("NeededLeases").set(plan.target.saturating_sub(state.held.len()) as f64);
+        let app = &self.ctx.metrics;
+        app.gauge(metrics::NUM_WORKERS).set(plan.workers as f64);
+        app.gauge(metrics::TOTAL_LEASES).set(plan.total as f64);
+        app.gauge(metrics::EXPIRED_LEASES).set(plan.expired as f64);
+        app.gauge(metrics::NEEDED_LEASES)
+            .set(plan.target.saturating_sub(state.held.len()) as f64);
+        app.gauge(metrics::LEASE_SPILLOVER)
+            .set(plan.spillover as f64);
         state.next_expiry =
             state
                 .seen
@@ -105,7 +110,8 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                         .await
                     {
                         Ok(true) => {
-                            metrics::counter!("HandoffsInitiated", "worker" => self.worker_id.clone())
+                            self.worker_metrics()
+                                .counter(metrics::HANDOFFS_INITIATED)
                                 .increment(1);
                             tracing::info!(shard = %key, from = %holder, worker = %self.worker_id, "asked for a lease (graceful handoff)");
                         }
@@ -128,12 +134,12 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                     .await
                 {
                     Ok(true) => {
-                        let name = if stolen {
-                            "StolenLeases"
+                        let taken = if stolen {
+                            metrics::STOLEN_LEASES
                         } else {
-                            "TakenLeases"
+                            metrics::TAKEN_LEASES
                         };
-                        metrics::counter!(name, "worker" => self.worker_id.clone()).increment(1);
+                        self.worker_metrics().counter(taken).increment(1);
                         tracing::info!(shard = %key, stolen, previous = ?lease.owner, worker = %self.worker_id, "took lease");
                         let start_at = self.start_at(state, lease, *counter, stolen);
                         let mut lease = (*lease).clone();

@@ -207,10 +207,12 @@ impl Worker {
             return;
         };
         let id = range.id.clone();
+        // An AUTO stream's one buffer has the rate of all the shards it spreads over.
+        let rate = self.map.buffer_rate(config.rate_limit);
         let buffer = self
             .shards
             .entry(id.clone())
-            .or_insert_with(|| ShardBuffer::new(id, config.rate_limit, Instant::now()));
+            .or_insert_with(|| ShardBuffer::new(id, rate, Instant::now()));
         buffer.add(pending, config);
     }
 
@@ -235,6 +237,9 @@ impl Worker {
                 self.refresh_map();
             }
         }
+        if self.map.is_stale(now) && self.refreshing.is_none() && self.map_retry.is_none() {
+            self.refresh_map();
+        }
         self.expire_unverified(now);
         let flush = self.flush_requested || self.closing.is_some();
         self.flush_requested = false;
@@ -253,7 +258,9 @@ impl Worker {
             let client = self.client.clone();
             let stream = self.shared.stream.clone();
             let timeout = config.request_timeout;
-            self.in_flight.spawn(batch.send(client, stream, timeout));
+            let metrics = self.shared.metrics.clone();
+            self.in_flight
+                .spawn(batch.send(client, stream, timeout, metrics));
         }
     }
 

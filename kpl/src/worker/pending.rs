@@ -1,5 +1,6 @@
 //! A user record in the producer's hands, from `put` until its future is settled.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
@@ -8,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::{PutError, PutFailure};
+use crate::metrics::ProducerMetrics;
 use crate::record::{Attempt, Delivery, Record};
 
 /// A user record with its routing, timing, history and the sender of its outcome.
@@ -28,6 +30,8 @@ pub(crate) struct Pending {
     reply: Option<oneshot::Sender<Result<Delivery, PutFailure>>>,
     /// Held until settled: this is what bounds the producer's memory.
     _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    /// The producer's metric handles.
+    pub(crate) metrics: Arc<ProducerMetrics>,
 }
 
 impl Pending {
@@ -37,6 +41,7 @@ impl Pending {
         config: &Config,
         reply: oneshot::Sender<Result<Delivery, PutFailure>>,
         permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+        metrics: Arc<ProducerMetrics>,
     ) -> Self {
         let now = Instant::now();
         let backoff = ExponentialBuilder::default()
@@ -55,6 +60,7 @@ impl Pending {
             backoff,
             reply: Some(reply),
             _permits: permits,
+            metrics,
         }
     }
 
@@ -102,8 +108,7 @@ impl Pending {
             error_message: error.map(|(_, message)| message.to_owned()),
         });
         if let Some((code, _)) = error {
-            metrics::counter!("AllErrors").increment(1);
-            metrics::counter!("ErrorsByCode", "ErrorCode" => code.to_owned()).increment(1);
+            self.metrics.error(code);
         }
     }
 
@@ -113,8 +118,7 @@ impl Pending {
             last.error_code = Some(code.to_owned());
             last.error_message = Some(message.to_owned());
         }
-        metrics::counter!("AllErrors").increment(1);
-        metrics::counter!("ErrorsByCode", "ErrorCode" => code.to_owned()).increment(1);
+        self.metrics.error(code);
     }
 
     /// Settles the future with a delivery.
@@ -124,9 +128,13 @@ impl Pending {
         sequence_number: &str,
         sub_sequence_number: Option<u64>,
     ) {
-        metrics::counter!("UserRecordsPut").increment(1);
-        metrics::counter!("UserRecordsDataPut").increment(self.record.data.len() as u64);
-        metrics::histogram!("RetriesPerRecord")
+        let metrics = self.metrics.shard(shard_id);
+        metrics.user_records_put.increment(1);
+        metrics
+            .user_records_data_put
+            .increment(self.record.data.len() as u64);
+        metrics
+            .retries_per_record
             .record(self.attempts.len().saturating_sub(1) as f64);
         let delivery = Delivery {
             shard_id: shard_id.to_owned(),
@@ -154,7 +162,7 @@ impl Pending {
     /// Settles the future with a failure, and gives the record to the caller too.
     pub(crate) fn fail_returning(mut self, error: PutError) -> Record {
         if matches!(error, PutError::Expired { .. }) {
-            metrics::counter!("UserRecordExpired").increment(1);
+            self.metrics.user_record_expired.increment(1);
         }
         let record = self.take_record();
         let attempts = std::mem::take(&mut self.attempts);
@@ -196,7 +204,8 @@ mod tests {
             semaphore.try_acquire_owned().unwrap(),
         );
         let (reply, receiver) = oneshot::channel();
-        let pending = Pending::new(record, 7, &Config::default(), reply, permits);
+        let metrics = ProducerMetrics::disabled();
+        let pending = Pending::new(record, 7, &Config::default(), reply, permits, metrics);
         (pending, receiver)
     }
 

@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::PutError;
+use crate::metrics::ProducerMetrics;
 use crate::producer::StreamTarget;
 
 use super::Worker;
@@ -112,6 +113,7 @@ impl Batch {
         client: Client,
         stream: StreamTarget,
         timeout: Duration,
+        metrics: Arc<ProducerMetrics>,
     ) -> BatchOutcome {
         let entries: Vec<PutRecordsRequestEntry> = self
             .containers
@@ -126,7 +128,9 @@ impl Batch {
             })
             .collect();
         let count = entries.len();
-        metrics::histogram!("KinesisRecordsPerPutRecordsRequest").record(count as f64);
+        metrics
+            .kinesis_records_per_put_records_request
+            .record(count as f64);
         let span = tracing::debug_span!("put_records", stream = stream.label(), records = count);
         let sent_at = Instant::now();
         let request = stream
@@ -160,7 +164,7 @@ impl Batch {
             }),
         };
         let duration = sent_at.elapsed();
-        metrics::histogram!("RequestTime").record(duration.as_secs_f64() * 1000.0);
+        metrics.request_time.record(duration.as_secs_f64() * 1000.0);
         BatchOutcome {
             containers: self.containers,
             sent_at,
@@ -202,11 +206,13 @@ impl Worker {
                 (None, Some(shard_id), Some(sequence_number)) => {
                     for user in &mut container.users {
                         user.attempt(sent_at, duration, None);
-                        metrics::histogram!("BufferingTime").record(
+                        user.metrics.buffering_time.record(
                             sent_at.saturating_duration_since(user.put_at).as_secs_f64() * 1000.0,
                         );
                     }
-                    if container.aggregated && *container.shard != shard_id {
+                    // On an AUTO stream every shard is the right one.
+                    let expected = self.map.is_stream_wide() || *container.shard == shard_id;
+                    if container.aggregated && !expected {
                         // The shard map is stale; the aggregate may straddle the new shards.
                         if let Some(buffer) = self.shards.get_mut(&container.shard) {
                             buffer.awaiting_map += 1;
@@ -214,7 +220,7 @@ impl Worker {
                         self.unverified.push((container, shard_id, sequence_number));
                         self.refresh_map();
                     } else {
-                        if *container.shard != shard_id {
+                        if !expected {
                             self.refresh_map();
                         }
                         container.deliver(&shard_id, &sequence_number);

@@ -41,9 +41,16 @@ impl Container {
 
     /// Settles every user record as delivered in this Kinesis record.
     pub(crate) fn deliver(self, shard_id: &str, sequence_number: &str) {
-        metrics::counter!("KinesisRecordsPut").increment(1);
-        metrics::counter!("KinesisRecordsDataPut").increment(self.data.len() as u64);
-        metrics::histogram!("UserRecordsPerKinesisRecord").record(self.users.len() as f64);
+        if let Some(first) = self.users.first() {
+            let metrics = first.metrics.shard(shard_id);
+            metrics.kinesis_records_put.increment(1);
+            metrics
+                .kinesis_records_data_put
+                .increment(self.data.len() as u64);
+            metrics
+                .user_records_per_kinesis_record
+                .record(self.users.len() as f64);
+        }
         let aggregated = self.aggregated;
         for (index, user) in self.users.into_iter().enumerate() {
             user.deliver(
@@ -299,6 +306,7 @@ mod tests {
             &Config::default(),
             reply,
             permits,
+            crate::metrics::ProducerMetrics::disabled(),
         );
         pending.expires = expires;
         pending

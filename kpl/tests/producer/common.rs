@@ -17,6 +17,20 @@ pub struct Setup {
 
 impl Setup {
     pub async fn new(builder: EngineBuilder, stream: &str, shards: i32) -> Self {
+        let setup = Self::start(builder).await;
+        setup
+            .client
+            .create_stream()
+            .stream_name(stream)
+            .shard_count(shards)
+            .send()
+            .await
+            .unwrap();
+        setup
+    }
+
+    /// An engine and a client, without a stream.
+    pub async fn start(builder: EngineBuilder) -> Self {
         let engine = builder.build().unwrap().start().await.unwrap();
         let config = aws_sdk_kinesis::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -26,13 +40,6 @@ impl Setup {
             .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
             .build();
         let client = Client::from_conf(config);
-        client
-            .create_stream()
-            .stream_name(stream)
-            .shard_count(shards)
-            .send()
-            .await
-            .unwrap();
         Self {
             _engine: engine,
             client,

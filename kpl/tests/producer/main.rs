@@ -2,5 +2,6 @@
 
 mod common;
 mod delivery;
+mod distribution;
 mod failures;
 mod reshard;

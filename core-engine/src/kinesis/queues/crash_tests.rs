@@ -1,0 +1,243 @@
+//! Crash points: a queue scenario (create, receive, acknowledge, change visibility, receive
+//! again) runs on a simulated disk that fails, or crashes at, each of its operations in turn.
+//! A queue change that failed is not visible on the running engine; after recovery from what
+//! the disk kept, every acknowledged change is there: the queue exists, receipt handles that
+//! were answered still name their records in flight, and an acknowledged record is gone.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::handle::ReceiptHandle;
+use super::store::QueueStore;
+use crate::clock::ManualClock;
+use crate::error::ApiError;
+use crate::faults::FaultInjector;
+use crate::kinesis::{Kinesis, ServiceConfig, dispatch};
+use crate::storage::crypto::{MasterKey, MasterKeySlot};
+use crate::storage::wal::fs::FileSystem;
+use crate::storage::wal::sim_fs::{CrashImage, SimFs};
+use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
+
+const DATA_DIR: &str = "/data";
+
+fn service(fs: &SimFs) -> Option<Kinesis> {
+    let options = WalOptions {
+        sync: SyncMode::Fsync,
+        segment_bytes: 4096,
+    };
+    let storage = FileStorage::open_in(Arc::new(fs.clone()), Path::new(DATA_DIR), options).ok()?;
+    let config = ServiceConfig {
+        region: "us-east-1".into(),
+        account_id: "000000000000".into(),
+        create_delay_ms: 0,
+        consumer_create_delay_ms: 0,
+        reshard_delay_ms: 0,
+        shard_limit: 10_000,
+        on_demand_stream_limit: 50,
+        durable: true,
+        throughput_limits: true,
+        subscription_lifetime: std::time::Duration::from_secs(300),
+        token_key: crate::model::iterator::TokenKey::random(),
+        cache_bytes: 256 << 20,
+        max_memory_bytes: None,
+        master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
+    };
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let faults = Arc::new(FaultInjector::new(0, Vec::new()));
+    let metadata = Path::new(DATA_DIR).join("metadata");
+    let kinesis = Kinesis::recover(config, Arc::new(storage), clock, faults, metadata).ok()?;
+    let fs: Arc<dyn FileSystem> = Arc::new(fs.clone());
+    let store = QueueStore::on(Some((fs, Path::new(DATA_DIR).join("queues"))));
+    kinesis.open_queue_store(store).ok()?;
+    Some(kinesis)
+}
+
+async fn call(kinesis: &Kinesis, operation: &str, body: Value) -> Result<Value, ApiError> {
+    let out = dispatch(kinesis, operation, body.to_string().as_bytes()).await;
+    out.map(|bytes| serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// What the scenario saw acknowledged.
+#[derive(Debug, Default)]
+struct Acked {
+    queue: Option<String>,
+    /// The handles of the first receive (three records, in flight for 300 s).
+    first: Vec<String>,
+    /// Whether the acknowledgement of `first[0]` was answered.
+    acknowledged: bool,
+    /// The handle of the second receive of `first[1]` (after its visibility was set to 0).
+    second: Option<String>,
+}
+
+/// Whether the record a handle names is tracked under that very delivery (in flight).
+fn holds(kinesis: &Kinesis, queue: &str, handle: &str) -> bool {
+    let handle = ReceiptHandle::decode(handle).expect("a handle the engine made");
+    let Ok(queue) = kinesis.queue(queue) else {
+        return false;
+    };
+    let inner = queue.inner.lock();
+    inner
+        .delivery
+        .tracked(handle.key)
+        .is_some_and(|t| t.delivery == handle.delivery && !t.dead_letter)
+}
+
+/// Whether the record a handle names is no longer in the queue (acknowledged).
+fn gone(kinesis: &Kinesis, queue: &str, handle: &str) -> bool {
+    let handle = ReceiptHandle::decode(handle).expect("a handle the engine made");
+    kinesis.queue(queue).is_ok_and(|queue| {
+        let inner = queue.inner.lock();
+        inner.delivery.tracked(handle.key).is_none()
+            && inner.delivery.cursor(handle.key.shard) > handle.key.seq
+    })
+}
+
+fn handles(reply: &Value) -> Vec<String> {
+    reply["QueueRecords"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["ReceiptHandle"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Runs the scenario until a call fails; a failed queue change must not be visible.
+async fn run(fs: &SimFs, context: &str) -> Acked {
+    let mut acked = Acked::default();
+    let Some(kinesis) = service(fs) else {
+        return acked;
+    };
+    let create = json!({"StreamName": "jobs", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}});
+    if call(&kinesis, "CreateStream", create).await.is_err() {
+        return acked;
+    }
+    let entries: Vec<Value> = (0..3)
+        .map(|i| json!({"PartitionKey": format!("k{i}"), "Data": "AA=="}))
+        .collect();
+    let put = json!({"StreamName": "jobs", "Records": entries});
+    match call(&kinesis, "PutRecords", put).await {
+        Ok(out) if out["FailedRecordCount"] == 0 => {}
+        _ => return acked,
+    }
+    let stream = "arn:aws:kinesis:us-east-1:000000000000:stream/jobs";
+    let create = json!({
+        "QueueName": "work",
+        "StreamConfigurationList": [{"StreamARN": stream, "StartingPosition": {"Type": "TRIM_HORIZON"}}],
+        "QueueAttributes": {"VisibilityTimeoutSeconds": 300},
+    });
+    let Ok(created) = call(&kinesis, "CreateQueue", create).await else {
+        assert!(
+            kinesis.queues.by_arn.lock().is_empty(),
+            "{context}: CreateQueue failed but the queue is listed"
+        );
+        return acked;
+    };
+    let queue = created["QueueDescription"]["QueueARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    acked.queue = Some(queue.clone());
+    let receive = json!({"QueueARN": queue, "WaitTimeSeconds": 1});
+    let Ok(first) = call(&kinesis, "ReceiveQueueRecords", receive.clone()).await else {
+        return acked;
+    };
+    acked.first = handles(&first);
+    assert_eq!(acked.first.len(), 3, "{context}");
+    let ack = json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": acked.first[0]}]});
+    if call(&kinesis, "AcknowledgeQueueRecords", ack)
+        .await
+        .is_err()
+    {
+        assert!(
+            holds(&kinesis, &queue, &acked.first[0]),
+            "{context}: the acknowledgement failed but took effect"
+        );
+        return acked;
+    }
+    acked.acknowledged = true;
+    let release = json!({"QueueARN": queue, "Entries": [
+        {"ReceiptHandle": acked.first[1], "VisibilityTimeoutSeconds": 0}
+    ]});
+    if call(&kinesis, "UpdateQueueRecordsVisibility", release)
+        .await
+        .is_err()
+    {
+        return acked;
+    }
+    match call(&kinesis, "ReceiveQueueRecords", receive).await {
+        Ok(second) => {
+            let second = handles(&second);
+            assert_eq!(second.len(), 1, "{context}");
+            acked.second = second.into_iter().next();
+        }
+        Err(_) => assert!(
+            holds(&kinesis, &queue, &acked.first[1]),
+            "{context}: the second receive failed but took effect"
+        ),
+    }
+    acked
+}
+
+/// Checks that a service recovered from the disk shows every acknowledged change.
+fn check(kinesis: &Kinesis, acked: &Acked, context: &str) {
+    let Some(queue) = &acked.queue else { return };
+    assert!(
+        kinesis.queue(queue).is_ok(),
+        "{context}: acknowledged queue lost"
+    );
+    if let Some(last) = acked.first.get(2) {
+        assert!(
+            holds(kinesis, queue, last),
+            "{context}: a record received is no longer in flight"
+        );
+    }
+    if acked.acknowledged {
+        assert!(
+            gone(kinesis, queue, &acked.first[0]),
+            "{context}: an acknowledged record is back"
+        );
+    }
+    if let Some(second) = &acked.second {
+        assert!(
+            holds(kinesis, queue, second),
+            "{context}: the second receive is lost"
+        );
+    }
+}
+
+#[tokio::test]
+async fn queue_changes_at_every_crash_point() {
+    let clean = SimFs::new(None, None);
+    let all = run(&clean, "clean run").await;
+    assert!(all.second.is_some(), "the clean run completes: {all:?}");
+    check(&service(&clean).expect("opens"), &all, "clean restart");
+    let total = clean.ops();
+    println!("queues: failed and crashed at each of {total} operations");
+    for k in 1..=total {
+        for (fs, images) in [
+            (
+                SimFs::new(None, Some(k)),
+                vec![CrashImage::PowerLoss, CrashImage::ProcessCrash],
+            ),
+            (
+                SimFs::new(Some(k), None),
+                vec![
+                    CrashImage::PowerLoss,
+                    CrashImage::TornWrite,
+                    CrashImage::ProcessCrash,
+                ],
+            ),
+        ] {
+            let context = format!("op {k}/{total}");
+            let acked = run(&fs, &context).await;
+            for image in images {
+                let Some(recovered) = service(&fs.image(image)) else {
+                    panic!("{context}, {image:?}: the data directory does not open");
+                };
+                check(&recovered, &acked, &format!("{context}, {image:?}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! `--metrics-listen`: a `kpl` producer and two `kcl` applications in one process with the
+//! Prometheus exporter installed, scraped over HTTP: every series names its stream,
+//! application and shard, and each application's metrics level holds.
+//! (Its own test binary: the metrics recorder is process-wide.)
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use examples::clients;
+use kcl::{
+    Checkpointer, Config, InitialPosition, MetricsLevel, ProcessRecordsInput, ProcessorError,
+    RecordProcessor, Scheduler,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const STREAM: &str = "orders";
+const RECORDS: u64 = 40;
+
+/// Counts records and checkpoints every batch.
+#[derive(Debug)]
+struct Counting(Arc<AtomicU64>);
+
+impl RecordProcessor for Counting {
+    async fn process_records(
+        &mut self,
+        input: ProcessRecordsInput,
+        checkpointer: &mut Checkpointer,
+    ) -> Result<(), ProcessorError> {
+        self.0
+            .fetch_add(input.records.len() as u64, Ordering::SeqCst);
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
+
+    async fn shard_ended(&mut self, c: &mut Checkpointer) -> Result<(), ProcessorError> {
+        Ok(c.checkpoint().await?)
+    }
+}
+
+/// `GET path` over plain HTTP/1.1: the status code and the body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a header block");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// One sample of the Prometheus text format: name, labels, value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn parse(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("series and value");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').expect("label=value");
+                    (k.to_owned(), v.trim_matches('"').to_owned())
+                })
+                .collect();
+            Sample {
+                name: name.to_owned(),
+                labels,
+                value: value.parse().expect("a number"),
+            }
+        })
+        .collect()
+}
+
+/// The sum of `name` over the samples whose labels include `with`.
+fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
+    matching(samples, name, with).map(|s| s.value).sum()
+}
+
+fn matching<'a>(
+    samples: &'a [Sample],
+    name: &'a str,
+    with: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = &'a Sample> + 'a {
+    samples.iter().filter(move |s| {
+        s.name == name
+            && with
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+    })
+}
+
+fn scheduler(
+    endpoint: &str,
+    app: &str,
+    level: MetricsLevel,
+    processed: &Arc<AtomicU64>,
+) -> Arc<Scheduler<impl kcl::RecordProcessorFactory>> {
+    let processed = processed.clone();
+    let config = Config {
+        initial_position: InitialPosition::TrimHorizon,
+        idle_time_between_reads: Duration::from_millis(100),
+        shutdown_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    Arc::new(
+        Scheduler::builder()
+            .application(app)
+            .stream(STREAM)
+            .worker_id("w1")
+            .kinesis(clients::kinesis(endpoint))
+            .dynamodb(clients::dynamodb(endpoint))
+            .processor_factory(move |_: &str| Counting(processed.clone()))
+            .config(config)
+            .metrics_level(level)
+            .build()
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_and_two_applications_are_scraped_with_their_labels() {
+    // Installed first: producers and schedulers register their metrics when they start.
+    let metrics = examples::metrics::serve_prometheus("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let engine = core_engine::Engine::builder()
+        .throughput_limits(false)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let endpoint = engine.endpoint_url();
+    let kinesis = clients::kinesis(&endpoint);
+    clients::create_stream(&kinesis, STREAM, 2).await.unwrap();
+
+    let producer = kpl::Producer::new(kinesis, STREAM, kpl::Config::default())
+        .await
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..RECORDS {
+        let record = kpl::Record::new(format!("customer-{i}"), format!("order {i}"));
+        deliveries.push(producer.put(record).await.unwrap());
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+
+    let (shop_count, audit_count) = (Arc::default(), Arc::default());
+    let shop = scheduler(&endpoint, "shop", MetricsLevel::Detailed, &shop_count);
+    let audit = scheduler(&endpoint, "audit", MetricsLevel::Summary, &audit_count);
+    let runs = [shop.clone(), audit.clone()].map(|s| tokio::spawn(async move { s.run().await }));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shop_count.load(Ordering::SeqCst) < RECORDS
+        || audit_count.load(Ordering::SeqCst) < RECORDS
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the applications did not read every record"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The processors count a batch before the worker does, when `process_records` returns:
+    // scrape until the workers' counts are in too.
+    let (body, samples) = loop {
+        let (status, body) = get(metrics, "/metrics").await;
+        assert_eq!(status, 200);
+        let samples = parse(&body);
+        let done = ["shop", "audit"].iter().all(|app| {
+            sum(&samples, "RecordsProcessed", &[("application", app)]) == RECORDS as f64
+        });
+        if done || Instant::now() > deadline {
+            break (body, samples);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // The producer: per stream and shard, and every record counted once.
+    let stream = [("stream", STREAM)];
+    assert_eq!(sum(&samples, "UserRecordsPut", &stream), RECORDS as f64);
+    assert_eq!(
+        sum(&samples, "UserRecordsReceived", &stream),
+        RECORDS as f64
+    );
+    for shard in ["shardId-000000000000", "shardId-000000000001"] {
+        let put = sum(
+            &samples,
+            "UserRecordsPut",
+            &[("stream", STREAM), ("shard", shard)],
+        );
+        assert!(put > 0.0, "no UserRecordsPut for {shard}:\n{body}");
+    }
+    assert!(
+        matching(&samples, "BufferingTime", &stream).count() > 0,
+        "the producer's histograms are exported:\n{body}"
+    );
+
+    // The applications: per application, stream and shard; each read every record.
+    for app in ["shop", "audit"] {
+        let labels = [("application", app), ("stream", STREAM)];
+        assert_eq!(sum(&samples, "RecordsProcessed", &labels), RECORDS as f64);
+        let shards: Vec<_> = matching(&samples, "RecordsProcessed", &labels)
+            .map(|s| s.labels["shard"].clone())
+            .collect();
+        assert_eq!(shards.len(), 2, "{shards:?}");
+        let worker = [("application", app), ("worker", "w1")];
+        assert_eq!(sum(&samples, "CurrentLeases", &worker), 2.0);
+    }
+    // Detailed metrics for shop only: audit runs at the summary level.
+    let buffered = |app| matching(&samples, "RecordsBuffered", &[("application", app)]).count();
+    assert!(buffered("shop") > 0, "{body}");
+    assert_eq!(buffered("audit"), 0, "{body}");
+    assert_eq!(get(metrics, "/").await.0, 404);
+    shop.shutdown();
+    audit.shutdown();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    engine.shutdown().await;
+}
