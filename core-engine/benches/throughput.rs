@@ -8,7 +8,7 @@
 //! the subscription received, records per event and the engine's CPU per record.
 //!
 //! ```text
-//! cargo bench -p core-engine --bench throughput -- [--seconds 10] [--writers 4] [--shards 4] [--mode memory|durable|all] [--encrypted] [--engine-pid PID]
+//! cargo bench -p core-engine --bench throughput -- [--seconds 10] [--writers 4] [--shards 4] [--mode memory|durable|all] [--encrypted] [--record-bytes 100] [--write-only] [--engine-pid PID]
 //! ```
 //!
 //! The in-process engine runs on its own runtime, whose threads (and the log writer's) are
@@ -34,6 +34,7 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use core_engine::Engine;
 
 const RECORDS_PER_CALL: usize = 500;
+/// Default record size; `--record-bytes` changes it.
 const RECORD_BYTES: usize = 100;
 
 struct Options {
@@ -44,6 +45,9 @@ struct Options {
     endpoint: Option<String>,
     encrypted: bool,
     engine_pid: Option<u32>,
+    record_bytes: usize,
+    /// Skip the read and fan-out phases (to measure a retained volume, say).
+    write_only: bool,
 }
 
 fn options() -> Options {
@@ -55,6 +59,8 @@ fn options() -> Options {
         endpoint: None,
         encrypted: false,
         engine_pid: None,
+        record_bytes: RECORD_BYTES,
+        write_only: false,
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -76,6 +82,10 @@ fn options() -> Options {
     options.engine_pid =
         value("--engine-pid").map(|v| v.parse().expect("--engine-pid takes a pid"));
     options.encrypted = args.iter().any(|a| a == "--encrypted");
+    options.write_only = args.iter().any(|a| a == "--write-only");
+    if let Some(v) = value("--record-bytes") {
+        options.record_bytes = v.parse().expect("--record-bytes takes a number");
+    }
     match value("--mode").as_deref() {
         Some("memory") => options.modes = vec!["memory"],
         Some("durable") => options.modes = vec!["durable"],
@@ -179,7 +189,7 @@ impl Report {
 }
 
 async fn write_phase(endpoint: &str, stream: &str, options: &Options) -> Report {
-    let payload = Blob::new(vec![b'x'; RECORD_BYTES]);
+    let payload = Blob::new(vec![b'x'; options.record_bytes]);
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -225,7 +235,7 @@ async fn write_phase(endpoint: &str, stream: &str, options: &Options) -> Report 
     let records = latencies.len() * RECORDS_PER_CALL;
     Report {
         records,
-        bytes: records * RECORD_BYTES,
+        bytes: records * options.record_bytes,
         elapsed: started.elapsed(),
         latencies,
         engine_cpu: None,
@@ -531,6 +541,9 @@ async fn run_phases(endpoint: &str, stream: &str, label: &str, options: &Options
     }
     let mut writes = measured(cpu, write_phase(endpoint, stream, options)).await;
     writes.print(&format!("{label} PutRecords"));
+    if options.write_only {
+        return;
+    }
     let mut reads = measured(cpu, read_phase(endpoint, stream)).await;
     assert_eq!(
         reads.records, writes.records,
@@ -578,8 +591,9 @@ fn run_mode(
 fn main() {
     let options = Arc::new(options());
     println!(
-        "core-engine throughput: {} writers x PutRecords({RECORDS_PER_CALL} x {RECORD_BYTES} B), {} shards, {} s per mode, {} cores",
+        "core-engine throughput: {} writers x PutRecords({RECORDS_PER_CALL} x {} B), {} shards, {} s per mode, {} cores",
         options.writers,
+        options.record_bytes,
         options.shards,
         options.seconds,
         std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -41,6 +41,8 @@ struct EngineConfig {
     data_dir: Option<PathBuf>,
     sync_mode: SyncMode,
     wal_segment_bytes: u64,
+    cache_bytes: u64,
+    max_memory_bytes: Option<u64>,
     region: String,
     account_id: String,
     stream_create_delay: Duration,
@@ -174,6 +176,8 @@ impl Engine {
                 Some(dir) => crate::model::iterator::TokenKey::load_or_create(dir)?,
                 None => crate::model::iterator::TokenKey::random(),
             },
+            cache_bytes: config.cache_bytes,
+            max_memory_bytes: config.max_memory_bytes,
             master_key: Arc::new(match (&config.master_key, &config.data_dir) {
                 (Some(MasterKeySource::Key(key)), _) => MasterKeySlot::given(key.clone()),
                 (Some(MasterKeySource::File(path)), _) => {
@@ -371,6 +375,10 @@ async fn serve_until(
     shutdown: impl Future<Output = ()>,
 ) {
     crate::server::serve(listener, services.clone(), limits, tls, shutdown).await;
+    // A clean stop leaves a checkpoint, so that the next start replays almost nothing.
+    if let Err(error) = services.kinesis.checkpoint() {
+        tracing::warn!(%error, "saving an index checkpoint at shutdown failed");
+    }
     if let Err(error) = services.kinesis.storage.close() {
         tracing::error!(%error, "closing storage failed");
     }

@@ -68,6 +68,14 @@ struct ServeArgs {
     /// When a durable put is acknowledged: after fsync, or after the write reaches the OS.
     #[arg(long, value_enum, default_value_t = Sync::Fsync)]
     sync: Sync,
+    /// Durable mode: bytes of record bodies cached in memory (the newest records); older ones
+    /// are read back from the log. Default 256 MiB.
+    #[arg(long, env = "CORE_ENGINE_CACHE_BYTES")]
+    cache_bytes: Option<u64>,
+    /// In-memory mode: the most bytes of records held; puts beyond it get
+    /// LimitExceededException instead of the engine running out of memory. Default: no cap.
+    #[arg(long, env = "CORE_ENGINE_MAX_MEMORY_BYTES")]
+    max_memory_bytes: Option<u64>,
     /// Master key for encryption at rest (32 raw bytes, 64 hex digits or base64 of 32 bytes);
     /// default <data-dir>/master.key, made at the first StartStreamEncryption.
     #[arg(long, env = "CORE_ENGINE_MASTER_KEY_FILE")]
@@ -202,6 +210,12 @@ async fn serve(args: ServeArgs) -> Result<(), core_engine::Error> {
         });
     if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
+    }
+    if let Some(bytes) = args.cache_bytes {
+        builder = builder.cache_bytes(bytes);
+    }
+    if let Some(bytes) = args.max_memory_bytes {
+        builder = builder.max_memory_bytes(bytes);
     }
     if let Some(ms) = args.consumer_create_delay_ms {
         builder = builder.consumer_create_delay(Duration::from_millis(ms));

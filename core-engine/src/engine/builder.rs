@@ -21,6 +21,9 @@ pub struct EngineBuilder {
     config: EngineConfig,
 }
 
+/// Default of [`EngineBuilder::cache_bytes`]: 256 MiB.
+const DEFAULT_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
 impl Default for EngineBuilder {
     fn default() -> Self {
         Self {
@@ -29,6 +32,8 @@ impl Default for EngineBuilder {
                 data_dir: None,
                 sync_mode: SyncMode::Fsync,
                 wal_segment_bytes: WalOptions::default().segment_bytes,
+                cache_bytes: DEFAULT_CACHE_BYTES,
+                max_memory_bytes: None,
                 region: "us-east-1".into(),
                 account_id: "000000000000".into(),
                 stream_create_delay: Duration::ZERO,
@@ -88,6 +93,24 @@ impl EngineBuilder {
     /// whole segment at a time, so smaller segments free it sooner. Default 64 MiB.
     pub fn wal_segment_bytes(mut self, bytes: u64) -> Self {
         self.config.wal_segment_bytes = bytes;
+        self
+    }
+
+    /// Durable engine: the most bytes of record bodies kept in memory, as a cache of the newest
+    /// records; older records are read back from the log's segment files when read. The
+    /// per-record index (about 24 bytes a record) stays in memory. Default 256 MiB.
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.config.cache_bytes = bytes;
+        self
+    }
+
+    /// In-memory engine: the most bytes of records (keys, data and a 24-byte header each) held
+    /// before PutRecord and PutRecords are refused with LimitExceededException, so that the
+    /// engine answers with an error instead of being killed by the OS; reads keep working and
+    /// puts succeed again once retention expires records or streams are deleted. Default: no
+    /// cap. Ignored by a durable engine, whose memory [`EngineBuilder::cache_bytes`] bounds.
+    pub fn max_memory_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_memory_bytes = Some(bytes);
         self
     }
 

@@ -130,6 +130,10 @@ impl Kinesis {
         encryption.key_id = meta.key_id;
         encryption.effective_ms = now + self.config.create_delay_ms;
         if let Some(key) = new_key {
+            // Sealed batches are read back with it once their records leave the cache.
+            self.registry
+                .backing
+                .remember_key(stream.id, key.key.clone());
             encryption.data_key = Some(key);
         }
         match start {

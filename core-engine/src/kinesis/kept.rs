@@ -98,6 +98,8 @@ mod tests {
             throughput_limits: true,
             subscription_lifetime: std::time::Duration::from_secs(300),
             token_key: crate::model::iterator::TokenKey::random(),
+            cache_bytes: 256 << 20,
+            max_memory_bytes: None,
             master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
         };
         let clock = Arc::new(ManualClock::new(1_750_000_000_000));

@@ -37,11 +37,12 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::faults::{Fault, FaultInjector};
+use crate::model::records::RecordBacking;
 use crate::model::registry::{Pending, Registry};
 use crate::model::stream::{Stream, StreamState};
 use crate::protocol::DropConnection;
 use crate::protocol::json;
-use crate::storage::{Lsn, Storage, StorageError, StreamId, wait_durable};
+use crate::storage::{Lsn, RecoveryEvent, Storage, StorageError, StreamId, wait_durable};
 
 /// Settings of the Kinesis service that the engine builder controls.
 #[derive(Clone, Debug)]
@@ -68,6 +69,11 @@ pub(crate) struct ServiceConfig {
     pub(crate) token_key: crate::model::iterator::TokenKey,
     /// Wraps the data keys of streams encrypted at rest.
     pub(crate) master_key: Arc<crate::storage::crypto::MasterKeySlot>,
+    /// Durable: the most bytes of record bodies cached in memory (the rest is read back from
+    /// the log).
+    pub(crate) cache_bytes: u64,
+    /// In memory: the most bytes of records held before puts are refused.
+    pub(crate) max_memory_bytes: Option<u64>,
 }
 
 /// The Kinesis service state shared by every connection.
@@ -89,7 +95,12 @@ pub(crate) struct Kinesis {
     channels: channels::Channels,
     /// Queues and where a durable engine keeps them.
     queues: queues::Queues,
+    /// Serialises checkpoints; holds the log's appended bytes at the last one and its size.
+    checkpointing: Mutex<(u64, u64)>,
 }
+
+/// Log growth after which retention's periodic check saves an index checkpoint.
+pub(crate) const CHECKPOINT_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Kinesis {
     pub(crate) fn new(
@@ -110,6 +121,7 @@ impl Kinesis {
             faults,
             channels: Default::default(),
             queues: Default::default(),
+            checkpointing: Mutex::new((0, 0)),
         }
     }
 
@@ -128,26 +140,32 @@ impl Kinesis {
         faults: Arc<FaultInjector>,
         metadata_path: std::path::PathBuf,
     ) -> Result<Self, StorageError> {
-        let recovery = storage.recover()?;
+        let (region, account) = (config.region.clone(), config.account_id.clone());
+        let arn = |name: &str| format!("arn:aws:kinesis:{region}:{account}:stream/{name}");
+        let master = config.master_key.get();
+        let backing = Arc::new(match config.durable {
+            true => RecordBacking::durable(storage.clone(), config.cache_bytes),
+            false => RecordBacking::memory(config.max_memory_bytes),
+        });
+        let mut restore = Registry::restore(backing, clock.now_ms(), &metadata_path);
+        let mut batches = 0usize;
+        let recovery = storage.recover_each(&mut |event| match event {
+            RecoveryEvent::Metadata(snapshot) => {
+                restore.metadata(snapshot.as_deref(), arn, master.as_ref())
+            }
+            RecoveryEvent::Checkpoint { index, .. } => restore.checkpoint(&index),
+            RecoveryEvent::Batch(lsn, batch) => {
+                batches += 1;
+                restore.batch(lsn, batch)
+            }
+        })?;
         if recovery.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = recovery.truncated_bytes,
                 "cut a torn tail off the log"
             );
         }
-        let (region, account) = (config.region.clone(), config.account_id.clone());
-        let arn = |name: &str| format!("arn:aws:kinesis:{region}:{account}:stream/{name}");
-        let batches = recovery.batches.len();
-        let metadata = recovery.metadata.as_deref();
-        let master = config.master_key.get();
-        let registry = Registry::restore(
-            metadata,
-            recovery.batches,
-            arn,
-            clock.now_ms(),
-            master.as_ref(),
-            &metadata_path,
-        )?;
+        let registry = restore.finish();
         if config.durable {
             let streams = registry.list().len();
             tracing::info!(streams, batches, "recovered data directory");
@@ -313,6 +331,15 @@ impl Kinesis {
         Ok(())
     }
 
+    /// Refuses a put while the records held exceed the in-memory cap
+    /// (`--max-memory-bytes`) with LimitExceededException; reads keep working.
+    pub(crate) fn check_memory_cap(&self) -> Result<(), ApiError> {
+        self.registry
+            .backing
+            .check_cap()
+            .map_err(ApiError::LimitExceeded)
+    }
+
     /// The highest LSN readers may see.
     pub(crate) fn durable_lsn(&self) -> Lsn {
         if self.config.durable {
@@ -320,6 +347,24 @@ impl Kinesis {
         } else {
             Lsn::MAX
         }
+    }
+
+    /// Saves an index checkpoint of every stream's records up to the durable LSN, so that a
+    /// restart replays only the log after it; a durable engine does so when the log has grown by
+    /// [`CHECKPOINT_BYTES`], and by four times the last checkpoint's size, since the last one
+    /// (checked with retention), and when it stops.
+    pub(crate) fn checkpoint(&self) -> Result<(), StorageError> {
+        if !self.config.durable {
+            return Ok(());
+        }
+        let mut last = self.checkpointing.lock();
+        let appended = self.storage.appended_bytes();
+        let covered = self.storage.durability().borrow().durable_lsn;
+        let index = self.registry.encode_index(covered);
+        self.storage.save_checkpoint(covered, &index)?;
+        *last = (appended, index.len() as u64);
+        tracing::debug!(covered, bytes = index.len(), "saved an index checkpoint");
+        Ok(())
     }
 
     /// Drops expired records from memory and releases log space retention no longer needs.
@@ -338,6 +383,13 @@ impl Kinesis {
             let freed = self.storage.release(&self.registry.retention_view(now))?;
             if freed > 0 {
                 tracing::info!(freed, "released expired log segments");
+            }
+            let (at, index_len) = *self.checkpointing.lock();
+            let since = self.storage.appended_bytes().saturating_sub(at);
+            // At least four times the index's size, so that checkpoints of a large index write
+            // at most a quarter as much again as the log.
+            if since >= CHECKPOINT_BYTES.max(4 * index_len) {
+                self.checkpoint()?;
             }
         }
         Ok(trimmed)
@@ -449,11 +501,17 @@ pub(crate) async fn dispatch(
         "ListStreams" => reply(kinesis.list_streams(json::decode(body)?)),
         "ListShards" => reply(kinesis.list_shards(json::decode(body)?)),
         // The hot paths write their answers by hand (see `protocol::json::writer`).
-        "PutRecord" => Ok(kinesis.put_record(json::decode(body)?).await?.to_json()),
-        "PutRecords" => Ok(kinesis
-            .put_records(json::decode_borrowed(body)?)
-            .await?
-            .to_json()),
+        "PutRecord" => {
+            kinesis.check_memory_cap()?;
+            Ok(kinesis.put_record(json::decode(body)?).await?.to_json())
+        }
+        "PutRecords" => {
+            kinesis.check_memory_cap()?;
+            Ok(kinesis
+                .put_records(json::decode_borrowed(body)?)
+                .await?
+                .to_json())
+        }
         "GetShardIterator" => reply(kinesis.get_shard_iterator(json::decode(body)?)),
         "GetRecords" => Ok(kinesis.get_records(json::decode(body)?)?.to_json()),
         "IncreaseStreamRetentionPeriod" => unit(kinesis.increase_retention(json::decode(body)?)),

@@ -4,6 +4,7 @@
 pub(crate) mod consumer;
 pub mod hash;
 pub mod iterator;
+pub(crate) mod records;
 pub(crate) mod registry;
 pub(crate) mod reshard;
 pub mod sequence;

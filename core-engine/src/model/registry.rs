@@ -8,7 +8,9 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::storage::crypto::{DataKey, MasterKey};
-use crate::storage::{RecoveredBatch, RetentionView, StorageError, StreamId};
+use crate::storage::{Lsn, RecoveredBatch, RetentionView, StorageError, StreamId};
+
+use super::records::{ENTRY_BYTES, Entry, RecordBacking};
 
 use super::settings::AccountSettings;
 use super::stream::{EncryptionMeta, Stream, StreamKey, StreamMeta, StreamState};
@@ -22,6 +24,8 @@ pub(crate) struct Registry {
     next_id: AtomicU64,
     /// The account's settings, saved with the streams.
     pub(crate) account: Mutex<AccountSettings>,
+    /// What the records of every stream share (memory accounting, the durable cache).
+    pub(crate) backing: Arc<RecordBacking>,
 }
 
 /// A change about to take effect, included in a snapshot before it does (see
@@ -56,11 +60,13 @@ struct Snapshot {
 }
 
 impl Registry {
-    pub(crate) fn new() -> Self {
+    /// An empty registry whose streams keep their records in `backing`.
+    pub(crate) fn new(backing: Arc<RecordBacking>) -> Self {
         Self {
             streams: RwLock::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             account: Mutex::new(AccountSettings::default()),
+            backing,
         }
     }
 
@@ -74,7 +80,8 @@ impl Registry {
     }
 
     /// Adds `stream`; fails with its name if the name is taken.
-    pub(crate) fn insert(&self, stream: Stream) -> Result<Arc<Stream>, String> {
+    pub(crate) fn insert(&self, mut stream: Stream) -> Result<Arc<Stream>, String> {
+        stream.state.get_mut().attach(&self.backing);
         let mut streams = self.streams.write();
         if streams.contains_key(&stream.name) {
             return Err(stream.name);
@@ -129,97 +136,38 @@ impl Registry {
         serde_json::to_vec(&snapshot).expect("metadata always serialises")
     }
 
-    /// Rebuilds the registry from a snapshot and the recovered log, dropping records of deleted
-    /// streams and records already past retention at `now_ms`. Stream ids continue above every
-    /// id the snapshot or the log knows, so records left by a deleted stream never join a new one.
-    /// Encrypted streams' data keys are unwrapped with `master`, and their sealed batches opened;
-    /// a missing or wrong master key fails with [`StorageError::Key`] before any record is read,
-    /// other problems with [`StorageError::Corrupt`] naming `metadata_path`.
+    /// Starts rebuilding a registry from what the log recovers (see [`Restore`]).
     pub(crate) fn restore(
-        snapshot: Option<&[u8]>,
-        batches: Vec<RecoveredBatch>,
-        arn_of: impl Fn(&str) -> String,
+        backing: Arc<RecordBacking>,
         now_ms: i64,
-        master: Option<&MasterKey>,
         metadata_path: &std::path::Path,
-    ) -> Result<Self, StorageError> {
-        let corrupt = |reason: String| StorageError::Corrupt {
-            path: metadata_path.to_owned(),
-            reason,
-        };
-        let registry = Self::new();
-        let highest_logged = batches.iter().map(|b| b.stream_id).max().unwrap_or(0);
-        registry.next_id.store(highest_logged + 1, Ordering::SeqCst);
-        let Some(bytes) = snapshot else {
-            return Ok(registry);
-        };
-        let snapshot: Snapshot = serde_json::from_slice(bytes)
-            .map_err(|e| corrupt(format!("unreadable metadata: {e}")))?;
-        if snapshot.version != SNAPSHOT_VERSION {
-            return Err(corrupt(format!(
-                "metadata version {} is not supported",
-                snapshot.version
-            )));
+    ) -> Restore {
+        Restore {
+            registry: Self::new(backing),
+            by_id: HashMap::new(),
+            next_stream_id: None,
+            now_ms,
+            metadata_path: metadata_path.to_owned(),
         }
-        registry
-            .next_id
-            .fetch_max(snapshot.next_stream_id, Ordering::SeqCst);
-        *registry.account.lock() = snapshot.account;
-        let mut by_id = HashMap::new();
-        for meta in snapshot.streams {
-            let arn = arn_of(&meta.name);
-            let data_key = open_data_key(&meta, master, corrupt)?;
-            let stream = meta.into_stream(arn, data_key).map_err(&corrupt)?;
-            let stream = registry
-                .insert(stream)
-                .map_err(|name| corrupt(format!("stream {name} appears twice in metadata")))?;
-            by_id.insert(stream.id, stream);
-        }
-        for mut batch in batches {
-            let Some(stream) = by_id.get(&batch.stream_id) else {
-                if batch.stream_id >= snapshot.next_stream_id {
-                    // Left by a creation the metadata never recorded (older versions saved
-                    // the metadata after the stream took puts): ids continue above it.
-                    tracing::warn!(
-                        stream_id = batch.stream_id,
-                        "ignoring records of a stream the metadata does not know"
-                    );
-                }
-                continue; // deleted since
-            };
-            if let Some(sealed) = batch.sealed.take() {
-                let key = stream.state.lock().encryption.data_key.clone();
-                let Some(key) = key else {
-                    return Err(corrupt(format!(
-                        "the log holds encrypted records of stream {}, which has no data key",
-                        stream.name
-                    )));
-                };
-                batch.records = sealed
-                    .open(&key.key)
-                    .map_err(|reason| corrupt(format!("stream {}: {reason}", stream.name)))?;
-            }
-            let mut state = stream.state.lock();
-            let cutoff = now_ms - state.retention_ms();
-            for item in batch.records {
-                let Some(shard) = state.shard_mut(item.shard_index) else {
-                    return Err(corrupt(format!(
-                        "log holds a record for missing shard {} of stream {}",
-                        item.shard_index, stream.name
-                    )));
-                };
-                let is_new = shard
-                    .records
-                    .back()
-                    .is_none_or(|e| e.record.sequence_number < item.record.sequence_number);
-                if is_new && item.record.arrival_ms >= cutoff {
-                    shard.push(item.record, 0);
-                } else {
-                    shard.last_seq = shard.last_seq.max(item.record.sequence_number);
-                }
+    }
+
+    /// The record index of every stream, records up to LSN `upto`, for an index checkpoint:
+    /// stream count (u32); per stream its id (u64) and shard count (u32); per shard its index
+    /// (u32), record count (u64) and entries (see [`Entry::encode`]).
+    pub(crate) fn encode_index(&self, upto: Lsn) -> Vec<u8> {
+        let streams = self.list();
+        let mut out = Vec::new();
+        out.extend_from_slice(&(streams.len() as u32).to_le_bytes());
+        for stream in streams {
+            let state = stream.state.lock();
+            out.extend_from_slice(&stream.id.to_le_bytes());
+            out.extend_from_slice(&(state.shards.len() as u32).to_le_bytes());
+            for shard in &state.shards {
+                out.extend_from_slice(&shard.index.to_le_bytes());
+                shard.records.encode_index(upto, &mut out);
             }
         }
-        Ok(registry)
+        out
     }
 
     /// What retention still needs at `now_ms`, for releasing log space.
@@ -230,6 +178,180 @@ impl Registry {
                 .map(|s| (s.id, now_ms - s.state.lock().retention_ms()))
                 .collect(),
         )
+    }
+}
+
+/// Rebuilds the registry from a snapshot and the recovered log, batch by batch, dropping records
+/// of deleted streams and records already past retention. Stream ids continue above every id the
+/// snapshot or the log knows, so records left by a deleted stream never join a new one.
+/// Encrypted streams' data keys are unwrapped with the master key, and their sealed batches
+/// opened; a missing or wrong master key fails with [`StorageError::Key`] before any record is
+/// read, other problems with [`StorageError::Corrupt`] naming the metadata file.
+#[derive(Debug)]
+pub(crate) struct Restore {
+    registry: Registry,
+    by_id: HashMap<StreamId, Arc<Stream>>,
+    /// The snapshot's id high-water mark; `None` without a snapshot (no stream survives).
+    next_stream_id: Option<StreamId>,
+    now_ms: i64,
+    metadata_path: std::path::PathBuf,
+}
+
+impl Restore {
+    fn corrupt(&self, reason: String) -> StorageError {
+        StorageError::Corrupt {
+            path: self.metadata_path.clone(),
+            reason,
+        }
+    }
+
+    /// Takes the metadata snapshot (recovery hands it over before any batch).
+    pub(crate) fn metadata(
+        &mut self,
+        snapshot: Option<&[u8]>,
+        arn_of: impl Fn(&str) -> String,
+        master: Option<&MasterKey>,
+    ) -> Result<(), StorageError> {
+        let Some(bytes) = snapshot else {
+            return Ok(());
+        };
+        let snapshot: Snapshot = serde_json::from_slice(bytes)
+            .map_err(|e| self.corrupt(format!("unreadable metadata: {e}")))?;
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(self.corrupt(format!(
+                "metadata version {} is not supported",
+                snapshot.version
+            )));
+        }
+        let registry = &self.registry;
+        registry
+            .next_id
+            .fetch_max(snapshot.next_stream_id, Ordering::SeqCst);
+        *registry.account.lock() = snapshot.account;
+        self.next_stream_id = Some(snapshot.next_stream_id);
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: self.metadata_path.clone(),
+            reason,
+        };
+        for meta in snapshot.streams {
+            let arn = arn_of(&meta.name);
+            let data_key = open_data_key(&meta, master, corrupt)?;
+            if let Some(key) = &data_key {
+                registry.backing.remember_key(meta.id, key.key.clone());
+            }
+            let stream = meta.into_stream(arn, data_key).map_err(corrupt)?;
+            let stream = registry
+                .insert(stream)
+                .map_err(|name| corrupt(format!("stream {name} appears twice in metadata")))?;
+            self.by_id.insert(stream.id, stream);
+        }
+        Ok(())
+    }
+
+    /// Takes an index checkpoint written by [`Registry::encode_index`] (recovery hands it over
+    /// after the metadata, and then only the batches after it): the records' headers come back,
+    /// their bodies stay in the log until read.
+    pub(crate) fn checkpoint(&mut self, index: &[u8]) -> Result<(), StorageError> {
+        let short = || self.corrupt("the index checkpoint is truncated".into());
+        let mut rest = index;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let u32_of = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default());
+        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+        let streams = u32_of(take(4).ok_or_else(short)?);
+        for _ in 0..streams {
+            let id = u64_of(take(8).ok_or_else(short)?);
+            self.registry.next_id.fetch_max(id + 1, Ordering::SeqCst);
+            let stream = self.by_id.get(&id).cloned();
+            let mut state = stream.as_ref().map(|s| s.state.lock());
+            let cutoff = state
+                .as_ref()
+                .map_or(i64::MAX, |st| self.now_ms - st.retention_ms());
+            let shards = u32_of(take(4).ok_or_else(short)?);
+            for _ in 0..shards {
+                let shard_index = u32_of(take(4).ok_or_else(short)?);
+                let count = u64_of(take(8).ok_or_else(short)?);
+                let mut shard = state.as_mut().and_then(|st| st.shard_mut(shard_index));
+                for _ in 0..count {
+                    let bytes = take(ENTRY_BYTES).ok_or_else(short)?;
+                    let Some(shard) = shard.as_mut() else {
+                        continue; // a stream deleted since
+                    };
+                    let entry = Entry::decode(bytes.try_into().unwrap_or(&[0; ENTRY_BYTES]));
+                    let is_new = shard.records.last_seq().is_none_or(|last| last < entry.seq);
+                    shard.last_seq = shard.last_seq.max(entry.seq);
+                    if is_new && entry.arrival_ms >= cutoff {
+                        shard.records.push_indexed(&entry);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one batch of the log, the one with `lsn`.
+    pub(crate) fn batch(
+        &mut self,
+        lsn: Lsn,
+        mut batch: RecoveredBatch,
+    ) -> Result<(), StorageError> {
+        self.registry
+            .next_id
+            .fetch_max(batch.stream_id + 1, Ordering::SeqCst);
+        let Some(next_stream_id) = self.next_stream_id else {
+            return Ok(());
+        };
+        let Some(stream) = self.by_id.get(&batch.stream_id) else {
+            if batch.stream_id >= next_stream_id {
+                // Left by a creation the metadata never recorded (older versions saved
+                // the metadata after the stream took puts): ids continue above it.
+                tracing::warn!(
+                    stream_id = batch.stream_id,
+                    "ignoring records of a stream the metadata does not know"
+                );
+            }
+            return Ok(()); // deleted since
+        };
+        if let Some(sealed) = batch.sealed.take() {
+            let key = stream.state.lock().encryption.data_key.clone();
+            let Some(key) = key else {
+                return Err(self.corrupt(format!(
+                    "the log holds encrypted records of stream {}, which has no data key",
+                    stream.name
+                )));
+            };
+            batch.records = sealed
+                .open(&key.key)
+                .map_err(|reason| self.corrupt(format!("stream {}: {reason}", stream.name)))?;
+        }
+        let mut state = stream.state.lock();
+        let cutoff = self.now_ms - state.retention_ms();
+        for item in batch.records {
+            let Some(shard) = state.shard_mut(item.shard_index) else {
+                return Err(self.corrupt(format!(
+                    "log holds a record for missing shard {} of stream {}",
+                    item.shard_index, stream.name
+                )));
+            };
+            let is_new = shard
+                .records
+                .last_seq()
+                .is_none_or(|last| last < item.record.sequence_number);
+            if is_new && item.record.arrival_ms >= cutoff {
+                shard.push(item.record, lsn);
+            } else {
+                shard.last_seq = shard.last_seq.max(item.record.sequence_number);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rebuilt registry.
+    pub(crate) fn finish(self) -> Registry {
+        self.registry
     }
 }
 

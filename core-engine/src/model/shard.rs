@@ -1,6 +1,5 @@
 //! One shard: its hash range, lineage and records.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -8,15 +7,9 @@ use tokio::sync::Notify;
 use crate::storage::{Lsn, StoredRecord};
 
 use super::hash::HashRange;
+use super::records::ShardRecords;
 use super::sequence::SequenceNumber;
 use super::throttle::ShardThrottle;
-
-/// A record in a shard, tagged with the log position that makes it durable.
-#[derive(Clone, Debug)]
-pub(crate) struct Entry {
-    pub(crate) record: StoredRecord,
-    pub(crate) lsn: Lsn,
-}
 
 /// A shard of a stream.
 #[derive(Debug)]
@@ -31,7 +24,8 @@ pub(crate) struct Shard {
     pub(crate) ending_seq: Option<u128>,
     /// The highest sequence number handed out (or `starting_seq`).
     pub(crate) last_seq: u128,
-    pub(crate) records: VecDeque<Entry>,
+    /// The retained records, each tagged with the log position that makes it durable.
+    pub(crate) records: ShardRecords,
     /// Throughput accounting; not persisted, so a restart starts with full buckets.
     pub(crate) throttle: ShardThrottle,
     /// Woken when records become readable or the shard closes, so fan-out pushes at once.
@@ -75,7 +69,7 @@ impl Shard {
             starting_seq,
             ending_seq: None,
             last_seq: starting_seq,
-            records: VecDeque::new(),
+            records: ShardRecords::default(),
             throttle: ShardThrottle::default(),
             appended: Arc::default(),
         }
@@ -112,31 +106,23 @@ impl Shard {
     pub(crate) fn push(&mut self, record: StoredRecord, lsn: Lsn) {
         debug_assert!(
             self.records
-                .back()
-                .is_none_or(|e| e.record.sequence_number < record.sequence_number)
+                .last_seq()
+                .is_none_or(|last| last < record.sequence_number)
         );
         self.last_seq = self.last_seq.max(record.sequence_number);
-        self.records.push_back(Entry { record, lsn });
+        self.records.push(&record, lsn);
     }
 
     /// Drops records that arrived before `cutoff_ms`; returns how many.
     pub(crate) fn trim(&mut self, cutoff_ms: i64) -> usize {
-        // Arrival times never decrease within a shard, so expired records form a prefix.
-        let expired = self
-            .records
-            .partition_point(|e| e.record.arrival_ms < cutoff_ms);
-        self.records.drain(..expired);
-        expired
+        self.records.trim(cutoff_ms)
     }
 
     /// Position of the first record that arrived at or after `timestamp_ms`, or the tip.
     pub(crate) fn position_at_timestamp(&self, timestamp_ms: i64) -> u128 {
-        let index = self
-            .records
-            .partition_point(|e| e.record.arrival_ms < timestamp_ms);
         self.records
-            .get(index)
-            .map_or(self.last_seq + 1, |e| e.record.sequence_number)
+            .seq_at_timestamp(timestamp_ms)
+            .unwrap_or(self.last_seq + 1)
     }
 
     /// Position just after the newest record.
@@ -146,37 +132,8 @@ impl Shard {
 
     /// Reads records at or after `position`.
     pub(crate) fn read(&self, position: u128, limits: ReadLimits, now_ms: i64) -> ReadBatch {
-        let start = self
-            .records
-            .partition_point(|e| e.record.sequence_number < position);
-        let visible = self
-            .records
-            .range(start..)
-            .take_while(|e| e.lsn <= limits.durable_lsn);
-        let mut batch = ReadBatch {
-            next_position: position,
-            ..ReadBatch::default()
-        };
-        let mut bytes = 0usize;
-        let mut next_unread = None;
-        for entry in visible {
-            let size = entry.record.data.len() + entry.record.partition_key.len();
-            let full = batch.records.len() >= limits.max_records
-                || (!batch.records.is_empty() && bytes + size > limits.max_bytes);
-            if full {
-                next_unread = Some(entry);
-                break;
-            }
-            bytes += size;
-            batch.next_position = entry.record.sequence_number + 1;
-            batch.records.push(entry.record.clone());
-        }
-        batch.millis_behind = next_unread.map_or(0, |e| (now_ms - e.record.arrival_ms).max(0));
-        batch.at_shard_end = match self.ending_seq {
-            Some(_) => next_unread.is_none() && start + batch.records.len() >= self.records.len(),
-            None => false,
-        };
-        batch
+        self.records
+            .read(position, limits, now_ms, self.ending_seq.is_some())
     }
 }
 
@@ -231,7 +188,7 @@ mod tests {
     #[test]
     fn reads_respect_count_bytes_and_durability() {
         let shard = shard_with(&[1_000, 1_001, 1_002, 1_003]);
-        let first = shard.records[0].record.sequence_number;
+        let first = shard.read(0, ALL, 1_010).records[0].sequence_number;
         let two = shard.read(
             first,
             ReadLimits {
@@ -276,7 +233,7 @@ mod tests {
         assert_eq!(shard.records.len(), 2);
         assert_eq!(
             shard.position_at_timestamp(2_500),
-            shard.records[1].record.sequence_number
+            shard.read(0, ALL, 3_000).records[1].sequence_number
         );
         assert_eq!(shard.position_at_timestamp(9_999), shard.latest_position());
     }

@@ -263,11 +263,25 @@ impl StreamState {
                         live.appended.notify_waiters();
                     }
                 }
-                None => self.shards.push(shape),
+                None => {
+                    let mut shape = shape;
+                    if let Some(backing) = self.shards.first().map(|s| s.records.backing().clone())
+                    {
+                        shape.records.attach(&backing);
+                    }
+                    self.shards.push(shape);
+                }
             }
         }
         self.scalings_ms = draft.scalings_ms;
         self.rebuild_routing();
+    }
+
+    /// Makes the shards' records count against `backing` (see [`super::records`]).
+    pub(crate) fn attach(&mut self, backing: &Arc<super::records::RecordBacking>) {
+        for shard in &mut self.shards {
+            shard.records.attach(backing);
+        }
     }
 
     /// Recomputes the routing table; call after shards open or close.

@@ -3,7 +3,8 @@
 use tokio::sync::watch;
 
 use super::{
-    Durability, Lsn, Recovery, RetentionView, ShardRecord, Storage, StorageError, StreamId,
+    Durability, Lsn, Recovery, RecoveryEvent, RecoverySink, RetentionView, ShardRecord, Storage,
+    StorageError, StreamId,
 };
 
 /// In-memory storage: appends are durable at once and a restart starts empty.
@@ -52,7 +53,8 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn recover(&self) -> Result<Recovery, StorageError> {
+    fn recover_each(&self, sink: &mut RecoverySink<'_>) -> Result<Recovery, StorageError> {
+        sink(RecoveryEvent::Metadata(None))?;
         Ok(Recovery::default())
     }
 

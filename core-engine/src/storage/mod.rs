@@ -1,9 +1,19 @@
 //! Where acknowledged data lives.
 //!
-//! The engine keeps every stream's records in memory, indexed per shard, and uses a [`Storage`]
+//! The engine indexes every stream's records per shard (`model::records`) and uses a [`Storage`]
 //! to make them durable. Storage is deliberately small: it appends batches of records to a log,
-//! reports how far that log is durable, stores an opaque metadata snapshot (streams, shards, tags),
-//! hands everything back on recovery, and releases log space once retention no longer needs it.
+//! reports how far that log is durable, stores an opaque metadata snapshot (streams, shards, tags)
+//! and an opaque index checkpoint, hands everything back on recovery (one batch at a time, only
+//! the log after the checkpoint), reads single batches back for records no longer cached in
+//! memory ([`Storage::read_batch`]), and releases log space once retention no longer needs it.
+//!
+//! # Memory
+//! In memory, a record costs its key and data plus a 24-byte header, packed in blocks per
+//! shard; an optional cap (`EngineBuilder::max_memory_bytes`) refuses puts beyond it with
+//! LimitExceededException. Durable, the headers are the shard's index into the log (a record's
+//! LSN names its frame, and the log keeps each frame's offset) and the record bodies are only a
+//! cache of the newest blocks, bounded by `EngineBuilder::cache_bytes`; older records are read
+//! back from their segment (opened with the stream's data key if sealed).
 //!
 //! Two implementations exist:
 //! - [`MemoryStorage`]: nothing is written anywhere; every append is durable at once.
@@ -121,11 +131,33 @@ impl fmt::Debug for SealedBatch {
 pub struct Recovery {
     /// The last metadata snapshot saved, if any.
     pub metadata: Option<Vec<u8>>,
-    /// Every batch still in the log, oldest first.
+    /// The index checkpoint found (its LSN and content); `batches` hold only the log after it.
+    pub checkpoint: Option<(Lsn, Vec<u8>)>,
+    /// Every batch still in the log (after the checkpoint, if any), oldest first.
     pub batches: Vec<RecoveredBatch>,
     /// Bytes cut from a torn or corrupt log tail.
     pub truncated_bytes: u64,
 }
+
+/// What [`Storage::recover_each`] hands its sink.
+#[derive(Debug)]
+pub enum RecoveryEvent {
+    /// The last metadata snapshot saved, if any; always the first event.
+    Metadata(Option<Vec<u8>>),
+    /// The last index checkpoint saved ([`Storage::save_checkpoint`]), if any; right after
+    /// the metadata. Only batches after its LSN follow.
+    Checkpoint {
+        /// The LSN it covers.
+        covered: Lsn,
+        /// The engine's index as saved.
+        index: Vec<u8>,
+    },
+    /// One batch still in the log and its LSN, oldest first.
+    Batch(Lsn, RecoveredBatch),
+}
+
+/// Receives what recovery reads (see [`Storage::recover_each`]).
+pub type RecoverySink<'a> = dyn FnMut(RecoveryEvent) -> Result<(), StorageError> + 'a;
 
 /// How far the log is durable, published by the storage after each group commit.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -166,8 +198,53 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
     /// Atomically replaces the metadata snapshot; durable when this returns.
     fn save_metadata(&self, snapshot: &[u8]) -> Result<(), StorageError>;
 
-    /// Reads back the metadata snapshot and every batch in the log, cutting a torn tail.
-    fn recover(&self) -> Result<Recovery, StorageError>;
+    /// Reads back the metadata snapshot and every batch in the log, cutting a torn tail, and
+    /// hands them to `sink` one at a time (the metadata first, then the batches oldest first,
+    /// each with its LSN), so that a large log is never held in memory whole. The returned
+    /// [`Recovery`] holds only [`Recovery::truncated_bytes`]. A sink error stops recovery.
+    fn recover_each(&self, sink: &mut RecoverySink<'_>) -> Result<Recovery, StorageError>;
+
+    /// [`Storage::recover_each`] collecting everything into one [`Recovery`].
+    fn recover(&self) -> Result<Recovery, StorageError> {
+        let mut metadata = None;
+        let mut checkpoint = None;
+        let mut batches = Vec::new();
+        let found = self.recover_each(&mut |event| {
+            match event {
+                RecoveryEvent::Metadata(m) => metadata = m,
+                RecoveryEvent::Checkpoint { covered, index } => checkpoint = Some((covered, index)),
+                RecoveryEvent::Batch(_, batch) => batches.push(batch),
+            }
+            Ok(())
+        })?;
+        Ok(Recovery {
+            metadata,
+            checkpoint,
+            batches,
+            truncated_bytes: found.truncated_bytes,
+        })
+    }
+
+    /// Reads back the batch with this LSN from the log, for records no longer cached in
+    /// memory; `None` if the log does not hold it (released, or a storage that keeps nothing).
+    /// A sealed batch comes back unopened, as in recovery.
+    fn read_batch(&self, lsn: Lsn) -> Result<Option<RecoveredBatch>, StorageError> {
+        let _ = lsn;
+        Ok(None)
+    }
+
+    /// Saves an index checkpoint: `index`, the engine's summary of every batch up to `covered`
+    /// (which must be durable), replacing the previous one. Recovery then hands it over instead
+    /// of those batches. A storage that keeps nothing ignores it.
+    fn save_checkpoint(&self, covered: Lsn, index: &[u8]) -> Result<(), StorageError> {
+        let _ = (covered, index);
+        Ok(())
+    }
+
+    /// Bytes appended to the log since it was opened, to pace checkpoints.
+    fn appended_bytes(&self) -> u64 {
+        0
+    }
 
     /// Frees log space that holds only records no longer needed; returns how many bytes it freed.
     fn release(&self, view: &dyn RetentionView) -> Result<u64, StorageError>;

@@ -47,6 +47,8 @@ enum Step {
     Encrypt(&'static str),
     /// StopStreamEncryption.
     Decrypt(&'static str),
+    /// Saves an index checkpoint (as retention's check and a clean stop do).
+    Checkpoint,
 }
 
 use Step::*;
@@ -90,6 +92,9 @@ fn service(fs: &SimFs, sync: SyncMode, clock: &Arc<ManualClock>) -> Option<Arc<K
         throughput_limits: true,
         subscription_lifetime: std::time::Duration::from_secs(300),
         token_key: crate::model::iterator::TokenKey::random(),
+        // A tiny cache, so that the checks read records back from the segments.
+        cache_bytes: 1024,
+        max_memory_bytes: None,
         // The key file lives outside the simulated disk, as a key given to the engine does.
         master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
     };
@@ -220,6 +225,9 @@ async fn run(steps: &[Step], fs: &SimFs, sync: SyncMode) -> Acked {
                 });
                 let _ = call(&kinesis, operation, body).await;
             }
+            Checkpoint => {
+                let _ = kinesis.checkpoint();
+            }
             Overload(name) => {
                 let Some(stream) = kinesis.registry.get(name) else {
                     continue;
@@ -253,8 +261,12 @@ async fn check(fs: &SimFs, acked: &Acked, context: &str) {
         let state = stream.state.lock();
         let mut generations = Vec::new();
         for shard in &state.shards {
-            for entry in &shard.records {
-                let record = &entry.record;
+            let everything = crate::model::shard::ReadLimits {
+                max_records: usize::MAX,
+                max_bytes: usize::MAX,
+                durable_lsn: u64::MAX,
+            };
+            for record in &shard.read(0, everything, 0).records {
                 let text = std::str::from_utf8(&record.data).expect("utf-8");
                 let mut parts = text.split('#');
                 let (name, generation) = (parts.next(), parts.next());
@@ -515,4 +527,29 @@ async fn start_and_stop_encryption_at_every_crash_point() {
     .await;
     // The clean run: the puts between start and stop, and only those, were encrypted.
     assert_eq!(acked.encrypted.len(), 5);
+}
+
+#[tokio::test]
+async fn index_checkpoints_at_every_crash_point() {
+    let acked = every_crash_point(
+        "checkpoint",
+        &[
+            Create("c", 2),
+            Put("c", 6),
+            Checkpoint,
+            Put("c", 4),
+            Encrypt("c"),
+            Put("c", 3),
+            Checkpoint,
+            Split("c", 0),
+            Put("c", 3),
+            Delete("c"),
+            Create("c", 1),
+            Put("c", 2),
+            Checkpoint,
+            Put("c", 2),
+        ],
+    )
+    .await;
+    assert_eq!(acked.records.len(), 20);
 }

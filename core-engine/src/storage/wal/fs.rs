@@ -17,6 +17,9 @@ pub(crate) trait FileSystem: Send + Sync + fmt::Debug + 'static {
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
     /// The whole content of a file; `NotFound` if it does not exist.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// `len` bytes of a file from `offset` (a positioned read, so concurrent readers and the
+    /// appending writer do not disturb each other); `UnexpectedEof` if the file is shorter.
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>>;
     /// Creates `path` empty (truncating it if it exists), open for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
     /// Opens an existing file for appending.
@@ -59,6 +62,21 @@ impl FileSystem for OsFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let file = File::open(path)?;
+        let mut buf = vec![0; len];
+        #[cfg(unix)]
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, offset)?;
+        #[cfg(not(unix))]
+        {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut file = file;
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_exact(&mut buf)?;
+        }
+        Ok(buf)
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {

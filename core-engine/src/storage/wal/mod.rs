@@ -10,6 +10,8 @@
 //! <dir>/wal/00000000000000000001.wal  segment whose first frame has LSN 1
 //! <dir>/wal/00000000000000000734.wal  segment whose first frame has LSN 734
 //! <dir>/wal/<20 digits>.wal.tmp       a segment being created; removed by recovery
+//! <dir>/index                         the last index checkpoint (see below)
+//! <dir>/index.tmp                     a checkpoint being written; ignored by recovery
 //! ```
 //! A segment is named by the LSN of its first frame, as 20 zero-padded decimal digits. Only the
 //! newest segment is written to; it rolls over to a new one before a write once it holds at least
@@ -82,6 +84,40 @@
 //! It is replaced atomically: written to `metadata.tmp`, synced, renamed over `metadata`, and the
 //! directory synced. A file that fails any check is [`StorageError::Corrupt`], never half-read.
 //!
+//! Index checkpoint file, `<dir>/index`, written by [`Storage::save_checkpoint`]:
+//! ```text
+//! offset  size  field
+//!      0     8  magic "SHRDLIDX" (53 48 52 44 4c 49 44 58)
+//!      8     4  format version, u32 = 1
+//!     12     8  covered LSN, u64: the checkpoint summarises every batch up to it
+//!     20     8  body length n, u64; the file is exactly 32 + n bytes
+//!     28     4  CRC32 of the body, u32
+//!     32     n  body:
+//!                 segment count, u32; per segment closed when the checkpoint was taken and
+//!                 holding only frames up to the covered LSN:
+//!                   first LSN u64, length in bytes u64,
+//!                   frame count f u32, then f frame offsets u64 (the frame of LSN first + k
+//!                   starts at offset k),
+//!                   stream count s u32, then s pairs (stream id u64, newest arrival ms i64)
+//!                 index length m, u64, then m bytes: the engine's record index (opaque here;
+//!                 see `Registry::encode_index`: per stream and shard, 39 bytes a record:
+//!                 sequence number u128, arrival ms i64, LSN u64, key length u16, data length
+//!                 u32, encrypted flag u8)
+//! ```
+//! It is replaced atomically like the metadata (`index.tmp`, sync, rename, directory sync). A
+//! checkpoint only summarises the log, which stays complete, so one that fails a check is
+//! ignored with a warning and the whole log is replayed; one whose covered LSN is beyond the end
+//! of the log (OsBuffered, then a power loss took the tail) is removed before anything is
+//! appended, so it never meets reused LSNs. The engine saves one when the log has grown by
+//! 256 MiB, and by four times the last checkpoint's size, since the last one (checked with
+//! retention), and when it stops cleanly.
+//!
+//! # Reading records back
+//! For every live segment the storage keeps the offset of each frame (8 bytes a batch; rebuilt
+//! by recovery, or taken from the checkpoint). [`Storage::read_batch`] finds the frame of an
+//! LSN, reads it with one positioned read, checks its CRC and decodes it (a sealed batch comes
+//! back sealed, for the engine to open). A frame of a released segment reads as `None`.
+//!
 //! # Group commit
 //! [`Storage::append`] encodes the frame, then under one mutex assigns the next LSN and appends
 //! the frame to a pending buffer (so buffer order is LSN order), wakes the writer thread and
@@ -122,9 +158,12 @@
 //! key on disk, whatever point a crash hits (`start_and_stop_encryption_at_every_crash_point`).
 //!
 //! # Recovery
-//! [`Storage::recover`] must run once, after [`FileStorage::open`] and before the first append
-//! (appends before it fail with [`StorageError::Unavailable`], since the log position is not
-//! known yet). It reads the metadata and every segment in LSN order, with the torn-tail policy of
+//! [`Storage::recover_each`] (or [`Storage::recover`]) must run once, after [`FileStorage::open`]
+//! and before the first append (appends before it fail with [`StorageError::Unavailable`], since
+//! the log position is not known yet). It hands over the metadata, then the index checkpoint if
+//! there is one, then the batches after the checkpoint's LSN one at a time (a segment is in
+//! memory only while it is read). Segments the checkpoint lists as closed are not read at all:
+//! their frame table comes from it; the others are read in LSN order, with the torn-tail policy of
 //! `storage::framed`: in the last segment an incomplete last frame (running past the end
 //! of the file, or followed only by zeros) is cut there and synced, and the cut size is reported
 //! as [`Recovery::truncated_bytes`]. Any other frame that does not read back (a CRC mismatch of
@@ -155,9 +194,11 @@ use tokio::sync::watch;
 
 use super::crypto::DataKey;
 use super::{
-    Durability, Lsn, Recovery, RetentionView, ShardRecord, Storage, StorageError, StreamId,
+    Durability, Lsn, RecoveredBatch, Recovery, RecoverySink, RetentionView, ShardRecord, Storage,
+    StorageError, StreamId,
 };
 
+mod checkpoint;
 mod format;
 pub(crate) mod fs;
 mod metadata;
@@ -215,6 +256,8 @@ pub struct FileStorage {
     metadata_lock: Mutex<()>,
     /// Serialises releases.
     release_lock: Mutex<()>,
+    /// Serialises checkpoints (they share `index.tmp`).
+    checkpoint_lock: Mutex<()>,
     /// An exclusive lock on `<dir>/LOCK`, held until close, so that two engines never share a
     /// data directory.
     dir_lock: Mutex<Option<Box<dyn Send + Sync>>>,
@@ -277,6 +320,7 @@ impl FileStorage {
             wal_dir,
             fs,
             group_syncs: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
             #[cfg(test)]
             hooks: writer::TestHooks::default(),
         });
@@ -286,6 +330,7 @@ impl FileStorage {
             control: Mutex::new(None),
             metadata_lock: Mutex::new(()),
             release_lock: Mutex::new(()),
+            checkpoint_lock: Mutex::new(()),
             dir_lock: Mutex::new(Some(lock)),
         })
     }
@@ -355,7 +400,7 @@ impl Storage for FileStorage {
         metadata::install(fs, &self.dir).inspect_err(|err| self.shared.fail(err))
     }
 
-    fn recover(&self) -> Result<Recovery, StorageError> {
+    fn recover_each(&self, sink: &mut RecoverySink<'_>) -> Result<Recovery, StorageError> {
         let mut control = self.control.lock();
         match self.shared.queue.lock().phase {
             Phase::Unrecovered => {}
@@ -364,7 +409,7 @@ impl Storage for FileStorage {
             }
             Phase::Closed => return Err(StorageError::Unavailable("storage is closed".into())),
         }
-        let found = recovery::run(&*self.shared.fs, &self.dir, &self.shared.wal_dir)?;
+        let found = recovery::run(&*self.shared.fs, &self.dir, &self.shared.wal_dir, sink)?;
         *self.shared.segments.lock() = found.segments;
         // Everything recovered is on disk (recovery synced the last segment).
         self.shared.durability.send_replace(Durability {
@@ -376,6 +421,50 @@ impl Storage for FileStorage {
         queue.next_lsn = found.next_lsn;
         queue.phase = Phase::Open;
         Ok(found.recovery)
+    }
+
+    fn read_batch(&self, lsn: Lsn) -> Result<Option<RecoveredBatch>, StorageError> {
+        let found = {
+            let segments = self.shared.segments.lock();
+            let at = segments.partition_point(|seg| seg.first_lsn <= lsn);
+            at.checked_sub(1)
+                .and_then(|i| segments.get(i))
+                .and_then(|seg| Some((seg.path.clone(), seg.frame(lsn)?)))
+        };
+        let Some((path, (offset, len))) = found else {
+            return Ok(None);
+        };
+        let buf = match self.shared.fs.read_at(&path, offset, len) {
+            Ok(buf) => bytes::Bytes::from(buf),
+            // Released meanwhile: retention no longer needs it.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(io_error(&path)(err)),
+        };
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: path.clone(),
+            reason: format!("frame of LSN {lsn} at offset {offset}: {reason}"),
+        };
+        let (payload, _) = super::framed::read_frame(&buf).map_err(|e| corrupt(e.to_string()))?;
+        format::decode_payload(&buf.slice(payload))
+            .map(Some)
+            .map_err(|e| corrupt(e.to_string()))
+    }
+
+    fn save_checkpoint(&self, covered: Lsn, index: &[u8]) -> Result<(), StorageError> {
+        let _guard = self.checkpoint_lock.lock();
+        // Segments closed later hold frames past `covered`: recovery scans those.
+        let closed: Vec<_> = self
+            .closed_segments()
+            .into_iter()
+            .filter(|seg| seg.first_lsn + seg.frames.len() as u64 <= covered + 1)
+            .collect();
+        checkpoint::write(&*self.shared.fs, &self.dir, covered, &closed, index)
+    }
+
+    fn appended_bytes(&self) -> u64 {
+        self.shared
+            .appended
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn release(&self, view: &dyn RetentionView) -> Result<u64, StorageError> {

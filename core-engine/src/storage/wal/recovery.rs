@@ -2,17 +2,17 @@
 
 use std::path::Path;
 
-use super::super::{Lsn, Recovery, StorageError};
+use super::super::{Lsn, Recovery, RecoveryEvent, RecoverySink, StorageError};
 use super::format::SEGMENT_HEADER_LEN;
 use super::fs::FileSystem;
 use super::segment::{self, SegmentInfo};
 use super::writer::Active;
-use super::{io_error, metadata};
+use super::{checkpoint, io_error, metadata};
 
 /// Everything [`run`] found, plus what the writer needs to continue the log.
 #[derive(Debug)]
 pub(super) struct Recovered {
-    /// What `Storage::recover` returns.
+    /// What `Storage::recover_each` returns.
     pub recovery: Recovery,
     /// Every segment, oldest first; the last one is `active`.
     pub segments: Vec<SegmentInfo>,
@@ -22,7 +22,8 @@ pub(super) struct Recovered {
     pub next_lsn: Lsn,
 }
 
-/// Reads the metadata and every segment of the data directory `dir` in LSN order.
+/// Reads the metadata and every segment of the data directory `dir` in LSN order, handing
+/// them to `sink` (one segment is in memory at a time).
 ///
 /// A torn last frame of the last segment (see [`framed`](super::super::framed)) is cut there and
 /// the file synced. Any other bad frame would mean losing acknowledged data, so it is
@@ -32,13 +33,40 @@ pub(super) fn run(
     fs: &dyn FileSystem,
     dir: &Path,
     wal_dir: &Path,
+    sink: &mut RecoverySink<'_>,
 ) -> Result<Recovered, StorageError> {
-    let metadata = metadata::load(fs, dir)?;
+    sink(RecoveryEvent::Metadata(metadata::load(fs, dir)?))?;
     let files = segment::list(fs, wal_dir)?;
     let count = files.len();
-    let mut recovery = Recovery {
-        metadata,
-        ..Recovery::default()
+    let mut recovery = Recovery::default();
+    // The last segment is always read. A checkpoint beyond the end of the log describes batches
+    // a crash took back (OsBuffered, then power loss): it is removed before the log is
+    // written again, so that it never meets reused LSNs.
+    let mut last_scan = match files.last() {
+        Some((first_lsn, path)) => Some(segment::scan(fs, path, *first_lsn)?),
+        None => None,
+    };
+    let log_end = last_scan.as_ref().map_or(0, |s| {
+        (s.info.first_lsn + s.batches.len() as u64).saturating_sub(1)
+    });
+    let mut checkpoint = checkpoint::load(fs, dir, wal_dir)?;
+    if checkpoint.as_ref().is_some_and(|c| c.covered > log_end) {
+        tracing::warn!(
+            log_end,
+            "the index checkpoint is ahead of the log; replaying the whole log"
+        );
+        checkpoint::remove(fs, dir)?;
+        checkpoint = None;
+    }
+    let (covered, mut closed) = match checkpoint {
+        Some(c) => {
+            sink(RecoveryEvent::Checkpoint {
+                covered: c.covered,
+                index: c.index,
+            })?;
+            (c.covered, c.closed)
+        }
+        None => (0, Default::default()),
     };
     let mut segments = Vec::with_capacity(count.max(1));
     let mut next_lsn: Lsn = 1;
@@ -53,7 +81,21 @@ pub(super) fn run(
                 next_lsn - 1
             )));
         }
-        let scan = segment::scan(fs, &path, first_lsn)?;
+        if i + 1 < count {
+            // A segment the checkpoint covers whole: its table stands in for a scan.
+            if let Some(mut info) = closed.remove(&first_lsn) {
+                info.path = path.clone();
+                next_lsn = first_lsn
+                    .checked_add(info.frames.len() as u64)
+                    .ok_or_else(|| corrupt("LSN overflow".into()))?;
+                segments.push(info);
+                continue;
+            }
+        }
+        let scan = match last_scan.take() {
+            Some(scan) if i + 1 == count => scan,
+            _ => segment::scan(fs, &path, first_lsn)?,
+        };
         if let Some(bad) = &scan.bad {
             let offset = bad.offset;
             let err = &bad.error;
@@ -75,7 +117,11 @@ pub(super) fn run(
         next_lsn = first_lsn
             .checked_add(scan.batches.len() as u64)
             .ok_or_else(|| corrupt("LSN overflow".into()))?;
-        recovery.batches.extend(scan.batches);
+        for (lsn, batch) in (first_lsn..).zip(scan.batches) {
+            if lsn > covered {
+                sink(RecoveryEvent::Batch(lsn, batch))?;
+            }
+        }
         segments.push(scan.info);
     }
     let active = match segments.last() {

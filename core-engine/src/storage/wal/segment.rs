@@ -25,6 +25,9 @@ pub(super) struct SegmentInfo {
     pub bytes: u64,
     /// For every stream with records in the segment, the newest arrival time among them.
     pub newest: HashMap<StreamId, i64>,
+    /// The file offset of each frame, by LSN from `first_lsn`: the per-batch index that
+    /// lets records evicted from memory be read back ([`Storage::read_batch`](super::Storage)).
+    pub frames: Vec<u64>,
 }
 
 impl SegmentInfo {
@@ -35,7 +38,16 @@ impl SegmentInfo {
             path,
             bytes: SEGMENT_HEADER_LEN as u64,
             newest: HashMap::new(),
+            frames: Vec::new(),
         }
+    }
+
+    /// Offset and length of the frame with `lsn`, if this segment holds it.
+    pub fn frame(&self, lsn: Lsn) -> Option<(u64, usize)> {
+        let k = usize::try_from(lsn.checked_sub(self.first_lsn)?).ok()?;
+        let start = *self.frames.get(k)?;
+        let end = self.frames.get(k + 1).copied().unwrap_or(self.bytes);
+        Some((start, usize::try_from(end.checked_sub(start)?).ok()?))
     }
 
     /// Records that the segment holds records of `stream` up to `newest_arrival_ms`.
@@ -138,8 +150,12 @@ pub(super) fn scan(fs: &dyn FileSystem, path: &Path, first_lsn: Lsn) -> Result<S
     }
     let mut info = SegmentInfo::new(first_lsn, path.to_owned());
     let scan = framed::scan(&buf, SEGMENT_HEADER_LEN, |payload| {
+        info.frames
+            .push((payload.start - format::FRAME_HEADER_LEN) as u64);
         format::decode_payload(&buf.slice(payload))
     });
+    // A frame whose payload did not decode is not part of the segment.
+    info.frames.truncate(scan.items.len());
     for batch in &scan.items {
         let newest = match &batch.sealed {
             Some(sealed) => sealed.newest_arrival_ms,

@@ -148,6 +148,15 @@ impl FileSystem for SimFs {
         Ok(state.inodes[state.inode(path)?].data.clone())
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let state = self.state.lock();
+        let data = &state.inodes[state.inode(path)?].data;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        data.get(start..start.saturating_add(len))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
+    }
+
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let mut state = self.state.lock();
         state.op()?;

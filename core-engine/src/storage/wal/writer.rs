@@ -30,8 +30,8 @@ pub(super) enum Phase {
 pub(super) struct Queue {
     /// Encoded frames not yet handed to the writer, in LSN order.
     pub pending: Vec<u8>,
-    /// One entry per queued frame: its stream and newest arrival time (none if empty).
-    pub batches: Vec<(StreamId, Option<i64>)>,
+    /// One entry per queued frame: its stream, newest arrival time (none if empty) and length.
+    pub batches: Vec<(StreamId, Option<i64>, usize)>,
     /// The LSN the next append gets.
     pub next_lsn: Lsn,
     /// Life cycle.
@@ -61,6 +61,8 @@ pub(super) struct Shared {
     pub fs: std::sync::Arc<dyn FileSystem>,
     /// Group syncs done so far (not counting rollover or close syncs).
     pub group_syncs: AtomicU64,
+    /// Bytes of frames appended since the storage opened.
+    pub appended: AtomicU64,
     /// Fault injection and timing for tests.
     #[cfg(test)]
     pub hooks: TestHooks,
@@ -100,7 +102,9 @@ impl Shared {
         let lsn = q.next_lsn;
         q.next_lsn += 1;
         q.pending.extend_from_slice(frame);
-        q.batches.push((stream, newest_arrival_ms));
+        q.batches.push((stream, newest_arrival_ms, frame.len()));
+        self.appended
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
         drop(q);
         self.wake.notify_one();
         Ok(lsn)
@@ -181,7 +185,7 @@ impl Writer {
     fn commit(
         &mut self,
         buf: &[u8],
-        batches: &[(StreamId, Option<i64>)],
+        batches: &[(StreamId, Option<i64>, usize)],
         first_lsn: Lsn,
         last_lsn: Lsn,
     ) -> Result<(), StorageError> {
@@ -190,6 +194,7 @@ impl Writer {
             self.roll(first_lsn)?;
         }
         let path = &self.active.path;
+        let start = self.active.len;
         self.active.file.write_all(buf).map_err(io_error(path))?;
         self.active.len += buf.len() as u64;
         if self.shared.sync == SyncMode::Fsync {
@@ -197,8 +202,11 @@ impl Writer {
         }
         if let Some(seg) = self.shared.segments.lock().last_mut() {
             seg.bytes = self.active.len;
-            for &(stream, newest) in batches {
+            let mut offset = start;
+            for &(stream, newest, len) in batches {
                 seg.note(stream, newest);
+                seg.frames.push(offset);
+                offset += len as u64;
             }
         }
         self.shared

@@ -10,12 +10,13 @@ use bytes::Bytes;
 use tempfile::TempDir;
 
 use super::super::{
-    Lsn, RecoveredBatch, RetentionView, ShardRecord, Storage, StorageError, StoredRecord, StreamId,
-    wait_durable,
+    Lsn, RecoveredBatch, RecoveryEvent, RetentionView, ShardRecord, Storage, StorageError,
+    StoredRecord, StreamId, wait_durable,
 };
 use super::format::{self, SEGMENT_HEADER_LEN};
 use super::{FileStorage, SyncMode, WalOptions};
 
+mod checkpoint;
 mod operation;
 mod recovery;
 
