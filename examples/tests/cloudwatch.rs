@@ -7,7 +7,6 @@
 //! (Its own test binary: the metrics recorder is process-wide.)
 #![cfg(feature = "cloudwatch")]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,59 +14,17 @@ use std::time::{Duration, Instant};
 use core_engine::cloudwatch::SeriesSnapshot;
 use examples::clients;
 use examples::metrics::{CloudWatchFrom, Exporters, MetricsArgs};
-use kcl::{
-    Checkpointer, Config, InitialPosition, ProcessRecordsInput, ProcessorError, RecordProcessor,
-    Scheduler,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kcl::{Config, InitialPosition, Scheduler};
+
+mod support;
+
+use support::{Counting, get, parse, sum};
 
 const STREAM: &str = "orders";
 const APP: &str = "billing";
 const KPL: &str = "KinesisProducerLibrary";
 const RECORDS: u64 = 40;
 const SHARDS: [&str; 2] = ["shardId-000000000000", "shardId-000000000001"];
-
-/// Counts records and checkpoints every batch.
-#[derive(Debug)]
-struct Counting(Arc<AtomicU64>);
-
-impl RecordProcessor for Counting {
-    async fn process_records(
-        &mut self,
-        input: ProcessRecordsInput,
-        checkpointer: &mut Checkpointer,
-    ) -> Result<(), ProcessorError> {
-        self.0
-            .fetch_add(input.records.len() as u64, Ordering::SeqCst);
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
-    async fn shard_ended(&mut self, c: &mut Checkpointer) -> Result<(), ProcessorError> {
-        Ok(c.checkpoint().await?)
-    }
-}
-
-/// The body of `GET /metrics` over plain HTTP/1.1.
-async fn scrape(addr: SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a header block");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
-}
-
-/// The sum of the Prometheus samples of `name` whose labels include every `with`.
-fn prometheus_sum(body: &str, name: &str, with: &[&str]) -> f64 {
-    body.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")))
-        .filter(|line| with.iter().all(|w| line.contains(w)))
-        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
 
 /// The series `namespace`/`metric` with exactly the dimensions `dims`.
 fn find<'a>(
@@ -151,9 +108,9 @@ async fn a_producer_and_an_application_publish_to_cloudwatch_and_prometheus_at_o
     // the Prometheus endpoint shows it (the other half of the fan-out).
     let deadline = Instant::now() + Duration::from_secs(60);
     let body = loop {
-        let body = scrape(prometheus).await;
-        let app = format!("application=\"{APP}\"");
-        if prometheus_sum(&body, "RecordsProcessed", &[&app]) == RECORDS as f64 {
+        let (status, body) = get(prometheus, "/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        if sum(&parse(&body), "RecordsProcessed", &[("application", APP)]) == RECORDS as f64 {
             break body;
         }
         assert!(
@@ -163,9 +120,8 @@ async fn a_producer_and_an_application_publish_to_cloudwatch_and_prometheus_at_o
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let stream = format!("stream=\"{STREAM}\"");
     assert_eq!(
-        prometheus_sum(&body, "UserRecordsPut", &[&stream]),
+        sum(&parse(&body), "UserRecordsPut", &[("stream", STREAM)]),
         RECORDS as f64
     );
     assert!(

@@ -3,106 +3,19 @@
 //! application and shard, and each application's metrics level holds.
 //! (Its own test binary: the metrics recorder is process-wide.)
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use examples::clients;
-use kcl::{
-    Checkpointer, Config, InitialPosition, MetricsLevel, ProcessRecordsInput, ProcessorError,
-    RecordProcessor, Scheduler,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kcl::{Config, InitialPosition, MetricsLevel, Scheduler};
+
+mod support;
+
+use support::{Counting, get, matching, parse, sum};
 
 const STREAM: &str = "orders";
 const RECORDS: u64 = 40;
-
-/// Counts records and checkpoints every batch.
-#[derive(Debug)]
-struct Counting(Arc<AtomicU64>);
-
-impl RecordProcessor for Counting {
-    async fn process_records(
-        &mut self,
-        input: ProcessRecordsInput,
-        checkpointer: &mut Checkpointer,
-    ) -> Result<(), ProcessorError> {
-        self.0
-            .fetch_add(input.records.len() as u64, Ordering::SeqCst);
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
-    async fn shard_ended(&mut self, c: &mut Checkpointer) -> Result<(), ProcessorError> {
-        Ok(c.checkpoint().await?)
-    }
-}
-
-/// `GET path` over plain HTTP/1.1: the status code and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a header block");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
-}
-
-/// One sample of the Prometheus text format: name, labels, value.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-fn parse(text: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("series and value");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split(',')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').expect("label=value");
-                    (k.to_owned(), v.trim_matches('"').to_owned())
-                })
-                .collect();
-            Sample {
-                name: name.to_owned(),
-                labels,
-                value: value.parse().expect("a number"),
-            }
-        })
-        .collect()
-}
-
-/// The sum of `name` over the samples whose labels include `with`.
-fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    matching(samples, name, with).map(|s| s.value).sum()
-}
-
-fn matching<'a>(
-    samples: &'a [Sample],
-    name: &'a str,
-    with: &'a [(&'a str, &'a str)],
-) -> impl Iterator<Item = &'a Sample> + 'a {
-    samples.iter().filter(move |s| {
-        s.name == name
-            && with
-                .iter()
-                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-    })
-}
 
 fn scheduler(
     endpoint: &str,
