@@ -61,51 +61,26 @@ impl Kinesis {
 /// disk kept, every acknowledged change is there.
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+
     use std::sync::Arc;
 
     use serde_json::{Value, json};
 
     use crate::clock::ManualClock;
     use crate::error::ApiError;
-    use crate::faults::FaultInjector;
-    use crate::kinesis::{Kinesis, ServiceConfig, dispatch};
-    use crate::storage::crypto::{MasterKey, MasterKeySlot};
-    use crate::storage::wal::sim_fs::{CrashImage, SimFs};
-    use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
 
-    const DATA_DIR: &str = "/data";
+    use crate::kinesis::{Kinesis, dispatch};
+
+    use crate::storage::wal::SyncMode;
+    use crate::storage::wal::sim_fs::{CrashImage, SimFs};
+
+    use crate::kinesis::sim_service::durable_service;
     const ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/kept";
     const POLICY: &str =
         r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"*"}]}"#;
 
     fn service(fs: &SimFs, sync: SyncMode) -> Option<Kinesis> {
-        let options = WalOptions {
-            sync,
-            segment_bytes: 4096,
-        };
-        let storage =
-            FileStorage::open_in(Arc::new(fs.clone()), Path::new(DATA_DIR), options).ok()?;
-        let config = ServiceConfig {
-            region: "us-east-1".into(),
-            account_id: "000000000000".into(),
-            create_delay_ms: 0,
-            consumer_create_delay_ms: 0,
-            reshard_delay_ms: 0,
-            shard_limit: 10_000,
-            on_demand_stream_limit: 50,
-            durable: true,
-            throughput_limits: true,
-            subscription_lifetime: std::time::Duration::from_secs(300),
-            token_key: crate::model::iterator::TokenKey::random(),
-            cache_bytes: 256 << 20,
-            max_memory_bytes: None,
-            master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
-        };
-        let clock = Arc::new(ManualClock::new(1_750_000_000_000));
-        let faults = Arc::new(FaultInjector::new(0, Vec::new()));
-        let metadata = Path::new(DATA_DIR).join("metadata");
-        Kinesis::recover(config, Arc::new(storage), clock, faults, metadata).ok()
+        durable_service(fs, sync, Arc::new(ManualClock::new(1_750_000_000_000)))
     }
 
     async fn call(kinesis: &Kinesis, operation: &str, body: Value) -> Result<Value, ApiError> {

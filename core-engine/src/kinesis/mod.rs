@@ -21,6 +21,8 @@ mod resource;
 mod resource_tags;
 mod retention;
 mod shards;
+#[cfg(test)]
+pub(crate) mod sim_service;
 mod streams;
 mod subscribe;
 

@@ -13,41 +13,19 @@ use super::handle::ReceiptHandle;
 use super::store::QueueStore;
 use crate::clock::ManualClock;
 use crate::error::ApiError;
-use crate::faults::FaultInjector;
-use crate::kinesis::{Kinesis, ServiceConfig, dispatch};
-use crate::storage::crypto::{MasterKey, MasterKeySlot};
+use crate::kinesis::{Kinesis, dispatch};
+use crate::storage::wal::SyncMode;
 use crate::storage::wal::fs::FileSystem;
 use crate::storage::wal::sim_fs::{CrashImage, SimFs};
-use crate::storage::wal::{FileStorage, SyncMode, WalOptions};
 
-const DATA_DIR: &str = "/data";
+use crate::kinesis::sim_service::{DATA_DIR, durable_service};
 
 fn service(fs: &SimFs) -> Option<Kinesis> {
-    let options = WalOptions {
-        sync: SyncMode::Fsync,
-        segment_bytes: 4096,
-    };
-    let storage = FileStorage::open_in(Arc::new(fs.clone()), Path::new(DATA_DIR), options).ok()?;
-    let config = ServiceConfig {
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        create_delay_ms: 0,
-        consumer_create_delay_ms: 0,
-        reshard_delay_ms: 0,
-        shard_limit: 10_000,
-        on_demand_stream_limit: 50,
-        durable: true,
-        throughput_limits: true,
-        subscription_lifetime: std::time::Duration::from_secs(300),
-        token_key: crate::model::iterator::TokenKey::random(),
-        cache_bytes: 256 << 20,
-        max_memory_bytes: None,
-        master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
-    };
-    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
-    let faults = Arc::new(FaultInjector::new(0, Vec::new()));
-    let metadata = Path::new(DATA_DIR).join("metadata");
-    let kinesis = Kinesis::recover(config, Arc::new(storage), clock, faults, metadata).ok()?;
+    let kinesis = durable_service(
+        fs,
+        SyncMode::Fsync,
+        Arc::new(ManualClock::new(1_750_000_000_000)),
+    )?;
     let fs: Arc<dyn FileSystem> = Arc::new(fs.clone());
     let store = QueueStore::on(Some((fs, Path::new(DATA_DIR).join("queues"))));
     kinesis.open_queue_store(store).ok()?;

@@ -16,17 +16,15 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::SyncMode;
 use super::sim_fs::{CrashImage, SimFs};
-use super::{FileStorage, SyncMode, WalOptions};
 use crate::clock::{Clock, ManualClock};
 use crate::error::ApiError;
-use crate::faults::FaultInjector;
-use crate::kinesis::{Kinesis, ServiceConfig, dispatch};
+use crate::kinesis::{Kinesis, dispatch};
 use crate::model::hash::partition_key_hash;
 use crate::model::shard::shard_id;
-use crate::storage::crypto::{MasterKey, MasterKeySlot};
 
-const DATA_DIR: &str = "/data";
+use crate::kinesis::sim_service::{DATA_DIR, durable_service};
 
 /// One request of a scenario.
 #[derive(Clone, Copy, Debug)]
@@ -75,34 +73,7 @@ struct Acked {
 }
 
 fn service(fs: &SimFs, sync: SyncMode, clock: &Arc<ManualClock>) -> Option<Arc<Kinesis>> {
-    let options = WalOptions {
-        sync,
-        segment_bytes: 4096,
-    };
-    let storage = FileStorage::open_in(Arc::new(fs.clone()), Path::new(DATA_DIR), options).ok()?;
-    let config = ServiceConfig {
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        create_delay_ms: 0,
-        consumer_create_delay_ms: 0,
-        reshard_delay_ms: 0,
-        shard_limit: 10_000,
-        on_demand_stream_limit: 50,
-        durable: true,
-        throughput_limits: true,
-        subscription_lifetime: std::time::Duration::from_secs(300),
-        token_key: crate::model::iterator::TokenKey::random(),
-        // A tiny cache, so that the checks read records back from the segments.
-        cache_bytes: 1024,
-        max_memory_bytes: None,
-        // The key file lives outside the simulated disk, as a key given to the engine does.
-        master_key: Arc::new(MasterKeySlot::given(MasterKey::from_bytes([9; 32]))),
-    };
-    let faults = Arc::new(FaultInjector::new(0, Vec::new()));
-    let metadata = Path::new(DATA_DIR).join("metadata");
-    Kinesis::recover(config, Arc::new(storage), clock.clone(), faults, metadata)
-        .ok()
-        .map(Arc::new)
+    durable_service(fs, sync, clock.clone()).map(Arc::new)
 }
 
 async fn call(kinesis: &Kinesis, operation: &str, body: Value) -> Result<Value, ApiError> {
