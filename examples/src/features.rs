@@ -13,7 +13,7 @@ use kcl::{
 };
 
 use crate::clickstream::Event;
-use crate::verdict::{self, ShardActivity, Verdict};
+use crate::verdict::{self, BatchActivity, ShardActivity, Verdict};
 
 /// Features of one user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -229,6 +229,20 @@ impl FeatureProcessor {
         }
     }
 
+    /// Notes that a batch of this processor's shard starts; it ends when the returned guard is
+    /// dropped, which also happens when a crash drops the processor mid-batch.
+    pub fn begin_batch(&self) -> BatchActivity {
+        let overlapping = self
+            .shared
+            .lock()
+            .activity
+            .begin(&self.shard, self.instance);
+        let (shared, shard, instance) = (self.shared.clone(), self.shard.clone(), self.instance);
+        BatchActivity::new(overlapping, move || {
+            shared.lock().activity.end(&shard, instance)
+        })
+    }
+
     /// Applies a batch to the shared state (without checkpointing).
     pub fn apply(&self, records: &[kcl::Record]) {
         self.apply_batch(records, false);
@@ -287,16 +301,10 @@ impl RecordProcessor for FeatureProcessor {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        let overlapping = self
-            .shared
-            .lock()
-            .activity
-            .begin(&self.shard, self.instance);
-        self.apply_batch(&input.records, overlapping);
+        let batch = self.begin_batch();
+        self.apply_batch(&input.records, batch.overlapping());
         // The state is updated before the checkpoint, so a crash in between only replays.
-        let checkpointed = checkpointer.checkpoint().await;
-        self.shared.lock().activity.end(&self.shard, self.instance);
-        checkpointed?;
+        checkpointer.checkpoint().await?;
         Ok(())
     }
 
@@ -412,9 +420,8 @@ mod tests {
         let new = FeatureProcessor::for_shard(shared.clone(), "shard-0");
         let batch = |processor: &FeatureProcessor, seqs: &[u64]| {
             let records: Vec<_> = seqs.iter().map(|&q| record("a", q)).collect();
-            let overlapping = shared.lock().activity.begin("shard-0", processor.instance);
-            processor.apply_batch(&records, overlapping);
-            shared.lock().activity.end("shard-0", processor.instance);
+            let batch = processor.begin_batch();
+            processor.apply_batch(&records, batch.overlapping());
         };
         batch(&old, &[0, 1]);
         // The new owner replays from the last checkpoint: duplicates, allowed.

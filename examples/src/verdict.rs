@@ -173,7 +173,7 @@ impl SharedActivity {
     pub fn processor(&self, shard: &str) -> ProcessorActivity {
         ProcessorActivity {
             shared: self.clone(),
-            shard: shard.to_owned(),
+            shard: shard.into(),
             processor: self.next.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -190,23 +190,67 @@ impl SharedActivity {
 }
 
 /// One record processor's watch on its shard: call [`begin`](Self::begin) when a batch
-/// arrives and [`end`](Self::end) once it is processed and checkpointed (or failed).
-#[derive(Debug)]
+/// arrives and keep the returned [`BatchActivity`] until the batch is processed and
+/// checkpointed (or failed).
+#[derive(Clone, Debug)]
 pub struct ProcessorActivity {
     shared: SharedActivity,
-    shard: String,
+    shard: Arc<str>,
     processor: u64,
 }
 
 impl ProcessorActivity {
-    /// A batch starts; returns whether it overlaps another processor's work on the shard.
-    pub fn begin(&self) -> bool {
-        self.shared.lock().begin(&self.shard, self.processor)
+    /// A batch starts; it ends when the returned guard is dropped.
+    pub fn begin(&self) -> BatchActivity {
+        let overlapping = self.shared.lock().begin(&self.shard, self.processor);
+        let watch = self.clone();
+        BatchActivity::new(overlapping, move || {
+            watch.shared.lock().end(&watch.shard, watch.processor)
+        })
+    }
+}
+
+/// A batch a record processor is working on, from [`ProcessorActivity::begin`] (or built
+/// around [`ShardActivity::begin`]): the batch ends when this is dropped.
+///
+/// Ending on drop matters when a worker crashes: its processor's future is dropped in the
+/// middle of a batch (at the checkpoint, say) and never resumes. That processing has stopped
+/// as surely as if it had finished, so the next owner of the shard must not be counted as
+/// overlapping it.
+#[must_use = "the batch ends when this is dropped"]
+pub struct BatchActivity {
+    overlapping: bool,
+    end: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl BatchActivity {
+    /// A batch that began overlapping (or not) another processor's work; `end` records its end.
+    pub fn new(overlapping: bool, end: impl FnOnce() + Send + 'static) -> Self {
+        Self {
+            overlapping,
+            end: Some(Box::new(end)),
+        }
     }
 
-    /// The batch is done.
-    pub fn end(&self) {
-        self.shared.lock().end(&self.shard, self.processor);
+    /// Whether the batch overlaps another processor's work on the shard.
+    pub fn overlapping(&self) -> bool {
+        self.overlapping
+    }
+}
+
+impl fmt::Debug for BatchActivity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchActivity")
+            .field("overlapping", &self.overlapping)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for BatchActivity {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            end();
+        }
     }
 }
 
@@ -352,9 +396,40 @@ mod tests {
     fn processors_sharing_an_activity_are_numbered_in_creation_order() {
         let shared = SharedActivity::default();
         let (old, new) = (shared.processor("shard-0"), shared.processor("shard-0"));
-        assert!(!new.begin());
-        new.end();
-        assert!(old.begin(), "the older processor was superseded");
+        assert!(!new.begin().overlapping());
+        assert!(
+            old.begin().overlapping(),
+            "the older processor was superseded"
+        );
+        assert_eq!(shared.overlapping_shards(), 1);
+    }
+
+    #[test]
+    fn a_batch_dropped_unfinished_ends_so_the_next_owner_does_not_overlap_it() {
+        let shared = SharedActivity::default();
+        let (crashed, next) = (shared.processor("shard-0"), shared.processor("shard-0"));
+        let unfinished = async move {
+            let _batch = crashed.begin();
+            std::future::pending::<()>().await;
+        };
+        // The worker crashes mid-batch: the runtime drops the processor's future.
+        let mut unfinished = Box::pin(unfinished);
+        let waker = std::task::Waker::noop();
+        let polled = unfinished
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker));
+        assert!(polled.is_pending());
+        drop(unfinished);
+        assert!(!next.begin().overlapping());
+        assert_eq!(shared.overlapping_shards(), 0);
+    }
+
+    #[test]
+    fn a_batch_still_running_overlaps_the_next_owner() {
+        let shared = SharedActivity::default();
+        let (stuck, next) = (shared.processor("shard-0"), shared.processor("shard-0"));
+        let _running = stuck.begin();
+        assert!(next.begin().overlapping());
         assert_eq!(shared.overlapping_shards(), 1);
     }
 }

@@ -96,10 +96,8 @@ impl RecordProcessor for FeatureWriter {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        self.activity.begin();
-        let processed = self.process(input, checkpointer).await;
-        self.activity.end();
-        processed
+        let _batch = self.activity.begin();
+        self.process(input, checkpointer).await
     }
 
     async fn lease_lost(&mut self) {

@@ -30,10 +30,8 @@ impl RecordProcessor for AlertProcessor {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        self.activity.begin();
-        let processed = self.process(input, checkpointer).await;
-        self.activity.end();
-        processed
+        let _batch = self.activity.begin();
+        self.process(input, checkpointer).await
     }
 
     async fn shutdown_requested(

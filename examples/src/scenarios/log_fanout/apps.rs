@@ -48,10 +48,8 @@ impl RecordProcessor for Archiver {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        self.1.begin();
-        let processed = self.process(input, checkpointer).await;
-        self.1.end();
-        processed
+        let _batch = self.1.begin();
+        self.process(input, checkpointer).await
     }
 
     async fn shutdown_requested(
@@ -136,10 +134,8 @@ impl RecordProcessor for ErrorMonitor {
         input: ProcessRecordsInput,
         checkpointer: &mut Checkpointer,
     ) -> Result<(), ProcessorError> {
-        self.activity.begin();
-        let processed = self.process(input, checkpointer).await;
-        self.activity.end();
-        processed
+        let _batch = self.activity.begin();
+        self.process(input, checkpointer).await
     }
 
     async fn shutdown_requested(
