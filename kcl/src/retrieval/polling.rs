@@ -42,6 +42,10 @@ pub(crate) fn spawn_fetcher(
 ) -> (FetchedReceiver, JoinHandle<()>) {
     let (tx, rx) = fetched_channel(settings.max_prefetch_batches, &settings.metrics);
     let fetcher = Fetcher {
+        get_records_time: settings.metrics.histogram(crate::metrics::GET_RECORDS_TIME),
+        get_records_success: settings
+            .metrics
+            .histogram(crate::metrics::GET_RECORDS_SUCCESS),
         client,
         stream,
         shard_id,
@@ -62,6 +66,10 @@ struct Fetcher {
     settings: FetcherSettings,
     /// Sequence number of the last Kinesis record read (whole aggregate).
     last_read: Option<String>,
+    /// The duration of each GetRecords call, in ms.
+    get_records_time: metrics::Histogram,
+    /// 1 for each GetRecords call that succeeded, 0 for each that failed (the KCL's `Success`).
+    get_records_success: metrics::Histogram,
 }
 
 impl Fetcher {
@@ -105,7 +113,8 @@ impl Fetcher {
                     }
                 },
             };
-            let out = match error::kinesis_call(
+            let started = std::time::Instant::now();
+            let out = error::kinesis_call(
                 self.settings.timeout,
                 "GetRecords",
                 self.client
@@ -114,8 +123,12 @@ impl Fetcher {
                     .limit(self.settings.max_records)
                     .send(),
             )
-            .await
-            {
+            .await;
+            self.get_records_time
+                .record(started.elapsed().as_secs_f64() * 1000.0);
+            self.get_records_success
+                .record(if out.is_ok() { 1.0 } else { 0.0 });
+            let out = match out {
                 Ok(out) => out,
                 Err(e) => {
                     if e.is_expired_iterator() {
