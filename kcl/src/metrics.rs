@@ -73,6 +73,9 @@ pub(crate) const TOTAL_LEASES: Metric = metric("TotalLeases", Detailed);
 pub(crate) const EXPIRED_LEASES: Metric = metric("ExpiredLeases", Summary);
 pub(crate) const NEEDED_LEASES: Metric = metric("NeededLeases", Detailed);
 pub(crate) const LEASES_TO_TAKE: Metric = metric("LeasesToTake", Detailed);
+pub(crate) const ACTIVE_STREAMS: Metric = metric("ActiveStreams.Count", Summary);
+pub(crate) const STREAMS_PENDING_DELETION: Metric = metric("StreamsPendingDeletion.Count", Summary);
+pub(crate) const DELETED_STREAMS: Metric = metric("DeletedStreams.Count", Summary);
 pub(crate) const LEASE_SPILLOVER: Metric = metric("LeaseSpillover", Summary);
 
 /// A label set (application, then stream and shard or worker) and the level: what every

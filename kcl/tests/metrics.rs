@@ -6,82 +6,95 @@
 #[allow(dead_code)]
 mod common;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use core_engine::{Engine, Fault, FaultRule};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
+use metrics_util::registry::{AtomicStorage, Registry};
 
 use common::{Env, Log, Worker, eventually, fast_config};
 
-/// A series: its name and its labels, sorted.
-type Series = (String, Vec<(String, String)>);
+/// A recorder that keeps every value (the debugging recorder's snapshots reset them), read by
+/// the tests while the workers run.
+struct Store(Registry<Key, AtomicStorage>);
 
-/// What the recorder saw since the test began. A snapshot of the debugging recorder resets
-/// counters and gauges and drains histograms, so counters are summed over snapshots, histogram
-/// samples gathered, and a gauge keeps its last value.
-#[derive(Default)]
-struct Seen {
-    counters: HashMap<Series, u64>,
-    gauges: HashMap<Series, f64>,
-    histograms: HashMap<Series, Vec<f64>>,
+/// The recorder installed for this binary.
+#[derive(Clone)]
+struct Installed(Arc<Store>);
+
+impl metrics::Recorder for Installed {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        self.0
+            .0
+            .get_or_create_counter(key, |c| Counter::from_arc(c.clone()))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        self.0
+            .0
+            .get_or_create_gauge(key, |g| Gauge::from_arc(g.clone()))
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        self.0
+            .0
+            .get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
+    }
 }
 
-impl Seen {
-    fn update(&mut self, snapshotter: &Snapshotter) {
-        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-            let mut labels: Vec<(String, String)> = key
-                .key()
-                .labels()
-                .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                .collect();
-            labels.sort();
-            let series = (key.key().name().to_owned(), labels);
-            match value {
-                DebugValue::Counter(n) => *self.counters.entry(series).or_default() += n,
-                DebugValue::Gauge(v) => {
-                    self.gauges.insert(series, v.into_inner());
-                }
-                DebugValue::Histogram(values) => self
-                    .histograms
-                    .entry(series)
-                    .or_default()
-                    .extend(values.into_iter().map(|v| v.into_inner())),
-            }
-        }
+/// The process-wide store, installed by the first test that asks.
+fn store() -> &'static Store {
+    static STORE: OnceLock<Arc<Store>> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let store = Arc::new(Store(Registry::atomic()));
+        metrics::set_global_recorder(Installed(store.clone()))
+            .expect("the only recorder in this binary");
+        store
+    })
+}
+
+impl Store {
+    /// Whether `key` is metric `name` with every label of `labels`.
+    fn matches(key: &Key, name: &str, labels: &[(&str, &str)]) -> bool {
+        key.name() == name
+            && labels
+                .iter()
+                .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
     }
 
-    /// The series of `name` carrying every label of `labels`.
-    fn matching<'a, T>(
-        map: &'a HashMap<Series, T>,
-        name: &'a str,
-        labels: &'a [(&str, &str)],
-    ) -> impl Iterator<Item = &'a T> + 'a {
-        map.iter()
-            .filter(move |((n, l), _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|(_, value)| value)
-    }
-
-    /// The sum of counter `name` over the series with `labels`; `None` when none was registered.
+    /// The sum of counter `name` over the series with `labels`; `None` when none is registered.
     fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
-        Self::matching(&self.counters, name, labels).fold(None, |sum, n| Some(sum.unwrap_or(0) + n))
+        self.0
+            .get_counter_handles()
+            .into_iter()
+            .filter(|(key, _)| Self::matches(key, name, labels))
+            .fold(None, |sum, (_, c)| {
+                Some(sum.unwrap_or(0) + c.load(std::sync::atomic::Ordering::SeqCst))
+            })
     }
 
+    /// The value of gauge `name` with `labels`; `None` when it is not registered.
     fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        Self::matching(&self.gauges, name, labels).next().copied()
+        self.0
+            .get_gauge_handles()
+            .into_iter()
+            .find(|(key, _)| Self::matches(key, name, labels))
+            .map(|(_, g)| f64::from_bits(g.load(std::sync::atomic::Ordering::SeqCst)))
     }
 
+    /// The samples of histogram `name` over the series with `labels`.
     fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
-        Self::matching(&self.histograms, name, labels)
-            .flatten()
-            .copied()
+        self.0
+            .get_histogram_handles()
+            .into_iter()
+            .filter(|(key, _)| Self::matches(key, name, labels))
+            .flat_map(|(_, h)| h.data())
             .collect()
     }
 }
@@ -104,11 +117,7 @@ const SECOND: &str = "shardId-000000000001";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_aggregate_and_the_shard_and_lease_metrics_are_counted() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    recorder
-        .install()
-        .expect("the only recorder in this binary");
+    let seen = store();
     // The worker's first lease take fails (its client does not retry): one untaken lease.
     let env = Env::with(
         Engine::builder().fault(
@@ -177,16 +186,14 @@ async fn a_dropped_aggregate_and_the_shard_and_lease_metrics_are_counted() {
             .build(),
     );
     let worker = Worker::start_with(&env, ddb, APP, STREAM, "w1", &log, fast_config());
-    let mut seen = Seen::default();
     let first_shard = [("application", APP), ("stream", STREAM), ("shard", FIRST)];
     let second_shard = [("application", APP), ("stream", STREAM), ("shard", SECOND)];
     eventually(
         Duration::from_secs(30),
         "the first shard's records processed and the second shard ended",
         async || {
-            seen.update(&snapshotter);
             seen.counter("RecordsProcessed", &first_shard) == Some(4)
-                && seen.counter("TakenLeases", &[("worker", "w1")]) == Some(4)
+                && seen.counter("TakenLeases", &[("application", APP), ("worker", "w1")]) == Some(4)
                 && !seen
                     .histogram("RecordProcessor.shutdown.Time", &second_shard)
                     .is_empty()
@@ -194,7 +201,6 @@ async fn a_dropped_aggregate_and_the_shard_and_lease_metrics_are_counted() {
     )
     .await;
     worker.stop().await;
-    seen.update(&snapshotter);
 
     let delivered = log.data();
     assert!(
@@ -250,4 +256,69 @@ async fn a_dropped_aggregate_and_the_shard_and_lease_metrics_are_counted() {
             .is_some(),
         "LeasesToTake is reported at the detailed level"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_stream_application_counts_its_streams() {
+    let seen = store();
+    let env = Env::start().await;
+    for stream in ["counted-a", "counted-b"] {
+        env.create_stream(stream, 1).await;
+    }
+    let tracked = Arc::new(std::sync::Mutex::new(vec![
+        "counted-a".to_owned(),
+        "counted-b".to_owned(),
+    ]));
+    let tracker = {
+        let tracked = tracked.clone();
+        move || tracked.lock().unwrap().clone()
+    };
+    let log = Arc::new(Log::default());
+    let app = "counting-app";
+    let scheduler = Arc::new(
+        kcl::Scheduler::builder()
+            .application(app)
+            .stream_tracker(tracker)
+            .worker_id("w1")
+            .kinesis(env.kinesis.clone())
+            .dynamodb(env.ddb.clone())
+            .processor_factory(common::Factory::new("w1", &log))
+            .config(kcl::Config {
+                shard_sync_interval: Duration::from_millis(200),
+                former_stream_lease_retention: Duration::from_secs(2),
+                ..fast_config()
+            })
+            .build()
+            .unwrap(),
+    );
+    let runner = scheduler.clone();
+    let task = tokio::spawn(async move { runner.run().await });
+    let labels = [("application", app)];
+    eventually(Duration::from_secs(20), "two streams active", async || {
+        seen.gauge("ActiveStreams.Count", &labels) == Some(2.0)
+    })
+    .await;
+    assert_eq!(
+        seen.gauge("StreamsPendingDeletion.Count", &labels),
+        Some(0.0)
+    );
+    // Registered at the first deletion.
+    assert_eq!(seen.counter("DeletedStreams.Count", &labels), None);
+
+    // b is no longer tracked: its leases wait out the retention, then go.
+    tracked.lock().unwrap().pop();
+    eventually(Duration::from_secs(20), "b pending deletion", async || {
+        seen.gauge("ActiveStreams.Count", &labels) == Some(1.0)
+            && seen.gauge("StreamsPendingDeletion.Count", &labels) == Some(1.0)
+    })
+    .await;
+    assert_eq!(seen.counter("DeletedStreams.Count", &labels), None);
+    eventually(Duration::from_secs(20), "b's leases deleted", async || {
+        seen.counter("DeletedStreams.Count", &labels) == Some(1)
+            && seen.gauge("StreamsPendingDeletion.Count", &labels) == Some(0.0)
+    })
+    .await;
+    assert_eq!(seen.gauge("ActiveStreams.Count", &labels), Some(1.0));
+    scheduler.shutdown();
+    task.await.unwrap().unwrap();
 }

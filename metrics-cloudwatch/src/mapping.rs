@@ -101,6 +101,10 @@ pub fn kcl_operation(name: &str) -> &'static str {
         | "KinesisDataFetcher.getRecords.Success" => "ProcessTask",
         "RecordProcessor.initialize.Time" => "InitializeTask",
         "RecordProcessor.shutdown.Time" => "ShutdownTask",
+        // The Java scheduler's stream sync.
+        "ActiveStreams.Count" | "StreamsPendingDeletion.Count" | "DeletedStreams.Count" => {
+            "MultiStreamTracker"
+        }
         "ExpiredIterator" | "ReadFailures.NonRetryable" | "RecordsBuffered" => "KinesisDataFetcher",
         "LostLeases" | "HandoffsRequested" => "RenewAllLeases",
         name if name.starts_with("SubscribeToShard") => "FanOutRecordsPublisher",
@@ -222,6 +226,7 @@ mod tests {
             ("RecordProcessor.initialize.Time", "InitializeTask"),
             ("RecordProcessor.shutdown.Time", "ShutdownTask"),
             ("UntakenLeases", "TakeLeases"),
+            ("ActiveStreams.Count", "MultiStreamTracker"),
         ] {
             assert_eq!(kcl_operation(name), operation, "{name}");
         }
