@@ -59,6 +59,10 @@ pub(crate) const SHUTDOWN_TIME: Metric = metric("RecordProcessor.shutdown.Time",
 pub(crate) const GET_RECORDS_TIME: Metric = metric("KinesisDataFetcher.getRecords.Time", Detailed);
 pub(crate) const GET_RECORDS_SUCCESS: Metric =
     metric("KinesisDataFetcher.getRecords.Success", Detailed);
+pub(crate) const GET_SHARD_ITERATOR_TIME: Metric =
+    metric("KinesisDataFetcher.getShardIterator.Time", Detailed);
+pub(crate) const GET_SHARD_ITERATOR_SUCCESS: Metric =
+    metric("KinesisDataFetcher.getShardIterator.Success", Detailed);
 
 // Per worker: labels application, worker.
 pub(crate) const CURRENT_LEASES: Metric = metric("CurrentLeases", Summary);

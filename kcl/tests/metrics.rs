@@ -246,6 +246,13 @@ async fn a_dropped_aggregate_and_the_shard_and_lease_metrics_are_counted() {
     assert!(!calls.is_empty());
     assert_eq!(successes.len(), calls.len());
     assert!(successes.iter().all(|s| *s == 1.0), "{successes:?}");
+    let iterators = seen.histogram("KinesisDataFetcher.getShardIterator.Success", &first_shard);
+    assert_eq!(iterators, [1.0], "one iterator, at the start");
+    assert_eq!(
+        seen.histogram("KinesisDataFetcher.getShardIterator.Time", &first_shard)
+            .len(),
+        1
+    );
     // The lease taker: four leases taken in the end (the two shards, then the children of the
     // ended one), one take failed on the way.
     let worker_labels = [("application", APP), ("worker", "w1")];
@@ -286,6 +293,7 @@ async fn a_multi_stream_application_counts_its_streams() {
             .config(kcl::Config {
                 shard_sync_interval: Duration::from_millis(200),
                 former_stream_lease_retention: Duration::from_secs(2),
+                metrics_level: kcl::MetricsLevel::Summary,
                 ..fast_config()
             })
             .build()
@@ -319,6 +327,18 @@ async fn a_multi_stream_application_counts_its_streams() {
     })
     .await;
     assert_eq!(seen.gauge("ActiveStreams.Count", &labels), Some(1.0));
+    // At the summary level: the processor timings, not the detailed fetcher and taker ones.
+    assert!(
+        !seen
+            .histogram("RecordProcessor.initialize.Time", &labels)
+            .is_empty()
+    );
+    assert!(
+        seen.histogram("KinesisDataFetcher.getRecords.Time", &labels)
+            .is_empty()
+    );
+    assert_eq!(seen.gauge("LeasesToTake", &labels), None);
+    assert!(seen.gauge("ExpiredLeases", &labels).is_some());
     scheduler.shutdown();
     task.await.unwrap().unwrap();
 }

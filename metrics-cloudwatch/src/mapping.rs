@@ -98,7 +98,9 @@ pub fn kcl_operation(name: &str) -> &'static str {
         | "AggregatedRecordsDropped"
         // The Java KCL's KinesisDataFetcher reports under ProcessTask.
         | "KinesisDataFetcher.getRecords.Time"
-        | "KinesisDataFetcher.getRecords.Success" => "ProcessTask",
+        | "KinesisDataFetcher.getRecords.Success"
+        | "KinesisDataFetcher.getShardIterator.Time"
+        | "KinesisDataFetcher.getShardIterator.Success" => "ProcessTask",
         "RecordProcessor.initialize.Time" => "InitializeTask",
         "RecordProcessor.shutdown.Time" => "ShutdownTask",
         // The Java scheduler's stream sync.

@@ -46,6 +46,12 @@ pub(crate) fn spawn_fetcher(
         get_records_success: settings
             .metrics
             .histogram(crate::metrics::GET_RECORDS_SUCCESS),
+        get_shard_iterator_time: settings
+            .metrics
+            .histogram(crate::metrics::GET_SHARD_ITERATOR_TIME),
+        get_shard_iterator_success: settings
+            .metrics
+            .histogram(crate::metrics::GET_SHARD_ITERATOR_SUCCESS),
         client,
         stream,
         shard_id,
@@ -70,6 +76,9 @@ struct Fetcher {
     get_records_time: metrics::Histogram,
     /// 1 for each GetRecords call that succeeded, 0 for each that failed (the KCL's `Success`).
     get_records_success: metrics::Histogram,
+    /// The same for GetShardIterator.
+    get_shard_iterator_time: metrics::Histogram,
+    get_shard_iterator_success: metrics::Histogram,
 }
 
 impl Fetcher {
@@ -222,8 +231,14 @@ impl Fetcher {
             },
             (None, _) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
+        let started = std::time::Instant::now();
         let out =
-            error::kinesis_call(self.settings.timeout, "GetShardIterator", request.send()).await?;
+            error::kinesis_call(self.settings.timeout, "GetShardIterator", request.send()).await;
+        self.get_shard_iterator_time
+            .record(started.elapsed().as_secs_f64() * 1000.0);
+        self.get_shard_iterator_success
+            .record(if out.is_ok() { 1.0 } else { 0.0 });
+        let out = out?;
         out.shard_iterator.ok_or_else(|| crate::Error::Kinesis {
             op: "GetShardIterator",
             code: None,
