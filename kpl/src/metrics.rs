@@ -172,8 +172,7 @@ impl ProducerMetrics {
             request_time: r.histogram(REQUEST_TIME),
             kinesis_records_per_put_records_request: r
                 .histogram(KINESIS_RECORDS_PER_PUT_RECORDS_REQUEST),
-            user_records_per_put_records_request: r
-                .histogram(USER_RECORDS_PER_PUT_RECORDS_REQUEST),
+            user_records_per_put_records_request: r.histogram(USER_RECORDS_PER_PUT_RECORDS_REQUEST),
             // Registered only where used: an idle series without a shard would be misleading.
             whole_stream: Arc::new(ShardMetrics::register(&Registrar {
                 level: match granularity {

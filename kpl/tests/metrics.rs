@@ -288,7 +288,9 @@ async fn pending_records_and_records_per_request_follow_the_load() {
         [7.0]
     );
     assert_eq!(
-        values_of(&snapshot, "pending", "UserRecordsPut").iter().sum::<f64>(),
+        values_of(&snapshot, "pending", "UserRecordsPut")
+            .iter()
+            .sum::<f64>(),
         7.0
     );
     engine.shutdown().await;
