@@ -33,7 +33,7 @@ pub struct TargetArgs {
     /// Appended to the name of every stream, table and application the run creates (letters,
     /// digits, '-', '_', '.'). Default: `-<unix seconds>` anywhere but on the in-process
     /// engine, so the names collide neither with another run's nor with your own.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub suffix: Option<String>,
     /// Leave the streams and tables the run created. By default they are deleted at the end
     /// (the in-process engine's go with the process).
