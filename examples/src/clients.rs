@@ -52,7 +52,8 @@ pub enum Target {
     },
     /// Nothing configured: the local engine at this URL.
     Local(String),
-    /// Nothing configured: an engine this process started, at this URL.
+    /// An engine this process started, at this URL (when nothing is configured, or asked to
+    /// ignore the configuration).
     Embedded(String),
 }
 
@@ -86,7 +87,7 @@ impl fmt::Display for Target {
             Target::Aws { region } => write!(f, "AWS, region {region}"),
             Target::Local(url) => write!(f, "{url} (nothing configured: the local engine)"),
             Target::Embedded(url) => {
-                write!(f, "{url} (nothing configured: an engine in this process)")
+                write!(f, "{url} (an engine in this process)")
             }
         }
     }

@@ -230,7 +230,7 @@ async fn the_scenarios_run_where_the_aws_configuration_points() {
         ("AWS_ENDPOINT_URL_DYNAMODB", url.as_str()),
         ("AWS_REGION", "eu-west-1"),
     ];
-    let (clickstream, iot, logs, embedded) = std::thread::scope(|s| {
+    let (clickstream, iot, logs, embedded, nowhere) = std::thread::scope(|s| {
         let home = home.path();
         let clickstream = s.spawn(|| {
             let args = [&short[..], &["--users", "5", "--workers", "1"]];
@@ -252,7 +252,11 @@ async fn the_scenarios_run_where_the_aws_configuration_points() {
             let args = [&short[..], &["--devices", "3", "--retrieval", "polling"]].concat();
             run(env!("CARGO_BIN_EXE_iot_alerts"), &args, &[], home)
         });
-        [clickstream, iot, logs, embedded]
+        let nowhere = s.spawn(|| {
+            let env = [("AWS_ENDPOINT_URL", NOWHERE)];
+            run(env!("CARGO_BIN_EXE_iot_alerts"), &short, &env, home)
+        });
+        [clickstream, iot, logs, embedded, nowhere]
             .map(|run| run.join().unwrap())
             .into()
     });
@@ -302,10 +306,21 @@ async fn the_scenarios_run_where_the_aws_configuration_points() {
         embedded.stdout.starts_with("using http://127.0.0.1:")
             && embedded
                 .stdout
-                .contains("(nothing configured: an engine in this process); 3 devices"),
+                .contains("(an engine in this process); 3 devices"),
         "{}",
         embedded.stdout
     );
+
+    // A wrong endpoint: a clear error before anything is created.
+    assert_eq!(nowhere.status.code(), Some(2), "{nowhere:?}");
+    assert!(
+        nowhere.stderr.starts_with(&format!(
+            "error: Kinesis does not answer (using Kinesis at {NOWHERE}"
+        )),
+        "{}",
+        nowhere.stderr
+    );
+    assert_eq!(nowhere.stdout, "");
 
     let streams: BTreeSet<String> = streams_on(&url).await.into_iter().collect();
     assert_eq!(
@@ -342,11 +357,13 @@ async fn the_quickstart_runs_where_the_aws_configuration_points() {
 
     let data = tempfile::tempdir().unwrap();
     let data = data.path().to_str().unwrap();
-    let refused = run(quickstart, &["--data-dir", data], &env, home.path());
+    // Refused before anything is sent: nothing listens there.
+    let nowhere = [("AWS_ENDPOINT_URL", NOWHERE)];
+    let refused = run(quickstart, &["--data-dir", data], &nowhere, home.path());
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     assert!(
         refused.stderr.contains(&format!(
-            "--data-dir {data} is for the engine the quickstart starts itself, but it runs on Kinesis at {url}"
+            "--data-dir {data} is for the engine the quickstart starts itself, but it runs on Kinesis at {NOWHERE}"
         )),
         "{}",
         refused.stderr

@@ -129,6 +129,7 @@ async fn run(args: Args) -> Result<Report> {
                     aws.target
                 );
             }
+            cli::check(&aws).await?;
             (aws, None)
         }
         None => {

@@ -119,7 +119,10 @@ impl Connection {
     /// configured.
     pub async fn connect(args: &TargetArgs) -> Result<Self> {
         let (aws, engine) = match args.configured().await {
-            Some(aws) => (aws, None),
+            Some(aws) => {
+                check(&aws).await?;
+                (aws, None)
+            }
             None => {
                 let engine = start_engine(core_engine::Engine::builder().in_memory()).await?;
                 (Aws::embedded(&engine.endpoint_url()).await, Some(engine))
@@ -159,6 +162,18 @@ impl Connection {
     }
 }
 
+/// Checks that Kinesis answers at `aws` (a clear error for a wrong endpoint or missing
+/// credentials, before anything is created).
+pub async fn check(aws: &Aws) -> Result<()> {
+    aws.kinesis.list_streams().send().await.with_context(|| {
+        format!(
+            "Kinesis does not answer (using {}; --embedded runs on an engine in this process instead)",
+            aws.target
+        )
+    })?;
+    Ok(())
+}
+
 /// `using TARGET` and, when there is one, the suffix of the run's names.
 pub fn describe(target: &Target, suffix: &str) -> String {
     if suffix.is_empty() {
@@ -189,6 +204,39 @@ pub fn exit_code(outcome: Result<bool>) -> std::process::ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_suffixed_anywhere_but_on_the_in_process_engine() {
+        let embedded = Target::Embedded("http://127.0.0.1:1".into());
+        let endpoint = Target::Endpoint("http://127.0.0.1:4567".into());
+        let default = TargetArgs::default();
+        assert_eq!(default.suffix(&embedded).unwrap(), "");
+        let secs = default.suffix(&endpoint).unwrap();
+        assert!(
+            secs.strip_prefix('-')
+                .is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s > 1_700_000_000)),
+            "{secs}"
+        );
+        let mine = TargetArgs {
+            suffix: Some("-mine_1.a".into()),
+            ..TargetArgs::default()
+        };
+        assert_eq!(mine.suffix(&embedded).unwrap(), "-mine_1.a");
+        assert_eq!(mine.suffix(&endpoint).unwrap(), "-mine_1.a");
+        for bad in ["/x", "a b", "ü", &"x".repeat(65)] {
+            let args = TargetArgs {
+                suffix: Some(bad.into()),
+                ..TargetArgs::default()
+            };
+            let e = args.suffix(&endpoint).unwrap_err().to_string();
+            assert!(e.starts_with("--suffix"), "{e}");
         }
     }
 }
