@@ -1,0 +1,638 @@
+//! GetMetricData: up to 500 queries, each a metric statistic over the kept points or a metric
+//! math expression over other queries, answered page by page.
+//!
+//! As CloudWatch does:
+//! - a `MetricStat` answers one value per period that has points; periods start at `StartTime`
+//!   rounded down (to the period for periods under a minute, to the minute otherwise) and points
+//!   at or after `EndTime` are left out; a `Unit` that does not match the series' answers nothing;
+//! - statistics are `SampleCount`, `Average`, `Sum`, `Minimum`, `Maximum`; percentiles and the
+//!   other extended statistics are refused, because the engine keeps statistic sets, not values;
+//! - `ScanBy` orders every page newest first (`TimestampDescending`, the default) or oldest
+//!   first; a page holds at most `MaxDatapoints` values across all queries, taken in that
+//!   order, each result says `Complete` when nothing of it is left for later pages or
+//!   `PartialData`, and `NextToken` resumes after the last value given;
+//! - `ReturnData: false` computes a query (for expressions) without returning it;
+//! - input problems come back together in one `ValidationError`, one per line.
+//!
+//! Labels are returned as given (no dynamic `${...}` labels), the metric name or the Id
+//! otherwise; `LabelOptions` and `AccountId` are accepted and have no effect.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value, json};
+
+use super::error::CwError;
+use super::expression::{self, Expr, Series};
+use super::model::{self, Statistics};
+use super::query;
+use super::store::{SeriesPoints, Store};
+
+/// The most queries one request may carry.
+const MAX_QUERIES: usize = 500;
+/// The most datapoints one page returns (and MaxDatapoints' default).
+const MAX_DATAPOINTS: usize = 100_800;
+/// The statistics a query may ask for.
+const STATISTICS: &[&str] = &["SampleCount", "Average", "Sum", "Minimum", "Maximum"];
+/// The most characters in an expression.
+const MAX_EXPRESSION: usize = 2048;
+
+/// A validated GetMetricData.
+#[derive(Debug)]
+pub(crate) struct Request {
+    queries: Vec<Query>,
+    start_ms: i64,
+    end_ms: i64,
+    ascending: bool,
+    max_datapoints: usize,
+    /// Where the previous page stopped.
+    after: Option<Cursor>,
+}
+
+#[derive(Debug)]
+struct Query {
+    id: String,
+    label: Option<String>,
+    return_data: bool,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Stat(Stat),
+    Expression(Expr),
+}
+
+#[derive(Debug)]
+struct Stat {
+    namespace: String,
+    metric_name: String,
+    dimensions: Vec<(String, String)>,
+    period_ms: i64,
+    statistic: String,
+    unit: Option<String>,
+}
+
+/// The position of the last value a page gave: its timestamp and query index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    timestamp_ms: i64,
+    query: usize,
+}
+
+/// Reads and validates a GetMetricData input.
+pub(crate) fn request(input: &Value) -> Result<Request, CwError> {
+    let empty = Map::new();
+    let fields = input.as_object().unwrap_or(&empty);
+    let queries = model::list(fields.get("MetricDataQueries"), "MetricDataQueries")?
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| CwError::missing("MetricDataQueries"))?;
+    let instant = |name: &str| -> Result<i64, CwError> {
+        let value = fields.get(name).filter(|v| !v.is_null());
+        model::instant(value.ok_or_else(|| CwError::missing(name))?, name)
+    };
+    let (start_ms, end_ms) = (instant("StartTime")?, instant("EndTime")?);
+    let mut problems = Vec::new();
+    if queries.len() > MAX_QUERIES {
+        problems.push(format!(
+            "The collection MetricDataQueries must not have a size greater than {MAX_QUERIES}."
+        ));
+    }
+    if start_ms >= end_ms {
+        problems.push("The parameter StartTime must be less than the parameter EndTime.".into());
+    }
+    let ascending = match model::text(fields.get("ScanBy"), "ScanBy")?.as_deref() {
+        None | Some("TimestampDescending") => false,
+        Some("TimestampAscending") => true,
+        Some(other) => {
+            problems.push(format!(
+                "The value {other} for parameter ScanBy is not valid: it must be \
+                 TimestampDescending or TimestampAscending."
+            ));
+            false
+        }
+    };
+    let max_datapoints = match model::number(fields.get("MaxDatapoints"), "MaxDatapoints")? {
+        None => MAX_DATAPOINTS,
+        Some(n) if n.fract() == 0.0 && n >= 1.0 => (n as usize).min(MAX_DATAPOINTS),
+        Some(n) => {
+            problems.push(format!(
+                "The value {n} for parameter MaxDatapoints is not valid: it must be a positive \
+                 integer."
+            ));
+            MAX_DATAPOINTS
+        }
+    };
+    let queries: Vec<Query> = queries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, q)| {
+            query(
+                q,
+                &format!("MetricDataQueries.member.{}", i + 1),
+                &mut problems,
+            )
+        })
+        .collect();
+    check_ids(&queries, &mut problems);
+    if !problems.is_empty() {
+        return Err(CwError::validation(problems.join("\n")));
+    }
+    let mut request = Request {
+        queries,
+        start_ms,
+        end_ms,
+        ascending,
+        max_datapoints,
+        after: None,
+    };
+    if let Some(token) = model::text(fields.get("NextToken"), "NextToken")? {
+        request.after = Some(request.resume(&token)?);
+    }
+    Ok(request)
+}
+
+fn query(value: &Value, at: &str, problems: &mut Vec<String>) -> Option<Query> {
+    let empty = Map::new();
+    let fields = value.as_object().unwrap_or(&empty);
+    let mut text = |name: &str| -> Option<String> {
+        model::text(fields.get(name), &format!("{at}.{name}"))
+            .map_err(|e| problems.push(e.message))
+            .ok()
+            .flatten()
+    };
+    let id = text("Id");
+    let label = text("Label");
+    let expression = text("Expression");
+    let _account = text("AccountId");
+    let return_data = model::flag(fields.get("ReturnData"), &format!("{at}.ReturnData"))
+        .map_err(|e| problems.push(e.message))
+        .ok()
+        .flatten()
+        .unwrap_or(true);
+    if let Err(e) = model::number(fields.get("Period"), &format!("{at}.Period")) {
+        problems.push(e.message);
+    }
+    let id = match id {
+        None => {
+            problems.push(format!("The parameter {at}.Id is required."));
+            return None;
+        }
+        Some(id) if !valid_id(&id) => {
+            problems.push(format!(
+                "The value {id} for parameter {at}.Id is not matching the expected pattern \
+                 ^[a-z][a-zA-Z0-9_]*$."
+            ));
+            return None;
+        }
+        Some(id) => id,
+    };
+    let stat = fields.get("MetricStat").filter(|v| !v.is_null());
+    let kind = match (stat, expression) {
+        (Some(stat), None) => Kind::Stat(metric_stat(stat, &format!("{at}.MetricStat"), problems)?),
+        (None, Some(text)) => {
+            if text.is_empty() || text.len() > MAX_EXPRESSION {
+                problems.push(format!(
+                    "The value for parameter {at}.Expression must be between 1 and \
+                     {MAX_EXPRESSION} characters long."
+                ));
+                return None;
+            }
+            match expression::parse(&text) {
+                Ok(expr) => Kind::Expression(expr),
+                Err(why) => {
+                    problems.push(format!("Error in expression {id}: {why}."));
+                    return None;
+                }
+            }
+        }
+        _ => {
+            problems.push(format!(
+                "Exactly one of {at}.MetricStat and {at}.Expression must be specified."
+            ));
+            return None;
+        }
+    };
+    Some(Query {
+        id,
+        label,
+        return_data,
+        kind,
+    })
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() <= 255
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn metric_stat(value: &Value, at: &str, problems: &mut Vec<String>) -> Option<Stat> {
+    let empty = Map::new();
+    let fields = value.as_object().unwrap_or(&empty);
+    let before = problems.len();
+    let metric = fields.get("Metric").filter(|v| !v.is_null());
+    let metric = metric.and_then(Value::as_object);
+    if metric.is_none() {
+        problems.push(format!("The parameter {at}.Metric is required."));
+    }
+    let metric = metric.unwrap_or(&empty);
+    let mut required = |field: &str| -> String {
+        let name = format!("{at}.Metric.{field}");
+        match model::text(metric.get(field), &name) {
+            Ok(Some(value)) => return value,
+            Ok(None) => problems.push(format!("The parameter {name} is required.")),
+            Err(e) => problems.push(e.message),
+        }
+        String::new()
+    };
+    let namespace = required("Namespace");
+    let metric_name = required("MetricName");
+    let dimensions = model::dimensions(metric.get("Dimensions"), &format!("{at}.Metric"))
+        .map_err(|e| problems.push(e.message))
+        .unwrap_or_default();
+    let period_ms = match model::number(fields.get("Period"), &format!("{at}.Period")) {
+        Ok(Some(p)) if valid_period(p) => p as i64 * 1000,
+        Ok(Some(p)) => {
+            problems.push(format!(
+                "The value {p} for parameter {at}.Period is not valid: it must be 1, 5, 10, 20, \
+                 30 or a multiple of 60."
+            ));
+            0
+        }
+        Ok(None) => {
+            problems.push(format!("The parameter {at}.Period is required."));
+            0
+        }
+        Err(e) => {
+            problems.push(e.message);
+            0
+        }
+    };
+    let statistic = model::text(fields.get("Stat"), &format!("{at}.Stat"))
+        .map_err(|e| problems.push(e.message))
+        .ok()
+        .flatten();
+    match statistic.as_deref() {
+        Some(s) if STATISTICS.contains(&s) => {}
+        Some(s) if is_extended_statistic(s) => problems.push(format!(
+            "The value {s} for parameter {at}.Stat is an extended statistic (a percentile or \
+             trimmed statistic), which this engine cannot answer: it keeps statistic sets \
+             (SampleCount, Sum, Minimum, Maximum), not the values; use one of {}.",
+            STATISTICS.join(", ")
+        )),
+        other => problems.push(format!(
+            "The value {} for parameter {at}.Stat is not a valid statistic.",
+            other.unwrap_or("None")
+        )),
+    }
+    let unit = match model::text(fields.get("Unit"), &format!("{at}.Unit")) {
+        Ok(Some(unit)) if !model::UNITS.contains(&unit.as_str()) => {
+            problems.push(format!(
+                "The value {unit} for parameter {at}.Unit is not a valid unit."
+            ));
+            None
+        }
+        Ok(unit) => unit,
+        Err(e) => {
+            problems.push(e.message);
+            None
+        }
+    };
+    (problems.len() == before).then(|| Stat {
+        namespace,
+        metric_name,
+        dimensions,
+        period_ms,
+        statistic: statistic.unwrap_or_default(),
+        unit,
+    })
+}
+
+fn valid_period(period: f64) -> bool {
+    period.fract() == 0.0
+        && period >= 1.0
+        && ([1.0, 5.0, 10.0, 20.0, 30.0].contains(&period) || period % 60.0 == 0.0)
+}
+
+/// CloudWatch's extended statistics: `p99`, `p99.9`, `tm90`, `TM(10%:90%)`, `wm`, `tc`, `ts`,
+/// `pr`, `IQR`.
+fn is_extended_statistic(stat: &str) -> bool {
+    let lower = stat.to_ascii_lowercase();
+    if lower == "iqr" {
+        return true;
+    }
+    ["p", "tm", "wm", "tc", "ts", "pr"].iter().any(|prefix| {
+        lower.strip_prefix(prefix).is_some_and(|rest| {
+            rest.starts_with('(')
+                || rest
+                    .parse::<f64>()
+                    .is_ok_and(|n| (0.0..=100.0).contains(&n))
+        })
+    })
+}
+
+/// Unique Ids, and expressions referring only to Ids of the request, without cycles.
+fn check_ids(queries: &[Query], problems: &mut Vec<String>) {
+    let mut seen = HashSet::new();
+    for (i, query) in queries.iter().enumerate() {
+        if !seen.insert(query.id.as_str()) {
+            problems.push(format!(
+                "The value {} for parameter MetricDataQueries.member.{}.Id is not unique: each \
+                 query needs its own Id.",
+                query.id,
+                i + 1
+            ));
+        }
+    }
+    let by_id: HashMap<&str, &Query> = queries.iter().map(|q| (q.id.as_str(), q)).collect();
+    for query in queries {
+        let Kind::Expression(expr) = &query.kind else {
+            continue;
+        };
+        let mut references = Vec::new();
+        expr.references(&mut references);
+        for reference in references {
+            if !by_id.contains_key(reference.as_str()) {
+                problems.push(format!(
+                    "Error in expression {}: Unrecognized metric or expression Id {reference}.",
+                    query.id
+                ));
+            } else if reaches(&by_id, &reference, &query.id, &mut HashSet::new()) {
+                problems.push(format!(
+                    "Error in expression {}: it refers to itself through {reference}.",
+                    query.id
+                ));
+            }
+        }
+    }
+}
+
+/// Whether the expression `from` refers, directly or not, to `target`.
+fn reaches<'a>(
+    by_id: &HashMap<&'a str, &'a Query>,
+    from: &str,
+    target: &str,
+    seen: &mut HashSet<String>,
+) -> bool {
+    if from == target {
+        return true;
+    }
+    if !seen.insert(from.to_owned()) {
+        return false;
+    }
+    let Some(Query {
+        kind: Kind::Expression(expr),
+        ..
+    }) = by_id.get(from)
+    else {
+        return false;
+    };
+    let mut references = Vec::new();
+    expr.references(&mut references);
+    references.iter().any(|r| reaches(by_id, r, target, seen))
+}
+
+impl Request {
+    /// The token resuming after `cursor`: the request's fingerprint (so a token only resumes
+    /// the request it came from), then the cursor.
+    fn token(&self, cursor: Cursor) -> String {
+        format!(
+            "{:016x}-{}-{}",
+            self.fingerprint(),
+            cursor.timestamp_ms,
+            cursor.query
+        )
+    }
+
+    fn resume(&self, token: &str) -> Result<Cursor, CwError> {
+        let mut parts = token.split('-');
+        let fingerprint = parts.next().and_then(|f| u64::from_str_radix(f, 16).ok());
+        let timestamp_ms = parts.next().and_then(|t| t.parse().ok());
+        let query = parts.next().and_then(|q| q.parse().ok());
+        match (fingerprint, timestamp_ms, query, parts.next()) {
+            (Some(f), Some(timestamp_ms), Some(query), None) if f == self.fingerprint() => {
+                Ok(Cursor {
+                    timestamp_ms,
+                    query,
+                })
+            }
+            _ => Err(CwError::invalid_next_token()),
+        }
+    }
+
+    /// FNV-1a over what decides the answer (not the page size or the token).
+    fn fingerprint(&self) -> u64 {
+        let text = format!(
+            "{:?}{}{}{}",
+            self.queries, self.start_ms, self.end_ms, self.ascending
+        );
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    /// The order of a value in the scan: ascending or descending time, then query order.
+    fn scan_key(&self, timestamp_ms: i64, query: usize) -> (i64, usize) {
+        if self.ascending {
+            (timestamp_ms, query)
+        } else {
+            (-timestamp_ms, query)
+        }
+    }
+}
+
+/// One metric statistic: the series' points aggregated per period.
+fn statistic(request: &Request, stat: &Stat, points: Option<SeriesPoints>) -> Series {
+    let Some(SeriesPoints { unit, points }) = points else {
+        return Series::new();
+    };
+    if stat.unit.is_some() && stat.unit != unit {
+        return Series::new();
+    }
+    let period = stat.period_ms;
+    // Whole periods under a minute, whole minutes otherwise.
+    let rounding = if period < 60_000 { period } else { 60_000 };
+    let start = request.start_ms.div_euclid(rounding) * rounding;
+    let mut buckets: std::collections::BTreeMap<i64, Statistics> = Default::default();
+    for (at, stats) in points {
+        if at < start || at >= request.end_ms {
+            continue;
+        }
+        let bucket = start + (at - start) / period * period;
+        buckets
+            .entry(bucket)
+            .and_modify(|b| *b = b.merge(stats))
+            .or_insert(stats);
+    }
+    buckets
+        .into_iter()
+        .map(|(at, s)| {
+            let value = match stat.statistic.as_str() {
+                "SampleCount" => s.sample_count,
+                "Average" => s.sum / s.sample_count,
+                "Sum" => s.sum,
+                "Minimum" => s.minimum,
+                _ => s.maximum,
+            };
+            (at, value)
+        })
+        .collect()
+}
+
+/// Every query's series: statistics from `store`, then expressions over them.
+fn evaluate(request: &Request, store: &Store) -> Result<Vec<Series>, CwError> {
+    let mut done: Vec<Option<Series>> = request
+        .queries
+        .iter()
+        .map(|q| match &q.kind {
+            Kind::Stat(stat) => Some(statistic(
+                request,
+                stat,
+                store.points(&stat.namespace, &stat.metric_name, &stat.dimensions),
+            )),
+            Kind::Expression(_) => None,
+        })
+        .collect();
+    let metrics: Vec<Series> = done.iter().flatten().cloned().collect();
+    let index: HashMap<&str, usize> = request
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (q.id.as_str(), i))
+        .collect();
+    for i in 0..request.queries.len() {
+        resolve(i, request, &index, &metrics, &mut done).map_err(CwError::validation)?;
+    }
+    Ok(done.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// Evaluates query `i` (and what it refers to), once; cycles were refused by `check_ids`.
+fn resolve(
+    i: usize,
+    request: &Request,
+    index: &HashMap<&str, usize>,
+    metrics: &[Series],
+    done: &mut Vec<Option<Series>>,
+) -> Result<Series, String> {
+    if let Some(series) = &done[i] {
+        return Ok(series.clone());
+    }
+    let query = &request.queries[i];
+    let Kind::Expression(expr) = &query.kind else {
+        return Ok(Series::new());
+    };
+    let mut lookup = |id: &str| -> Result<Series, String> {
+        let j = *index
+            .get(id)
+            .ok_or_else(|| format!("Unrecognized metric or expression Id {id}"))?;
+        resolve(j, request, index, metrics, done)
+    };
+    let series = expression::evaluate(expr, &mut lookup, metrics)
+        .map_err(|why| format!("Error in expression {}: {why}.", query.id))?;
+    done[i] = Some(series.clone());
+    Ok(series)
+}
+
+/// The output (as JSON, timestamps in epoch seconds) and its awsQuery XML.
+pub(crate) fn answer(request: &Request, store: &Store) -> Result<(Value, String), CwError> {
+    let series = evaluate(request, store)?;
+    // Every returned value in scan order, after the cursor.
+    let mut values: Vec<(i64, usize, f64)> = series
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| request.queries[*i].return_data)
+        .flat_map(|(i, s)| s.iter().map(move |(t, v)| (*t, i, *v)))
+        .filter(|(t, i, _)| {
+            request.after.is_none_or(|c| {
+                request.scan_key(*t, *i) > request.scan_key(c.timestamp_ms, c.query)
+            })
+        })
+        .collect();
+    values.sort_by_key(|(t, i, _)| request.scan_key(*t, *i));
+    let more = values.len() > request.max_datapoints;
+    let rest = values.split_off(values.len().min(request.max_datapoints));
+    let next_token = more.then(|| values.last()).flatten().map(|(t, i, _)| {
+        request.token(Cursor {
+            timestamp_ms: *t,
+            query: *i,
+        })
+    });
+    let mut results = Vec::new();
+    let mut xml = String::from("<MetricDataResults>");
+    for (i, query) in request.queries.iter().enumerate() {
+        if !query.return_data {
+            continue;
+        }
+        let label = query.label.clone().unwrap_or_else(|| match &query.kind {
+            Kind::Stat(stat) => stat.metric_name.clone(),
+            Kind::Expression(_) => query.id.clone(),
+        });
+        let page: Vec<(i64, f64)> = values
+            .iter()
+            .filter(|(_, q, _)| *q == i)
+            .map(|(t, _, v)| (*t, *v))
+            .collect();
+        let status = if rest.iter().any(|(_, q, _)| *q == i) {
+            "PartialData"
+        } else {
+            "Complete"
+        };
+        xml.push_str(&format!(
+            "<member><Id>{}</Id><Label>{}</Label><Timestamps>",
+            query::escape(&query.id),
+            query::escape(&label)
+        ));
+        for (t, _) in &page {
+            xml.push_str(&format!("<member>{}</member>", query::format_iso8601(*t)));
+        }
+        xml.push_str("</Timestamps><Values>");
+        for (_, v) in &page {
+            xml.push_str(&format!("<member>{v}</member>"));
+        }
+        xml.push_str(&format!(
+            "</Values><StatusCode>{status}</StatusCode><Messages></Messages></member>"
+        ));
+        results.push(json!({
+            "Id": query.id,
+            "Label": label,
+            "Timestamps": page.iter().map(|(t, _)| *t as f64 / 1000.0).collect::<Vec<_>>(),
+            "Values": page.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+            "StatusCode": status,
+            "Messages": [],
+        }));
+    }
+    xml.push_str("</MetricDataResults>");
+    let mut output = json!({ "MetricDataResults": results, "Messages": [] });
+    if let Some(token) = next_token {
+        xml.push_str(&format!("<NextToken>{}</NextToken>", query::escape(&token)));
+        output["NextToken"] = json!(token);
+    }
+    xml.push_str("<Messages></Messages>");
+    Ok((output, xml))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extended_statistics_are_told_apart_from_unknown_ones() {
+        for stat in [
+            "p99",
+            "p99.9",
+            "p0",
+            "tm90",
+            "TM(10%:90%)",
+            "wm99",
+            "IQR",
+            "pr(10:)",
+        ] {
+            assert!(is_extended_statistic(stat), "{stat}");
+        }
+        for stat in ["Min", "Max", "Avg", "p", "p101", "pony"] {
+            assert!(!is_extended_statistic(stat), "{stat}");
+        }
+        assert!(valid_id("m1") && valid_id("error_rate") && valid_id("aB9"));
+        assert!(!valid_id("M1") && !valid_id("1m") && !valid_id("m-1") && !valid_id(""));
+    }
+}
