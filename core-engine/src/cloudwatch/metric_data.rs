@@ -122,18 +122,23 @@ pub(crate) fn request(input: &Value) -> Result<Request, CwError> {
             MAX_DATAPOINTS
         }
     };
-    let queries: Vec<Query> = queries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, q)| {
-            query(
-                q,
-                &format!("MetricDataQueries.member.{}", i + 1),
-                &mut problems,
-            )
-        })
-        .collect();
-    check_ids(&queries, &mut problems);
+    let mut seen = HashSet::new();
+    let mut duplicates = Vec::new();
+    let mut valid = Vec::with_capacity(queries.len());
+    for (i, value) in queries.iter().enumerate() {
+        let at = format!("MetricDataQueries.member.{}", i + 1);
+        if let Some(id) = value.get("Id").and_then(Value::as_str)
+            && !seen.insert(id)
+        {
+            duplicates.push(format!(
+                "The value {id} for parameter {at}.Id is not unique: each query needs its own Id."
+            ));
+        }
+        valid.extend(query(value, &at, &mut problems));
+    }
+    problems.extend(duplicates);
+    check_references(&valid, &mut problems);
+    let queries = valid;
     if !problems.is_empty() {
         return Err(CwError::validation(problems.join("\n")));
     }
@@ -331,19 +336,8 @@ fn is_extended_statistic(stat: &str) -> bool {
     })
 }
 
-/// Unique Ids, and expressions referring only to Ids of the request, without cycles.
-fn check_ids(queries: &[Query], problems: &mut Vec<String>) {
-    let mut seen = HashSet::new();
-    for (i, query) in queries.iter().enumerate() {
-        if !seen.insert(query.id.as_str()) {
-            problems.push(format!(
-                "The value {} for parameter MetricDataQueries.member.{}.Id is not unique: each \
-                 query needs its own Id.",
-                query.id,
-                i + 1
-            ));
-        }
-    }
+/// Expressions refer only to Ids of the request, without cycles.
+fn check_references(queries: &[Query], problems: &mut Vec<String>) {
     let by_id: HashMap<&str, &Query> = queries.iter().map(|q| (q.id.as_str(), q)).collect();
     for query in queries {
         let Kind::Expression(expr) = &query.kind else {
@@ -506,7 +500,7 @@ fn evaluate(request: &Request, store: &Store) -> Result<Vec<Series>, CwError> {
     Ok(done.into_iter().map(Option::unwrap_or_default).collect())
 }
 
-/// Evaluates query `i` (and what it refers to), once; cycles were refused by `check_ids`.
+/// Evaluates query `i` (and what it refers to), once; cycles were refused by `check_references`.
 fn resolve(
     i: usize,
     request: &Request,
