@@ -430,7 +430,8 @@ impl Request {
         if self.ascending {
             (timestamp_ms, query)
         } else {
-            (-timestamp_ms, query)
+            // Saturating: a crafted token's timestamp must not overflow.
+            (timestamp_ms.saturating_neg(), query)
         }
     }
 }
