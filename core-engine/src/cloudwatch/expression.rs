@@ -149,7 +149,11 @@ pub(crate) fn parse(text: &str) -> Result<Expr, String> {
         );
     }
     let tokens = tokens(text)?;
-    let mut parser = Parser { tokens, at: 0 };
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        depth: 0,
+    };
     let expr = parser.sum()?;
     match parser.tokens.get(parser.at) {
         None => Ok(expr),
@@ -166,9 +170,14 @@ fn show(token: &Token) -> String {
     }
 }
 
+/// How deeply parentheses, arrays, calls and unary signs may nest: the parser and the
+/// evaluator recurse once per level, and an expression is up to 2048 characters.
+const MAX_DEPTH: usize = 32;
+
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -215,6 +224,18 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "the expression nests more than {MAX_DEPTH} levels deep"
+            ));
+        }
+        let expr = self.signed();
+        self.depth -= 1;
+        expr
+    }
+
+    fn signed(&mut self) -> Result<Expr, String> {
         if self.eat('-') {
             return Ok(Expr::Negate(Box::new(self.unary()?)));
         }
@@ -464,6 +485,22 @@ mod tests {
         );
         assert_eq!(run("m1 ^ 2").unwrap()[&120], 36.0);
         assert_eq!(run("(m1 + 1e1) * 0.5").unwrap()[&0], 6.0);
+    }
+
+    #[test]
+    fn the_longest_expressions_evaluate_and_deep_nesting_is_refused() {
+        // 2048 characters of `m1+m1+...`: a left-deep tree the evaluator walks recursively.
+        let long = vec!["m1"; 683].join("+");
+        assert!(long.len() <= 2048);
+        assert_eq!(run(&long).unwrap()[&0], 2.0 * 683.0);
+        let deep = format!("{}m1{}", "(".repeat(33), ")".repeat(33));
+        assert!(
+            run(&deep)
+                .unwrap_err()
+                .contains("nests more than 32 levels")
+        );
+        assert!(run(&format!("{}m1", "-".repeat(40))).is_err());
+        assert_eq!(run(&format!("{}m1", "-".repeat(20))).unwrap()[&0], 2.0);
     }
 
     #[test]

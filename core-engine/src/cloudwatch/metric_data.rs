@@ -495,37 +495,48 @@ fn evaluate(request: &Request, store: &Store) -> Result<Vec<Series>, CwError> {
         .enumerate()
         .map(|(i, q)| (q.id.as_str(), i))
         .collect();
-    for i in 0..request.queries.len() {
-        resolve(i, request, &index, &metrics, &mut done).map_err(CwError::validation)?;
+    // Expressions in dependency order, without recursion (a chain of 500 expressions must
+    // not exhaust a stack): each pass evaluates those whose references are all done.
+    // `check_references` refused unknown and circular references, so every pass makes progress.
+    let references: Vec<Vec<usize>> = request
+        .queries
+        .iter()
+        .map(|q| match &q.kind {
+            Kind::Expression(expr) => {
+                let mut ids = Vec::new();
+                expr.references(&mut ids);
+                ids.iter()
+                    .filter_map(|id| index.get(id.as_str()).copied())
+                    .collect()
+            }
+            Kind::Stat(_) => Vec::new(),
+        })
+        .collect();
+    loop {
+        let ready: Vec<usize> = (0..request.queries.len())
+            .filter(|&i| done[i].is_none() && references[i].iter().all(|&j| done[j].is_some()))
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for i in ready {
+            let query = &request.queries[i];
+            let Kind::Expression(expr) = &query.kind else {
+                continue;
+            };
+            let mut lookup = |id: &str| -> Result<Series, String> {
+                index
+                    .get(id)
+                    .and_then(|&j| done[j].clone())
+                    .ok_or_else(|| format!("Unrecognized metric or expression Id {id}"))
+            };
+            let series = expression::evaluate(expr, &mut lookup, &metrics).map_err(|why| {
+                CwError::validation(format!("Error in expression {}: {why}.", query.id))
+            })?;
+            done[i] = Some(series);
+        }
     }
     Ok(done.into_iter().map(Option::unwrap_or_default).collect())
-}
-
-/// Evaluates query `i` (and what it refers to), once; cycles were refused by `check_references`.
-fn resolve(
-    i: usize,
-    request: &Request,
-    index: &HashMap<&str, usize>,
-    metrics: &[Series],
-    done: &mut Vec<Option<Series>>,
-) -> Result<Series, String> {
-    if let Some(series) = &done[i] {
-        return Ok(series.clone());
-    }
-    let query = &request.queries[i];
-    let Kind::Expression(expr) = &query.kind else {
-        return Ok(Series::new());
-    };
-    let mut lookup = |id: &str| -> Result<Series, String> {
-        let j = *index
-            .get(id)
-            .ok_or_else(|| format!("Unrecognized metric or expression Id {id}"))?;
-        resolve(j, request, index, metrics, done)
-    };
-    let series = expression::evaluate(expr, &mut lookup, metrics)
-        .map_err(|why| format!("Error in expression {}: {why}.", query.id))?;
-    done[i] = Some(series.clone());
-    Ok(series)
 }
 
 /// The output (as JSON, timestamps in epoch seconds) and its awsQuery XML.

@@ -377,6 +377,28 @@ async fn metric_math_over_hidden_queries_and_its_clear_refusals() {
             "{text}: {error:?}"
         );
     }
+    // The most queries a request may carry: a chain of 499 expressions over one metric, each
+    // adding one to the one before; one more query is refused.
+    let chain = |length: usize| {
+        let mut queries = vec![hidden(stat("e0", "Requests", "Sum", 60))];
+        for k in 1..length {
+            let mut query = expression(&format!("e{k}"), &format!("e{} + 1", k - 1));
+            query.return_data = Some(k == length - 1);
+            queries.push(query);
+        }
+        get(&cw).set_metric_data_queries(Some(queries))
+    };
+    let out = chain(500).send().await.unwrap();
+    let last = &out.metric_data_results()[0];
+    assert_eq!(last.id(), Some("e499"));
+    assert_eq!(points(last), [(120, 499.0), (60, 504.0), (0, 503.0)]);
+    let error = chain(501).send().await.unwrap_err().into_service_error();
+    assert_eq!(
+        error.message(),
+        Some("The collection MetricDataQueries must not have a size greater than 500."),
+        "{error:?}"
+    );
+
     // Expressions referring to each other in a circle.
     let error = get(&cw)
         .metric_data_queries(expression("a", "b + 1"))
