@@ -14,8 +14,9 @@
 //! - `ReturnData: false` computes a query (for expressions) without returning it;
 //! - input problems come back together in one `ValidationError`, one per line.
 //!
-//! Labels are returned as given (no dynamic `${...}` labels), the metric name or the Id
-//! otherwise; `LabelOptions` and `AccountId` are accepted and have no effect.
+//! Labels are returned as given, with the dynamic labels `${LABEL}` and `${PROP('...')}` filled
+//! in, the metric name or the Id otherwise; `LabelOptions` and `AccountId` are accepted and have
+//! no effect.
 
 use std::collections::{HashMap, HashSet};
 
@@ -539,6 +540,48 @@ fn evaluate(request: &Request, store: &Store) -> Result<Vec<Series>, CwError> {
     Ok(done.into_iter().map(Option::unwrap_or_default).collect())
 }
 
+/// A result's label: the query's, with the dynamic labels `${LABEL}` (the default label) and
+/// `${PROP('MetricName' | 'Namespace' | 'Period' | 'Stat' | 'Dim.<name>')}` filled in (others
+/// are left as written); by default the metric name, or the Id of an expression.
+fn label(query: &Query) -> String {
+    let default = match &query.kind {
+        Kind::Stat(stat) => stat.metric_name.clone(),
+        Kind::Expression(_) => query.id.clone(),
+    };
+    let Some(mut rest) = query.label.as_deref() else {
+        return default;
+    };
+    let mut out = String::new();
+    while let Some(open) = rest.find("${") {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 2..close];
+        let property = inner
+            .strip_prefix("PROP(")
+            .and_then(|p| p.strip_suffix(')'))
+            .map(|p| p.trim_matches(|c| c == '\'' || c == '"'));
+        let value = match (inner, property, &query.kind) {
+            ("LABEL", _, _) => Some(default.clone()),
+            (_, Some("MetricName"), Kind::Stat(stat)) => Some(stat.metric_name.clone()),
+            (_, Some("Namespace"), Kind::Stat(stat)) => Some(stat.namespace.clone()),
+            (_, Some("Period"), Kind::Stat(stat)) => Some((stat.period_ms / 1000).to_string()),
+            (_, Some("Stat"), Kind::Stat(stat)) => Some(stat.statistic.clone()),
+            (_, Some(p), Kind::Stat(stat)) if p.starts_with("Dim.") => stat
+                .dimensions
+                .iter()
+                .find(|(name, _)| name == &p[4..])
+                .map(|(_, value)| value.clone()),
+            _ => None,
+        };
+        out.push_str(value.as_deref().unwrap_or(&rest[open..=close]));
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The output (as JSON, timestamps in epoch seconds) and its awsQuery XML.
 pub(crate) fn answer(request: &Request, store: &Store) -> Result<(Value, String), CwError> {
     let series = evaluate(request, store)?;
@@ -569,10 +612,7 @@ pub(crate) fn answer(request: &Request, store: &Store) -> Result<(Value, String)
         if !query.return_data {
             continue;
         }
-        let label = query.label.clone().unwrap_or_else(|| match &query.kind {
-            Kind::Stat(stat) => stat.metric_name.clone(),
-            Kind::Expression(_) => query.id.clone(),
-        });
+        let label = label(query);
         let page: Vec<(i64, f64)> = values
             .iter()
             .filter(|(_, q, _)| *q == i)

@@ -132,7 +132,9 @@ async fn statistics_per_period_newest_first_by_default_and_oldest_first_on_reque
         .metric_data_queries(
             MetricDataQuery::builder()
                 .id("labelled")
-                .label("p50-ish latency")
+                .label(
+                    "${LABEL} on ${PROP('Dim.Stream')} (${PROP('Stat')}/${PROP('Period')}s) ${MAX}",
+                )
                 .metric_stat(
                     stat("x", "Latency", "Average", 120)
                         .metric_stat()
@@ -175,7 +177,11 @@ async fn statistics_per_period_newest_first_by_default_and_oldest_first_on_reque
         [(130, 7.0), (65, 100.0), (10, 50.0), (5, 10.0)]
     );
     let labelled = result(results, "labelled");
-    assert_eq!(labelled.label(), Some("p50-ish latency"));
+    // Dynamic labels: ${LABEL} and ${PROP(...)} filled in, the others left as written.
+    assert_eq!(
+        labelled.label(),
+        Some("Latency on s1 (Average/120s) ${MAX}")
+    );
     assert_eq!(points(labelled), [(120, 7.0), (0, 32.0)]);
 
     // Oldest first; StartTime is rounded down to the minute (so BASE+30 starts at BASE), and
