@@ -9,7 +9,8 @@
 //! - `model`: PutMetricData's input, validated as CloudWatch does;
 //! - `store`: the points kept per series, bounded;
 //! - `statistics`: GetMetricStatistics;
-//! - `metric_data`: GetMetricData, and `expression` its metric math;
+//! - `metric_data`: GetMetricData (its input in `metric_data::request`), and `expression` its
+//!   metric math;
 //! - `prometheus`: the kept series as Prometheus text;
 //! - `section`: the kept series in the engine's `/metrics` and on its page.
 //!
