@@ -120,7 +120,7 @@ impl Aws {
     /// not check them); against AWS, from the SDK's default chain. The region comes from the
     /// environment or the profile (not from instance metadata: set `AWS_REGION` on EC2).
     pub async fn load(endpoint: Option<&str>, local: Option<&str>) -> Result<Self> {
-        if let Some(aws) = Self::configured(endpoint).await {
+        if let Some(aws) = Self::resolve(endpoint, true).await {
             return Ok(aws);
         }
         match local {
@@ -131,9 +131,25 @@ impl Aws {
         }
     }
 
-    /// [`Aws::load`] without a fallback: `None` when nothing is configured, for binaries that
-    /// then start an engine of their own ([`Aws::embedded`]).
-    pub async fn configured(endpoint: Option<&str>) -> Option<Self> {
+    /// [`Aws::load`] without a fallback, for binaries that start an engine of their own
+    /// ([`Aws::embedded`]) when this is `None`: nothing configured, or only a region while
+    /// `aws_itself` is false. A region alone goes to AWS only when `aws_itself` (`--aws`)
+    /// asks for it, so a default region in `~/.aws/config` does not make a demo create
+    /// billed resources.
+    ///
+    /// # Errors
+    /// `aws_itself` with no region configured.
+    pub async fn configured(endpoint: Option<&str>, aws_itself: bool) -> Result<Option<Self>> {
+        let resolved = Self::resolve(endpoint, aws_itself).await;
+        if aws_itself && resolved.is_none() {
+            anyhow::bail!("--aws needs a region: set AWS_REGION or a profile's region");
+        }
+        Ok(resolved)
+    }
+
+    /// Clients for `--endpoint` or the configured endpoints, or for AWS itself when only a
+    /// region is configured and `region_means_aws`; `None` otherwise.
+    async fn resolve(endpoint: Option<&str>, region_means_aws: bool) -> Option<Self> {
         let region = RegionProviderChain::first_try(
             aws_config::environment::EnvironmentVariableRegionProvider::new(),
         )
@@ -150,10 +166,10 @@ impl Aws {
                 let kinesis = configured_endpoint(&base, "Kinesis");
                 let dynamodb = configured_endpoint(&base, "DynamoDB");
                 match (kinesis, dynamodb, region) {
-                    (None, None, Some(region)) => Target::Aws {
+                    (None, None, Some(region)) if region_means_aws => Target::Aws {
                         region: region.to_string(),
                     },
-                    (None, None, None) => return None,
+                    (None, None, _) => return None,
                     (kinesis, dynamodb, _) => Target::Configured {
                         kinesis,
                         dynamodb,

@@ -250,7 +250,9 @@ async fn the_scenarios_run_where_the_aws_configuration_points() {
         let logs = s.spawn(|| run(env!("CARGO_BIN_EXE_log_fanout"), &short, &global, home));
         let embedded = s.spawn(|| {
             let args = [&short[..], &["--devices", "3", "--retrieval", "polling"]].concat();
-            run(env!("CARGO_BIN_EXE_iot_alerts"), &args, &[], home)
+            // A region alone (as a default profile gives) is not a reason to go to AWS.
+            let region_alone = [("AWS_REGION", "eu-west-1")];
+            run(env!("CARGO_BIN_EXE_iot_alerts"), &args, &region_alone, home)
         });
         let nowhere = s.spawn(|| {
             let env = [("AWS_ENDPOINT_URL", NOWHERE)];
@@ -300,7 +302,7 @@ async fn the_scenarios_run_where_the_aws_configuration_points() {
         logs.stdout
     );
 
-    // Nothing configured: an engine of its own, unsuffixed names.
+    // No endpoint configured and no --aws: an engine of its own, unsuffixed names.
     assert!(embedded.status.success(), "{embedded:?}");
     assert!(
         embedded.stdout.starts_with("using http://127.0.0.1:")
@@ -340,7 +342,7 @@ async fn the_scenarios_run_where_the_aws_configuration_points() {
 }
 
 /// The quickstart, briefly, against an engine named by `AWS_ENDPOINT_URL`; `--data-dir`, which
-/// only configures an engine of its own, is refused there.
+/// only configures an engine of its own, is refused there, and so is `--aws` with no region.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quickstart_runs_where_the_aws_configuration_points() {
     let engine = core_engine::Engine::builder()
@@ -367,6 +369,17 @@ async fn the_quickstart_runs_where_the_aws_configuration_points() {
         )),
         "{}",
         refused.stderr
+    );
+
+    // --aws with no region: refused before anything is sent.
+    let no_region = run(quickstart, &["--aws"], &[], home.path());
+    assert_eq!(no_region.status.code(), Some(2), "{no_region:?}");
+    assert!(
+        no_region
+            .stderr
+            .contains("--aws needs a region: set AWS_REGION or a profile's region"),
+        "{}",
+        no_region.stderr
     );
 
     let args = [

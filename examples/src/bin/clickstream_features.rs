@@ -3,14 +3,15 @@
 //!
 //! ```text
 //! cargo run -p examples --bin clickstream_features -- --help
-//! AWS_REGION=eu-west-1 cargo run -p examples --bin clickstream_features -- --duration 30
+//! AWS_REGION=eu-west-1 cargo run -p examples --bin clickstream_features -- --aws --duration 30
 //! ```
 //!
 //! Where it runs: with nothing configured, on an in-memory engine it starts in its own process
 //! (`--embedded` forces that); else on `--endpoint URL` (both services), or where the AWS
 //! configuration points (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KINESIS` /
-//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_PROFILE`, `~/.aws/config`; a region alone, e.g.
-//! `AWS_REGION=eu-west-1` with credentials, means AWS itself). Its first line says which. Anywhere
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_PROFILE`, `~/.aws/config`), or AWS itself with `--aws`
+//! (in the configured region, e.g. `AWS_REGION=eu-west-1`, with the SDK's credentials; a
+//! region alone is not enough). Its first line says which. Anywhere
 //! but on its own engine, names get a suffix (`--suffix`, default `-<unix seconds>`) and what it
 //! created is deleted at the end unless `--keep` (see `examples::scenarios::cli`).
 //!

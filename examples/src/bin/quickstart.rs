@@ -15,12 +15,14 @@
 //! whatever is configured). `--endpoint URL` runs it against an engine there (both services);
 //! otherwise the AWS configuration decides, the standard way (`aws-config`): `AWS_ENDPOINT_URL`,
 //! the per-service `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_PROFILE` and
-//! `~/.aws/config` (`region`, `endpoint_url`); a region with no endpoint means AWS itself, with
-//! the SDK's usual credentials. The first line says where it runs.
+//! `~/.aws/config` (`region`, `endpoint_url`). `--aws` runs it against AWS itself in the
+//! configured region, with the SDK's usual credentials; a region alone is not enough, so a
+//! default region in `~/.aws/config` does not turn the demo into billed resources. The first
+//! line says where it runs.
 //!
 //! ```text
 //! AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo run --release -p examples --bin quickstart
-//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run --release -p examples --bin quickstart -- --rate 1000
+//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run --release -p examples --bin quickstart -- --aws --rate 1000
 //! ```
 //!
 //! There the stream is `clickstream-S` and the lease table `user-features-S`, with `S` from
@@ -120,7 +122,7 @@ async fn run(args: Args) -> Result<Report> {
         bail!("--duration, --rate, --shards and --workers must be at least 1");
     }
     let started = Instant::now();
-    let (aws, engine) = match args.target.configured().await {
+    let (aws, engine) = match args.target.configured().await? {
         Some(aws) => {
             if let Some(dir) = &args.data_dir {
                 bail!(

@@ -4,8 +4,10 @@
 //! Where they run, in order: `--endpoint URL` (both services there); else the AWS configuration
 //! the standard way (`aws-config`: `AWS_ENDPOINT_URL`, the per-service
 //! `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_REGION`, `AWS_PROFILE` and
-//! `~/.aws/config`; a region alone means AWS itself); else, with nothing configured, or with
-//! `--embedded`, an in-memory engine they start in their own process. Anywhere but on that
+//! `~/.aws/config`); AWS itself, in the configured region, only with `--aws`; else (no endpoint
+//! configured, or `--embedded`) an in-memory engine they start in their own process. A region
+//! alone is not enough to go to AWS: many machines have a default one in `~/.aws/config`, and
+//! a demo run there must not create billed resources in an account by surprise. Anywhere but on that
 //! engine, every stream, table and application name gets a suffix (`--suffix`, by default
 //! `-<unix seconds>`), and what the run created is deleted at the end unless `--keep`.
 
@@ -30,6 +32,11 @@ pub struct TargetArgs {
     /// Start the in-process engine even if an AWS configuration is present.
     #[arg(long, conflicts_with = "endpoint")]
     pub embedded: bool,
+    /// Run against AWS itself in the configured region (AWS_REGION or the profile's), with the
+    /// SDK's usual credentials: the streams, tables and consumers it creates are billed while
+    /// they exist. Without it a region alone does not send the run to AWS.
+    #[arg(long, conflicts_with_all = ["endpoint", "embedded"])]
+    pub aws: bool,
     /// Appended to the name of every stream, table and application the run creates (letters,
     /// digits, '-', '_', '.'). Default: `-<unix seconds>` anywhere but on the in-process
     /// engine, so the names collide neither with another run's nor with your own.
@@ -42,13 +49,16 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// Clients from `--endpoint` or the AWS configuration; `None` when nothing is configured or
-    /// `--embedded` asks for the in-process engine.
-    pub async fn configured(&self) -> Option<Aws> {
+    /// Clients from `--endpoint`, the configured endpoints, or AWS itself with `--aws`; `None`
+    /// when none of these applies or `--embedded` asks for the in-process engine.
+    ///
+    /// # Errors
+    /// `--aws` with no region configured.
+    pub async fn configured(&self) -> Result<Option<Aws>> {
         if self.embedded {
-            return None;
+            return Ok(None);
         }
-        Aws::configured(self.endpoint.as_deref()).await
+        Aws::configured(self.endpoint.as_deref(), self.aws).await
     }
 
     /// The suffix of the names a run creates on `target`: `--suffix`, else none on the
@@ -118,7 +128,7 @@ impl Connection {
     /// throughput limits on, as in AWS) started on a free loopback port when nothing is
     /// configured.
     pub async fn connect(args: &TargetArgs) -> Result<Self> {
-        let (aws, engine) = match args.configured().await {
+        let (aws, engine) = match args.configured().await? {
             Some(aws) => {
                 check(&aws).await?;
                 (aws, None)

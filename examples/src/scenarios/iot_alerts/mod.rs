@@ -37,7 +37,7 @@
 //! ```text
 //! cargo run -p examples --bin iot_alerts -- --duration 10 --devices 20
 //! cargo run -p examples --bin iot_alerts -- --endpoint http://127.0.0.1:4567
-//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run -p examples --bin iot_alerts
+//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run -p examples --bin iot_alerts -- --aws
 //! ```
 //! The binary runs on an in-process engine unless `--endpoint` or the AWS configuration names
 //! another place (see [`crate::scenarios::cli`]).

@@ -37,7 +37,7 @@
 //! ```text
 //! cargo run -p examples --bin log_fanout -- --duration 10 --rate 500
 //! cargo run -p examples --bin log_fanout -- --endpoint http://127.0.0.1:4567
-//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run -p examples --bin log_fanout
+//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run -p examples --bin log_fanout -- --aws
 //! ```
 //! The binary runs on an in-process engine unless `--endpoint` or the AWS configuration names
 //! another place (see [`crate::scenarios::cli`]).
