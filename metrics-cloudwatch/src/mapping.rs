@@ -142,8 +142,22 @@ pub fn unit(name: &str, described: Option<metrics::Unit>, counter: bool) -> Opti
         Some("Milliseconds")
     } else if matches!(
         name,
-        "UserRecordsPending" | "UserRecordsPerPutRecordsRequest" | "LeasesToTake"
+        "UserRecordsPending"
+            | "UserRecordsPerPutRecordsRequest"
+            | "UserRecordsPerKinesisRecord"
+            | "KinesisRecordsPerPutRecordsRequest"
+            | "RetriesPerRecord"
+            | "RecordsBuffered"
+            | "CurrentLeases"
+            | "NumWorkers"
+            | "ExpiredLeases"
+            | "LeaseSpillover"
+            | "TotalLeases"
+            | "NeededLeases"
+            | "LeasesToTake"
+            | "UntakenLeases"
     ) || name.ends_with(".Success")
+        || name.ends_with(".Count")
     {
         // Gauges and histograms the KPL and KCL publish as counts.
         Some("Count")
@@ -233,6 +247,17 @@ mod tests {
             assert_eq!(kcl_operation(name), operation, "{name}");
         }
         assert_eq!(unit("UserRecordsPending", None, false), Some("Count"));
+        for gauge_or_histogram in [
+            "KinesisRecordsPerPutRecordsRequest",
+            "UserRecordsPerKinesisRecord",
+            "RetriesPerRecord",
+            "CurrentLeases",
+            "RecordsBuffered",
+            "ActiveStreams.Count",
+        ] {
+            assert_eq!(unit(gauge_or_histogram, None, false), Some("Count"));
+        }
+        assert_eq!(unit("an.application.gauge", None, false), None);
         assert_eq!(
             unit("KinesisDataFetcher.getRecords.Success", None, false),
             Some("Count")
