@@ -99,6 +99,8 @@ pub(crate) struct Kinesis {
     queues: queues::Queues,
     /// Serialises checkpoints; holds the log's appended bytes at the last one and its size.
     checkpointing: Mutex<(u64, u64)>,
+    /// Least log growth between periodic checkpoints: [`CHECKPOINT_BYTES`], lowered by tests.
+    pub(crate) checkpoint_bytes: u64,
 }
 
 /// Log growth after which retention's periodic check saves an index checkpoint.
@@ -124,6 +126,7 @@ impl Kinesis {
             channels: Default::default(),
             queues: Default::default(),
             checkpointing: Mutex::new((0, 0)),
+            checkpoint_bytes: CHECKPOINT_BYTES,
         }
     }
 
@@ -390,7 +393,7 @@ impl Kinesis {
             let since = self.storage.appended_bytes().saturating_sub(at);
             // At least four times the index's size, so that checkpoints of a large index write
             // at most a quarter as much again as the log.
-            if since >= CHECKPOINT_BYTES.max(4 * index_len) {
+            if since >= self.checkpoint_bytes.max(4 * index_len) {
                 self.checkpoint()?;
             }
         }

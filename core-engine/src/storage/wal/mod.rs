@@ -207,6 +207,8 @@ mod segment;
 mod writer;
 
 #[cfg(test)]
+mod checkpoint_tests;
+#[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
 mod format_tests;
