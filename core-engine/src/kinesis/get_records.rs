@@ -156,7 +156,12 @@ impl Kinesis {
         if limited && !shard.throttle.admit_read(now) {
             return Err(self.rate_exceeded(iterator.shard_index, &iterator.stream_name));
         }
-        let batch = shard.read(iterator.position, limits, now);
+        let mut batch = shard.read(iterator.position, limits, now);
+        if let Some(failure) = batch.failure.take()
+            && batch.records.is_empty()
+        {
+            return Err(read_failure(iterator.shard_index, failure));
+        }
         stream.counters.polled(iterator.shard_index, &batch);
         if limited {
             let bytes = batch
@@ -188,6 +193,20 @@ impl Kinesis {
             child_shards,
         })
     }
+}
+
+/// The answer to a read whose first record could not be read back from the log (logged where
+/// it happened): InternalFailure (HTTP 500), which SDKs retry. Not one of the KMS exceptions
+/// GetRecords may return: those describe the state of a customer's key, while a sealed batch
+/// that fails to open is damage on the engine's side.
+fn read_failure(shard: u32, failure: crate::model::shard::ReadFailure) -> ApiError {
+    ApiError::InternalFailure(format!(
+        "Internal service failure reading the record with sequence number {} of shard {} back \
+         from the log: {}",
+        failure.seq,
+        shard_id(shard),
+        failure.error
+    ))
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ use parking_lot::Mutex;
 
 use crate::storage::{Lsn, ShardRecord, StorageError, StoredRecord};
 
-use super::shard::{ReadBatch, ReadLimits};
+use super::sequence::SequenceNumber;
+use super::shard::{ReadBatch, ReadFailure, ReadLimits, shard_id};
 pub(crate) use backing::RecordBacking;
 use backing::{Body, BodyState, UNATTACHED, Usage};
 pub(crate) use block::{BLOCK_BYTES, ENTRY_BYTES, Entry, META_BYTES};
@@ -356,7 +357,6 @@ impl ShardRecords {
         let mut bytes = 0usize;
         let mut next_unread = None;
         let mut memo = None;
-        let mut failed = false;
         while let Some(v) = self.view(at) {
             if v.lsn > limits.durable_lsn {
                 break;
@@ -377,8 +377,9 @@ impl ShardRecords {
                 Ok(None) => {}
                 Err(error) => {
                     // The reader gets what was read and tries again from here.
-                    tracing::error!(%error, lsn = v.lsn, "reading records back from the log failed");
-                    failed = true;
+                    log_failure(v.seq, v.lsn, &error);
+                    next_unread = Some(v);
+                    batch.failure = Some(ReadFailure { seq: v.seq, error });
                     break;
                 }
             }
@@ -386,9 +387,22 @@ impl ShardRecords {
             at = self.next(at);
         }
         batch.millis_behind = next_unread.map_or(0, |v| (now_ms - v.arrival_ms).max(0));
-        batch.at_shard_end = closed && !failed && next_unread.is_none() && self.view(at).is_none();
+        batch.at_shard_end = closed && next_unread.is_none() && self.view(at).is_none();
         batch
     }
+}
+
+/// Logs a record that could not be read back from the log, naming its shard (from its
+/// sequence number) and the batch (LSN) holding it.
+fn log_failure(seq: u128, lsn: Lsn, error: &StorageError) {
+    let shard = SequenceNumber::from_u128(seq).map(|s| shard_id(s.shard_index));
+    tracing::error!(
+        %error,
+        shard = shard.as_deref().unwrap_or("?"),
+        sequence_number = %seq,
+        lsn,
+        "reading a record back from the log failed"
+    );
 }
 
 #[cfg(test)]

@@ -42,6 +42,18 @@ pub(crate) struct ReadBatch {
     pub(crate) millis_behind: i64,
     /// The shard is closed and every record in it has been read.
     pub(crate) at_shard_end: bool,
+    /// Reading a record back from the log failed: the batch ends before it, and
+    /// `next_position` is that record, so the next read meets the failure again.
+    pub(crate) failure: Option<ReadFailure>,
+}
+
+/// A record that could not be read back from the log (an I/O error, a frame failing its CRC,
+/// a sealed batch that does not open).
+#[derive(Debug)]
+pub(crate) struct ReadFailure {
+    /// The record's sequence number.
+    pub(crate) seq: u128,
+    pub(crate) error: crate::storage::StorageError,
 }
 
 /// Limits on one read.

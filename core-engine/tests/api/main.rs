@@ -25,6 +25,7 @@ mod operations;
 mod policy;
 mod protocol;
 mod queues;
+mod read_back;
 mod records;
 mod reshard;
 mod shards;
