@@ -100,7 +100,10 @@ struct HashKeyRangeOut {
 }
 
 impl Kinesis {
-    pub(crate) fn get_records(&self, input: GetRecordsInput) -> Result<GetRecordsOutput, ApiError> {
+    pub(crate) async fn get_records(
+        &self,
+        input: GetRecordsInput,
+    ) -> Result<GetRecordsOutput, ApiError> {
         let mut v = Violations::default();
         v.require(&input.shard_iterator, "shardIterator");
         if let Some(token) = &input.shard_iterator {
@@ -147,16 +150,32 @@ impl Kinesis {
             max_bytes: MAX_BYTES,
             durable_lsn: self.durable_lsn(),
         };
-        let mut state = stream.state.lock();
-        state.trim(now);
-        let shard = state
-            .shard_mut(iterator.shard_index)
-            .ok_or_else(not_found)?;
         let limited = self.config.throughput_limits;
-        if limited && !shard.throttle.admit_read(now) {
-            return Err(self.rate_exceeded(iterator.shard_index, &iterator.stream_name));
-        }
-        let mut batch = shard.read(iterator.position, limits, now);
+        let (plan, child_shards) = {
+            let mut state = stream.state.lock();
+            state.trim(now);
+            let shard = state
+                .shard_mut(iterator.shard_index)
+                .ok_or_else(not_found)?;
+            if limited && !shard.throttle.admit_read(now) {
+                return Err(self.rate_exceeded(iterator.shard_index, &iterator.stream_name));
+            }
+            let plan = shard.plan_read(iterator.position, limits, now);
+            let child_shards = match plan.at_shard_end() {
+                true => child_shards(&state, iterator.shard_index),
+                false => Vec::new(),
+            };
+            (plan, child_shards)
+        };
+        // Records no longer cached are read back from the log without the stream's lock (a
+        // cold read holds up neither the stream's puts nor its other reads) and off the async
+        // workers.
+        let mut batch = match plan.reads_log() {
+            true => tokio::task::spawn_blocking(move || plan.finish())
+                .await
+                .map_err(|e| ApiError::InternalFailure(format!("Internal service failure: {e}")))?,
+            false => plan.finish(),
+        };
         if let Some(failure) = batch.failure.take()
             && batch.records.is_empty()
         {
@@ -169,15 +188,14 @@ impl Kinesis {
                 .iter()
                 .map(|r| r.data.len() + r.partition_key.len())
                 .sum();
-            shard.throttle.charge_read(bytes, now);
+            if let Some(shard) = stream.state.lock().shard_mut(iterator.shard_index) {
+                shard.throttle.charge_read(bytes, now);
+            }
         }
-        let shard = &state.shards[iterator.shard_index as usize];
-        let child_shards = if batch.at_shard_end {
-            child_shards(&state, shard.index)
-        } else {
-            Vec::new()
+        let child_shards = match batch.at_shard_end {
+            true => child_shards,
+            false => Vec::new(),
         };
-        drop(state);
         let next_shard_iterator = (!batch.at_shard_end).then(|| {
             ShardIterator {
                 issued_ms: now,

@@ -518,7 +518,7 @@ pub(crate) async fn dispatch(
                 .to_json())
         }
         "GetShardIterator" => reply(kinesis.get_shard_iterator(json::decode(body)?)),
-        "GetRecords" => Ok(kinesis.get_records(json::decode(body)?)?.to_json()),
+        "GetRecords" => Ok(kinesis.get_records(json::decode(body)?).await?.to_json()),
         "IncreaseStreamRetentionPeriod" => unit(kinesis.increase_retention(json::decode(body)?)),
         "DecreaseStreamRetentionPeriod" => unit(kinesis.decrease_retention(json::decode(body)?)),
         "AddTagsToStream" => unit(kinesis.add_tags(json::decode(body)?)),

@@ -16,6 +16,8 @@
 //!   the oldest bodies are dropped once the bodies held exceed the cache size. A read that meets
 //!   a dropped body reads the record's frame back from its segment
 //!   ([`Storage::read_batch`](crate::storage::Storage::read_batch)), opening it with the stream's data key if it was sealed.
+//!   GetRecords does so without the stream's lock: it plans the read under the lock
+//!   ([`ShardRecords::plan`]) and finishes it after ([`PlannedRead::finish`]).
 
 mod backing;
 mod block;
@@ -285,16 +287,8 @@ impl ShardRecords {
             .map(|v| v.seq)
     }
 
-    /// The record at `at` as a [`StoredRecord`]; `None` if its body is gone from memory and the
-    /// log no longer holds it (released by retention). `memo` keeps the last batch read back,
-    /// so a read meets each batch once.
-    fn record(
-        &self,
-        at: Cursor,
-        v: &View,
-        memo: &mut Option<ReadBack>,
-    ) -> Result<Option<StoredRecord>, StorageError> {
-        let block = &self.blocks[at.block];
+    /// The record at `at` if its body is cached.
+    fn cached(&self, at: Cursor, v: &View) -> Option<StoredRecord> {
         let make = |key: &[u8], data: Bytes| StoredRecord {
             sequence_number: v.seq,
             arrival_ms: v.arrival_ms,
@@ -302,50 +296,31 @@ impl ShardRecords {
             data,
             encrypted: v.encrypted,
         };
-        match &*block.body.state.lock() {
+        match &*self.blocks[at.block].body.state.lock() {
             BodyState::Open(buf) => {
                 let key = &buf[v.start..v.start + v.key_len];
                 let data = Bytes::copy_from_slice(&buf[v.start + v.key_len..v.end]);
-                return Ok(Some(make(key, data)));
+                Some(make(key, data))
             }
             BodyState::Sealed(buf, _) => {
                 let key = &buf[v.start..v.start + v.key_len];
-                return Ok(Some(make(key, buf.slice(v.start + v.key_len..v.end))));
+                Some(make(key, buf.slice(v.start + v.key_len..v.end)))
             }
-            BodyState::Evicted => {}
+            BodyState::Evicted => None,
         }
-        if memo.as_ref().is_none_or(|m| m.lsn != v.lsn) {
-            *memo = Some(ReadBack {
-                lsn: v.lsn,
-                records: self.backing.load(v.lsn)?,
-                next: 0,
-            });
-        }
-        let Some(memo) = memo.as_mut() else {
-            return Ok(None);
-        };
-        // A shard's records are in order within a batch: look from after the last one found.
-        let n = memo.records.len();
-        let found = (0..n)
-            .map(|k| (memo.next + k) % n)
-            .find(|&i| memo.records[i].record.sequence_number == v.seq);
-        Ok(found.map(|i| {
-            memo.next = i + 1;
-            StoredRecord {
-                encrypted: v.encrypted,
-                ..memo.records[i].record.clone()
-            }
-        }))
     }
 
-    /// Reads records at or after `position`; `closed` says whether the shard is closed.
-    pub(crate) fn read(
+    /// Plans a read of the records at or after `position` (`closed` says whether the shard is
+    /// closed): which records it returns, with those whose bodies are cached copied out and
+    /// the log position of the others. Cheap, so done under the stream's lock; the log is
+    /// read by [`PlannedRead::finish`], which needs no lock.
+    pub(crate) fn plan(
         &self,
         position: u128,
         limits: ReadLimits,
         now_ms: i64,
         closed: bool,
-    ) -> ReadBatch {
+    ) -> PlannedRead {
         let mut at = self.seek(|v| v.seq < position);
         if at.block == 0 && at.record < self.skip {
             at = self.first();
@@ -354,42 +329,163 @@ impl ShardRecords {
             next_position: position,
             ..ReadBatch::default()
         };
+        let mut slots = Vec::new();
         let mut bytes = 0usize;
         let mut next_unread = None;
-        let mut memo = None;
         while let Some(v) = self.view(at) {
             if v.lsn > limits.durable_lsn {
                 break;
             }
             let size = v.end - v.start;
-            let full = batch.records.len() >= limits.max_records
-                || (!batch.records.is_empty() && bytes + size > limits.max_bytes);
+            let full = slots.len() >= limits.max_records
+                || (!slots.is_empty() && bytes + size > limits.max_bytes);
             if full {
                 next_unread = Some(v);
                 break;
             }
-            match self.record(at, &v, &mut memo) {
-                Ok(Some(record)) => {
-                    bytes += size;
-                    batch.records.push(record);
-                }
-                // Released with its segment: past retention, so no reader may have it.
-                Ok(None) => {}
-                Err(error) => {
-                    // The reader gets what was read and tries again from here.
-                    log_failure(v.seq, v.lsn, &error);
-                    next_unread = Some(v);
-                    batch.failure = Some(ReadFailure { seq: v.seq, error });
-                    break;
-                }
-            }
+            slots.push(match self.cached(at, &v) {
+                Some(record) => Slot::Cached(record),
+                None => Slot::InLog(InLog {
+                    seq: v.seq,
+                    arrival_ms: v.arrival_ms,
+                    lsn: v.lsn,
+                    encrypted: v.encrypted,
+                }),
+            });
+            bytes += size;
             batch.next_position = v.seq + 1;
             at = self.next(at);
         }
         batch.millis_behind = next_unread.map_or(0, |v| (now_ms - v.arrival_ms).max(0));
         batch.at_shard_end = closed && next_unread.is_none() && self.view(at).is_none();
+        PlannedRead {
+            slots,
+            backing: self.backing.clone(),
+            batch,
+            now_ms,
+        }
+    }
+
+    /// Reads records at or after `position`; `closed` says whether the shard is closed.
+    /// Reads the log in place: see [`ShardRecords::plan`] to read it without the lock.
+    pub(crate) fn read(
+        &self,
+        position: u128,
+        limits: ReadLimits,
+        now_ms: i64,
+        closed: bool,
+    ) -> ReadBatch {
+        self.plan(position, limits, now_ms, closed).finish()
+    }
+}
+
+/// A read planned by [`ShardRecords::plan`], to finish with [`PlannedRead::finish`]. Owns
+/// everything it needs (records copied out, log positions, the backing), so it outlives the
+/// stream's lock and whatever retention or a deletion does meanwhile.
+#[derive(Debug)]
+pub(crate) struct PlannedRead {
+    slots: Vec<Slot>,
+    backing: Arc<RecordBacking>,
+    /// The answer if every record reads back, but for its records.
+    batch: ReadBatch,
+    now_ms: i64,
+}
+
+/// One record of a planned read.
+#[derive(Debug)]
+enum Slot {
+    Cached(StoredRecord),
+    InLog(InLog),
+}
+
+/// A record whose body is only in the log: what its index entry says.
+#[derive(Debug)]
+struct InLog {
+    seq: u128,
+    arrival_ms: i64,
+    lsn: Lsn,
+    encrypted: bool,
+}
+
+impl PlannedRead {
+    /// Whether finishing reads the log (so it is better done off the async workers).
+    pub(crate) fn reads_log(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Slot::InLog(_)))
+    }
+
+    /// Whether the answer ends the closed shard, if every record reads back.
+    pub(crate) fn at_shard_end(&self) -> bool {
+        self.batch.at_shard_end
+    }
+
+    /// Reads the records not cached back from the log (opening sealed batches) and gives the
+    /// answer. A record whose segment retention has released meanwhile is past its retention
+    /// period, so it is left out, as if the read had come after the trim. A record that fails
+    /// to read back ends the answer before it (see [`ReadBatch::failure`]).
+    pub(crate) fn finish(self) -> ReadBatch {
+        let Self {
+            slots,
+            backing,
+            mut batch,
+            now_ms,
+        } = self;
+        batch.records.reserve_exact(slots.len());
+        let mut memo = None;
+        for slot in slots {
+            let record = match slot {
+                Slot::Cached(record) => record,
+                Slot::InLog(entry) => match read_back(&backing, &entry, &mut memo) {
+                    Ok(Some(record)) => record,
+                    Ok(None) => continue,
+                    Err(error) => {
+                        // The reader gets what was read and tries again from here.
+                        log_failure(entry.seq, entry.lsn, &error);
+                        batch.next_position = entry.seq;
+                        batch.millis_behind = (now_ms - entry.arrival_ms).max(0);
+                        batch.at_shard_end = false;
+                        batch.failure = Some(ReadFailure {
+                            seq: entry.seq,
+                            error,
+                        });
+                        break;
+                    }
+                },
+            };
+            batch.records.push(record);
+        }
         batch
     }
+}
+
+/// The record `entry` read back from the log; `None` if the log no longer holds it (released
+/// by retention). `memo` keeps the last batch read back, so a read meets each batch once.
+fn read_back(
+    backing: &RecordBacking,
+    entry: &InLog,
+    memo: &mut Option<ReadBack>,
+) -> Result<Option<StoredRecord>, StorageError> {
+    if memo.as_ref().is_none_or(|m| m.lsn != entry.lsn) {
+        *memo = Some(ReadBack {
+            lsn: entry.lsn,
+            records: backing.load(entry.lsn)?,
+            next: 0,
+        });
+    }
+    let Some(memo) = memo.as_mut() else {
+        return Ok(None);
+    };
+    // A shard's records are in order within a batch: look from after the last one found.
+    let n = memo.records.len();
+    let found = (0..n)
+        .map(|k| (memo.next + k) % n)
+        .find(|&i| memo.records[i].record.sequence_number == entry.seq);
+    Ok(found.map(|i| {
+        memo.next = i + 1;
+        StoredRecord {
+            encrypted: entry.encrypted,
+            ..memo.records[i].record.clone()
+        }
+    }))
 }
 
 /// Logs a record that could not be read back from the log, naming its shard (from its

@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 use crate::storage::{Lsn, StoredRecord};
 
 use super::hash::HashRange;
-use super::records::ShardRecords;
+use super::records::{PlannedRead, ShardRecords};
 use super::sequence::SequenceNumber;
 use super::throttle::ShardThrottle;
 
@@ -146,6 +146,13 @@ impl Shard {
     pub(crate) fn read(&self, position: u128, limits: ReadLimits, now_ms: i64) -> ReadBatch {
         self.records
             .read(position, limits, now_ms, self.ending_seq.is_some())
+    }
+
+    /// [`Shard::read`] in two steps: this one under the stream's lock, then
+    /// [`PlannedRead::finish`] without it (it may read the log).
+    pub(crate) fn plan_read(&self, position: u128, limits: ReadLimits, now_ms: i64) -> PlannedRead {
+        self.records
+            .plan(position, limits, now_ms, self.ending_seq.is_some())
     }
 }
 

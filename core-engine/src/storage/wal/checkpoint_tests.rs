@@ -16,7 +16,7 @@ use crate::kinesis::sim_service::{DATA_DIR, durable_service};
 use crate::kinesis::{Kinesis, dispatch};
 use crate::storage::{Lsn, RecoveryEvent, Storage};
 
-async fn call(kinesis: &Kinesis, operation: &str, body: Value) -> Value {
+pub(super) async fn call(kinesis: &Kinesis, operation: &str, body: Value) -> Value {
     let out = dispatch(kinesis, operation, body.to_string().as_bytes()).await;
     let out = out.unwrap_or_else(|e| panic!("{operation}: {e:?}"));
     serde_json::from_slice(&out).unwrap_or(Value::Null)
@@ -49,7 +49,7 @@ fn covered(fs: &SimFs) -> Option<Lsn> {
 }
 
 /// Every record of stream `s`'s only shard, read through GetRecords.
-async fn read_all(kinesis: &Kinesis) -> Vec<String> {
+pub(super) async fn read_all(kinesis: &Kinesis) -> Vec<String> {
     let it = call(
         kinesis,
         "GetShardIterator",

@@ -213,6 +213,8 @@ mod crash_tests;
 #[cfg(test)]
 mod format_tests;
 #[cfg(test)]
+mod read_tests;
+#[cfg(test)]
 pub(crate) mod sim_fs;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::fs::{FileSystem, WritableFile};
 
@@ -27,6 +27,22 @@ pub(crate) enum CrashImage {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SimFs {
     state: Arc<Mutex<State>>,
+    gate: Arc<ReadGate>,
+}
+
+/// Holds positioned reads while closed, so that a test can keep a read of the log in flight
+/// (see [`SimFs::hold_reads`]).
+#[derive(Debug, Default)]
+struct ReadGate {
+    state: Mutex<GateState>,
+    opened: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    closed: bool,
+    /// Reads waiting at the gate.
+    waiting: usize,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +104,23 @@ impl SimFs {
         fs
     }
 
+    /// Makes every positioned read ([`FileSystem::read_at`]: reads of records no longer
+    /// cached) wait until [`SimFs::release_reads`].
+    pub(crate) fn hold_reads(&self) {
+        self.gate.state.lock().closed = true;
+    }
+
+    /// Reads waiting since [`SimFs::hold_reads`].
+    pub(crate) fn held_reads(&self) -> usize {
+        self.gate.state.lock().waiting
+    }
+
+    /// Lets held reads, and later ones, go on.
+    pub(crate) fn release_reads(&self) {
+        self.gate.state.lock().closed = false;
+        self.gate.opened.notify_all();
+    }
+
     /// Operations counted so far.
     pub(crate) fn ops(&self) -> u64 {
         self.state.lock().ops
@@ -124,6 +157,7 @@ impl SimFs {
         out.durable_names = out.names.clone();
         SimFs {
             state: Arc::new(Mutex::new(out)),
+            gate: Arc::default(),
         }
     }
 }
@@ -149,6 +183,16 @@ impl FileSystem for SimFs {
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        {
+            let mut gate = self.gate.state.lock();
+            if gate.closed {
+                gate.waiting += 1;
+                while gate.closed {
+                    self.gate.opened.wait(&mut gate);
+                }
+                gate.waiting -= 1;
+            }
+        }
         let state = self.state.lock();
         let data = &state.inodes[state.inode(path)?].data;
         let start = usize::try_from(offset).unwrap_or(usize::MAX);

@@ -1,0 +1,190 @@
+//! Records no longer cached are read back from the log without the stream's lock: a put to
+//! the stream completes while such a read is held on the disk, and a read that races
+//! retention releasing its segments answers with exactly the records put, as if it had come
+//! before or after the trim.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::SyncMode;
+use super::checkpoint_tests::call;
+use super::fs::FileSystem;
+use super::sim_fs::SimFs;
+use crate::clock::ManualClock;
+use crate::kinesis::Kinesis;
+use crate::kinesis::sim_service::{DATA_DIR, durable_service};
+
+const HOUR_MS: i64 = 3_600_000;
+
+fn encode(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn decode(record: &Value) -> String {
+    let data = record["Data"].as_str().unwrap_or_default();
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64");
+    String::from_utf8(data).expect("utf-8")
+}
+
+/// Puts five records of about 100 bytes to stream `s`, tagged `tag`; returns their data.
+async fn put(kinesis: &Kinesis, tag: &str) -> Vec<String> {
+    let data: Vec<String> = (0..5).map(|i| format!("{tag}-{i:<96}")).collect();
+    let records: Vec<Value> = data
+        .iter()
+        .map(|d| json!({"PartitionKey": "k", "Data": encode(d)}))
+        .collect();
+    let out = call(
+        kinesis,
+        "PutRecords",
+        json!({"StreamName": "s", "Records": records}),
+    )
+    .await;
+    assert_eq!(out["FailedRecordCount"], 0, "{out}");
+    data
+}
+
+async fn trim_horizon(kinesis: &Kinesis) -> String {
+    let out = call(
+        kinesis,
+        "GetShardIterator",
+        json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}),
+    )
+    .await;
+    out["ShardIterator"].as_str().expect("iterator").to_owned()
+}
+
+/// A durable service on `fs` (cache of 1 KiB) with stream `s` of one shard.
+async fn service(fs: &SimFs, clock: &Arc<ManualClock>) -> Arc<Kinesis> {
+    let kinesis = durable_service(fs, SyncMode::Fsync, clock.clone()).expect("service");
+    call(
+        &kinesis,
+        "CreateStream",
+        json!({"StreamName": "s", "ShardCount": 1}),
+    )
+    .await;
+    Arc::new(kinesis)
+}
+
+/// Starts a GetRecords of `iterator` and waits until it is held reading the log. The read is
+/// let go after ten seconds in any case (by a thread of its own: with the stream's lock held
+/// by a held read, the runtime's workers, and so its timers, may all be stuck), so that a
+/// test whose code holds the lock through the read fails instead of hanging.
+async fn held_read(
+    kinesis: &Arc<Kinesis>,
+    fs: &SimFs,
+    iterator: String,
+) -> tokio::task::JoinHandle<Value> {
+    fs.hold_reads();
+    let reader = tokio::spawn({
+        let kinesis = kinesis.clone();
+        async move { call(&kinesis, "GetRecords", json!({"ShardIterator": iterator})).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fs.held_reads() == 0 {
+        assert!(Instant::now() < deadline, "the read never reached the log");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let watchdog = fs.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(10));
+        watchdog.release_reads();
+    });
+    reader
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_completes_while_a_read_of_its_stream_waits_on_the_log() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let kinesis = service(&fs, &clock).await;
+    let mut written = Vec::new();
+    for i in 0..10 {
+        written.extend(put(&kinesis, &format!("a{i}")).await);
+    }
+    let iterator = trim_horizon(&kinesis).await;
+    let reader = held_read(&kinesis, &fs, iterator).await;
+
+    let putter = tokio::spawn({
+        let kinesis = kinesis.clone();
+        async move { put(&kinesis, "during").await }
+    });
+    let during = putter.await.expect("put");
+    assert_eq!(fs.held_reads(), 1, "the put waited for the read");
+    fs.release_reads();
+
+    let got = reader.await.expect("reader");
+    let records: Vec<String> = got["Records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(decode)
+        .collect();
+    // The read was planned before the put: exactly the records before it.
+    assert_eq!(records, written);
+    written.extend(during);
+    assert_eq!(super::checkpoint_tests::read_all(&kinesis).await, written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_racing_retention_answers_with_exactly_the_records_put() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let kinesis = service(&fs, &clock).await;
+    let mut old = Vec::new();
+    for i in 0..10 {
+        old.extend(put(&kinesis, &format!("old{i}")).await);
+    }
+    clock.advance(23 * HOUR_MS);
+    let mut kept = Vec::new();
+    for i in 0..10 {
+        kept.extend(put(&kinesis, &format!("kept{i}")).await);
+    }
+    let iterator = trim_horizon(&kinesis).await;
+    let reader = held_read(&kinesis, &fs, iterator).await;
+
+    // The old records expire while the read waits: retention trims them and removes the
+    // segments that hold only them.
+    let segments = || {
+        fs.list(&Path::new(DATA_DIR).join("wal"))
+            .expect("list")
+            .len()
+    };
+    let before = segments();
+    clock.advance(HOUR_MS + 1_000);
+    let retention = tokio::task::spawn_blocking({
+        let kinesis = kinesis.clone();
+        move || kinesis.enforce_retention()
+    });
+    let trimmed = retention.await.expect("join").expect("retention");
+    assert_eq!(fs.held_reads(), 1, "retention waited for the read");
+    fs.release_reads();
+    assert_eq!(trimmed, old.len());
+    assert!(segments() < before, "no segment released ({before} before)");
+
+    let got = reader.await.expect("reader");
+    assert!(got["NextShardIterator"].is_string(), "{got}");
+    let records: Vec<String> = got["Records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(decode)
+        .collect();
+    // Every record kept comes back, after whichever old ones the log still had, in order and
+    // intact: the old ones released meanwhile are left out, as if read after the trim.
+    let (got_old, got_kept) = records.split_at(records.len() - kept.len());
+    assert_eq!(got_kept, kept);
+    assert!(got_old.len() < old.len(), "every old record came back");
+    let mut rest = old.iter();
+    for record in got_old {
+        assert!(
+            rest.any(|o| o == record),
+            "{record} out of order or not put"
+        );
+    }
+}
