@@ -219,3 +219,163 @@ async fn queue_changes_at_every_crash_point() {
         }
     }
 }
+
+/// A file system that counts the bytes written through it (to measure what a queue change
+/// costs on disk, without timing anything).
+#[derive(Clone, Debug)]
+struct Counting {
+    inner: SimFs,
+    written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Counting {
+    fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug)]
+struct CountingFile {
+    inner: Box<dyn crate::storage::wal::fs::WritableFile>,
+    written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl crate::storage::wal::fs::WritableFile for CountingFile {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.written
+            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.inner.write_all(buf)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.inner.sync()
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(len)
+    }
+}
+
+impl FileSystem for Counting {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+        self.inner.list(dir)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.inner.read_at(path, offset, len)
+    }
+    fn create(
+        &self,
+        path: &Path,
+    ) -> std::io::Result<Box<dyn crate::storage::wal::fs::WritableFile>> {
+        Ok(Box::new(CountingFile {
+            inner: self.inner.create(path)?,
+            written: self.written.clone(),
+        }))
+    }
+    fn open_append(
+        &self,
+        path: &Path,
+    ) -> std::io::Result<Box<dyn crate::storage::wal::fs::WritableFile>> {
+        Ok(Box::new(CountingFile {
+            inner: self.inner.open_append(path)?,
+            written: self.written.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<Box<dyn Send + Sync>> {
+        self.inner.lock(path)
+    }
+}
+
+/// Bytes the queue store writes for one receive of 10 records and for their acknowledgement,
+/// with `in_flight` other records in flight.
+async fn bytes_per_change(in_flight: usize) -> (u64, u64) {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let kinesis = durable_service(&fs, SyncMode::Fsync, clock.clone()).expect("opens");
+    let counting = Counting {
+        inner: fs.clone(),
+        written: Arc::default(),
+    };
+    let store = QueueStore::on(Some((
+        Arc::new(counting.clone()) as Arc<dyn FileSystem>,
+        Path::new(DATA_DIR).join("queues"),
+    )));
+    kinesis.open_queue_store(store).expect("opens");
+    let create = json!({"StreamName": "jobs", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}});
+    call(&kinesis, "CreateStream", create).await.unwrap();
+    let total = in_flight + 10;
+    for start in (0..total).step_by(500) {
+        let entries: Vec<Value> = (start..total.min(start + 500))
+            .map(|i| json!({"PartitionKey": format!("k{i}"), "Data": "AA=="}))
+            .collect();
+        let put = json!({"StreamName": "jobs", "Records": entries});
+        let out = call(&kinesis, "PutRecords", put).await.unwrap();
+        assert_eq!(out["FailedRecordCount"], 0, "{out}");
+        clock.advance(2_000);
+    }
+    let stream = "arn:aws:kinesis:us-east-1:000000000000:stream/jobs";
+    let create = json!({
+        "QueueName": "work",
+        "StreamConfigurationList": [{"StreamARN": stream, "StartingPosition": {"Type": "TRIM_HORIZON"}}],
+        "QueueAttributes": {"VisibilityTimeoutSeconds": 3600},
+    });
+    let created = call(&kinesis, "CreateQueue", create).await.unwrap();
+    let queue = created["QueueDescription"]["QueueARN"].clone();
+    let receive = json!({"QueueARN": queue, "WaitTimeSeconds": 1, "Limit": 10});
+    for _ in 0..in_flight / 10 {
+        let got = call(&kinesis, "ReceiveQueueRecords", receive.clone())
+            .await
+            .unwrap();
+        assert_eq!(handles(&got).len(), 10);
+    }
+    let before = counting.written();
+    let got = call(&kinesis, "ReceiveQueueRecords", receive)
+        .await
+        .unwrap();
+    let received = counting.written() - before;
+    let entries: Vec<Value> = handles(&got)
+        .into_iter()
+        .map(|h| json!({"ReceiptHandle": h}))
+        .collect();
+    assert_eq!(entries.len(), 10);
+    let before = counting.written();
+    let ack = json!({"QueueARN": queue, "Entries": entries});
+    let out = call(&kinesis, "AcknowledgeQueueRecords", ack)
+        .await
+        .unwrap();
+    assert_eq!(
+        out["Successful"].as_array().map(Vec::len),
+        Some(10),
+        "{out}"
+    );
+    (received, counting.written() - before)
+}
+
+#[tokio::test]
+async fn bytes_written_per_change_do_not_grow_with_the_records_in_flight() {
+    let (receive_10, ack_10) = bytes_per_change(10).await;
+    let (receive_1000, ack_1000) = bytes_per_change(1000).await;
+    println!(
+        "queue store bytes written: receive of 10 with 10 in flight {receive_10}, with 1000 \
+         {receive_1000}; acknowledgement of 10 with 10 in flight {ack_10}, with 1000 {ack_1000}"
+    );
+    // Not exactly equal: numbers (delivery numbers, deadlines) may take a digit more.
+    assert!(
+        receive_1000 < receive_10 * 3 / 2,
+        "{receive_1000} vs {receive_10}"
+    );
+    assert!(ack_1000 < ack_10 * 3 / 2, "{ack_1000} vs {ack_10}");
+}
