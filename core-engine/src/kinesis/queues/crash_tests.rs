@@ -1,8 +1,12 @@
 //! Crash points: a queue scenario (create, receive, acknowledge, change visibility, receive
-//! again) runs on a simulated disk that fails, or crashes at, each of its operations in turn.
-//! A queue change that failed is not visible on the running engine; after recovery from what
-//! the disk kept, every acknowledged change is there: the queue exists, receipt handles that
-//! were answered still name their records in flight, and an acknowledged record is gone.
+//! again) runs on a simulated disk that fails, or crashes at, each of its operations in turn,
+//! with the journal never compacted, compacted every few changes, and compacted after every
+//! change, so every write, sync, rename and directory sync of the journal and of compaction is
+//! a crash point. A queue change that failed is not visible on the running engine; after
+//! recovery from what the disk kept, every acknowledged change is there: the queue exists,
+//! receipt handles that were answered still name their records in flight, and an acknowledged
+//! record is gone. The recovered engine then takes one more change, and a second recovery
+//! shows it with all the others (a torn journal tail is never appended to).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +14,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::handle::ReceiptHandle;
-use super::store::QueueStore;
+use super::store::{Compaction, QueueStore};
 use crate::clock::ManualClock;
 use crate::error::ApiError;
 use crate::kinesis::{Kinesis, dispatch};
@@ -20,14 +24,31 @@ use crate::storage::wal::sim_fs::{CrashImage, SimFs};
 
 use crate::kinesis::sim_service::{DATA_DIR, durable_service};
 
-fn service(fs: &SimFs) -> Option<Kinesis> {
+/// Journals never compacted in the scenario (the default bound is far above its size).
+const NEVER: Compaction = Compaction {
+    min_bytes: 64 * 1024,
+    ratio: 4,
+};
+/// Compacted every few changes.
+const SOMETIMES: Compaction = Compaction {
+    min_bytes: 700,
+    ratio: 0,
+};
+/// Compacted after every change.
+const ALWAYS: Compaction = Compaction {
+    min_bytes: 0,
+    ratio: 0,
+};
+
+fn service(fs: &SimFs, compaction: Compaction) -> Option<Kinesis> {
     let kinesis = durable_service(
         fs,
         SyncMode::Fsync,
         Arc::new(ManualClock::new(1_750_000_000_000)),
     )?;
     let fs: Arc<dyn FileSystem> = Arc::new(fs.clone());
-    let store = QueueStore::on(Some((fs, Path::new(DATA_DIR).join("queues"))));
+    let store =
+        QueueStore::on(Some((fs, Path::new(DATA_DIR).join("queues")))).compacting(compaction);
     kinesis.open_queue_store(store).ok()?;
     Some(kinesis)
 }
@@ -82,9 +103,9 @@ fn handles(reply: &Value) -> Vec<String> {
 }
 
 /// Runs the scenario until a call fails; a failed queue change must not be visible.
-async fn run(fs: &SimFs, context: &str) -> Acked {
+async fn run(fs: &SimFs, compaction: Compaction, context: &str) -> Acked {
     let mut acked = Acked::default();
-    let Some(kinesis) = service(fs) else {
+    let Some(kinesis) = service(fs, compaction) else {
         return acked;
     };
     let create = json!({"StreamName": "jobs", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}});
@@ -185,14 +206,60 @@ fn check(kinesis: &Kinesis, acked: &Acked, context: &str) {
     }
 }
 
-#[tokio::test]
-async fn queue_changes_at_every_crash_point() {
+/// The recovered engine takes one more change (the acknowledgement of the third record of the
+/// first receive); a second recovery keeps it and everything before it.
+async fn continue_after_recovery(
+    image: &SimFs,
+    compaction: Compaction,
+    acked: &Acked,
+    context: &str,
+) {
+    let (Some(queue), Some(last)) = (&acked.queue, acked.first.get(2)) else {
+        return;
+    };
+    let recovered = service(image, compaction).expect("opens");
+    let ack = json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": last}]});
+    let out = call(&recovered, "AcknowledgeQueueRecords", ack)
+        .await
+        .unwrap_or_else(|e| panic!("{context}: acknowledgement after recovery: {e:?}"));
+    assert_eq!(
+        out["Successful"].as_array().map(Vec::len),
+        Some(1),
+        "{context}: {out}"
+    );
+    drop(recovered);
+    let again = service(&image.image(CrashImage::PowerLoss), compaction)
+        .unwrap_or_else(|| panic!("{context}: the second recovery does not open"));
+    assert!(
+        gone(&again, queue, last),
+        "{context}: acknowledged after recovery, back after the second"
+    );
+    if acked.acknowledged {
+        assert!(
+            gone(&again, queue, &acked.first[0]),
+            "{context}: an acknowledged record is back after the second recovery"
+        );
+    }
+    if let Some(second) = &acked.second {
+        assert!(
+            holds(&again, queue, second),
+            "{context}: the second receive is lost after the second recovery"
+        );
+    }
+}
+
+/// Fails and crashes the scenario at each disk operation in turn, with the given compaction.
+async fn every_crash_point(compaction: Compaction, name: &str) {
     let clean = SimFs::new(None, None);
-    let all = run(&clean, "clean run").await;
+    let all = run(&clean, compaction, "clean run").await;
     assert!(all.second.is_some(), "the clean run completes: {all:?}");
-    check(&service(&clean).expect("opens"), &all, "clean restart");
+    check(
+        &service(&clean, compaction).expect("opens"),
+        &all,
+        "clean restart",
+    );
     let total = clean.ops();
-    println!("queues: failed and crashed at each of {total} operations");
+    println!("queues ({name}): failed and crashed at each of {total} operations");
     for k in 1..=total {
         for (fs, images) in [
             (
@@ -208,16 +275,35 @@ async fn queue_changes_at_every_crash_point() {
                 ],
             ),
         ] {
-            let context = format!("op {k}/{total}");
-            let acked = run(&fs, &context).await;
+            let context = format!("{name}, op {k}/{total}");
+            let acked = run(&fs, compaction, &context).await;
             for image in images {
-                let Some(recovered) = service(&fs.image(image)) else {
-                    panic!("{context}, {image:?}: the data directory does not open");
+                let context = format!("{context}, {image:?}");
+                let image = fs.image(image);
+                let Some(recovered) = service(&image, compaction) else {
+                    panic!("{context}: the data directory does not open");
                 };
-                check(&recovered, &acked, &format!("{context}, {image:?}"));
+                check(&recovered, &acked, &context);
+                drop(recovered);
+                continue_after_recovery(&image, compaction, &acked, &context).await;
             }
         }
     }
+}
+
+#[tokio::test]
+async fn queue_changes_at_every_crash_point() {
+    every_crash_point(NEVER, "journal only").await;
+}
+
+#[tokio::test]
+async fn queue_changes_at_every_crash_point_with_compaction_every_few_changes() {
+    every_crash_point(SOMETIMES, "compaction every few changes").await;
+}
+
+#[tokio::test]
+async fn queue_changes_at_every_crash_point_with_compaction_after_every_change() {
+    every_crash_point(ALWAYS, "compaction after every change").await;
 }
 
 /// A file system that counts the bytes written through it (to measure what a queue change
