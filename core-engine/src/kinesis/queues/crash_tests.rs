@@ -512,3 +512,15 @@ async fn bytes_written_per_change_do_not_grow_with_the_records_in_flight() {
     );
     assert!(ack_1000 < ack_10 * 3 / 2, "{ack_1000} vs {ack_10}");
 }
+
+/// The measurement with 10,000 records in flight (slow in a debug build, so on demand:
+/// `cargo test -p core-engine --lib bytes_written_with_10000 -- --ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a measurement, run on demand"]
+async fn bytes_written_with_10000_in_flight() {
+    let (receive, ack) = bytes_per_change(10_000).await;
+    println!(
+        "queue store bytes written with 10000 in flight: receive of 10 {receive}, \
+         acknowledgement of 10 {ack}"
+    );
+}
