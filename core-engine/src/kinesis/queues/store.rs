@@ -215,11 +215,11 @@ impl QueueStore {
         open.len += entry.len() as u64;
         let bound = (open.snapshot_len.saturating_mul(self.compaction.ratio))
             .max(self.compaction.min_bytes);
-        if open.len > bound {
-            if let Err(error) = compact(fs.as_ref(), dir, def, after, &mut journal) {
-                // The change is durable in the journal; the next change writes a snapshot.
-                tracing::warn!(queue = %def.name, %error, "queue journal compaction failed");
-            }
+        if open.len > bound
+            && let Err(error) = compact(fs.as_ref(), dir, def, after, &mut journal)
+        {
+            // The change is durable in the journal; the next change writes a snapshot.
+            tracing::warn!(queue = %def.name, %error, "queue journal compaction failed");
         }
         Ok(())
     }
