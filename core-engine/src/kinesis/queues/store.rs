@@ -20,7 +20,7 @@
 //!     12     8  tag of the snapshot the journal follows, u64
 //!     20        entries, back to back, in the CRC-framed format shared with the write-ahead
 //!               log (`storage::framed`: payload length n u32 1 ..= 64 MiB, CRC32 of the
-//!               payload u32, n payload bytes); one entry per answered change, its payload a
+//!               payload u32, n payload bytes); one entry per change, its payload a
 //!               JSON array of delivery changes:
 //!                 {"Track": [{"shard": s, "seq": q}, {"receive_count": c,
 //!                   "first_receive_ms": t|null, "visible_at_ms": v, "dead_letter": b,
