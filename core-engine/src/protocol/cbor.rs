@@ -22,6 +22,7 @@
 //! the translation would make of the JSON answer. Every other operation, and the rare event
 //! messages, still go through the translation.
 
+pub(crate) mod agree;
 mod decode;
 mod encode;
 pub(crate) mod requests;

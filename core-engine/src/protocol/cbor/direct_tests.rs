@@ -7,96 +7,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use super::agree::{agree, agree_single};
 use super::encode::{ARRAY, BYTES, MAP, TAG, TEXT, UNSIGNED, head};
 use super::*;
-use crate::kinesis::put::{DataIn, PutRecordInput, PutRecordsInput};
-use crate::protocol::json::{self, writer::tests::Rng};
-
-/// One PutRecords entry, owned: data (`Err` where base64 text is not base64), key, hash key.
-type Entry = (Option<Result<Vec<u8>, ()>>, Option<String>, Option<String>);
-
-/// A PutRecords request, owned, so both paths' results compare.
-#[derive(Debug, PartialEq)]
-struct Records {
-    stream_name: Option<String>,
-    stream_arn: Option<String>,
-    records: Option<Vec<Entry>>,
-}
-
-fn owned(input: PutRecordsInput<'_>) -> Records {
-    let text = |t: Option<json::Text<'_>>| t.map(|t| t.0.into_owned());
-    Records {
-        stream_name: text(input.stream_name),
-        stream_arn: text(input.stream_arn),
-        records: input.records.map(|entries| {
-            entries
-                .into_iter()
-                .map(|e| {
-                    let data = e.data.map(|d| match d {
-                        DataIn::Bytes(bytes) => Ok(bytes.into_owned()),
-                        DataIn::Base64(text) => STANDARD.decode(text.0.as_bytes()).map_err(|_| ()),
-                    });
-                    (data, text(e.partition_key), text(e.explicit_hash_key))
-                })
-                .collect()
-        }),
-    }
-}
-
-fn direct(body: &[u8]) -> Result<Records, &'static str> {
-    requests::put_records(body).map(owned).map_err(|e| e.code())
-}
-
-fn translated(body: &[u8]) -> Result<Records, &'static str> {
-    let json = cbor_request_to_json(body, input_shape("PutRecords")).map_err(|e| e.code())?;
-    json::decode_borrowed::<PutRecordsInput<'_>>(&json)
-        .map(owned)
-        .map_err(|e| e.code())
-}
-
-/// Both paths agree on `body`; gives their result.
-fn agree(body: &[u8]) -> Result<Records, &'static str> {
-    let (direct, translated) = (direct(body), translated(body));
-    assert_eq!(direct, translated, "{body:02x?}");
-    if let Err(code) = direct {
-        assert_eq!(code, "SerializationException");
-    }
-    direct
-}
-
-/// A PutRecord request, owned.
-type Single = (
-    Option<String>,
-    Option<String>,
-    Option<Vec<u8>>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-fn single(input: PutRecordInput) -> Single {
-    (
-        input.stream_name,
-        input.stream_arn,
-        input.data.map(|d| d.0.to_vec()),
-        input.partition_key,
-        input.explicit_hash_key,
-        input.sequence_number_for_ordering,
-    )
-}
-
-fn agree_single(body: &[u8]) -> Result<Single, &'static str> {
-    let direct = requests::put_record(body).map(single).map_err(|e| e.code());
-    let translated = cbor_request_to_json(body, input_shape("PutRecord"))
-        .and_then(|json| json::decode::<PutRecordInput>(&json))
-        .map(single)
-        .map_err(|e| e.code());
-    assert_eq!(direct, translated, "{body:02x?}");
-    if let Err(code) = direct {
-        assert_eq!(code, "SerializationException");
-    }
-    direct
-}
+use crate::kinesis::put::DataIn;
+use crate::protocol::json::writer::tests::Rng;
 
 fn text(out: &mut Vec<u8>, s: &str) {
     head(out, TEXT, s.len() as u64);
