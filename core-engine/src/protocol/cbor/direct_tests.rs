@@ -253,7 +253,7 @@ fn random_body(rng: &mut Rng) -> Vec<u8> {
     let indefinite = rng.below(4) == 0;
     let members = 2 + rng.below(2);
     head(&mut out, MAP, members);
-    let mut order = vec!["StreamName", "Records", "Unknown"];
+    let mut order = ["StreamName", "Records", "Unknown"];
     if rng.below(2) == 0 {
         order.swap(0, 1);
     }
