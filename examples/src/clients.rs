@@ -5,7 +5,8 @@
 //! profiles, `AWS_ENDPOINT_URL` and the per-service `AWS_ENDPOINT_URL_KINESIS` /
 //! `AWS_ENDPOINT_URL_DYNAMODB`), with `--endpoint` overriding both services' endpoints, so the
 //! binaries run unchanged against AWS. With nothing configured at all they use the local
-//! engine they expect.
+//! engine they expect: the fleet's at [`LOCAL_ENDPOINT`], or one they start in their own process
+//! (the quickstart and the scenarios, [`Aws::configured`] then [`Aws::embedded`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -51,12 +52,20 @@ pub enum Target {
     },
     /// Nothing configured: the local engine at this URL.
     Local(String),
+    /// An engine this process started, at this URL (when nothing is configured, or asked to
+    /// ignore the configuration).
+    Embedded(String),
 }
 
 impl Target {
     /// Whether the clients go to AWS's own endpoints for both services.
     pub fn is_aws(&self) -> bool {
         matches!(self, Target::Aws { .. })
+    }
+
+    /// Whether the clients go to an engine this process started.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Target::Embedded(_))
     }
 }
 
@@ -77,6 +86,9 @@ impl fmt::Display for Target {
             ),
             Target::Aws { region } => write!(f, "AWS, region {region}"),
             Target::Local(url) => write!(f, "{url} (nothing configured: the local engine)"),
+            Target::Embedded(url) => {
+                write!(f, "{url} (an engine in this process)")
+            }
         }
     }
 }
@@ -108,6 +120,36 @@ impl Aws {
     /// not check them); against AWS, from the SDK's default chain. The region comes from the
     /// environment or the profile (not from instance metadata: set `AWS_REGION` on EC2).
     pub async fn load(endpoint: Option<&str>, local: Option<&str>) -> Result<Self> {
+        if let Some(aws) = Self::resolve(endpoint, true).await {
+            return Ok(aws);
+        }
+        match local {
+            Some(url) => Ok(Self::build(Target::Local(url.to_owned()), DEFAULT_REGION, None).await),
+            None => anyhow::bail!(
+                "no AWS region or endpoint is configured: set AWS_REGION (or a profile), AWS_ENDPOINT_URL, or pass --endpoint"
+            ),
+        }
+    }
+
+    /// [`Aws::load`] without a fallback, for binaries that start an engine of their own
+    /// ([`Aws::embedded`]) when this is `None`: nothing configured, or only a region while
+    /// `aws_itself` is false. A region alone goes to AWS only when `aws_itself` (`--aws`)
+    /// asks for it, so a default region in `~/.aws/config` does not make a demo create
+    /// billed resources.
+    ///
+    /// # Errors
+    /// `aws_itself` with no region configured.
+    pub async fn configured(endpoint: Option<&str>, aws_itself: bool) -> Result<Option<Self>> {
+        let resolved = Self::resolve(endpoint, aws_itself).await;
+        if aws_itself && resolved.is_none() {
+            anyhow::bail!("--aws needs a region: set AWS_REGION or a profile's region");
+        }
+        Ok(resolved)
+    }
+
+    /// Clients for `--endpoint` or the configured endpoints, or for AWS itself when only a
+    /// region is configured and `region_means_aws`; `None` otherwise.
+    async fn resolve(endpoint: Option<&str>, region_means_aws: bool) -> Option<Self> {
         let region = RegionProviderChain::first_try(
             aws_config::environment::EnvironmentVariableRegionProvider::new(),
         )
@@ -124,15 +166,10 @@ impl Aws {
                 let kinesis = configured_endpoint(&base, "Kinesis");
                 let dynamodb = configured_endpoint(&base, "DynamoDB");
                 match (kinesis, dynamodb, region) {
-                    (None, None, Some(region)) => Target::Aws {
+                    (None, None, Some(region)) if region_means_aws => Target::Aws {
                         region: region.to_string(),
                     },
-                    (None, None, None) => match local {
-                        Some(url) => Target::Local(url.to_owned()),
-                        None => anyhow::bail!(
-                            "no AWS region or endpoint is configured: set AWS_REGION (or a profile), AWS_ENDPOINT_URL, or pass --endpoint"
-                        ),
-                    },
+                    (None, None, _) => return None,
                     (kinesis, dynamodb, _) => Target::Configured {
                         kinesis,
                         dynamodb,
@@ -141,28 +178,39 @@ impl Aws {
                 }
             }
         };
-        let sdk = if target.is_aws() {
-            base
-        } else {
-            let credentials = CredentialsProviderChain::first_try(
-                "Environment",
-                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
-            )
-            .or_else(
-                "Profile",
-                aws_config::profile::ProfileFileCredentialsProvider::builder().build(),
-            )
-            .or_else(
-                "Local",
-                Credentials::new("local", "local", None, None, "examples"),
-            );
-            loader(&region_name)
-                .credentials_provider(credentials)
-                .load()
-                .await
+        Some(Self::build(target, &region_name, Some(base)).await)
+    }
+
+    /// Clients for an engine this process started at `url` ([`Target::Embedded`]).
+    pub async fn embedded(url: &str) -> Self {
+        Self::build(Target::Embedded(url.to_owned()), DEFAULT_REGION, None).await
+    }
+
+    /// The clients for `target`; `base` is the loaded configuration, used as is against AWS.
+    async fn build(target: Target, region_name: &str, base: Option<SdkConfig>) -> Self {
+        let sdk = match base {
+            Some(base) if target.is_aws() => base,
+            _ => {
+                let credentials = CredentialsProviderChain::first_try(
+                    "Environment",
+                    aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+                )
+                .or_else(
+                    "Profile",
+                    aws_config::profile::ProfileFileCredentialsProvider::builder().build(),
+                )
+                .or_else(
+                    "Local",
+                    Credentials::new("local", "local", None, None, "examples"),
+                );
+                loader(region_name)
+                    .credentials_provider(credentials)
+                    .load()
+                    .await
+            }
         };
         let url = match &target {
-            Target::Endpoint(url) | Target::Local(url) => Some(url.clone()),
+            Target::Endpoint(url) | Target::Local(url) | Target::Embedded(url) => Some(url.clone()),
             _ => None,
         };
         let mut kinesis = aws_sdk_kinesis::config::Builder::from(&sdk);
@@ -171,7 +219,7 @@ impl Aws {
             kinesis = kinesis.endpoint_url(url);
             dynamodb = dynamodb.endpoint_url(url);
         }
-        Ok(Self {
+        Self {
             kinesis: aws_sdk_kinesis::Client::from_conf(kinesis.build()),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             target,
@@ -179,7 +227,7 @@ impl Aws {
             sdk,
             #[cfg(feature = "cloudwatch")]
             endpoint: url,
-        })
+        }
     }
 
     /// A CloudWatch client from the same configuration: `--endpoint` or the local engine when

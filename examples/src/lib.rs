@@ -1,7 +1,8 @@
 //! Shardline examples: the building blocks of the quickstart (`src/bin/quickstart.rs`), the
 //! scenarios and the worker fleet.
 //!
-//! - [`clients`]: Kinesis and DynamoDB clients pointed at an engine.
+//! - [`clients`]: Kinesis and DynamoDB clients from the AWS configuration, `--endpoint`, or an
+//!   engine in this process.
 //! - [`clickstream`]: the workload, click events with a per-user sequence number.
 //! - [`features`]: a `kcl` record processor computing per-user features, and the ledger that
 //!   checks nothing was lost or reordered.

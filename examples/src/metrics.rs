@@ -89,7 +89,7 @@ pub enum CloudWatchFrom<'a> {
     /// From the AWS configuration the Kinesis and DynamoDB clients came from
     /// (`Aws::cloudwatch`: `--endpoint`, the local engine, or the configured endpoint).
     Aws(&'a Aws),
-    /// An engine at this URL (the quickstart's own, in-process).
+    /// An engine at this URL, with dummy credentials (a test's own engine).
     Engine(&'a str),
 }
 

@@ -116,8 +116,8 @@ struct Consumer<P> {
     shard: String,
     /// The lease's stream identifier in a multi-stream application.
     lease_stream: Option<String>,
-    /// The shard's metrics.
-    metrics: metrics::Scope,
+    /// The shard's metric handles.
+    handles: metrics::ShardMetrics,
 }
 
 impl<P: RecordProcessor> Consumer<P> {
@@ -126,9 +126,7 @@ impl<P: RecordProcessor> Consumer<P> {
         match outcome {
             Outcome::Stuck => {
                 let limit = self.ctx.config.max_processing_time.unwrap_or_default();
-                self.metrics
-                    .counter(metrics::PROCESSING_TIMEOUTS)
-                    .increment(1);
+                self.handles.processing_timeouts.increment(1);
                 tracing::warn!(
                     call,
                     ?limit,
@@ -184,7 +182,7 @@ pub(crate) async fn run<P: RecordProcessor>(
     let stream_id = snapshot.stream.as_deref().unwrap_or(ctx.stream.as_str());
     let shard_metrics = ctx.metrics.shard(stream_id, &shard);
     let mut c = Consumer {
-        metrics: shard_metrics.clone(),
+        handles: metrics::ShardMetrics::register(&shard_metrics),
         checkpointer: Checkpointer::new(lease.clone(), snapshot.checkpoint.clone()),
         ctx,
         lease,
@@ -203,7 +201,11 @@ pub(crate) async fn run<P: RecordProcessor>(
     let limit = c.ctx.config.max_processing_time;
     let mut retry = Retry::new(&c.ctx.config);
     loop {
+        let started = std::time::Instant::now();
         let outcome = bounded(&c.lease, limit, c.processor.initialize(init.clone())).await;
+        c.handles
+            .initialize_time
+            .record(started.elapsed().as_secs_f64() * 1000.0);
         let initialized = match outcome {
             Outcome::Done(r) => r,
             other => return c.interrupted(other, "initialize").await,
@@ -229,6 +231,7 @@ pub(crate) async fn run<P: RecordProcessor>(
         timeout: ctx.config.kinesis_timeout,
         hash_range: snapshot.hash_range.unwrap_or((0, u128::MAX)),
         distribution: ctx.distribution.clone(),
+        dropped: c.handles.aggregated_records_dropped.clone(),
     };
     let (mut batches, fetcher) = match &ctx.config.retrieval {
         Retrieval::Polling => spawn_fetcher(
@@ -291,9 +294,7 @@ pub(crate) async fn run<P: RecordProcessor>(
                 millis_behind_latest,
             }) => {
                 if let Some(ms) = millis_behind_latest {
-                    c.metrics
-                        .gauge(metrics::MILLIS_BEHIND_LATEST)
-                        .set(ms as f64);
+                    c.handles.millis_behind_latest.set(ms as f64);
                 }
                 if records.is_empty() && !ctx.config.call_process_records_even_for_empty {
                     continue;
@@ -306,7 +307,7 @@ pub(crate) async fn run<P: RecordProcessor>(
                 return shard_end(&ctx, children, c).await;
             }
             Some(Fetched::Failed(error)) => {
-                c.metrics.counter(metrics::READ_FAILURES).increment(1);
+                c.handles.read_failures.increment(1);
                 tracing::error!(
                     error = %error,
                     "reading the shard failed with an error trying again cannot fix; stopping its consumer and giving the lease up"
@@ -372,12 +373,16 @@ async fn shard_end<P: RecordProcessor>(
         if c.lease.is_lost() {
             return lost(&mut c.processor).await;
         }
+        let started = std::time::Instant::now();
         let outcome = bounded(
             &c.lease,
             limit,
             c.processor.shard_ended(&mut c.checkpointer),
         )
         .await;
+        c.handles
+            .shutdown_time
+            .record(started.elapsed().as_secs_f64() * 1000.0);
         let ended = match outcome {
             Outcome::Done(r) => r,
             other => return c.interrupted(other, "shard_ended").await,

@@ -53,18 +53,33 @@ pub(crate) const RECORDS_BUFFERED: Metric = metric("RecordsBuffered", Detailed);
 pub(crate) const SUBSCRIBE_SUCCESS: Metric = metric("SubscribeToShard.Success", Detailed);
 pub(crate) const SUBSCRIBE_FAILURE: Metric = metric("SubscribeToShard.Failure", Detailed);
 pub(crate) const SUBSCRIBE_SILENT: Metric = metric("SubscribeToShard.Silent", Detailed);
+pub(crate) const AGGREGATED_RECORDS_DROPPED: Metric = metric("AggregatedRecordsDropped", Summary);
+pub(crate) const INITIALIZE_TIME: Metric = metric("RecordProcessor.initialize.Time", Summary);
+pub(crate) const SHUTDOWN_TIME: Metric = metric("RecordProcessor.shutdown.Time", Summary);
+pub(crate) const GET_RECORDS_TIME: Metric = metric("KinesisDataFetcher.getRecords.Time", Detailed);
+pub(crate) const GET_RECORDS_SUCCESS: Metric =
+    metric("KinesisDataFetcher.getRecords.Success", Detailed);
+pub(crate) const GET_SHARD_ITERATOR_TIME: Metric =
+    metric("KinesisDataFetcher.getShardIterator.Time", Detailed);
+pub(crate) const GET_SHARD_ITERATOR_SUCCESS: Metric =
+    metric("KinesisDataFetcher.getShardIterator.Success", Detailed);
 
 // Per worker: labels application, worker.
 pub(crate) const CURRENT_LEASES: Metric = metric("CurrentLeases", Summary);
 pub(crate) const TAKEN_LEASES: Metric = metric("TakenLeases", Summary);
 pub(crate) const STOLEN_LEASES: Metric = metric("StolenLeases", Summary);
 pub(crate) const LOST_LEASES: Metric = metric("LostLeases", Summary);
+pub(crate) const UNTAKEN_LEASES: Metric = metric("UntakenLeases", Summary);
 pub(crate) const HANDOFFS_INITIATED: Metric = metric("HandoffsInitiated", Detailed);
 pub(crate) const HANDOFFS_REQUESTED: Metric = metric("HandoffsRequested", Detailed);
 pub(crate) const NUM_WORKERS: Metric = metric("NumWorkers", Summary);
 pub(crate) const TOTAL_LEASES: Metric = metric("TotalLeases", Detailed);
 pub(crate) const EXPIRED_LEASES: Metric = metric("ExpiredLeases", Summary);
 pub(crate) const NEEDED_LEASES: Metric = metric("NeededLeases", Detailed);
+pub(crate) const LEASES_TO_TAKE: Metric = metric("LeasesToTake", Detailed);
+pub(crate) const ACTIVE_STREAMS: Metric = metric("ActiveStreams.Count", Summary);
+pub(crate) const STREAMS_PENDING_DELETION: Metric = metric("StreamsPendingDeletion.Count", Summary);
+pub(crate) const DELETED_STREAMS: Metric = metric("DeletedStreams.Count", Summary);
 pub(crate) const LEASE_SPILLOVER: Metric = metric("LeaseSpillover", Summary);
 
 /// A label set (application, then stream and shard or worker) and the level: what every
@@ -134,6 +149,46 @@ impl Scope {
             metrics::histogram!(m.name, self.labels.to_vec())
         } else {
             Histogram::noop()
+        }
+    }
+}
+
+/// One shard's consumer's metric handles, registered when the consumer starts rather than
+/// looked up for each batch.
+#[derive(Clone, Debug)]
+pub(crate) struct ShardMetrics {
+    pub(crate) records_processed: Counter,
+    pub(crate) data_bytes_processed: Counter,
+    pub(crate) millis_behind_latest: Gauge,
+    pub(crate) process_records_time: Histogram,
+    pub(crate) process_records_failures: Counter,
+    pub(crate) processing_timeouts: Counter,
+    pub(crate) bisected_batches: Counter,
+    pub(crate) records_given_up: Counter,
+    pub(crate) failure_sink_errors: Counter,
+    pub(crate) read_failures: Counter,
+    pub(crate) initialize_time: Histogram,
+    pub(crate) shutdown_time: Histogram,
+    pub(crate) aggregated_records_dropped: Counter,
+}
+
+impl ShardMetrics {
+    /// The handles of the shard of `scope` (see [`Scope::shard`]).
+    pub(crate) fn register(scope: &Scope) -> Self {
+        Self {
+            records_processed: scope.counter(RECORDS_PROCESSED),
+            data_bytes_processed: scope.counter(DATA_BYTES_PROCESSED),
+            millis_behind_latest: scope.gauge(MILLIS_BEHIND_LATEST),
+            process_records_time: scope.histogram(PROCESS_RECORDS_TIME),
+            process_records_failures: scope.counter(PROCESS_RECORDS_FAILURES),
+            processing_timeouts: scope.counter(PROCESSING_TIMEOUTS),
+            bisected_batches: scope.counter(BISECTED_BATCHES),
+            records_given_up: scope.counter(RECORDS_GIVEN_UP),
+            failure_sink_errors: scope.counter(FAILURE_SINK_ERRORS),
+            read_failures: scope.counter(READ_FAILURES),
+            initialize_time: scope.histogram(INITIALIZE_TIME),
+            shutdown_time: scope.histogram(SHUTDOWN_TIME),
+            aggregated_records_dropped: scope.counter(AGGREGATED_RECORDS_DROPPED),
         }
     }
 }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use metrics::{Counter, Histogram, Label, SharedString};
+use metrics::{Counter, Gauge, Histogram, Label, SharedString};
 
 /// Which metrics are emitted (the KPL's `MetricsLevel`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,6 +51,7 @@ const fn metric(name: &'static str, level: MetricsLevel) -> Metric {
 use MetricsLevel::{Detailed, Summary};
 
 const USER_RECORDS_RECEIVED: Metric = metric("UserRecordsReceived", Detailed);
+const USER_RECORDS_PENDING: Metric = metric("UserRecordsPending", Detailed);
 const USER_RECORDS_PUT: Metric = metric("UserRecordsPut", Summary);
 const USER_RECORDS_DATA_PUT: Metric = metric("UserRecordsDataPut", Detailed);
 const KINESIS_RECORDS_PUT: Metric = metric("KinesisRecordsPut", Summary);
@@ -64,6 +65,8 @@ const REQUEST_TIME: Metric = metric("RequestTime", Detailed);
 const USER_RECORDS_PER_KINESIS_RECORD: Metric = metric("UserRecordsPerKinesisRecord", Detailed);
 const KINESIS_RECORDS_PER_PUT_RECORDS_REQUEST: Metric =
     metric("KinesisRecordsPerPutRecordsRequest", Detailed);
+const USER_RECORDS_PER_PUT_RECORDS_REQUEST: Metric =
+    metric("UserRecordsPerPutRecordsRequest", Detailed);
 
 /// Registers handles for one label set, emitting nothing for metrics above `level`.
 #[derive(Debug)]
@@ -78,6 +81,14 @@ impl Registrar<'_> {
             metrics::counter!(m.name, self.labels.to_vec())
         } else {
             Counter::noop()
+        }
+    }
+
+    fn gauge(&self, m: Metric) -> Gauge {
+        if self.level >= m.level {
+            metrics::gauge!(m.name, self.labels.to_vec())
+        } else {
+            Gauge::noop()
         }
     }
 
@@ -122,11 +133,15 @@ pub(crate) struct ProducerMetrics {
     granularity: MetricsGranularity,
     stream: SharedString,
     pub(crate) user_records_received: Counter,
+    /// User records put and not yet settled (delivered or failed): buffered, in flight or
+    /// waiting for a retry. The KPL samples this every 200 ms; here it moves with each record.
+    pub(crate) user_records_pending: Gauge,
     pub(crate) all_errors: Counter,
     pub(crate) user_record_expired: Counter,
     pub(crate) buffering_time: Histogram,
     pub(crate) request_time: Histogram,
     pub(crate) kinesis_records_per_put_records_request: Histogram,
+    pub(crate) user_records_per_put_records_request: Histogram,
     /// The per-shard metrics at stream granularity.
     whole_stream: Arc<ShardMetrics>,
     /// The per-shard metrics of each shard seen, at shard granularity.
@@ -150,12 +165,14 @@ impl ProducerMetrics {
             level,
             granularity,
             user_records_received: r.counter(USER_RECORDS_RECEIVED),
+            user_records_pending: r.gauge(USER_RECORDS_PENDING),
             all_errors: r.counter(ALL_ERRORS),
             user_record_expired: r.counter(USER_RECORD_EXPIRED),
             buffering_time: r.histogram(BUFFERING_TIME),
             request_time: r.histogram(REQUEST_TIME),
             kinesis_records_per_put_records_request: r
                 .histogram(KINESIS_RECORDS_PER_PUT_RECORDS_REQUEST),
+            user_records_per_put_records_request: r.histogram(USER_RECORDS_PER_PUT_RECORDS_REQUEST),
             // Registered only where used: an idle series without a shard would be misleading.
             whole_stream: Arc::new(ShardMetrics::register(&Registrar {
                 level: match granularity {

@@ -94,7 +94,19 @@ pub fn kcl_operation(name: &str) -> &'static str {
         | "BisectedBatches"
         | "RecordsGivenUp"
         | "FailureSinkErrors"
-        | "ProcessingTimeouts" => "ProcessTask",
+        | "ProcessingTimeouts"
+        | "AggregatedRecordsDropped"
+        // The Java KCL's KinesisDataFetcher reports under ProcessTask.
+        | "KinesisDataFetcher.getRecords.Time"
+        | "KinesisDataFetcher.getRecords.Success"
+        | "KinesisDataFetcher.getShardIterator.Time"
+        | "KinesisDataFetcher.getShardIterator.Success" => "ProcessTask",
+        "RecordProcessor.initialize.Time" => "InitializeTask",
+        "RecordProcessor.shutdown.Time" => "ShutdownTask",
+        // The Java scheduler's stream sync.
+        "ActiveStreams.Count" | "StreamsPendingDeletion.Count" | "DeletedStreams.Count" => {
+            "MultiStreamTracker"
+        }
         "ExpiredIterator" | "ReadFailures.NonRetryable" | "RecordsBuffered" => "KinesisDataFetcher",
         "LostLeases" | "HandoffsRequested" => "RenewAllLeases",
         name if name.starts_with("SubscribeToShard") => "FanOutRecordsPublisher",
@@ -128,6 +140,27 @@ pub fn unit(name: &str, described: Option<metrics::Unit>, counter: bool) -> Opti
     }
     if name.ends_with("Time") || name.starts_with("Millis") {
         Some("Milliseconds")
+    } else if matches!(
+        name,
+        "UserRecordsPending"
+            | "UserRecordsPerPutRecordsRequest"
+            | "UserRecordsPerKinesisRecord"
+            | "KinesisRecordsPerPutRecordsRequest"
+            | "RetriesPerRecord"
+            | "RecordsBuffered"
+            | "CurrentLeases"
+            | "NumWorkers"
+            | "ExpiredLeases"
+            | "LeaseSpillover"
+            | "TotalLeases"
+            | "NeededLeases"
+            | "LeasesToTake"
+            | "UntakenLeases"
+    ) || name.ends_with(".Success")
+        || name.ends_with(".Count")
+    {
+        // Gauges and histograms the KPL and KCL publish as counts.
+        Some("Count")
     } else if name.contains("DataPut") || name.contains("Bytes") {
         Some("Bytes")
     } else if counter {
@@ -203,6 +236,32 @@ mod tests {
             default_application: Some("fallback".into()),
             ..Config::default()
         };
+        for (name, operation) in [
+            ("AggregatedRecordsDropped", "ProcessTask"),
+            ("KinesisDataFetcher.getRecords.Time", "ProcessTask"),
+            ("RecordProcessor.initialize.Time", "InitializeTask"),
+            ("RecordProcessor.shutdown.Time", "ShutdownTask"),
+            ("UntakenLeases", "TakeLeases"),
+            ("ActiveStreams.Count", "MultiStreamTracker"),
+        ] {
+            assert_eq!(kcl_operation(name), operation, "{name}");
+        }
+        assert_eq!(unit("UserRecordsPending", None, false), Some("Count"));
+        for gauge_or_histogram in [
+            "KinesisRecordsPerPutRecordsRequest",
+            "UserRecordsPerKinesisRecord",
+            "RetriesPerRecord",
+            "CurrentLeases",
+            "RecordsBuffered",
+            "ActiveStreams.Count",
+        ] {
+            assert_eq!(unit(gauge_or_histogram, None, false), Some("Count"));
+        }
+        assert_eq!(unit("an.application.gauge", None, false), None);
+        assert_eq!(
+            unit("KinesisDataFetcher.getRecords.Success", None, false),
+            Some("Count")
+        );
         let worker = targets("CurrentLeases", &[("worker", "w-1")], &fallback);
         assert_eq!(worker[0].namespace, "fallback");
         assert_eq!(

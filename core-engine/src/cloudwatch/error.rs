@@ -58,6 +58,22 @@ impl CwError {
         )
     }
 
+    /// Input GetMetricData refuses (CloudWatch's `ValidationError`, not a modelled shape):
+    /// several problems are joined by newlines, as CloudWatch joins them.
+    pub(crate) fn validation(message: impl Into<String>) -> Self {
+        Self::new("ValidationError", None, 400, message.into())
+    }
+
+    /// A NextToken this engine did not hand out for this request.
+    pub(crate) fn invalid_next_token() -> Self {
+        Self::new(
+            "InvalidNextToken",
+            None,
+            400,
+            "The specified NextToken is not valid for this request.".to_owned(),
+        )
+    }
+
     /// An operation this engine does not serve.
     pub(crate) fn unknown_operation(operation: &str) -> Self {
         Self::new(
@@ -66,7 +82,7 @@ impl CwError {
             400,
             format!(
                 "The action {operation} is not valid for this web service: this engine serves \
-                 CloudWatch PutMetricData, ListMetrics and GetMetricStatistics"
+                 CloudWatch PutMetricData, ListMetrics, GetMetricStatistics and GetMetricData"
             ),
         )
     }

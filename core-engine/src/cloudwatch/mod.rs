@@ -1,5 +1,5 @@
-//! CloudWatch metrics on the engine's port: PutMetricData (and ListMetrics and
-//! GetMetricStatistics over the kept points), so that
+//! CloudWatch metrics on the engine's port: PutMetricData (and ListMetrics, GetMetricStatistics
+//! and GetMetricData over the kept points), so that
 //! the `shardline-cloudwatch` publisher, and third-party KPL/KCL ports that publish their metrics
 //! to CloudWatch, can be pointed at the engine.
 //!
@@ -9,6 +9,8 @@
 //! - `model`: PutMetricData's input, validated as CloudWatch does;
 //! - `store`: the points kept per series, bounded;
 //! - `statistics`: GetMetricStatistics;
+//! - `metric_data`: GetMetricData (its input in `metric_data::request`), and `expression` its
+//!   metric math;
 //! - `prometheus`: the kept series as Prometheus text;
 //! - `section`: the kept series in the engine's `/metrics` and on its page.
 //!
@@ -16,6 +18,8 @@
 //! `cloudwatch:<Operation>` on resource `*` (CloudWatch metrics have no resource ARNs).
 
 mod error;
+mod expression;
+mod metric_data;
 pub(crate) mod model;
 mod prometheus;
 pub(crate) mod query;
@@ -121,14 +125,23 @@ fn answer(
             Ok(wire::success(protocol, &operation, &json!({}), ""))
         }
         "ListMetrics" => {
-            let metrics = list_metrics(cloudwatch, &input);
-            let xml = list_metrics_xml(&metrics);
-            Ok(wire::success(
-                protocol,
-                &operation,
-                &json!({ "Metrics": metrics }),
-                &xml,
-            ))
+            let metrics = list_metrics(cloudwatch, &input)?;
+            let mut xml = list_metrics_xml(&metrics);
+            let mut output = json!({ "Metrics": metrics });
+            // With IncludeLinkedAccounts, CloudWatch names each metric's account; here every
+            // metric is the engine's own account's.
+            if model::flag(input.get("IncludeLinkedAccounts"), "IncludeLinkedAccounts")?
+                .unwrap_or(false)
+            {
+                let account = &services.kinesis.config.account_id;
+                output["OwningAccounts"] = json!(vec![account; metrics.len()]);
+                xml.push_str("<OwningAccounts>");
+                for _ in &metrics {
+                    xml.push_str(&format!("<member>{}</member>", query::escape(account)));
+                }
+                xml.push_str("</OwningAccounts>");
+            }
+            Ok(wire::success(protocol, &operation, &output, &xml))
         }
         "GetMetricStatistics" => {
             let request = statistics::request(&input)?;
@@ -139,6 +152,15 @@ fn answer(
                 store.points(namespace, metric_name, dimensions)
             };
             let (output, xml) = statistics::answer(&request, points);
+            Ok(wire::success(protocol, &operation, &output, &xml))
+        }
+        "GetMetricData" => {
+            let request = metric_data::request(&input)?;
+            let (output, xml) = {
+                let mut store = cloudwatch.store.lock();
+                store.prune(cloudwatch.clock.now_ms());
+                metric_data::answer(&request, &store)?
+            };
             Ok(wire::success(protocol, &operation, &output, &xml))
         }
         other => Err(CwError::unknown_operation(other)),
@@ -152,7 +174,7 @@ fn answer(
 /// read as seconds). No CloudWatch timestamp is before 1973 (PutMetricData accepts two weeks
 /// back at most), so a decoded timestamp under 1e8 seconds can only be whole seconds read as
 /// milliseconds, and is scaled back: PutMetricData's `MetricData[].Timestamp`,
-/// GetMetricStatistics' `StartTime` and `EndTime`.
+/// GetMetricStatistics' and GetMetricData's `StartTime` and `EndTime`.
 fn cbor_input(body: &[u8]) -> Result<Value, CwError> {
     let json =
         crate::protocol::cbor::cbor_request_to_json(body, crate::protocol::cbor::Shape::default())
@@ -192,7 +214,17 @@ fn json_input(body: &[u8]) -> Result<Value, CwError> {
 
 /// ListMetrics' `Metrics`: the kept series matching the Namespace, MetricName and Dimensions
 /// filters (a dimension filter without a value matches any value), at most one page.
-fn list_metrics(cloudwatch: &CloudWatch, input: &Value) -> Vec<Value> {
+/// `RecentlyActive` (`PT3H`, the only value) keeps them all: every kept point is under an hour
+/// old.
+fn list_metrics(cloudwatch: &CloudWatch, input: &Value) -> Result<Vec<Value>, CwError> {
+    match model::text(input.get("RecentlyActive"), "RecentlyActive")?.as_deref() {
+        None | Some("PT3H") => {}
+        Some(other) => {
+            return Err(CwError::invalid_value(format!(
+                "The value {other} for parameter RecentlyActive is invalid: it must be PT3H."
+            )));
+        }
+    }
     let namespace = input.get("Namespace").and_then(Value::as_str);
     let metric_name = input.get("MetricName").and_then(Value::as_str);
     let filters: Vec<(&str, Option<&str>)> = input
@@ -208,7 +240,7 @@ fn list_metrics(cloudwatch: &CloudWatch, input: &Value) -> Vec<Value> {
                 .collect()
         })
         .unwrap_or_default();
-    cloudwatch
+    Ok(cloudwatch
         .series()
         .into_iter()
         .filter(|s| namespace.is_none_or(|n| s.namespace == n))
@@ -227,7 +259,7 @@ fn list_metrics(cloudwatch: &CloudWatch, input: &Value) -> Vec<Value> {
                 .collect();
             json!({ "Namespace": s.namespace, "MetricName": s.metric_name, "Dimensions": dimensions })
         })
-        .collect()
+        .collect())
 }
 
 fn list_metrics_xml(metrics: &[Value]) -> String {

@@ -419,6 +419,20 @@ pub(super) fn list<'v>(
     }
 }
 
+/// A boolean member (a JSON boolean, or `true`/`false` text from awsQuery), or `None` when
+/// absent or null.
+pub(super) fn flag(value: Option<&Value>, name: &str) -> Result<Option<bool>, CwError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(other) => Err(CwError::invalid_value(format!(
+            "The value {other} for parameter {name} is invalid: expected true or false."
+        ))),
+    }
+}
+
 /// A number member (a JSON number or decimal text), or `None` when absent or null.
 pub(super) fn number(value: Option<&Value>, name: &str) -> Result<Option<f64>, CwError> {
     let parsed = match value {

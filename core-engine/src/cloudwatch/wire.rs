@@ -181,8 +181,9 @@ pub(crate) fn decoded_body(
 }
 
 /// Encodes a JSON value as CBOR (maps with text keys, arrays, text, numbers, booleans, null).
-/// Numbers under a `Timestamp` key (CloudWatch's output timestamps, epoch seconds in the JSON)
-/// become tag 1 + a float of epoch seconds, as RPC v2 CBOR has them.
+/// Numbers under a `Timestamp` key, and in a list under a `Timestamps` key (CloudWatch's output
+/// timestamps, epoch seconds in the JSON), become tag 1 + a float of epoch seconds, as RPC v2
+/// CBOR has them.
 pub(crate) fn to_cbor(value: &Value) -> Vec<u8> {
     let mut encoder = minicbor::Encoder::new(Vec::new());
     encode(&mut encoder, value, false);
@@ -207,7 +208,7 @@ fn encode(encoder: &mut minicbor::Encoder<Vec<u8>>, value: &Value, timestamp: bo
         Value::Array(items) => {
             let _ = encoder.array(items.len() as u64);
             for item in items {
-                encode(encoder, item, false);
+                encode(encoder, item, timestamp);
             }
             Ok(())
         }
@@ -215,7 +216,7 @@ fn encode(encoder: &mut minicbor::Encoder<Vec<u8>>, value: &Value, timestamp: bo
             let _ = encoder.map(fields.len() as u64);
             for (key, item) in fields {
                 let _ = encoder.str(key);
-                encode(encoder, item, key == "Timestamp");
+                encode(encoder, item, key == "Timestamp" || key == "Timestamps");
             }
             Ok(())
         }

@@ -3,12 +3,27 @@
 //!
 //! ```text
 //! cargo run -p examples --bin clickstream_features -- --help
+//! AWS_REGION=eu-west-1 cargo run -p examples --bin clickstream_features -- --aws --duration 30
 //! ```
+//!
+//! Where it runs: with nothing configured, on an in-memory engine it starts in its own process
+//! (`--embedded` forces that); else on `--endpoint URL` (both services), or where the AWS
+//! configuration points (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KINESIS` /
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_PROFILE`, `~/.aws/config`), or AWS itself with `--aws`
+//! (in the configured region, e.g. `AWS_REGION=eu-west-1`, with the SDK's credentials; a
+//! region alone is not enough). Its first line says which. Anywhere
+//! but on its own engine, names get a suffix (`--suffix`, default `-<unix seconds>`) and what it
+//! created is deleted at the end unless `--keep` (see `examples::scenarios::cli`).
+//!
+//! Against AWS it creates, with the suffix `-S`, the stream `clickstream-S` (`--shards`, 2 by
+//! default), the DynamoDB table `user-features-S`, the lease tables `feature-writer-S` and
+//! `feature-writer-S-replay` (on demand) and enhanced fan-out consumers on the stream
+//! (`--retrieval polling` registers none): all billed while they exist.
 
 use anyhow::Result;
 use clap::Parser;
-use examples::scenarios::cli::{self, CommonArgs, Target};
-use examples::scenarios::clickstream_features::{Options, run};
+use examples::scenarios::cli::{self, CommonArgs, Connection};
+use examples::scenarios::clickstream_features::{Options, resources, run};
 
 /// A kpl producer writes clicks; a kcl application folds them into per-user features in a
 /// DynamoDB table with replay-safe conditional writes; a second application then replays the
@@ -51,7 +66,7 @@ async fn main_inner(args: Args) -> Result<bool> {
         replay: !args.no_replay,
         ..Options::default()
     };
-    let target = Target::connect(&args.common).await?;
+    let target = Connection::connect(&args.common.target).await?;
     println!(
         "{}; producing {} clicks/s of {} users for {:?}",
         target.describe(),
@@ -64,8 +79,11 @@ async fn main_inner(args: Args) -> Result<bool> {
         ..options
     };
     let report = run(&target.clients, &options).await;
-    target.close().await;
+    if let Ok(report) = &report {
+        println!("{report}");
+    }
+    let closed = target.close(&resources(&options)).await;
     let report = report?;
-    println!("{report}");
+    closed?;
     Ok(report.ok())
 }

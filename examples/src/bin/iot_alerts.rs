@@ -3,12 +3,27 @@
 //!
 //! ```text
 //! cargo run -p examples --bin iot_alerts -- --help
+//! AWS_REGION=eu-west-1 cargo run -p examples --bin iot_alerts -- --aws --duration 30
 //! ```
+//!
+//! Where it runs: with nothing configured, on an in-memory engine it starts in its own process
+//! (`--embedded` forces that); else on `--endpoint URL` (both services), or where the AWS
+//! configuration points (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KINESIS` /
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_PROFILE`, `~/.aws/config`), or AWS itself with `--aws`
+//! (in the configured region, e.g. `AWS_REGION=eu-west-1`, with the SDK's credentials; a
+//! region alone is not enough). Its first line says which. Anywhere
+//! but on its own engine, names get a suffix (`--suffix`, default `-<unix seconds>`) and what it
+//! created is deleted at the end unless `--keep` (see `examples::scenarios::cli`).
+//!
+//! Against AWS it creates, with the suffix `-S`, the streams `telemetry-S` (`--shards`, 2 by
+//! default) and `alerts-S` (1 shard), the lease table `anomaly-detector-S` (on demand) and an
+//! enhanced fan-out consumer on `telemetry-S` (`--retrieval polling` registers none): all billed
+//! while they exist.
 
 use anyhow::Result;
 use clap::Parser;
-use examples::scenarios::cli::{self, CommonArgs, Target};
-use examples::scenarios::iot_alerts::{Options, run};
+use examples::scenarios::cli::{self, CommonArgs, Connection};
+use examples::scenarios::iot_alerts::{Options, resources, run};
 
 /// Simulated devices send readings with spikes at known points; a kcl application keeps
 /// per-device EWMA statistics and publishes alerts with kpl to an `alerts` stream, which is then
@@ -38,7 +53,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn main_inner(args: Args) -> Result<bool> {
-    let target = Target::connect(&args.common).await?;
+    let target = Connection::connect(&args.common.target).await?;
     let options = Options {
         retrieval: args.common.retrieval.retrieval(),
         duration: args.common.duration()?,
@@ -57,8 +72,11 @@ async fn main_inner(args: Args) -> Result<bool> {
         options.duration
     );
     let report = run(&target.clients, &options).await;
-    target.close().await;
+    if let Ok(report) = &report {
+        println!("{report}");
+    }
+    let closed = target.close(&resources(&options)).await;
     let report = report?;
-    println!("{report}");
+    closed?;
     Ok(report.ok())
 }

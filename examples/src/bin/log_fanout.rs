@@ -3,14 +3,28 @@
 //!
 //! ```text
 //! cargo run -p examples --bin log_fanout -- --help
+//! AWS_REGION=eu-west-1 cargo run -p examples --bin log_fanout -- --aws --duration 30
 //! ```
+//!
+//! Where it runs: with nothing configured, on an in-memory engine it starts in its own process
+//! (`--embedded` forces that); else on `--endpoint URL` (both services), or where the AWS
+//! configuration points (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_KINESIS` /
+//! `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_PROFILE`, `~/.aws/config`), or AWS itself with `--aws`
+//! (in the configured region, e.g. `AWS_REGION=eu-west-1`, with the SDK's credentials; a
+//! region alone is not enough). Its first line says which. Anywhere
+//! but on its own engine, names get a suffix (`--suffix`, default `-<unix seconds>`) and what it
+//! created is deleted at the end unless `--keep` (see `examples::scenarios::cli`).
+//!
+//! Against AWS it creates, with the suffix `-S`, the stream `logs-S` (`--shards`, 2 by default),
+//! the lease tables `log-archiver-S` and `error-monitor-S` (on demand) and two enhanced fan-out
+//! consumers on the stream (`--retrieval polling` registers none): all billed while they exist.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use examples::scenarios::cli::{self, CommonArgs, Target};
-use examples::scenarios::log_fanout::{Options, run};
+use examples::scenarios::cli::{self, CommonArgs, Connection};
+use examples::scenarios::log_fanout::{Options, resources, run};
 
 /// Hosts ship log lines to one stream; two kcl applications with their own lease tables read
 /// it: an archiver from the start, and an error monitor deployed later that reads the whole
@@ -37,7 +51,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn main_inner(args: Args) -> Result<bool> {
-    let target = Target::connect(&args.common).await?;
+    let target = Connection::connect(&args.common.target).await?;
     let options = Options {
         retrieval: args.common.retrieval.retrieval(),
         duration: args.common.duration()?,
@@ -54,8 +68,11 @@ async fn main_inner(args: Args) -> Result<bool> {
         options.duration
     );
     let report = run(&target.clients, &options).await;
-    target.close().await;
+    if let Ok(report) = &report {
+        println!("{report}");
+    }
+    let closed = target.close(&resources(&options)).await;
     let report = report?;
-    println!("{report}");
+    closed?;
     Ok(report.ok())
 }

@@ -9,10 +9,33 @@
 //! ```text
 //! cargo run --release -p examples --bin quickstart -- --help
 //! ```
+//!
+//! # Elsewhere than in its own process
+//! With nothing configured it starts the engine in its own process (`--embedded` forces that
+//! whatever is configured). `--endpoint URL` runs it against an engine there (both services);
+//! otherwise the AWS configuration decides, the standard way (`aws-config`): `AWS_ENDPOINT_URL`,
+//! the per-service `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_PROFILE` and
+//! `~/.aws/config` (`region`, `endpoint_url`). `--aws` runs it against AWS itself in the
+//! configured region, with the SDK's usual credentials; a region alone is not enough, so a
+//! default region in `~/.aws/config` does not turn the demo into billed resources. The first
+//! line says where it runs.
+//!
+//! ```text
+//! AWS_ENDPOINT_URL=http://127.0.0.1:4567 cargo run --release -p examples --bin quickstart
+//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run --release -p examples --bin quickstart -- --aws --rate 1000
+//! ```
+//!
+//! There the stream is `clickstream-S` and the lease table `user-features-S`, with `S` from
+//! `--suffix` (default: the unix time in seconds) so they collide with nothing of yours, and
+//! both are deleted at the end (with the fan-out consumer the workers registered), unless
+//! `--keep`. Against AWS they are billed while they exist (4 shards by default, an on-demand
+//! table). `--data-dir` configures the engine the quickstart starts, so it is refused anywhere
+//! else. The split and the crash work the same against AWS (the split takes AWS tens of
+//! seconds; the crashed worker's shards move after the 3 s failover time the quickstart sets).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,10 +43,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use examples::clickstream::Generator;
-use examples::clients;
+use examples::clients::{self, Aws};
 use examples::features::{FeatureFactory, Report, Shared};
 use examples::metrics::{CloudWatchFrom, Exporters};
 use examples::retrieval::RetrievalArg;
+use examples::scenarios::cli::{self, TargetArgs};
+use examples::scenarios::resources::Resources;
 use kcl::{Config, InitialPosition, Scheduler};
 
 const STREAM: &str = "clickstream";
@@ -31,6 +56,8 @@ const APP: &str = "user-features";
 
 /// Shardline quickstart: an embedded Kinesis engine, a KPL producer writing a clickstream, and a
 /// fleet of KCL workers computing per-user features, while a shard is split and a worker crashes.
+/// With --endpoint or an AWS configuration (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, ...) it
+/// runs there instead of on an engine of its own.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -49,14 +76,24 @@ struct Args {
     /// Distinct users (partition keys).
     #[arg(long, default_value_t = 1000)]
     users: usize,
-    /// Keep the engine's data in this directory (durable, fsynced); in memory otherwise.
-    #[arg(long)]
+    /// Keep the engine's data in this directory (durable, fsynced); in memory otherwise. Only
+    /// for the engine the quickstart starts itself.
+    #[arg(long, conflicts_with = "endpoint")]
     data_dir: Option<PathBuf>,
     /// How the workers read their shards.
     #[arg(long, value_enum, default_value_t = RetrievalArg::FanOut)]
     retrieval: RetrievalArg,
     #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
     metrics: examples::metrics::MetricsArgs,
+}
+
+/// The names of the stream and the application (and its lease table), with the run's suffix.
+#[derive(Debug)]
+struct Names {
+    stream: String,
+    app: String,
 }
 
 /// One consumer worker.
@@ -85,8 +122,78 @@ async fn run(args: Args) -> Result<Report> {
         bail!("--duration, --rate, --shards and --workers must be at least 1");
     }
     let started = Instant::now();
+    let (aws, engine) = match args.target.configured().await? {
+        Some(aws) => {
+            if let Some(dir) = &args.data_dir {
+                bail!(
+                    "--data-dir {} is for the engine the quickstart starts itself, but it runs on {} here: drop --data-dir, or pass --embedded",
+                    dir.display(),
+                    aws.target
+                );
+            }
+            cli::check(&aws).await?;
+            (aws, None)
+        }
+        None => {
+            let engine = start_engine(args.data_dir.as_deref()).await?;
+            (Aws::embedded(&engine.endpoint_url()).await, Some(engine))
+        }
+    };
+    let suffix = args.target.suffix(&aws.target)?;
+    let names = Names {
+        stream: format!("{STREAM}{suffix}"),
+        app: format!("{APP}{suffix}"),
+    };
+    // Before the producer and the workers: they register their metrics when they start.
+    let exporters = Exporters::start(&args.metrics, CloudWatchFrom::Aws(&aws)).await?;
+    let engine_kind = match (&engine, &args.data_dir) {
+        (None, _) => String::new(),
+        (Some(_), Some(dir)) => format!(", durable in {}", dir.display()),
+        (Some(_), None) => ", in memory".into(),
+    };
+    println!(
+        "{}{engine_kind}{}; workers read by {}",
+        cli::describe(&aws.target, &suffix),
+        if engine.is_some() {
+            ", AWS throughput limits on"
+        } else {
+            ""
+        },
+        args.retrieval
+    );
+
+    let shared = Shared::default();
+    let outcome = demo(&args, &aws, &names, &shared, started).await;
+    exporters.shutdown().await;
+    let closed = match engine {
+        Some(engine) => {
+            engine.shutdown().await;
+            Ok(())
+        }
+        None => {
+            let created = Resources {
+                streams: vec![names.stream.clone()],
+                tables: vec![names.app.clone()],
+            };
+            created
+                .clean_up(&aws.kinesis, &aws.dynamodb, args.target.keep)
+                .await
+        }
+    };
+    outcome?;
+    closed?;
+
+    let report = shared.report();
+    print_summary(&report, &shared, started.elapsed());
+    Ok(report)
+}
+
+/// Starts the engine in this process: durable in `data_dir` (which must be new or empty),
+/// else in memory. Throughput limits stay on, as in AWS: the producer and consumers must live
+/// with them.
+async fn start_engine(data_dir: Option<&Path>) -> Result<core_engine::EngineHandle> {
     let mut builder = core_engine::Engine::builder();
-    if let Some(dir) = &args.data_dir {
+    if let Some(dir) = data_dir {
         // A previous run's stream would be there already, with events the checks do not know.
         let used = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
         if used {
@@ -97,41 +204,33 @@ async fn run(args: Args) -> Result<Report> {
         }
         builder = builder.data_dir(dir);
     }
-    // Throughput limits stay on, as in AWS: the producer and consumers must live with them.
-    let engine = builder
-        .build()
-        .context("configuring the engine")?
-        .start()
-        .await
-        .context("starting the engine")?;
-    let endpoint = engine.endpoint_url();
-    // Before the producer and the workers: they register their metrics when they start.
-    let exporters = Exporters::start(&args.metrics, CloudWatchFrom::Engine(&endpoint)).await?;
-    let kinesis = clients::kinesis(&endpoint);
-    let ddb = clients::dynamodb(&endpoint);
+    cli::start_engine(builder).await
+}
+
+/// The run itself, from creating the stream to the workers' shutdown; what happened is in
+/// `shared`.
+async fn demo(
+    args: &Args,
+    aws: &Aws,
+    names: &Names,
+    shared: &Shared,
+    started: Instant,
+) -> Result<()> {
+    let (kinesis, ddb) = (&aws.kinesis, &aws.dynamodb);
+    clients::create_stream(kinesis, &names.stream, args.shards).await?;
     println!(
-        "engine at {endpoint} ({}, AWS throughput limits on); workers read by {}",
-        match &args.data_dir {
-            Some(dir) => format!("durable in {}", dir.display()),
-            None => "in memory".into(),
-        },
-        args.retrieval
+        "stream {}: {} shards; producing {} events/s from {} users for {}s; {} workers",
+        names.stream, args.shards, args.rate, args.users, args.duration, args.workers
     );
 
-    clients::create_stream(&kinesis, STREAM, args.shards).await?;
-    println!(
-        "stream {STREAM}: {} shards; producing {} events/s from {} users for {}s; {} workers",
-        args.shards, args.rate, args.users, args.duration, args.workers
-    );
-
-    let shared = Shared::default();
     let mut workers: Vec<Worker> = (1..=args.workers)
         .map(|n| {
             start_worker(
-                &kinesis,
-                &ddb,
+                kinesis,
+                ddb,
+                names,
                 &format!("worker-{n}"),
-                &shared,
+                shared,
                 args.retrieval,
             )
         })
@@ -143,7 +242,7 @@ async fn run(args: Args) -> Result<Report> {
         preserve_order: true,
         ..kpl::Config::default()
     };
-    let producer = kpl::Producer::new(kinesis.clone(), STREAM, producer_config)
+    let producer = kpl::Producer::new(kinesis.clone(), &names.stream, producer_config)
         .await
         .context("starting the producer")?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -158,7 +257,7 @@ async fn run(args: Args) -> Result<Report> {
     ));
 
     let display = Display::new();
-    let leases = kcl::leases::LeaseTable::new(ddb.clone(), APP);
+    let leases = kcl::leases::LeaseTable::new(ddb.clone(), &names.app);
     let run_for = Duration::from_secs(args.duration);
     let (mut split_done, mut crash_done) = (false, false);
     let mut last = (Instant::now(), 0u64, 0u64);
@@ -172,7 +271,7 @@ async fn run(args: Args) -> Result<Report> {
             // Under load: the producer learns of the split from where its puts land and
             // re-routes, keeping each user's order (aggregates that would straddle the new
             // children are re-split and re-sent ahead of newer records).
-            display.event(&split_a_shard(&kinesis).await?);
+            display.event(&split_a_shard(kinesis, &names.stream).await?);
         }
         if !crash_done && elapsed >= run_for * 2 / 3 && workers.len() > 1 {
             crash_done = true;
@@ -185,7 +284,7 @@ async fn run(args: Args) -> Result<Report> {
                 victim.id
             ));
         }
-        last = display.status(&shared, &leases, last).await;
+        last = display.status(shared, &leases, last).await;
     }
 
     // Stop producing and settle every put.
@@ -200,7 +299,7 @@ async fn run(args: Args) -> Result<Report> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !shared.caught_up() && Instant::now() < deadline {
         ticker.tick().await;
-        last = display.status(&shared, &leases, last).await;
+        last = display.status(shared, &leases, last).await;
     }
     let caught_up = shared.caught_up();
     display.event(if caught_up {
@@ -218,17 +317,13 @@ async fn run(args: Args) -> Result<Report> {
             Err(_) => eprintln!("{} did not stop within 15s", worker.id),
         }
     }
-    exporters.shutdown().await;
-    engine.shutdown().await;
-
-    let report = shared.report();
-    print_summary(&report, &shared, started.elapsed());
-    Ok(report)
+    Ok(())
 }
 
 fn start_worker(
     kinesis: &aws_sdk_kinesis::Client,
     ddb: &aws_sdk_dynamodb::Client,
+    names: &Names,
     id: &str,
     shared: &Shared,
     retrieval: RetrievalArg,
@@ -248,8 +343,8 @@ fn start_worker(
         Scheduler::new(
             kinesis.clone(),
             ddb.clone(),
-            APP,
-            STREAM,
+            &names.app,
+            &names.stream,
             id,
             FeatureFactory(shared.clone()),
             config,
@@ -314,11 +409,11 @@ async fn produce(
     }
 }
 
-/// Splits the open shard with the most hash keys in half.
-async fn split_a_shard(kinesis: &aws_sdk_kinesis::Client) -> Result<String> {
+/// Splits the open shard of `stream` with the most hash keys in half.
+async fn split_a_shard(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Result<String> {
     let shards = kinesis
         .list_shards()
-        .stream_name(STREAM)
+        .stream_name(stream)
         .send()
         .await
         .context("listing shards")?
@@ -342,13 +437,13 @@ async fn split_a_shard(kinesis: &aws_sdk_kinesis::Client) -> Result<String> {
     let (width, start, shard) = widest;
     kinesis
         .split_shard()
-        .stream_name(STREAM)
+        .stream_name(stream)
         .shard_to_split(&shard)
         .new_starting_hash_key((start + width / 2 + 1).to_string())
         .send()
         .await
         .with_context(|| format!("splitting {shard}"))?;
-    clients::wait_active(kinesis, STREAM).await?;
+    clients::wait_active(kinesis, stream).await?;
     Ok(format!("split {shard} in two while producing"))
 }
 

@@ -7,8 +7,11 @@
 //! - [`log_fanout`]: one log stream read by two independent applications.
 //!
 //! A scenario starts nothing itself: it takes [`Clients`] for an engine that is already running
-//! (embedded or `core-engine serve`), creates its streams and tables, runs, and returns a report
-//! that says whether its guarantees held. The helpers here are what the three share.
+//! (embedded or `core-engine serve`) or for AWS, creates its streams and tables (each
+//! scenario's `resources` lists them), runs, and returns a report that says whether its
+//! guarantees held. The helpers here are what the three share; [`cli`] is where the binaries
+//! run (`--endpoint`, the AWS configuration, or an engine in their own process) and
+//! [`resources`] deletes what a run created.
 
 pub mod app;
 pub mod cli;
@@ -17,6 +20,7 @@ pub mod iot_alerts;
 pub mod log_fanout;
 pub mod produce;
 pub mod read;
+pub mod resources;
 
 use std::time::Duration;
 
@@ -25,7 +29,7 @@ use tokio::time::Instant;
 
 use crate::clients;
 
-/// The two SDK clients a scenario needs, both pointed at one engine.
+/// The two SDK clients a scenario needs.
 #[derive(Clone, Debug)]
 pub struct Clients {
     /// Kinesis, for the streams.

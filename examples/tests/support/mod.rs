@@ -1,12 +1,16 @@
-//! What the exporter tests share: a counting processor, a plain HTTP GET, and the Prometheus
-//! text format read into samples.
+//! What the tests share: a counting processor, a plain HTTP GET, the Prometheus text format
+//! read into samples, and running the example binaries in a clean AWS environment.
 
 #![allow(dead_code)] // each test binary uses its part
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use kcl::{Checkpointer, ProcessRecordsInput, ProcessorError, RecordProcessor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -96,4 +100,68 @@ pub fn matching<'a>(
                 .iter()
                 .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
     })
+}
+
+/// `bin args` with only `env` in its environment, and `HOME=home` (so no profile or credentials
+/// of the machine's are read) and instance metadata off: its AWS configuration is exactly what
+/// the test gives it.
+pub fn aws_command(bin: &str, args: &[&str], env: &[(&str, &str)], home: &Path) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// How a run of a binary ended, and what it printed.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+/// Runs `command` (with piped stdout and stderr) to its end; kills it and panics with its output
+/// if it runs longer than `limit`.
+pub fn run_to_end(mut command: Command, limit: Duration) -> Finished {
+    let mut child = command.spawn().expect("the binary starts");
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the binary") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    match status {
+        Some(status) => Finished {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!("still running after {limit:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"),
+    }
 }

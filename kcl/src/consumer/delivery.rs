@@ -7,7 +7,6 @@ use std::time::{Instant, SystemTime};
 use super::{Consumer, Exit, Outcome, Retry, Step, bounded, lost};
 use crate::failure::{FailurePolicy, GiveUpReason, GivenUp};
 use crate::leases::SequenceNumber;
-use crate::metrics;
 use crate::processor::{
     PartialFailure, ProcessRecordsInput, ProcessorError, Record, RecordProcessor,
 };
@@ -57,8 +56,8 @@ impl<P: RecordProcessor> Consumer<P> {
                 Outcome::Done(r) => r,
                 other => return Err(self.interrupted(other, "process_records").await),
             };
-            self.metrics
-                .histogram(metrics::PROCESS_RECORDS_TIME)
+            self.handles
+                .process_records_time
                 .record(started.elapsed().as_secs_f64() * 1000.0);
             let error = match result {
                 Ok(()) => {
@@ -72,9 +71,7 @@ impl<P: RecordProcessor> Consumer<P> {
                 }
                 Err(e) => e,
             };
-            self.metrics
-                .counter(metrics::PROCESS_RECORDS_FAILURES)
-                .increment(1);
+            self.handles.process_records_failures.increment(1);
             let Some(piece) = pieces.front_mut() else {
                 break;
             };
@@ -96,7 +93,7 @@ impl<P: RecordProcessor> Consumer<P> {
             if policy.bisect_on_error && piece.len() > 1 {
                 let second = piece.split_off(piece.len() / 2);
                 tracing::warn!(error = %error, first = piece.len(), second = second.len(), "process_records failed; bisecting the batch");
-                self.metrics.counter(metrics::BISECTED_BATCHES).increment(1);
+                self.handles.bisected_batches.increment(1);
                 pieces.insert(1, second);
                 attempts = 0;
                 continue;
@@ -134,12 +131,10 @@ impl<P: RecordProcessor> Consumer<P> {
 
     fn processed(&self, records: &[Record]) {
         let bytes: usize = records.iter().map(|r| r.data.len()).sum();
-        self.metrics
-            .counter(metrics::RECORDS_PROCESSED)
+        self.handles
+            .records_processed
             .increment(records.len() as u64);
-        self.metrics
-            .counter(metrics::DATA_BYTES_PROCESSED)
-            .increment(bytes as u64);
+        self.handles.data_bytes_processed.increment(bytes as u64);
     }
 
     /// Hands `given_up` to the sink until it takes it (or logs it when there is none).
@@ -180,9 +175,7 @@ impl<P: RecordProcessor> Consumer<P> {
                         break;
                     }
                     Some(Err(e)) => {
-                        self.metrics
-                            .counter(metrics::FAILURE_SINK_ERRORS)
-                            .increment(1);
+                        self.handles.failure_sink_errors.increment(1);
                         tracing::warn!(error = %e, records = count, "the failure sink refused given-up records; trying again");
                         if let Step::Stop(exit) = self.wait(retry).await {
                             return Err(exit);
@@ -191,9 +184,7 @@ impl<P: RecordProcessor> Consumer<P> {
                 }
             },
         }
-        self.metrics
-            .counter(metrics::RECORDS_GIVEN_UP)
-            .increment(count as u64);
+        self.handles.records_given_up.increment(count as u64);
         Ok(())
     }
 }

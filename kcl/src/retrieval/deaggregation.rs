@@ -136,6 +136,8 @@ pub(crate) struct Deaggregator {
     /// The shard's hash keys, inclusive.
     pub hash_range: (u128, u128),
     pub distribution: Distribution,
+    /// Counts the aggregates dropped (`AggregatedRecordsDropped`).
+    pub dropped: metrics::Counter,
 }
 
 /// A Kinesis record, its data taken without a copy.
@@ -181,6 +183,7 @@ impl Deaggregator {
         {
             return split(&read, None, after).0;
         }
+        self.dropped.increment(dropped as u64);
         tracing::warn!(
             aggregates = dropped,
             "dropped KPL aggregates holding user records whose hash keys lie outside the shard"

@@ -42,6 +42,16 @@ pub(crate) fn spawn_fetcher(
 ) -> (FetchedReceiver, JoinHandle<()>) {
     let (tx, rx) = fetched_channel(settings.max_prefetch_batches, &settings.metrics);
     let fetcher = Fetcher {
+        get_records_time: settings.metrics.histogram(crate::metrics::GET_RECORDS_TIME),
+        get_records_success: settings
+            .metrics
+            .histogram(crate::metrics::GET_RECORDS_SUCCESS),
+        get_shard_iterator_time: settings
+            .metrics
+            .histogram(crate::metrics::GET_SHARD_ITERATOR_TIME),
+        get_shard_iterator_success: settings
+            .metrics
+            .histogram(crate::metrics::GET_SHARD_ITERATOR_SUCCESS),
         client,
         stream,
         shard_id,
@@ -62,6 +72,13 @@ struct Fetcher {
     settings: FetcherSettings,
     /// Sequence number of the last Kinesis record read (whole aggregate).
     last_read: Option<String>,
+    /// The duration of each GetRecords call, in ms.
+    get_records_time: metrics::Histogram,
+    /// 1 for each GetRecords call that succeeded, 0 for each that failed (the KCL's `Success`).
+    get_records_success: metrics::Histogram,
+    /// The same for GetShardIterator.
+    get_shard_iterator_time: metrics::Histogram,
+    get_shard_iterator_success: metrics::Histogram,
 }
 
 impl Fetcher {
@@ -105,7 +122,8 @@ impl Fetcher {
                     }
                 },
             };
-            let out = match error::kinesis_call(
+            let started = std::time::Instant::now();
+            let out = error::kinesis_call(
                 self.settings.timeout,
                 "GetRecords",
                 self.client
@@ -114,8 +132,12 @@ impl Fetcher {
                     .limit(self.settings.max_records)
                     .send(),
             )
-            .await
-            {
+            .await;
+            self.get_records_time
+                .record(started.elapsed().as_secs_f64() * 1000.0);
+            self.get_records_success
+                .record(if out.is_ok() { 1.0 } else { 0.0 });
+            let out = match out {
                 Ok(out) => out,
                 Err(e) => {
                     if e.is_expired_iterator() {
@@ -209,8 +231,14 @@ impl Fetcher {
             },
             (None, _) => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
+        let started = std::time::Instant::now();
         let out =
-            error::kinesis_call(self.settings.timeout, "GetShardIterator", request.send()).await?;
+            error::kinesis_call(self.settings.timeout, "GetShardIterator", request.send()).await;
+        self.get_shard_iterator_time
+            .record(started.elapsed().as_secs_f64() * 1000.0);
+        self.get_shard_iterator_success
+            .record(if out.is_ok() { 1.0 } else { 0.0 });
+        let out = out?;
         out.shard_iterator.ok_or_else(|| crate::Error::Kinesis {
             op: "GetShardIterator",
             code: None,

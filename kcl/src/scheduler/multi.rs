@@ -9,6 +9,7 @@ use super::{Scheduler, State};
 use crate::config::Retrieval;
 use crate::error::Result;
 use crate::leases::Lease;
+use crate::metrics;
 use crate::processor::RecordProcessorFactory;
 use crate::retrieval::StreamRef;
 use crate::shard_sync;
@@ -151,6 +152,14 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             }
         }
         self.delete_former_leases(multi, &leases, now).await;
+        {
+            let tracked = multi.lock();
+            let app = &self.ctx.metrics;
+            app.gauge(metrics::ACTIVE_STREAMS)
+                .set(tracked.active.len() as f64);
+            app.gauge(metrics::STREAMS_PENDING_DELETION)
+                .set(tracked.former.len() as f64);
+        }
         if created > 0 {
             self.take_now.notify_one();
         }
@@ -214,6 +223,10 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 }
             }
             if deleted_all {
+                self.ctx
+                    .metrics
+                    .counter(metrics::DELETED_STREAMS)
+                    .increment(1);
                 multi.lock().former.remove(&id);
             }
         }

@@ -75,6 +75,8 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             .set(plan.target.saturating_sub(state.held.len()) as f64);
         app.gauge(metrics::LEASE_SPILLOVER)
             .set(plan.spillover as f64);
+        app.gauge(metrics::LEASES_TO_TAKE)
+            .set((plan.take.len() + plan.steal.len()) as f64);
         state.next_expiry =
             state
                 .seen
@@ -149,10 +151,18 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                         self.start_consumer(state, lease, sent, start_at);
                     }
                     Ok(false) => {
+                        self.worker_metrics()
+                            .counter(metrics::UNTAKEN_LEASES)
+                            .increment(1);
                         tracing::debug!(shard = %key, "lost the race for a lease");
                         lost_a_take |= !stolen;
                     }
-                    Err(e) => tracing::warn!(shard = %key, error = %e, "taking a lease failed"),
+                    Err(e) => {
+                        self.worker_metrics()
+                            .counter(metrics::UNTAKEN_LEASES)
+                            .increment(1);
+                        tracing::warn!(shard = %key, error = %e, "taking a lease failed")
+                    }
                 }
             }
         }

@@ -49,6 +49,7 @@ impl Pending {
         metrics: Arc<ProducerMetrics>,
     ) -> Self {
         let now = Instant::now();
+        metrics.user_records_pending.increment(1.0);
         Self {
             record,
             hash,
@@ -65,7 +66,9 @@ impl Pending {
 
     /// The record, for a caller that gets it back directly: the future is dropped unsettled.
     pub(crate) fn into_record(mut self) -> Record {
-        self.reply = None;
+        if self.reply.take().is_some() {
+            self.metrics.user_records_pending.decrement(1.0);
+        }
         self.take_record()
     }
 
@@ -75,6 +78,8 @@ impl Pending {
 
     fn settle(&mut self, outcome: Result<Delivery, PutFailure>) {
         if let Some(reply) = self.reply.take() {
+            // Before the reply: a caller that saw its outcome sees the record counted out.
+            self.metrics.user_records_pending.decrement(1.0);
             // The caller may have dropped the future: then nobody wants the outcome.
             let _ = reply.send(outcome);
         }

@@ -153,6 +153,10 @@ impl Batch {
         metrics
             .kinesis_records_per_put_records_request
             .record(count as f64);
+        let users: usize = self.containers.iter().map(|c| c.users.len()).sum();
+        metrics
+            .user_records_per_put_records_request
+            .record(users as f64);
         let span = tracing::debug_span!("put_records", stream = stream.label(), records = count);
         let sent_at = Instant::now();
         let request = stream

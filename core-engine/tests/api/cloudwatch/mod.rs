@@ -1,9 +1,10 @@
 //! CloudWatch on the engine's port: `aws-sdk-cloudwatch` (Smithy RPC v2 CBOR, gzip for large
 //! bodies) and hand-built awsQuery forms put metric data, which the engine validates as
-//! CloudWatch does, keeps, and shows through `EngineHandle::cloudwatch_series`, Prometheus text
-//! and ListMetrics.
+//! CloudWatch does, keeps, and shows through `EngineHandle::cloudwatch_series`, Prometheus text,
+//! ListMetrics, GetMetricStatistics and GetMetricData.
 
 mod exposition;
+mod metric_data;
 mod protocols;
 mod statistics;
 mod validation;

@@ -37,7 +37,10 @@
 //! ```text
 //! cargo run -p examples --bin clickstream_features -- --duration 10 --rate 500
 //! cargo run -p examples --bin clickstream_features -- --endpoint http://127.0.0.1:4567
+//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run -p examples --bin clickstream_features -- --aws
 //! ```
+//! The binary runs on an in-process engine unless `--endpoint` or the AWS configuration names
+//! another place (see [`crate::scenarios::cli`]).
 
 pub mod model;
 pub mod store;
@@ -50,6 +53,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::app::Worker;
+use super::resources::Resources;
 use super::{Clients, kcl_config, produce, wait_until};
 use crate::verdict::{self, SharedActivity, Verdict};
 use model::{ClickGenerator, Features};
@@ -182,11 +186,54 @@ impl Report {
     }
 }
 
-/// Runs the scenario against the engine behind `clients`.
+/// The names of what a run creates, each with [`Options::suffix`] appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    /// The clickstream.
+    pub stream: String,
+    /// The feature table.
+    pub table: String,
+    /// The live application, and its lease table.
+    pub app: String,
+    /// The replaying application, and its lease table.
+    pub replay_app: String,
+}
+
+impl Names {
+    /// The names for `options`.
+    pub fn new(options: &Options) -> Self {
+        let suffix = &options.suffix;
+        Self {
+            stream: format!("clickstream{suffix}"),
+            table: format!("user-features{suffix}"),
+            app: format!("feature-writer{suffix}"),
+            replay_app: format!("feature-writer{suffix}-replay"),
+        }
+    }
+}
+
+/// What a run with `options` creates: the stream, the feature table and the lease tables (the
+/// replay's if it replays).
+pub fn resources(options: &Options) -> Resources {
+    let names = Names::new(options);
+    let mut tables = vec![names.table, names.app];
+    if options.replay {
+        tables.push(names.replay_app);
+    }
+    Resources {
+        streams: vec![names.stream],
+        tables,
+    }
+}
+
+/// Runs the scenario against `clients` (see [`resources`] for what it creates).
 pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
-    let stream = format!("clickstream{}", options.suffix);
-    let table = format!("user-features{}", options.suffix);
-    let app = format!("feature-writer{}", options.suffix);
+    let Names {
+        stream,
+        table,
+        app,
+        replay_app,
+    } = Names::new(options);
     crate::clients::create_stream(&clients.kinesis, &stream, options.shards).await?;
     store::create_table(&clients.dynamodb, &table).await?;
 
@@ -242,7 +289,6 @@ pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
 
     let replay = Arc::new(std::sync::Mutex::new(Counters::default()));
     let replay_complete = if options.replay {
-        let replay_app = format!("{app}-replay");
         let worker = Worker::start(
             clients,
             &replay_app,

@@ -37,7 +37,10 @@
 //! ```text
 //! cargo run -p examples --bin iot_alerts -- --duration 10 --devices 20
 //! cargo run -p examples --bin iot_alerts -- --endpoint http://127.0.0.1:4567
+//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run -p examples --bin iot_alerts -- --aws
 //! ```
+//! The binary runs on an in-process engine unless `--endpoint` or the AWS configuration names
+//! another place (see [`crate::scenarios::cli`]).
 
 pub mod model;
 pub mod processor;
@@ -50,6 +53,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::app::Worker;
+use super::resources::Resources;
 use super::{Clients, kcl_config, produce, read, wait_until};
 use crate::verdict::{self, SharedActivity, Verdict};
 use model::{Alert, Devices, Metric};
@@ -155,11 +159,45 @@ impl Report {
     }
 }
 
-/// Runs the scenario against the engine behind `clients`.
+/// The names of what a run creates, each with [`Options::suffix`] appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    /// The telemetry stream.
+    pub telemetry: String,
+    /// The alerts stream.
+    pub alerts: String,
+    /// The detector application, and its lease table.
+    pub app: String,
+}
+
+impl Names {
+    /// The names for `options`.
+    pub fn new(options: &Options) -> Self {
+        let suffix = &options.suffix;
+        Self {
+            telemetry: format!("telemetry{suffix}"),
+            alerts: format!("alerts{suffix}"),
+            app: format!("anomaly-detector{suffix}"),
+        }
+    }
+}
+
+/// What a run with `options` creates: the two streams and the lease table.
+pub fn resources(options: &Options) -> Resources {
+    let names = Names::new(options);
+    Resources {
+        streams: vec![names.telemetry, names.alerts],
+        tables: vec![names.app],
+    }
+}
+
+/// Runs the scenario against `clients` (see [`resources`] for what it creates).
 pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
-    let telemetry = format!("telemetry{}", options.suffix);
-    let alerts = format!("alerts{}", options.suffix);
-    let app = format!("anomaly-detector{}", options.suffix);
+    let Names {
+        telemetry,
+        alerts,
+        app,
+    } = Names::new(options);
     crate::clients::create_stream(&clients.kinesis, &telemetry, options.shards).await?;
     crate::clients::create_stream(&clients.kinesis, &alerts, 1).await?;
 

@@ -37,7 +37,10 @@
 //! ```text
 //! cargo run -p examples --bin log_fanout -- --duration 10 --rate 500
 //! cargo run -p examples --bin log_fanout -- --endpoint http://127.0.0.1:4567
+//! AWS_PROFILE=dev AWS_REGION=eu-west-1 cargo run -p examples --bin log_fanout -- --aws
 //! ```
+//! The binary runs on an in-process engine unless `--endpoint` or the AWS configuration names
+//! another place (see [`crate::scenarios::cli`]).
 
 pub mod apps;
 pub mod model;
@@ -51,6 +54,7 @@ use kcl::leases::{Checkpoint, LeaseTable};
 use tokio::time::Instant;
 
 use super::app::Worker;
+use super::resources::Resources;
 use super::{Clients, kcl_config, produce, wait_until};
 use crate::verdict::SharedActivity;
 use apps::{Archive, Archiver, ErrorMonitor, Rate, Rates, Shared};
@@ -93,12 +97,46 @@ impl Default for Options {
     }
 }
 
-/// Runs the scenario against the engine behind `clients`.
+/// The names of what a run creates, each with [`Options::suffix`] appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    /// The log stream.
+    pub stream: String,
+    /// The archiver application, and its lease table.
+    pub archiver_app: String,
+    /// The error monitor application, and its lease table.
+    pub monitor_app: String,
+}
+
+impl Names {
+    /// The names for `options`.
+    pub fn new(options: &Options) -> Self {
+        let suffix = &options.suffix;
+        Self {
+            stream: format!("logs{suffix}"),
+            archiver_app: format!("log-archiver{suffix}"),
+            monitor_app: format!("error-monitor{suffix}"),
+        }
+    }
+}
+
+/// What a run with `options` creates: the stream and the two lease tables.
+pub fn resources(options: &Options) -> Resources {
+    let names = Names::new(options);
+    Resources {
+        streams: vec![names.stream],
+        tables: vec![names.archiver_app, names.monitor_app],
+    }
+}
+
+/// Runs the scenario against `clients` (see [`resources`] for what it creates).
 pub async fn run(clients: &Clients, options: &Options) -> Result<Report> {
     let started = Instant::now();
-    let stream = format!("logs{}", options.suffix);
-    let archiver_app = format!("log-archiver{}", options.suffix);
-    let monitor_app = format!("error-monitor{}", options.suffix);
+    let Names {
+        stream,
+        archiver_app,
+        monitor_app,
+    } = Names::new(options);
     crate::clients::create_stream(&clients.kinesis, &stream, options.shards).await?;
 
     let archive = Shared::<Archive>::default();
