@@ -94,6 +94,11 @@ impl Target {
         })
     }
 
+    /// The endpoint URL (`http://host:port`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     /// A Kinesis client of its own (its own connections).
     pub fn kinesis(&self) -> aws_sdk_kinesis::Client {
         kinesis(&self.endpoint)

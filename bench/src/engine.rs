@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 
+use crate::cbor::Protocol;
 use crate::common::{
     Common, Storage, Table, Target, create_stream, list, median, num, peak_rss_mib, percentile_ms,
     process_cpu, reset_peak_rss, stream_name, text,
@@ -33,6 +34,10 @@ pub struct EngineArgs {
     /// Bytes written before reading (`engine-read`).
     #[arg(long, default_value_t = 200 << 20)]
     pub backlog_bytes: usize,
+    /// Wire protocol of PutRecords and GetRecords: `json` (aws-sdk-kinesis) or `cbor` (what
+    /// the Java SDKs send, over raw HTTP/1.1).
+    #[arg(long, value_enum, default_value = "json")]
+    pub protocol: Protocol,
 }
 
 /// Kinesis' limit on a record: data plus partition key.
@@ -71,8 +76,10 @@ async fn write(
     size: usize,
     seconds: f64,
     until: Option<usize>,
+    protocol: Protocol,
 ) -> Result<Run> {
-    let payload = Blob::new(vec![b'x'; data_len(size)]);
+    let raw = vec![b'x'; data_len(size)];
+    let payload = Blob::new(raw.clone());
     let batch = per_call(size);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let quota = until.map(|n| n.div_ceil(writers));
@@ -81,8 +88,13 @@ async fn write(
     let mut tasks = Vec::new();
     for writer in 0..writers {
         let client = target.kinesis();
+        let mut cbor = match protocol {
+            Protocol::Json => None,
+            Protocol::Cbor => Some(crate::cbor::Client::connect(target.endpoint()).await?),
+        };
         let stream = stream.to_owned();
         let payload = payload.clone();
+        let raw = raw.clone();
         tasks.push(tokio::spawn(async move {
             let mut calls = Vec::new();
             let mut written = 0usize;
@@ -93,10 +105,19 @@ async fn write(
                     None if Instant::now() >= deadline => break,
                     None => batch,
                 };
+                let key = |i: usize| format!("key-{writer:03}-{:05}", (written + i) % 10_007);
+                if let Some(cbor) = &mut cbor {
+                    let sent = Instant::now();
+                    let failed = cbor.put_records(&stream, &raw, n, key).await?;
+                    calls.push(sent.elapsed());
+                    anyhow::ensure!(failed == 0, "{failed} records failed");
+                    written += n;
+                    continue;
+                }
                 let entries = (0..n)
                     .map(|i| {
                         PutRecordsRequestEntry::builder()
-                            .partition_key(format!("key-{writer:03}-{:05}", (written + i) % 10_007))
+                            .partition_key(key(i))
                             .data(payload.clone())
                             .build()
                             .expect("data and key are set")
@@ -144,7 +165,7 @@ async fn write(
 }
 
 /// Reads every shard from TRIM_HORIZON to the tip with `readers` clients (shards dealt out).
-async fn read(target: &Target, stream: &str, readers: usize) -> Result<Run> {
+async fn read(target: &Target, stream: &str, readers: usize, protocol: Protocol) -> Result<Run> {
     let shards = target
         .kinesis()
         .list_shards()
@@ -165,6 +186,10 @@ async fn read(target: &Target, stream: &str, readers: usize) -> Result<Run> {
             .map(|s| s.shard_id.clone())
             .collect();
         let client = target.kinesis();
+        let mut cbor = match protocol {
+            Protocol::Json => None,
+            Protocol::Cbor => Some(crate::cbor::Client::connect(target.endpoint()).await?),
+        };
         let stream = stream.to_owned();
         tasks.push(tokio::spawn(async move {
             let (mut records, mut bytes, mut calls) = (0usize, 0usize, Vec::new());
@@ -180,6 +205,18 @@ async fn read(target: &Target, stream: &str, readers: usize) -> Result<Run> {
                     .shard_iterator
                     .context("no iterator")?;
                 loop {
+                    if let Some(cbor) = &mut cbor {
+                        let sent = Instant::now();
+                        let out = cbor.get_records(&iterator, 10_000).await?;
+                        calls.push(sent.elapsed());
+                        records += out.count;
+                        bytes += out.data_bytes;
+                        match out.next_iterator {
+                            Some(next) if out.millis_behind_latest != Some(0) => iterator = next,
+                            _ => break,
+                        }
+                        continue;
+                    }
                     let sent = Instant::now();
                     let out = client
                         .get_records()
@@ -294,7 +331,8 @@ pub async fn ingest(args: &EngineArgs, common: &Common) -> Result<()> {
     let args = smoke(args, common);
     let mut table = Table::new(
         format!(
-            "engine-ingest: PutRecords for {} s per run, {} shards, AWS limits off; medians of {}",
+            "engine-ingest: PutRecords ({:?}) for {} s per run, {} shards, AWS limits off; medians of {}",
+            args.protocol,
             args.seconds,
             args.shards,
             common.repeats()
@@ -314,7 +352,16 @@ pub async fn ingest(args: &EngineArgs, common: &Common) -> Result<()> {
                     let target = Target::start(storage, false, common.endpoint.as_deref()).await?;
                     let stream = stream_name("ingest");
                     create_stream(&target.kinesis(), &stream, args.shards).await?;
-                    let mut run = write(&target, &stream, conns, size, args.seconds, None).await?;
+                    let mut run = write(
+                        &target,
+                        &stream,
+                        conns,
+                        size,
+                        args.seconds,
+                        None,
+                        args.protocol,
+                    )
+                    .await?;
                     run.rss = peak_rss_mib();
                     runs.push(run);
                     target.stop().await;
@@ -332,7 +379,8 @@ pub async fn read_backlog(args: &EngineArgs, common: &Common) -> Result<()> {
     let args = smoke(args, common);
     let mut table = Table::new(
         format!(
-            "engine-read: GetRecords (limit 10,000) draining a backlog of {} MiB over {} shards from TRIM_HORIZON, AWS limits off; medians of {}",
+            "engine-read: GetRecords ({:?}, limit 10,000) draining a backlog of {} MiB over {} shards from TRIM_HORIZON, AWS limits off; medians of {}",
+            args.protocol,
             args.backlog_bytes >> 20,
             args.shards,
             common.repeats()
@@ -352,9 +400,9 @@ pub async fn read_backlog(args: &EngineArgs, common: &Common) -> Result<()> {
                     let target = Target::start(storage, false, common.endpoint.as_deref()).await?;
                     let stream = stream_name("read");
                     create_stream(&target.kinesis(), &stream, args.shards).await?;
-                    write(&target, &stream, 4, size, 0.0, Some(records)).await?;
+                    write(&target, &stream, 4, size, 0.0, Some(records), args.protocol).await?;
                     reset_peak_rss();
-                    let mut run = read(&target, &stream, conns).await?;
+                    let mut run = read(&target, &stream, conns, args.protocol).await?;
                     anyhow::ensure!(
                         run.records >= records,
                         "read {} of {records} records",

@@ -10,6 +10,7 @@
 //! `--repeats` runs, with the process's peak RSS. `--smoke` runs a seconds-long version (the
 //! test suite runs every one). BENCHMARKS.md at the repository root holds the latest figures.
 
+mod cbor;
 mod common;
 mod engine;
 mod fanout;

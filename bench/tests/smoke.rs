@@ -43,6 +43,31 @@ fn engine_read() {
     assert!(rows.iter().all(|r| r["records/s"].as_f64() > Some(0.0)));
 }
 
+/// `--protocol cbor` writes and reads the same records over raw CBOR HTTP.
+#[test]
+fn engine_ingest_and_read_over_cbor() {
+    for subcommand in ["engine-ingest", "engine-read"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args([subcommand, "--smoke", "--json", "--protocol", "cbor"])
+            .args(["--storage", "memory", "--sizes", "100"])
+            .output()
+            .expect("the bench binary runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON object");
+        let rows = value["rows"].as_array().expect("rows").clone();
+        assert!(!rows.is_empty(), "{value}");
+        assert!(
+            rows.iter().all(|r| r["records"].as_f64() > Some(0.0)),
+            "{value}"
+        );
+    }
+}
+
 #[test]
 fn fanout() {
     let rows = rows("fanout");

@@ -78,6 +78,10 @@ pub use tls::TlsConfig;
 /// The DynamoDB expression parsers, for the fuzz target in `core-engine/fuzz`. Not a stable API.
 #[doc(hidden)]
 pub use dynamodb::expr::fuzz_expression as __fuzz_expression;
+/// The direct CBOR request decoders against the translation, for the fuzz target in
+/// `core-engine/fuzz`. Not a stable API.
+#[doc(hidden)]
+pub use fuzz::fuzz_cbor_requests as __fuzz_cbor_requests;
 /// Whole requests through the real dispatch path, for the fuzz target in `core-engine/fuzz`.
 /// Not a stable API.
 #[doc(hidden)]

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::model::iterator::{ITERATOR_TTL_MS, ShardIterator};
 use crate::model::shard::{ReadLimits, shard_id};
 use crate::model::stream::StreamState;
+use crate::protocol::cbor::writer as cbor;
 use crate::protocol::json::writer::{self, RecordView};
 use crate::storage::StoredRecord;
 
@@ -51,6 +52,48 @@ impl GetRecordsOutput {
         child_shards_json(&mut out, &self.child_shards);
         out.push(b'}');
         out
+    }
+
+    /// The CBOR body: the members of [`Self::to_json`], in its order.
+    pub(crate) fn to_cbor(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(records_cbor_size_hint(&self.records) + 700);
+        cbor::map(&mut out, 3 + usize::from(!self.child_shards.is_empty()));
+        cbor::text(&mut out, "Records");
+        records_cbor(&mut out, &self.records);
+        cbor::text(&mut out, "NextShardIterator");
+        match &self.next_shard_iterator {
+            Some(token) => cbor::text(&mut out, token),
+            None => cbor::null(&mut out),
+        }
+        cbor::text(&mut out, "MillisBehindLatest");
+        cbor::int(&mut out, self.millis_behind_latest);
+        child_shards_cbor(&mut out, &self.child_shards);
+        out
+    }
+}
+
+/// About how many bytes the CBOR of these records takes.
+pub(crate) fn records_cbor_size_hint(records: &[StoredRecord]) -> usize {
+    records
+        .iter()
+        .map(|r| cbor::record_size_hint(&RecordView::of(r)))
+        .sum::<usize>()
+        + 9
+}
+
+/// Writes records as the CBOR array GetRecords and fan-out events share.
+pub(crate) fn records_cbor(out: &mut Vec<u8>, records: &[StoredRecord]) {
+    cbor::array(out, records.len());
+    for record in records {
+        cbor::record(out, &RecordView::of(record));
+    }
+}
+
+/// Writes the `ChildShards` member unless there are none.
+pub(crate) fn child_shards_cbor(out: &mut Vec<u8>, child_shards: &[ChildShardOut]) {
+    if !child_shards.is_empty() {
+        cbor::text(out, "ChildShards");
+        cbor::translated(out, child_shards);
     }
 }
 

@@ -14,7 +14,7 @@ mod monitoring;
 mod on_demand;
 mod page_token;
 mod policy;
-mod put;
+pub(crate) mod put;
 mod queues;
 mod reshard;
 mod resource;
@@ -423,8 +423,9 @@ pub(crate) fn subscribe(
     kinesis: &Arc<Kinesis>,
     body: &[u8],
     end_early: bool,
+    cbor: bool,
 ) -> Result<subscribe::EventFrames, ApiError> {
-    kinesis.subscribe_to_shard(json::decode(body)?, end_early)
+    kinesis.subscribe_to_shard(json::decode(body)?, end_early, cbor)
 }
 
 /// The injected faults that hit a call as a whole. PutRecords' throttling and internal failures
@@ -490,6 +491,36 @@ fn stream_named_in(body: &[u8], key: &crate::model::iterator::TokenKey) -> Optio
     }
     let iterator = crate::model::iterator::ShardIterator::decode(text("ShardIterator")?, key)?;
     Some(iterator.stream_name)
+}
+
+/// Runs one of the operations served over CBOR directly (`protocol::cbor::is_direct`) on the
+/// CBOR `body`, and gives its CBOR answer.
+pub(crate) async fn dispatch_cbor(
+    kinesis: &Kinesis,
+    operation: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    use crate::protocol::cbor;
+    match operation {
+        "PutRecord" => {
+            kinesis.check_memory_cap()?;
+            let input = cbor::requests::put_record(body)?;
+            Ok(kinesis.put_record(input).await?.to_cbor())
+        }
+        "PutRecords" => {
+            kinesis.check_memory_cap()?;
+            let input = cbor::requests::put_records(body)?;
+            Ok(kinesis.put_records(input).await?.to_cbor())
+        }
+        "GetRecords" => {
+            // A small request: the translation costs little, unlike the records of the answer.
+            let json = cbor::cbor_request_to_json(body, cbor::input_shape(operation))?;
+            Ok(kinesis.get_records(json::decode(&json)?).await?.to_cbor())
+        }
+        other => Err(ApiError::InternalFailure(format!(
+            "{other} is not served over CBOR directly"
+        ))),
+    }
 }
 
 /// Runs `operation` on `body`.

@@ -1,5 +1,6 @@
 //! PutRecord and PutRecords.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -12,6 +13,7 @@ use crate::error::ApiError;
 use crate::faults::Fault;
 use crate::model::hash::{parse_hash_key, partition_key_hash};
 use crate::model::stream::{Sealing, Stream, StreamState};
+use crate::protocol::cbor::writer as cbor;
 use crate::protocol::json::{Blob, Text, writer};
 
 use super::Kinesis;
@@ -24,16 +26,16 @@ const MAX_PUT_RECORDS: usize = 500;
 /// Largest PutRecords payload (data plus partition keys): 10 MiB.
 const MAX_PUT_RECORDS_BYTES: usize = 10 << 20;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct PutRecordInput {
-    stream_name: Option<String>,
+    pub(crate) stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    data: Option<Blob>,
-    partition_key: Option<String>,
-    explicit_hash_key: Option<String>,
-    sequence_number_for_ordering: Option<String>,
+    pub(crate) stream_arn: Option<String>,
+    pub(crate) data: Option<Blob>,
+    pub(crate) partition_key: Option<String>,
+    pub(crate) explicit_hash_key: Option<String>,
+    pub(crate) sequence_number_for_ordering: Option<String>,
 }
 
 /// PutRecord's answer: `{"ShardId","SequenceNumber","EncryptionType"}`.
@@ -57,31 +59,59 @@ impl PutRecordOutput {
         out.extend_from_slice(b"\"}");
         out
     }
+
+    /// The CBOR body: the members of [`Self::to_json`], in its order.
+    pub(crate) fn to_cbor(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        cbor::map(&mut out, 3);
+        cbor::text(&mut out, "ShardId");
+        cbor::short_text_with(&mut out, |out| shard_id_digits(out, self.shard));
+        cbor::text(&mut out, "SequenceNumber");
+        cbor::u128_text(&mut out, self.sequence_number);
+        cbor::text(&mut out, "EncryptionType");
+        cbor::text(&mut out, encryption_type(self.encrypted));
+        out
+    }
 }
 
-/// A PutRecords request, borrowing its strings from the body: the data stays base64 text
-/// until [`decode_data`] decodes every record's into one buffer.
-#[derive(Debug, Deserialize)]
+/// A PutRecords request, borrowing its strings from the body: the data stays base64 text (or
+/// CBOR byte strings) until [`decode_data`] puts every record's into one buffer.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct PutRecordsInput<'a> {
     #[serde(borrow)]
-    stream_name: Option<Text<'a>>,
+    pub(crate) stream_name: Option<Text<'a>>,
     #[serde(rename = "StreamARN", borrow)]
-    stream_arn: Option<Text<'a>>,
+    pub(crate) stream_arn: Option<Text<'a>>,
     #[serde(borrow)]
-    records: Option<Vec<PutRecordsEntry<'a>>>,
+    pub(crate) records: Option<Vec<PutRecordsEntry<'a>>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One record of a PutRecords request.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct PutRecordsEntry<'a> {
-    /// Base64 text.
+pub(crate) struct PutRecordsEntry<'a> {
     #[serde(borrow)]
-    data: Option<Text<'a>>,
+    pub(crate) data: Option<DataIn<'a>>,
     #[serde(borrow)]
-    partition_key: Option<Text<'a>>,
+    pub(crate) partition_key: Option<Text<'a>>,
     #[serde(borrow)]
-    explicit_hash_key: Option<Text<'a>>,
+    pub(crate) explicit_hash_key: Option<Text<'a>>,
+}
+
+/// A record's data as the request carried it.
+#[derive(Debug)]
+pub(crate) enum DataIn<'a> {
+    /// Base64 text: awsJson1.1.
+    Base64(Text<'a>),
+    /// The bytes themselves: a CBOR byte string (see `protocol::cbor::requests`).
+    Bytes(Cow<'a, [u8]>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for DataIn<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Text::deserialize(d).map(Self::Base64)
+    }
 }
 
 /// PutRecords' answer: `{"FailedRecordCount","Records":[...],"EncryptionType"}`.
@@ -136,11 +166,52 @@ impl PutRecordsOutput {
         out.extend_from_slice(b"\"}");
         out
     }
+
+    /// The CBOR body: the members of [`Self::to_json`], in its order.
+    pub(crate) fn to_cbor(&self) -> Vec<u8> {
+        // A placed record's entry takes 78 bytes at most.
+        let mut out = Vec::with_capacity(64 + self.records.len() * 80);
+        cbor::map(&mut out, 3);
+        cbor::text(&mut out, "FailedRecordCount");
+        cbor::int(&mut out, i64::from(self.failed_record_count));
+        cbor::text(&mut out, "Records");
+        cbor::array(&mut out, self.records.len());
+        for outcome in &self.records {
+            cbor::map(&mut out, 2);
+            match outcome {
+                PutOutcome::Placed {
+                    shard,
+                    sequence_number,
+                } => {
+                    cbor::text(&mut out, "SequenceNumber");
+                    cbor::u128_text(&mut out, *sequence_number);
+                    cbor::text(&mut out, "ShardId");
+                    cbor::short_text_with(&mut out, |out| shard_id_digits(out, *shard));
+                }
+                PutOutcome::Failed { code, message } => {
+                    cbor::text(&mut out, "ErrorCode");
+                    cbor::text(&mut out, code);
+                    cbor::text(&mut out, "ErrorMessage");
+                    cbor::text(&mut out, message);
+                }
+            }
+        }
+        cbor::text(&mut out, "EncryptionType");
+        cbor::text(&mut out, encryption_type(self.encrypted));
+        out
+    }
 }
 
 /// Writes a shard id (`"shardId-000000000007"`) as a JSON string, without a `String`.
 fn shard_id_string(out: &mut Vec<u8>, index: u32) {
-    out.extend_from_slice(b"\"shardId-");
+    out.push(b'"');
+    shard_id_digits(out, index);
+    out.push(b'"');
+}
+
+/// Writes a shard id's characters (`shardId-000000000007`).
+fn shard_id_digits(out: &mut Vec<u8>, index: u32) {
+    out.extend_from_slice(b"shardId-");
     let mut digits = [b'0'; 12];
     let mut rest = index;
     for slot in digits.iter_mut().rev() {
@@ -148,24 +219,36 @@ fn shard_id_string(out: &mut Vec<u8>, index: u32) {
         rest /= 10;
     }
     out.extend_from_slice(&digits);
-    out.push(b'"');
 }
 
-/// Decodes every record's base64 data into one buffer, and gives each record its slice of it
-/// (`None` where a record has no data): one allocation per request instead of one per record.
+/// Decodes every record's base64 data (or copies its CBOR bytes) into one buffer, and gives
+/// each record its slice of it (`None` where a record has no data): one allocation per request
+/// instead of one per record.
 fn decode_data(entries: &[PutRecordsEntry<'_>]) -> Result<Vec<Option<Bytes>>, ApiError> {
     let estimate: usize = entries
         .iter()
         .filter_map(|e| e.data.as_ref())
-        .map(|text| base64::decoded_len_estimate(text.0.len()))
+        .map(|data| match data {
+            DataIn::Base64(text) => base64::decoded_len_estimate(text.0.len()),
+            DataIn::Bytes(bytes) => bytes.len(),
+        })
         .sum();
     let mut buffer = vec![0u8; estimate];
     let mut ranges = Vec::with_capacity(entries.len());
     let mut at = 0;
     for entry in entries {
-        let Some(text) = &entry.data else {
-            ranges.push(None);
-            continue;
+        let text = match &entry.data {
+            None => {
+                ranges.push(None);
+                continue;
+            }
+            Some(DataIn::Bytes(bytes)) => {
+                buffer[at..at + bytes.len()].copy_from_slice(bytes);
+                ranges.push(Some(at..at + bytes.len()));
+                at += bytes.len();
+                continue;
+            }
+            Some(DataIn::Base64(text)) => text,
         };
         let written = STANDARD
             .decode_slice(text.0.as_bytes(), &mut buffer[at..])

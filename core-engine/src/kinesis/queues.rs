@@ -10,13 +10,17 @@
 //! the stream creation delay of the engine (zero by default); DeleteQueue removes the queue at
 //! once.
 //!
-//! Durability (durable engine): each queue's definition and delivery state is one JSON file,
-//! `<data-dir>/queues/<queue-id>.json`, replaced atomically (temporary file, fsync, rename,
-//! directory fsync) by every change before the change is answered or visible. A receive is saved
-//! before its records are returned, so after a crash a record comes back no earlier than its
-//! visibility timeout allows, never lost; an acknowledgement is saved before it is confirmed.
+//! Durability (durable engine): each queue is a JSON snapshot,
+//! `<data-dir>/queues/<queue-id>.json`, and a journal of the changes since,
+//! `<queue-id>.journal`, one CRC-framed entry per change holding just what changed, synced
+//! before the change is answered or visible, and compacted into a new snapshot once it outgrows
+//! a multiple of the snapshot (the layout and the crash rules are in `store`). A receive is
+//! saved before its records are returned, so after a crash a record comes back no earlier than
+//! its visibility timeout allows, never lost; an acknowledgement is saved before it is
+//! confirmed.
 
 mod handle;
+mod journal;
 mod manage;
 mod records;
 mod shapes;
@@ -191,7 +195,7 @@ impl Kinesis {
         if *inner == before {
             return Ok(value);
         }
-        if let Err(error) = self.queue_store().save(&queue.def, &inner) {
+        if let Err(error) = self.queue_store().record(&queue.def, &before, &inner) {
             *inner = before;
             return Err(error.into());
         }

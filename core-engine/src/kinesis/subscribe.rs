@@ -27,14 +27,16 @@ use crate::model::consumer::Subscription;
 use crate::model::shard::{ReadLimits, parse_shard_id, shard_id};
 use crate::model::stream::Stream;
 use crate::model::throttle::TokenBucket;
-use crate::protocol::event_stream;
+use crate::protocol::cbor::writer as cbor;
 use crate::protocol::json::{Timestamp, writer};
+use crate::protocol::{cbor as cbor_wire, event_stream};
 use crate::storage::StoredRecord;
 
 use super::Kinesis;
 use super::consumers::ConsumerRef;
 use super::get_records::{
-    ChildShardOut, child_shards, child_shards_json, records_json, records_size_hint,
+    ChildShardOut, child_shards, child_shards_cbor, child_shards_json, records_cbor,
+    records_cbor_size_hint, records_json, records_size_hint,
 };
 use super::iterator::StartingPoint;
 use super::validate::Violations;
@@ -100,6 +102,28 @@ impl EventOut {
         child_shards_json(out, &self.child_shards);
         out.push(b'}');
     }
+
+    /// About how many bytes its CBOR takes.
+    fn cbor_size_hint(&self) -> usize {
+        records_cbor_size_hint(&self.records) + 100 + self.child_shards.len() * 200
+    }
+
+    /// Appends the event's CBOR payload: the members of [`Self::write_json`], in its order.
+    pub(super) fn write_cbor(&self, out: &mut Vec<u8>) {
+        let members = 2
+            + usize::from(self.continuation_sequence_number.is_some())
+            + usize::from(!self.child_shards.is_empty());
+        cbor::map(out, members);
+        cbor::text(out, "Records");
+        records_cbor(out, &self.records);
+        if let Some(continuation) = self.continuation_sequence_number {
+            cbor::text(out, "ContinuationSequenceNumber");
+            cbor::u128_text(out, continuation);
+        }
+        cbor::text(out, "MillisBehindLatest");
+        cbor::int(out, self.millis_behind_latest);
+        child_shards_cbor(out, &self.child_shards);
+    }
 }
 
 /// The frames of an accepted subscription, in order.
@@ -117,6 +141,8 @@ struct Pump {
     frames: mpsc::Sender<Bytes>,
     /// An injected fault: end the stream after its first event.
     end_early: bool,
+    /// The subscriber speaks CBOR: its events carry CBOR payloads.
+    cbor: bool,
 }
 
 enum Step {
@@ -133,6 +159,7 @@ impl Kinesis {
         self: &Arc<Self>,
         input: SubscribeInput,
         end_early: bool,
+        cbor: bool,
     ) -> Result<EventFrames, ApiError> {
         let mut v = Violations::default();
         v.require(&input.consumer_arn, "consumerARN");
@@ -204,7 +231,10 @@ impl Kinesis {
         };
         let (frames, receiver) = mpsc::channel(FRAMES_IN_FLIGHT);
         frames
-            .try_send(Bytes::from(event_stream::event("initial-response", b"{}")))
+            .try_send(in_format(
+                event_stream::event("initial-response", b"{}"),
+                cbor,
+            ))
             .map_err(|_| ApiError::InternalFailure("could not start the subscription".into()))?;
         let pump = Pump {
             kinesis: self.clone(),
@@ -216,10 +246,24 @@ impl Kinesis {
             id,
             frames,
             end_early,
+            cbor,
         };
         tokio::spawn(pump.run(end_rx));
         Ok(receiver)
     }
+}
+
+/// A rare message (the initial response, an exception) in the subscriber's format: CBOR
+/// subscribers get it through the translation layer.
+fn in_format(json_message: Vec<u8>, cbor: bool) -> Bytes {
+    if cbor {
+        match cbor_wire::event_message_to_cbor(&json_message) {
+            Some(message) => return Bytes::from(message),
+            // The engine wrote the message, so this is a bug; better JSON than nothing.
+            None => tracing::error!("could not re-encode an event-stream message as CBOR"),
+        }
+    }
+    Bytes::from(json_message)
 }
 
 impl ConsumerRef {
@@ -361,9 +405,17 @@ impl Pump {
         if !got_records && !at_end && !heartbeat_due {
             return Step::Idle;
         }
-        let frame = event_stream::event_with("SubscribeToShardEvent", event.size_hint(), |out| {
-            event.write_json(out)
-        });
+        let frame = if self.cbor {
+            event_stream::encode_with(
+                &cbor_wire::event_headers("SubscribeToShardEvent"),
+                event.cbor_size_hint(),
+                |out| event.write_cbor(out),
+            )
+        } else {
+            event_stream::event_with("SubscribeToShardEvent", event.size_hint(), |out| {
+                event.write_json(out)
+            })
+        };
         permit.send(Bytes::from(frame));
         if at_end {
             Step::Done
@@ -379,7 +431,7 @@ impl Pump {
         tracing::debug!(consumer = %self.consumer_arn, shard = self.shard, code, "subscription ended");
         let _ = self
             .frames
-            .send(Bytes::from(event_stream::exception(code, message)))
+            .send(in_format(event_stream::exception(code, message), self.cbor))
             .await;
     }
 

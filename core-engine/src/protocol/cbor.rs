@@ -15,12 +15,23 @@
 //! pure functions over byte slices. SubscribeToShard's event-stream messages get the same
 //! treatment one by one ([`event_message_to_cbor`]): the Java SDK reads event payloads with the
 //! protocol's own parser, so a CBOR subscriber needs CBOR events.
+//!
+//! The hot paths skip the translation: PutRecords and PutRecord requests are decoded straight
+//! into the JSON path's request forms ([`requests`]), and PutRecord(s) and GetRecords answers
+//! and `SubscribeToShardEvent`s are written as CBOR directly ([`writer`]), byte for byte what
+//! the translation would make of the JSON answer. Every other operation, and the rare event
+//! messages, still go through the translation.
 
+pub(crate) mod agree;
 mod decode;
 mod encode;
+pub(crate) mod requests;
 pub(crate) mod shapes;
 mod time;
+pub(crate) mod writer;
 
+#[cfg(test)]
+mod direct_tests;
 #[cfg(test)]
 mod tests;
 
@@ -66,6 +77,20 @@ pub(crate) fn encode_error(error: &ApiError) -> Vec<u8> {
     encode::text(&mut out, "message");
     encode::text(&mut out, &message);
     out
+}
+
+/// The headers of an event message of `event_type` with a CBOR payload.
+pub(crate) fn event_headers(event_type: &str) -> [(&str, &str); 3] {
+    [
+        (":message-type", "event"),
+        (":event-type", event_type),
+        (":content-type", CONTENT_TYPE),
+    ]
+}
+
+/// Whether `operation` is served over CBOR without the translation (see the module's doc).
+pub(crate) fn is_direct(operation: &str) -> bool {
+    matches!(operation, "PutRecord" | "PutRecords" | "GetRecords")
 }
 
 /// Re-encodes one event-stream message for a CBOR subscriber: its JSON payload becomes CBOR

@@ -90,13 +90,19 @@ pub(crate) async fn handle(
             Ok(principal) => principal,
             Err(error) => return Ok(wire.error(&error)),
         };
-        // Everything past this point (faults included) reads the awsJson1.1 body.
-        let body = match wire.request_json(operation, body) {
-            Ok(body) => body,
-            Err(error) => return Ok(wire.error(&error)),
-        };
         let kinesis = &services.kinesis;
-        if let Some(principal) = principal.filter(Principal::has_rules) {
+        let principal = principal.filter(Principal::has_rules);
+        // The hot CBOR operations read their CBOR body directly; the awsJson1.1 body is only
+        // made for the access rules and faults, which read it.
+        let direct = (wire == Wire::Cbor && cbor::is_direct(operation)).then(|| body.clone());
+        let json_needed = direct.is_none() || principal.is_some() || !kinesis.faults.is_empty();
+        // Everything past this point (faults included) reads the awsJson1.1 body.
+        let body = match json_needed.then(|| wire.request_json(operation, body)) {
+            None => Bytes::new(),
+            Some(Ok(body)) => body,
+            Some(Err(error)) => return Ok(wire.error(&error)),
+        };
+        if let Some(principal) = principal {
             let resources = crate::auth::resources::kinesis(kinesis, &body);
             if let Err(error) = principal.authorize(&format!("kinesis:{operation}"), &resources) {
                 return Ok(wire.error(&error));
@@ -108,15 +114,23 @@ pub(crate) async fn handle(
         }
         if target == SUBSCRIBE_TARGET {
             let end_early = faults.contains(&crate::faults::Fault::EndSubscription);
-            return Ok(match crate::kinesis::subscribe(kinesis, &body, end_early) {
-                Ok(frames) => event_stream_response(frames, wire),
-                Err(error) => wire.error(&error),
-            });
+            let cbor = wire == Wire::Cbor;
+            return Ok(
+                match crate::kinesis::subscribe(kinesis, &body, end_early, cbor) {
+                    Ok(frames) => event_stream_response(frames),
+                    Err(error) => wire.error(&error),
+                },
+            );
         }
-        let answer = match crate::kinesis::dispatch(kinesis, operation, &body).await {
-            Ok(body) => wire.success(operation, body),
-            Err(error) => wire.error(&error),
-        };
+        let answer = match &direct {
+            Some(cbor_body) => crate::kinesis::dispatch_cbor(kinesis, operation, cbor_body)
+                .await
+                .map(|body| wire.encoded(body)),
+            None => crate::kinesis::dispatch(kinesis, operation, &body)
+                .await
+                .map(|body| wire.success(operation, body)),
+        }
+        .unwrap_or_else(|error| wire.error(&error));
         if faults.contains(&crate::faults::Fault::DropAfterApply) {
             return Err(DropConnection);
         }
@@ -192,10 +206,10 @@ pub(crate) fn response(
 
 /// A streaming answer: the frames of a subscription, sent as they are produced. No length is
 /// set, so HTTP/1.1 uses chunked encoding and HTTP/2 data frames.
-fn event_stream_response(frames: crate::kinesis::EventFrames, wire: Wire) -> Response<Body> {
-    let chunks = futures::stream::unfold(frames, move |mut frames| async move {
+fn event_stream_response(frames: crate::kinesis::EventFrames) -> Response<Body> {
+    let chunks = futures::stream::unfold(frames, |mut frames| async move {
         let frame = frames.recv().await?;
-        Some((Ok(Frame::data(wire.event(frame))), frames))
+        Some((Ok(Frame::data(frame)), frames))
     });
     let mut response = Response::new(StreamBody::new(chunks).boxed_unsync());
     let headers = response.headers_mut();

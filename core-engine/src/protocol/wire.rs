@@ -60,19 +60,9 @@ impl Wire {
         response(StatusCode::OK, self.content_type(), body, None)
     }
 
-    /// One event-stream message of a SubscribeToShard answer, in this format.
-    pub(crate) fn event(self, message: Bytes) -> Bytes {
-        match self {
-            Self::Json => message,
-            Self::Cbor => match cbor::event_message_to_cbor(&message) {
-                Some(message) => Bytes::from(message),
-                None => {
-                    // The engine wrote the message, so this is a bug; better JSON than nothing.
-                    tracing::error!("could not re-encode an event-stream message as CBOR");
-                    message
-                }
-            },
-        }
+    /// The successful answer whose body is already in this format.
+    pub(crate) fn encoded(self, body: Vec<u8>) -> Response<Body> {
+        response(StatusCode::OK, self.content_type(), body, None)
     }
 
     /// The answer to a failed request: AWS's status, `x-amzn-ErrorType` header and

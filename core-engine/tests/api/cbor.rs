@@ -189,6 +189,23 @@ async fn post(engine: &TestEngine, operation: &str, body: &[u8], signed: bool) -
     }
 }
 
+/// A call's status, `x-amzn-ErrorType` (lower-cased, as the whole head) and decoded body.
+pub(crate) async fn post_cbor(
+    engine: &TestEngine,
+    operation: &str,
+    body: &[u8],
+) -> (u16, String, Item) {
+    let reply = post(engine, operation, body, true).await;
+    let error_type = reply
+        .head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-amzn-errortype:"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    (reply.status, error_type, decode(&reply.body))
+}
+
 /// A successful call's decoded answer.
 pub(crate) async fn call(engine: &TestEngine, operation: &str, body: &[u8]) -> Option<Item> {
     let reply = post(engine, operation, body, true).await;

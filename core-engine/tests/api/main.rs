@@ -5,6 +5,7 @@ mod account;
 mod auth;
 mod capacity;
 mod cbor;
+mod cbor_direct;
 mod channels;
 mod cloudwatch;
 mod common;

@@ -145,7 +145,9 @@ impl Subscriber {
                     tx.send(Fetched::Failed(gone)).await;
                     return;
                 }
-                Ended::Failed(e) if e.is_not_found() && !consumer_missing(&e) => {
+                Ended::Failed(e)
+                    if e.is_not_found() && self.consumer_active().await == Some(true) =>
+                {
                     // Closed and past retention: like the Java KCL, treat it as its end, so the
                     // lease is finished and its children can start.
                     tracing::warn!(shard = %self.shard_id, "shard no longer exists; treating it as ended");
@@ -308,8 +310,32 @@ impl Subscriber {
     }
 }
 
-/// Whether a ResourceNotFoundException is about the consumer rather than the shard (someone
-/// deregistered it: retried, since the shard may well still be there).
-fn consumer_missing(e: &Error) -> bool {
-    matches!(e, Error::Kinesis { message, .. } if message.contains("onsumer"))
+impl Subscriber {
+    /// Whether the enhanced fan-out consumer exists and is active, asked of Kinesis: a
+    /// ResourceNotFoundException from SubscribeToShard names either the consumer or the shard,
+    /// and only its message (whose wording is not part of the API) says which. With the
+    /// consumer there, it is the shard that is gone. `None` when the question itself fails:
+    /// nothing is concluded and the subscription is retried, since ending a shard that is
+    /// still there would skip its records.
+    async fn consumer_active(&self) -> Option<bool> {
+        let answer = crate::error::kinesis_call(
+            self.settings.timeout,
+            "DescribeStreamConsumer",
+            self.client
+                .describe_stream_consumer()
+                .consumer_arn(&self.settings.consumer_arn)
+                .send(),
+        )
+        .await;
+        match answer {
+            Ok(out) => Some(out.consumer_description.is_some_and(|c| {
+                c.consumer_status == aws_sdk_kinesis::types::ConsumerStatus::Active
+            })),
+            Err(e) if e.is_not_found() => Some(false),
+            Err(e) => {
+                tracing::debug!(shard = %self.shard_id, error = %e, "cannot tell whether the consumer exists");
+                None
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@ use super::super::subscribe::EventOut;
 use super::*;
 use crate::protocol::json::writer::tests::Rng;
 use crate::protocol::json::{Base64Out, Timestamp};
+use crate::protocol::{cbor, event_stream};
 
 /// The former serde shape of a record.
 struct RecordRef<'a>(&'a StoredRecord);
@@ -115,6 +116,7 @@ fn assert_same(records: Vec<StoredRecord>, child_shards: Vec<ChildShardOut>) {
         String::from_utf8(event_json).unwrap(),
         String::from_utf8(expected_event).unwrap()
     );
+    assert_same_cbor_event(&event);
     let output = GetRecordsOutput {
         records: event.records,
         next_shard_iterator: iterator,
@@ -125,6 +127,45 @@ fn assert_same(records: Vec<StoredRecord>, child_shards: Vec<ChildShardOut>) {
         String::from_utf8(output.to_json()).unwrap(),
         String::from_utf8(expected).unwrap()
     );
+    let translated =
+        cbor::json_response_to_cbor(&output.to_json(), cbor::output_shape("GetRecords"));
+    if let Some(expected) = translatable(&output.records, translated) {
+        assert_eq!(output.to_cbor(), expected);
+    }
+}
+
+/// The translation's CBOR, unless a record's timestamp is beyond what it carries exactly
+/// (10^15 ms, year 33658: it goes through f64 seconds; the direct writer has the exact
+/// milliseconds, see `protocol::cbor::writer`'s byte vectors).
+fn translatable(
+    records: &[StoredRecord],
+    translated: Result<Vec<u8>, ApiError>,
+) -> Option<Vec<u8>> {
+    let extreme = records
+        .iter()
+        .any(|r| r.arrival_ms.unsigned_abs() >= 1_000_000_000_000_000);
+    match translated {
+        Ok(cbor) if !extreme => Some(cbor),
+        Ok(_) => None,
+        Err(error) => {
+            assert!(extreme, "{error}");
+            None
+        }
+    }
+}
+
+/// A CBOR subscriber's event message, written directly, is the translated JSON message.
+fn assert_same_cbor_event(event: &EventOut) {
+    let json = event_stream::event_with("SubscribeToShardEvent", 0, |out| event.write_json(out));
+    let direct =
+        event_stream::encode_with(&cbor::event_headers("SubscribeToShardEvent"), 0, |out| {
+            event.write_cbor(out)
+        });
+    let translated =
+        cbor::event_message_to_cbor(&json).ok_or(ApiError::InternalFailure(String::new()));
+    if let Some(expected) = translatable(&event.records, translated) {
+        assert_eq!(direct, expected);
+    }
 }
 
 #[test]
@@ -177,6 +218,39 @@ fn random_records_are_written_as_serde_json_wrote_them() {
                 let data = (0..rng.below(300)).map(|_| rng.next() as u8).collect();
                 let seq = u128::from(rng.next()) << 64 | u128::from(rng.next());
                 let ms = 1_600_000_000_000 + rng.below(400_000_000_000) as i64;
+                stored(seq, ms, &key, data, rng.below(2) == 1)
+            })
+            .collect();
+        assert_same(records, Vec::new());
+    }
+}
+
+/// Records for the CBOR writer: long Unicode keys (1- and 2-byte length heads), data from
+/// empty to larger than 255 and 65,535 bytes, sequence numbers and timestamps from end to end
+/// of what the translation carries.
+#[test]
+fn random_records_are_written_as_the_cbor_translation_wrote_them() {
+    let alphabet: Vec<char> = "aZ09-_\"\\/\u{0}é漢🔑\n ".chars().collect();
+    let mut rng = Rng(0x0cb0_4cb0_4cb0_4cb0);
+    for _ in 0..150 {
+        let count = rng.below(8) as usize;
+        let records = (0..count)
+            .map(|_| {
+                let key: String = (0..rng.below(300))
+                    .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                    .collect();
+                let len = [0, 1, 23, 24, 255, 256, 65_535, 65_536][rng.below(8) as usize];
+                let data = (0..len).map(|_| rng.next() as u8).collect();
+                let seq = match rng.below(3) {
+                    0 => u128::from(rng.below(24)),
+                    1 => u128::from(rng.next()),
+                    _ => u128::MAX - u128::from(rng.next()),
+                };
+                let ms = match rng.below(3) {
+                    0 => 1_600_000_000_000 + rng.below(400_000_000_000) as i64,
+                    1 => rng.below(999_999_999_999_999) as i64,
+                    _ => -(rng.below(999_999_999_999_999) as i64),
+                };
                 stored(seq, ms, &key, data, rng.below(2) == 1)
             })
             .collect();

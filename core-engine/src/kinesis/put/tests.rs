@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::*;
-use crate::protocol::json;
+use crate::protocol::{cbor, json};
 
 /// The former serde shape of one PutRecords result.
 #[derive(Default, Serialize)]
@@ -90,6 +90,7 @@ fn put_records_answers_are_written_as_serde_json_wrote_them() {
             String::from_utf8(output.to_json()).unwrap(),
             serde_json::to_string(&expected).unwrap()
         );
+        assert_same_cbor(&output);
     }
     for (shard, sequence_number, encrypted) in [(0, 0, false), (17, u128::MAX, true)] {
         let single = PutRecordOutput {
@@ -106,6 +107,44 @@ fn put_records_answers_are_written_as_serde_json_wrote_them() {
             String::from_utf8(single.to_json()).unwrap(),
             serde_json::to_string(&expected).unwrap()
         );
+        let translated =
+            cbor::json_response_to_cbor(&single.to_json(), cbor::output_shape("PutRecord"));
+        assert_eq!(single.to_cbor(), translated.unwrap());
+    }
+}
+
+/// The direct CBOR answer is the translation of the JSON one, byte for byte.
+fn assert_same_cbor(output: &PutRecordsOutput) {
+    let translated =
+        cbor::json_response_to_cbor(&output.to_json(), cbor::output_shape("PutRecords"));
+    assert_eq!(output.to_cbor(), translated.unwrap());
+}
+
+#[test]
+fn random_put_records_answers_are_the_cbor_translation() {
+    let mut rng = crate::protocol::json::writer::tests::Rng(99);
+    for _ in 0..300 {
+        let records: Vec<PutOutcome> = (0..rng.below(40))
+            .map(|_| match rng.below(4) {
+                0 => PutOutcome::Failed {
+                    code: "ProvisionedThroughputExceededException",
+                    message: "é🔑\"\n".repeat(rng.below(100) as usize),
+                },
+                _ => PutOutcome::Placed {
+                    shard: rng.next() as u32,
+                    sequence_number: u128::from(rng.next()) << rng.below(64),
+                },
+            })
+            .collect();
+        let output = PutRecordsOutput {
+            failed_record_count: records
+                .iter()
+                .filter(|r| matches!(r, PutOutcome::Failed { .. }))
+                .count() as u32,
+            records,
+            encrypted: rng.below(2) == 0,
+        };
+        assert_same_cbor(&output);
     }
 }
 

@@ -60,6 +60,20 @@ pub(crate) enum Settle {
     Restore,
 }
 
+/// One change of a queue's delivery state, as its journal keeps it (see `queues::store`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum DeliveryChange {
+    /// A record's state once pulled, received, its visibility changed, turned into a dead
+    /// letter or restored.
+    Track(RecordKey, Tracked),
+    /// A record acknowledged, or past the stream's retention.
+    Untrack(RecordKey),
+    /// A shard's cursor moved to this position.
+    Cursor(u32, u128),
+    /// The last delivery number issued.
+    Deliveries(u64),
+}
+
 /// The delivery state of one queue.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DeliveryState {
@@ -181,6 +195,48 @@ impl DeliveryState {
         Ok(())
     }
 
+    /// What changed from `before` to this state: applied to `before` in order, the changes
+    /// give this state. Costs a pass over the tracked records, no allocation beyond the
+    /// changes.
+    pub(crate) fn changes_since(&self, before: &Self) -> Vec<DeliveryChange> {
+        let mut out = Vec::new();
+        for (&shard, &position) in &self.cursors {
+            if before.cursors.get(&shard) != Some(&position) {
+                out.push(DeliveryChange::Cursor(shard, position));
+            }
+        }
+        for key in before.tracked.keys() {
+            if !self.tracked.contains_key(key) {
+                out.push(DeliveryChange::Untrack(*key));
+            }
+        }
+        for (key, tracked) in &self.tracked {
+            if before.tracked.get(key) != Some(tracked) {
+                out.push(DeliveryChange::Track(*key, tracked.clone()));
+            }
+        }
+        if self.deliveries != before.deliveries {
+            out.push(DeliveryChange::Deliveries(self.deliveries));
+        }
+        out
+    }
+
+    /// Applies one change (replaying a journal).
+    pub(crate) fn apply(&mut self, change: DeliveryChange) {
+        match change {
+            DeliveryChange::Track(key, tracked) => {
+                self.tracked.insert(key, tracked);
+            }
+            DeliveryChange::Untrack(key) => {
+                self.tracked.remove(&key);
+            }
+            DeliveryChange::Cursor(shard, position) => {
+                self.cursors.insert(shard, position);
+            }
+            DeliveryChange::Deliveries(n) => self.deliveries = n,
+        }
+    }
+
     /// The state of a tracked record.
     #[cfg(test)]
     pub(crate) fn tracked(&self, key: RecordKey) -> Option<&Tracked> {
@@ -280,6 +336,38 @@ mod tests {
         state.turn_dead_letters(31, Some(3));
         assert_eq!(state.visible(31, false), vec![KEY]);
         assert_eq!(state.receive(KEY, 31, 10).receive_count, 1);
+    }
+
+    #[test]
+    fn the_changes_since_a_state_rebuild_the_new_one() {
+        let mut state = one_record();
+        let other = RecordKey { shard: 0, seq: 7 };
+        state.pulled(0, &[7], 8, 0);
+        let steps: [&dyn Fn(&mut DeliveryState); 5] = [
+            &|s| {
+                s.receive(KEY, 0, 10);
+            },
+            &|s| {
+                s.pulled(1, &[50, 51], 52, 1);
+                s.receive(RecordKey { shard: 1, seq: 50 }, 1, 10);
+            },
+            &|s| s.settle(KEY, 1, false, Settle::Visibility(100), 2).unwrap(),
+            &|s| s.settle(other, 0, false, Settle::Acknowledge, 3).unwrap(),
+            &|s| s.turn_dead_letters(200, Some(1)),
+        ];
+        for step in steps {
+            let before = state.clone();
+            step(&mut state);
+            let changes = state.changes_since(&before);
+            assert!(!changes.is_empty());
+            let json = serde_json::to_vec(&changes).unwrap();
+            let mut replayed = before;
+            for change in serde_json::from_slice::<Vec<DeliveryChange>>(&json).unwrap() {
+                replayed.apply(change);
+            }
+            assert_eq!(replayed, state);
+        }
+        assert!(state.changes_since(&state.clone()).is_empty());
     }
 
     #[test]

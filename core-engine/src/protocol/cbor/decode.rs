@@ -6,6 +6,8 @@
 //! seconds. Every length is checked against the remaining input before use, nesting is capped,
 //! and anything malformed is a `SerializationException`.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use minicbor::Decoder;
@@ -16,12 +18,12 @@ use super::time;
 use crate::error::ApiError;
 
 /// The deepest nesting accepted. Kinesis shapes nest four levels at most.
-const MAX_DEPTH: usize = 32;
+pub(super) const MAX_DEPTH: usize = 32;
 
 /// Tag 1: an epoch-based date/time (milliseconds in AWS's CBOR).
 const TAG_EPOCH: u64 = 1;
 /// Tag 55799: "this is CBOR", which some encoders put first; it means nothing else.
-const TAG_SELF_DESCRIBED: u64 = 55799;
+pub(super) const TAG_SELF_DESCRIBED: u64 = 55799;
 
 /// Converts a CBOR request body of `shape` to the equivalent awsJson1.1 body.
 pub(crate) fn to_json(body: &[u8], shape: Shape) -> Result<Vec<u8>, ApiError> {
@@ -46,7 +48,43 @@ pub(crate) fn to_json(body: &[u8], shape: Shape) -> Result<Vec<u8>, ApiError> {
     Ok(walk.out)
 }
 
-fn malformed(detail: impl std::fmt::Display) -> ApiError {
+/// Skips the item at the decoder's position, found `depth` containers deep, after checking it
+/// exactly as the translation would (so a malformed unknown member fails the same way).
+pub(super) fn skip(decoder: &mut Decoder<'_>, depth: usize) -> Result<(), ApiError> {
+    let mut walk = Walk {
+        decoder: decoder.clone(),
+        out: Vec::new(),
+    };
+    walk.value(Cursor::root(Shape::PLAIN), depth)?;
+    decoder.set_position(walk.decoder.position());
+    Ok(())
+}
+
+/// A byte string, definite or in chunks.
+pub(super) fn bytes<'b>(decoder: &mut Decoder<'b>) -> Result<Cow<'b, [u8]>, ApiError> {
+    if decoder.datatype().map_err(malformed)? == Type::Bytes {
+        return Ok(decoder.bytes().map_err(malformed)?.into());
+    }
+    let mut joined = Vec::new();
+    for chunk in decoder.bytes_iter().map_err(malformed)? {
+        joined.extend_from_slice(chunk.map_err(malformed)?);
+    }
+    Ok(joined.into())
+}
+
+/// A text string, definite or in chunks.
+pub(super) fn text<'b>(decoder: &mut Decoder<'b>) -> Result<Cow<'b, str>, ApiError> {
+    if decoder.datatype().map_err(malformed)? == Type::String {
+        return Ok(decoder.str().map_err(malformed)?.into());
+    }
+    let mut joined = String::new();
+    for chunk in decoder.str_iter().map_err(malformed)? {
+        joined.push_str(chunk.map_err(malformed)?);
+    }
+    Ok(joined.into())
+}
+
+pub(super) fn malformed(detail: impl std::fmt::Display) -> ApiError {
     ApiError::Serialization(format!("Malformed CBOR request body: {detail}"))
 }
 
@@ -211,28 +249,12 @@ impl<'b> Walk<'b> {
         }
     }
 
-    /// A byte string, definite or in chunks.
-    fn bytes(&mut self) -> Result<std::borrow::Cow<'b, [u8]>, ApiError> {
-        if self.peek()? == Type::Bytes {
-            return Ok(self.decoder.bytes().map_err(malformed)?.into());
-        }
-        let mut joined = Vec::new();
-        for chunk in self.decoder.bytes_iter().map_err(malformed)? {
-            joined.extend_from_slice(chunk.map_err(malformed)?);
-        }
-        Ok(joined.into())
+    fn bytes(&mut self) -> Result<Cow<'b, [u8]>, ApiError> {
+        bytes(&mut self.decoder)
     }
 
-    /// A text string, definite or in chunks.
-    fn text(&mut self) -> Result<std::borrow::Cow<'b, str>, ApiError> {
-        if self.peek()? == Type::String {
-            return Ok(self.decoder.str().map_err(malformed)?.into());
-        }
-        let mut joined = String::new();
-        for chunk in self.decoder.str_iter().map_err(malformed)? {
-            joined.push_str(chunk.map_err(malformed)?);
-        }
-        Ok(joined.into())
+    fn text(&mut self) -> Result<Cow<'b, str>, ApiError> {
+        text(&mut self.decoder)
     }
 
     fn float(&mut self) -> Result<f64, ApiError> {

@@ -237,3 +237,79 @@ async fn access_rules_keep_producers_from_reading_and_consumers_from_writing() {
     let (code, _) = code_of(dynamodb(&engine, PRODUCER).list_tables().send().await);
     assert_eq!(code, "AccessDeniedException");
 }
+
+/// The hot CBOR operations (decoded without the JSON translation) are checked against the
+/// access rules like every other request.
+#[tokio::test]
+async fn access_rules_hold_for_cbor_puts() {
+    let engine = start(Engine::builder().credentials(roles())).await;
+    let admin = kinesis(&engine, ADMIN, None);
+    for stream in ["orders", "audit"] {
+        admin
+            .create_stream()
+            .stream_name(stream)
+            .shard_count(1)
+            .send()
+            .await
+            .unwrap();
+    }
+    let put_records = |stream: &str| {
+        let mut body = vec![0xa2, 0x6a];
+        body.extend_from_slice(b"StreamName");
+        body.push(0x60 | stream.len() as u8);
+        body.extend_from_slice(stream.as_bytes());
+        body.push(0x67);
+        body.extend_from_slice(b"Records");
+        body.extend_from_slice(&[0x81, 0xa2, 0x64]);
+        body.extend_from_slice(b"Data");
+        body.extend_from_slice(&[0x42, 0x00, 0xff, 0x6c]);
+        body.extend_from_slice(b"PartitionKey");
+        body.extend_from_slice(&[0x61, b'k']);
+        body
+    };
+    let cbor = [
+        ("content-type", "application/x-amz-cbor-1.1"),
+        ("x-amz-target", "Kinesis_20131202.PutRecords"),
+    ];
+    let answer = |key, stream: &'static str| {
+        let engine = &engine;
+        let body = put_records(stream);
+        async move { send(engine, "/", &cbor, &body, Some(Signer::new(key, "kinesis"))).await }
+    };
+    let allowed = answer(PRODUCER, "orders").await;
+    assert_eq!(allowed.status, 200, "{}", allowed.head);
+    assert_eq!(
+        allowed.header("content-type"),
+        Some("application/x-amz-cbor-1.1")
+    );
+    for (key, stream) in [(PRODUCER, "audit"), (CONSUMER, "orders")] {
+        let denied = answer(key, stream).await;
+        assert_eq!(denied.status, 400, "{stream}");
+        assert_eq!(
+            denied.header("x-amzn-ErrorType"),
+            Some("AccessDeniedException"),
+            "{stream}"
+        );
+    }
+    // Only the allowed put wrote a record.
+    for (stream, expected) in [("orders", 1), ("audit", 0)] {
+        let iterator = admin
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap();
+        let records = admin
+            .get_records()
+            .shard_iterator(iterator)
+            .send()
+            .await
+            .unwrap()
+            .records;
+        assert_eq!(records.len(), expected, "{stream}");
+    }
+}

@@ -154,5 +154,6 @@ async fn consumers(env: &Env, stream: &str) -> Vec<String> {
 }
 
 mod fleet;
+mod gone;
 mod positions;
 mod subscriptions;
