@@ -14,6 +14,12 @@
 //! one, and no sooner than the engine's fan-out batch window (2 ms by default) after the last
 //! event with records. Records that arrive more often than that share events instead of each
 //! paying for its own; a record after a quiet spell of a window or more goes out at once.
+//!
+//! A durable engine reads records no longer cached back from the log as GetRecords does:
+//! planned under the stream's lock, read after it, so a subscriber catching up stalls no put.
+//! A record that does not read back ends an event before it, or, first in its event, the
+//! subscription with an `InternalFailureException` event; the subscriber subscribes again from
+//! its continuation.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +60,9 @@ const EVENT_MAX_BYTES: usize = 2 << 20;
 /// read from the shard only when the connection has taken the previous one, and holds every
 /// record that arrived meanwhile.
 const FRAMES_IN_FLIGHT: usize = 1;
+/// The exception that ends a subscription on an internal error (a record that does not read
+/// back from the log), as AWS names it in the event stream.
+const INTERNAL_FAILURE: &str = "InternalFailureException";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -368,39 +377,72 @@ impl Pump {
             max_bytes: EVENT_MAX_BYTES,
             durable_lsn: self.kinesis.durable_lsn(),
         };
-        let (event, got_records, at_end) = {
+        let (plan, starting_seq, child_shards) = {
             let mut state = self.stream.state.lock();
             state.trim(now);
             let Some(shard) = state.shard(self.shard) else {
                 return Step::Done;
             };
-            let batch = shard.read(self.position, limits, now);
-            self.stream.counters.pushed(self.shard, &batch);
-            let continuation = batch
-                .next_position
-                .saturating_sub(1)
-                .max(shard.starting_seq);
-            let got_records = !batch.records.is_empty();
+            let plan = shard.plan_read(self.position, limits, now);
+            let child_shards = match plan.at_shard_end() {
+                true => child_shards(&state, self.shard),
+                false => Vec::new(),
+            };
+            (plan, shard.starting_seq, child_shards)
+        };
+        // Records no longer cached are read back from the log without the stream's lock (a
+        // subscriber catching up holds up neither the stream's puts nor its other readers) and
+        // off the async workers, as GetRecords does.
+        let finished = match plan.reads_log() {
+            true => tokio::task::spawn_blocking(move || plan.finish())
+                .await
+                .map_err(|e| format!("Internal service failure: {e}")),
+            false => Ok(plan.finish()),
+        };
+        let mut batch = match finished {
+            Ok(batch) => batch,
+            Err(message) => {
+                permit.send(self.exception(INTERNAL_FAILURE, &message));
+                return Step::Done;
+            }
+        };
+        if let Some(failure) = batch.failure.take()
+            && batch.records.is_empty()
+        {
+            // As AWS ends a subscription on an internal error: the subscriber subscribes again
+            // from its last continuation, and meets the record again.
+            let message = format!(
+                "Internal service failure reading the record with sequence number {} of shard \
+                 {} back from the log: {}",
+                failure.seq,
+                shard_id(self.shard),
+                failure.error
+            );
+            permit.send(self.exception(INTERNAL_FAILURE, &message));
+            return Step::Done;
+        }
+        self.stream.counters.pushed(self.shard, &batch);
+        let continuation = batch.next_position.saturating_sub(1).max(starting_seq);
+        let got_records = !batch.records.is_empty();
+        if limited {
             let bytes: usize = batch
                 .records
                 .iter()
                 .map(|r| r.data.len() + r.partition_key.len())
                 .sum();
-            if limited {
-                budget.take(bytes as f64, now);
-            }
-            self.position = batch.next_position;
-            let event = EventOut {
-                records: batch.records,
-                continuation_sequence_number: (!batch.at_shard_end).then_some(continuation),
-                millis_behind_latest: batch.millis_behind,
-                child_shards: if batch.at_shard_end {
-                    child_shards(&state, self.shard)
-                } else {
-                    Vec::new()
-                },
-            };
-            (event, got_records, batch.at_shard_end)
+            budget.take(bytes as f64, now);
+        }
+        // After a failure with records read, the next event starts at the failed record.
+        self.position = batch.next_position;
+        let at_end = batch.at_shard_end;
+        let event = EventOut {
+            records: batch.records,
+            continuation_sequence_number: (!at_end).then_some(continuation),
+            millis_behind_latest: batch.millis_behind,
+            child_shards: match at_end {
+                true => child_shards,
+                false => Vec::new(),
+            },
         };
         if !got_records && !at_end && !heartbeat_due {
             return Step::Idle;
@@ -428,11 +470,13 @@ impl Pump {
 
     /// Ends the stream with an exception event.
     async fn fail(&self, code: &str, message: &str) {
+        let _ = self.frames.send(self.exception(code, message)).await;
+    }
+
+    /// The exception event that ends the stream, in the subscriber's format.
+    fn exception(&self, code: &str, message: &str) -> Bytes {
         tracing::debug!(consumer = %self.consumer_arn, shard = self.shard, code, "subscription ended");
-        let _ = self
-            .frames
-            .send(in_format(event_stream::exception(code, message), self.cbor))
-            .await;
+        in_format(event_stream::exception(code, message), self.cbor)
     }
 
     /// Frees the consumer's slot for this shard unless a newer subscription holds it.

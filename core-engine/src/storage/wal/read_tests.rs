@@ -1,7 +1,8 @@
-//! Records no longer cached are read back from the log without the stream's lock: a put to
-//! the stream completes while such a read is held on the disk, and a read that races
-//! retention releasing its segments answers with exactly the records put, as if it had come
-//! before or after the trim.
+//! Records no longer cached are read back from the log without the stream's lock, by
+//! GetRecords and by SubscribeToShard's events alike: a put to the stream completes while such
+//! a read is held on the disk, and a read that races retention releasing its segments answers
+//! with exactly the records put, as if it had come before or after the trim. A subscription
+//! meeting a record that does not read back ends with an `InternalFailureException` event.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -71,10 +72,8 @@ async fn service(fs: &SimFs, clock: &Arc<ManualClock>) -> Arc<Kinesis> {
     Arc::new(kinesis)
 }
 
-/// Starts a GetRecords of `iterator` and waits until it is held reading the log. The read is
-/// let go after ten seconds in any case (by a thread of its own: with the stream's lock held
-/// by a held read, the runtime's workers, and so its timers, may all be stuck), so that a
-/// test whose code holds the lock through the read fails instead of hanging.
+/// Starts a GetRecords of `iterator` and waits until it is held reading the log (see
+/// [`await_held`]).
 async fn held_read(
     kinesis: &Arc<Kinesis>,
     fs: &SimFs,
@@ -85,6 +84,15 @@ async fn held_read(
         let kinesis = kinesis.clone();
         async move { call(&kinesis, "GetRecords", json!({"ShardIterator": iterator})).await }
     });
+    await_held(fs);
+    reader
+}
+
+/// Waits until a read is held on `fs` (after [`SimFs::hold_reads`]). The read is let go after
+/// ten seconds in any case (by a thread of its own: with the stream's lock held by a held
+/// read, the runtime's workers, and so its timers, may all be stuck), so that a test whose
+/// code holds the lock through the read fails instead of hanging.
+fn await_held(fs: &SimFs) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while fs.held_reads() == 0 {
         assert!(Instant::now() < deadline, "the read never reached the log");
@@ -95,7 +103,57 @@ async fn held_read(
         std::thread::sleep(Duration::from_secs(10));
         watchdog.release_reads();
     });
-    reader
+}
+
+/// Registers consumer `c` on stream `s` and subscribes it to the shard from TRIM_HORIZON;
+/// gives its frames once the `initial-response` is taken (so the pump may read the shard).
+async fn subscribe(kinesis: &Arc<Kinesis>) -> tokio::sync::mpsc::Receiver<bytes::Bytes> {
+    let out = call(
+        kinesis,
+        "RegisterStreamConsumer",
+        json!({"StreamARN": kinesis.stream_arn("s"), "ConsumerName": "c"}),
+    )
+    .await;
+    let consumer = out["Consumer"]["ConsumerARN"]
+        .as_str()
+        .expect("consumer ARN");
+    let body = json!({
+        "ConsumerARN": consumer,
+        "ShardId": "shardId-000000000000",
+        "StartingPosition": {"Type": "TRIM_HORIZON"},
+    });
+    let mut frames = crate::kinesis::subscribe(kinesis, body.to_string().as_bytes(), false, false)
+        .expect("subscribe");
+    let (first, _) = next_message(&mut frames).await;
+    assert_eq!(first, "initial-response");
+    frames
+}
+
+/// The next message of a subscription: its event or exception type and its JSON payload.
+async fn next_message(frames: &mut tokio::sync::mpsc::Receiver<bytes::Bytes>) -> (String, Value) {
+    let frame = tokio::time::timeout(Duration::from_secs(20), frames.recv())
+        .await
+        .expect("no event within 20 s")
+        .expect("the subscription ended without an exception");
+    let (message, _) = crate::protocol::event_stream::decode(&frame).expect("an event message");
+    let kind = message
+        .headers
+        .iter()
+        .find(|(name, _)| name == ":event-type" || name == ":exception-type")
+        .map(|(_, value)| value.clone())
+        .expect("a typed message");
+    let payload = serde_json::from_slice(&message.payload).expect("a JSON payload");
+    (kind, payload)
+}
+
+/// The data of an event's records.
+fn event_records(event: &Value) -> Vec<String> {
+    event["Records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(decode)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,6 +238,126 @@ async fn a_read_racing_retention_answers_with_exactly_the_records_put() {
     let (got_old, got_kept) = records.split_at(records.len() - kept.len());
     assert_eq!(got_kept, kept);
     assert!(got_old.len() < old.len(), "every old record came back");
+    let mut rest = old.iter();
+    for record in got_old {
+        assert!(
+            rest.any(|o| o == record),
+            "{record} out of order or not put"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_completes_while_a_subscription_to_its_stream_waits_on_the_log() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let kinesis = service(&fs, &clock).await;
+    let mut written = Vec::new();
+    for i in 0..10 {
+        written.extend(put(&kinesis, &format!("a{i}")).await);
+    }
+    fs.hold_reads();
+    let mut frames = subscribe(&kinesis).await;
+    // The pump reads its first event from the log (the cache holds only the latest records).
+    await_held(&fs);
+
+    let putter = tokio::spawn({
+        let kinesis = kinesis.clone();
+        async move { put(&kinesis, "during").await }
+    });
+    let during = putter.await.expect("put");
+    assert_eq!(
+        fs.held_reads(),
+        1,
+        "the put waited for the subscription's read"
+    );
+    fs.release_reads();
+
+    // The first event was planned before the put: exactly the records before it; the put's
+    // records follow in later events, none lost or repeated.
+    let (kind, event) = next_message(&mut frames).await;
+    assert_eq!(kind, "SubscribeToShardEvent");
+    assert_eq!(event_records(&event), written);
+    let mut after = Vec::new();
+    while after.len() < during.len() {
+        let (kind, event) = next_message(&mut frames).await;
+        assert_eq!(kind, "SubscribeToShardEvent", "{event}");
+        after.extend(event_records(&event));
+    }
+    assert_eq!(after, during);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_meeting_a_record_that_does_not_read_back_ends_with_internal_failure() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let kinesis = service(&fs, &clock).await;
+    for i in 0..10 {
+        put(&kinesis, &format!("a{i}")).await;
+    }
+    // The oldest segment loses its frames: its records no longer read back.
+    let wal = Path::new(DATA_DIR).join("wal");
+    let oldest = fs
+        .list(&wal)
+        .expect("list")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .min()
+        .expect("a segment");
+    fs.open_append(&oldest)
+        .expect("open")
+        .truncate(0)
+        .expect("truncate");
+
+    let mut frames = subscribe(&kinesis).await;
+    let (kind, error) = next_message(&mut frames).await;
+    assert_eq!(kind, "InternalFailureException", "{error}");
+    let message = error["message"].as_str().expect("message");
+    assert!(message.contains("shardId-000000000000"), "{message}");
+    let end = tokio::time::timeout(Duration::from_secs(20), frames.recv())
+        .await
+        .expect("the subscription did not end");
+    assert!(end.is_none(), "a message after the exception");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_racing_retention_sends_exactly_the_records_put() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let kinesis = service(&fs, &clock).await;
+    let mut old = Vec::new();
+    for i in 0..10 {
+        old.extend(put(&kinesis, &format!("old{i}")).await);
+    }
+    clock.advance(23 * HOUR_MS);
+    let mut kept = Vec::new();
+    for i in 0..10 {
+        kept.extend(put(&kinesis, &format!("kept{i}")).await);
+    }
+    fs.hold_reads();
+    let mut frames = subscribe(&kinesis).await;
+    await_held(&fs);
+
+    // The old records expire while the subscription's read waits.
+    clock.advance(HOUR_MS + 1_000);
+    let retention = tokio::task::spawn_blocking({
+        let kinesis = kinesis.clone();
+        move || kinesis.enforce_retention()
+    });
+    let trimmed = retention.await.expect("join").expect("retention");
+    assert_eq!(fs.held_reads(), 1, "retention waited for the read");
+    fs.release_reads();
+    assert_eq!(trimmed, old.len());
+
+    let (kind, event) = next_message(&mut frames).await;
+    assert_eq!(kind, "SubscribeToShardEvent", "{event}");
+    assert!(event["ContinuationSequenceNumber"].is_string(), "{event}");
+    let records = event_records(&event);
+    // Every record kept comes, after whichever old ones the log still had, in order and
+    // intact.
+    let (got_old, got_kept) = records.split_at(records.len() - kept.len());
+    assert_eq!(got_kept, kept);
+    assert!(got_old.len() < old.len(), "every old record came");
     let mut rest = old.iter();
     for record in got_old {
         assert!(
