@@ -418,6 +418,21 @@ impl PlannedRead {
         self.batch.at_shard_end
     }
 
+    /// The records planned (some may be left out by [`PlannedRead::finish`]).
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether no record is planned.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Where the next read starts, if every record reads back.
+    pub(crate) fn next_position(&self) -> u128 {
+        self.batch.next_position
+    }
+
     /// Reads the records not cached back from the log (opening sealed batches) and gives the
     /// answer. A record whose segment retention has released meanwhile is past its retention
     /// period, so it is left out, as if the read had come after the trim. A record that fails

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kinesis::Kinesis;
 use crate::model::shard::{ReadLimits, parse_shard_id, shard_id};
-use crate::model::stream::StreamState;
+use crate::model::stream::{Stream, StreamState};
 use crate::protocol::json::{Base64Out, Timestamp};
 use crate::storage::{StorageError, StoredRecord};
 
@@ -287,41 +287,57 @@ struct LineIn {
 }
 
 /// The records a channel has waiting, up to one batch, and whether more wait beyond it.
+///
+/// Each shard's part is planned under the stream's lock and read after it, so records no
+/// longer cached come back from the log without holding up the stream's puts and reads. A
+/// record that does not read back (logged) ends its shard's part before it; the shard's cursor
+/// stays there, so the next delivery round tries it again and no record is skipped, while the
+/// other shards go on.
 fn waiting(
-    state: &StreamState,
+    stream: &Stream,
     progress: &Progress,
     durable_lsn: crate::storage::Lsn,
     now_ms: i64,
 ) -> (Vec<(u32, StoredRecord)>, bool) {
     let mut records = Vec::new();
     let mut bytes = 0usize;
-    for shard in &state.shards {
-        let room = BATCH_RECORDS - records.len();
-        if room == 0 || bytes >= BATCH_BYTES {
-            return (records, true);
-        }
-        let limits = ReadLimits {
-            max_records: room,
-            max_bytes: BATCH_BYTES - bytes,
-            durable_lsn,
+    // A stream's shards are only ever appended: a position names the same shard throughout.
+    for at in 0.. {
+        let (shard, read, more) = {
+            let state = stream.state.lock();
+            let Some(shard) = state.shards.get(at) else {
+                break;
+            };
+            let room = BATCH_RECORDS - records.len();
+            if room == 0 || bytes >= BATCH_BYTES {
+                return (records, true);
+            }
+            let limits = ReadLimits {
+                max_records: room,
+                max_bytes: BATCH_BYTES - bytes,
+                durable_lsn,
+            };
+            let read = shard.plan_read(progress.cursor(shard.index), limits, now_ms);
+            let peek = ReadLimits {
+                max_records: 1,
+                max_bytes: usize::MAX,
+                durable_lsn,
+            };
+            let more = !shard
+                .plan_read(read.next_position(), peek, now_ms)
+                .is_empty();
+            (shard.index, read, more)
         };
-        let read = shard.read(progress.cursor(shard.index), limits, now_ms);
-        bytes += read
+        // Delivery runs on a blocking thread: the log is read in place.
+        let mut batch = read.finish();
+        let failed = batch.failure.take().is_some();
+        bytes += batch
             .records
             .iter()
             .map(|r| r.data.len() + r.partition_key.len())
             .sum::<usize>();
-        records.extend(read.records.into_iter().map(|r| (shard.index, r)));
-        let peek = ReadLimits {
-            max_records: 1,
-            max_bytes: usize::MAX,
-            durable_lsn,
-        };
-        if !shard
-            .read(read.next_position, peek, now_ms)
-            .records
-            .is_empty()
-        {
+        records.extend(batch.records.into_iter().map(|r| (shard, r)));
+        if more && !failed {
             return (records, true);
         }
     }
@@ -347,10 +363,7 @@ impl Kinesis {
             };
             loop {
                 let now = self.now_ms();
-                let (records, full) = {
-                    let state = stream.state.lock();
-                    waiting(&state, &progress, self.durable_lsn(), now)
-                };
+                let (records, full) = waiting(&stream, &progress, self.durable_lsn(), now);
                 let oldest = records.iter().map(|(_, r)| r.arrival_ms).min();
                 let due = full || oldest.is_some_and(|at| now - at >= def.freshness_ms());
                 if records.is_empty() || !due {

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::error::ApiError;
-use crate::model::shard::ReadLimits;
+use crate::model::records::PlannedRead;
+use crate::model::shard::{ReadFailure, ReadLimits, shard_id};
 use crate::protocol::json::{Base64Out, Timestamp};
 use crate::storage::StoredRecord;
 
@@ -31,6 +32,74 @@ struct Received {
     receive_count: u32,
 }
 
+/// A receive planned under the queue's and the stream's locks (see
+/// [`Kinesis::receive_now`]), to read without them.
+struct ReceivePlan {
+    /// The visible tracked records, each with the read of it (`None`: its shard is gone).
+    tracked: Vec<(RecordKey, Option<PlannedRead>)>,
+    /// Per shard, its cursor when planned and the read of its new records.
+    new: Vec<(u32, u128, PlannedRead)>,
+}
+
+/// What a planned receive read.
+enum Read {
+    /// A tracked record; `None` when the stream no longer keeps it.
+    Tracked(RecordKey, Option<StoredRecord>),
+    /// Records new in `shard`, pulled from `cursor`; `next` is where the next pull starts.
+    New {
+        shard: u32,
+        cursor: u128,
+        records: Vec<StoredRecord>,
+        next: u128,
+    },
+}
+
+impl ReceivePlan {
+    fn reads_log(&self) -> bool {
+        let tracked = self.tracked.iter().filter_map(|(_, r)| r.as_ref());
+        tracked
+            .chain(self.new.iter().map(|(_, _, r)| r))
+            .any(PlannedRead::reads_log)
+    }
+
+    /// Reads the records (those not cached back from the log), in order, up to the first
+    /// that fails to read back: the reads before it, and the failure with its shard.
+    fn finish(self) -> (Vec<Read>, Option<(u32, ReadFailure)>) {
+        let mut reads = Vec::new();
+        for (key, read) in self.tracked {
+            let mut batch = read.map(PlannedRead::finish).unwrap_or_default();
+            if let Some(failure) = batch.failure.take()
+                && failure.seq == key.seq
+            {
+                return (reads, Some((key.shard, failure)));
+            }
+            // Not the record (gone from the shard's index) or left out (its segment released
+            // meanwhile): past the stream's retention.
+            let record = batch
+                .records
+                .into_iter()
+                .next()
+                .filter(|r| r.sequence_number == key.seq);
+            reads.push(Read::Tracked(key, record));
+        }
+        for (shard, cursor, read) in self.new {
+            let mut batch = read.finish();
+            let failure = batch.failure.take();
+            // On a failure `next` is the failed record: the cursor stops before it.
+            reads.push(Read::New {
+                shard,
+                cursor,
+                records: batch.records,
+                next: batch.next_position,
+            });
+            if let Some(failure) = failure {
+                return (reads, Some((shard, failure)));
+            }
+        }
+        (reads, None)
+    }
+}
+
 /// The operations on receipt handles.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum EntryOp {
@@ -54,8 +123,9 @@ impl Kinesis {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(u64::try_from(wait).unwrap_or(0));
         loop {
-            let received =
-                self.receive_now(&queue, limit, input.visibility_timeout_seconds, dead_letter)?;
+            let received = self
+                .receive_now(&queue, limit, input.visibility_timeout_seconds, dead_letter)
+                .await?;
             if !received.is_empty() || tokio::time::Instant::now() >= deadline {
                 let queue_records = received
                     .iter()
@@ -79,7 +149,12 @@ impl Kinesis {
 
     /// One attempt to receive: the visible tracked records of the path first, then (normal path)
     /// records new in the stream. Saved before returned.
-    fn receive_now(
+    ///
+    /// Records no longer cached are read back from the log without the stream's lock (a
+    /// receive holds up none of the stream's puts or reads) and without the queue's: the
+    /// receive is planned under both, read, then taken under the queue's lock again, keeping
+    /// only what no other receive or settlement changed meanwhile.
+    async fn receive_now(
         &self,
         queue: &Queue,
         limit: usize,
@@ -95,56 +170,91 @@ impl Kinesis {
         };
         let now = self.now_ms();
         let durable_lsn = self.durable_lsn();
-        self.change_queue(queue, |inner| {
+        let plan = self.change_queue(queue, |inner| {
             // A queue delivers while ACTIVE (and UPDATING, which changes only attributes).
             if self.queue_status(&queue.def, inner) == QueueStatus::Creating {
-                return Ok(Vec::new());
+                return Ok(None);
             }
+            let max_receives = inner.attributes.max_receives();
+            let delivery = &mut inner.delivery;
+            delivery.turn_dead_letters(now, max_receives);
+            let state = stream.state.lock();
+            let one = ReadLimits {
+                max_records: 1,
+                max_bytes: usize::MAX,
+                durable_lsn,
+            };
+            let tracked: Vec<_> = delivery
+                .visible(now, dead_letter)
+                .into_iter()
+                .take(limit)
+                .map(|key| {
+                    let read = state.shard(key.shard).map(|s| s.plan_read(key.seq, one, now));
+                    (key, read)
+                })
+                .collect();
+            let mut new = Vec::new();
+            if !dead_letter {
+                let mut room = limit - tracked.len();
+                for shard in &state.shards {
+                    if room == 0 {
+                        break;
+                    }
+                    let limits = ReadLimits {
+                        max_records: room,
+                        max_bytes: usize::MAX,
+                        durable_lsn,
+                    };
+                    let cursor = delivery.cursor(shard.index);
+                    let read = shard.plan_read(cursor, limits, now);
+                    room -= read.len();
+                    new.push((shard.index, cursor, read));
+                }
+            }
+            Ok(Some(ReceivePlan { tracked, new }))
+        })?;
+        let Some(plan) = plan else {
+            return Ok(Vec::new());
+        };
+        // Off the async workers when it reads the log, as GetRecords does.
+        let (reads, failure) = match plan.reads_log() {
+            true => tokio::task::spawn_blocking(move || plan.finish())
+                .await
+                .map_err(|e| ApiError::InternalFailure(format!("Internal service failure: {e}")))?,
+            false => plan.finish(),
+        };
+        let received = self.change_queue(queue, |inner| {
             let visibility_ms =
                 visibility_s.map_or(inner.attributes.visibility_ms(), |s| s.saturating_mul(1000));
             let max_receives = inner.attributes.max_receives();
             let delivery = &mut inner.delivery;
             delivery.turn_dead_letters(now, max_receives);
             let mut picked: Vec<(RecordKey, StoredRecord)> = Vec::new();
-            {
-                let state = stream.state.lock();
-                let one = ReadLimits {
-                    max_records: 1,
-                    max_bytes: usize::MAX,
-                    durable_lsn,
-                };
-                for key in delivery.visible(now, dead_letter) {
-                    if picked.len() >= limit {
-                        break;
-                    }
-                    let record = state
-                        .shard(key.shard)
-                        .and_then(|s| s.read(key.seq, one, now).records.into_iter().next())
-                        .filter(|r| r.sequence_number == key.seq);
-                    match record {
-                        Some(record) => picked.push((key, record)),
-                        // Past the stream's retention: the queue no longer delivers it.
-                        None => delivery.forget(key),
-                    }
-                }
-                if !dead_letter {
-                    for shard in &state.shards {
-                        let room = limit - picked.len();
-                        if room == 0 {
-                            break;
+            for read in reads {
+                match read {
+                    // Past the stream's retention: the queue no longer delivers it.
+                    Read::Tracked(key, None) => delivery.forget(key),
+                    Read::Tracked(key, Some(record)) => {
+                        // Unless acknowledged, received or turned meanwhile.
+                        if delivery.is_visible(key, now, dead_letter) {
+                            picked.push((key, record));
                         }
-                        let limits = ReadLimits {
-                            max_records: room,
-                            max_bytes: usize::MAX,
-                            durable_lsn,
-                        };
-                        let read = shard.read(delivery.cursor(shard.index), limits, now);
-                        let seqs: Vec<u128> =
-                            read.records.iter().map(|r| r.sequence_number).collect();
-                        delivery.pulled(shard.index, &seqs, read.next_position, now);
-                        picked.extend(read.records.into_iter().map(|r| {
+                    }
+                    Read::New {
+                        shard,
+                        cursor,
+                        records,
+                        next,
+                    } => {
+                        // Another receive pulled from this cursor meanwhile: it has these.
+                        if delivery.cursor(shard) != cursor {
+                            continue;
+                        }
+                        let seqs: Vec<u128> = records.iter().map(|r| r.sequence_number).collect();
+                        delivery.pulled(shard, &seqs, next, now);
+                        picked.extend(records.into_iter().map(|r| {
                             let key = RecordKey {
-                                shard: shard.index,
+                                shard,
                                 seq: r.sequence_number,
                             };
                             (key, r)
@@ -170,8 +280,22 @@ impl Kinesis {
                         receive_count: tracked.receive_count,
                     }
                 })
-                .collect())
-        })
+                .collect::<Vec<_>>())
+        })?;
+        match failure {
+            // As GetRecords: the records before the failure, or, with none, InternalFailure
+            // (retried by SDKs) until the record reads back.
+            Some((shard, failure)) if received.is_empty() => Err(ApiError::InternalFailure(
+                format!(
+                    "Internal service failure reading the record with sequence number {} of \
+                     shard {} back from the log: {}",
+                    failure.seq,
+                    shard_id(shard),
+                    failure.error
+                ),
+            )),
+            _ => Ok(received),
+        }
     }
 
     /// AcknowledgeQueueRecords, UpdateQueueRecordsVisibility and their dead-letter

@@ -143,6 +143,13 @@ impl DeliveryState {
             .collect()
     }
 
+    /// Whether `key` is tracked and visible on its path (`dead_letter`).
+    pub(crate) fn is_visible(&self, key: RecordKey, now_ms: i64, dead_letter: bool) -> bool {
+        self.tracked
+            .get(&key)
+            .is_some_and(|t| t.dead_letter == dead_letter && t.visible_at_ms <= now_ms)
+    }
+
     /// Forgets a record the stream no longer keeps.
     pub(crate) fn forget(&mut self, key: RecordKey) {
         self.tracked.remove(&key);
