@@ -16,7 +16,8 @@ use super::checkpoint_tests::call;
 use super::fs::FileSystem;
 use super::sim_fs::SimFs;
 use crate::clock::ManualClock;
-use crate::kinesis::Kinesis;
+use crate::error::ApiError;
+use crate::kinesis::{Kinesis, dispatch};
 use crate::kinesis::sim_service::{DATA_DIR, durable_service};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -103,6 +104,22 @@ fn await_held(fs: &SimFs) {
         std::thread::sleep(Duration::from_secs(10));
         watchdog.release_reads();
     });
+}
+
+/// Truncates the oldest segment of the log: its records no longer read back.
+fn truncate_oldest_segment(fs: &SimFs) {
+    let wal = Path::new(DATA_DIR).join("wal");
+    let oldest = fs
+        .list(&wal)
+        .expect("list")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .min()
+        .expect("a segment");
+    fs.open_append(&oldest)
+        .expect("open")
+        .truncate(0)
+        .expect("truncate");
 }
 
 /// Registers consumer `c` on stream `s` and subscribes it to the shard from TRIM_HORIZON;
@@ -295,19 +312,7 @@ async fn a_subscription_meeting_a_record_that_does_not_read_back_ends_with_inter
     for i in 0..10 {
         put(&kinesis, &format!("a{i}")).await;
     }
-    // The oldest segment loses its frames: its records no longer read back.
-    let wal = Path::new(DATA_DIR).join("wal");
-    let oldest = fs
-        .list(&wal)
-        .expect("list")
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-        .min()
-        .expect("a segment");
-    fs.open_append(&oldest)
-        .expect("open")
-        .truncate(0)
-        .expect("truncate");
+    truncate_oldest_segment(&fs);
 
     let mut frames = subscribe(&kinesis).await;
     let (kind, error) = next_message(&mut frames).await;
@@ -364,5 +369,172 @@ async fn a_subscription_racing_retention_sends_exactly_the_records_put() {
             rest.any(|o| o == record),
             "{record} out of order or not put"
         );
+    }
+}
+
+/// A durable service on `fs` (cache of 1 KiB) with stream `s` in on-demand mode (as queues
+/// need), and queue `q` on it from TRIM_HORIZON; gives the queue's ARN too.
+async fn queue_service(fs: &SimFs, clock: &Arc<ManualClock>) -> (Arc<Kinesis>, String) {
+    let kinesis = durable_service(fs, SyncMode::Fsync, clock.clone()).expect("service");
+    call(
+        &kinesis,
+        "CreateStream",
+        json!({"StreamName": "s", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+    )
+    .await;
+    let queue = create_queue(&kinesis).await;
+    (Arc::new(kinesis), queue)
+}
+
+/// Creates queue `q` on stream `s`, from TRIM_HORIZON; gives its ARN.
+async fn create_queue(kinesis: &Kinesis) -> String {
+    let out = call(
+        kinesis,
+        "CreateQueue",
+        json!({
+            "QueueName": "q",
+            "StreamConfigurationList": [{
+                "StreamARN": kinesis.stream_arn("s"),
+                "StartingPosition": {"Type": "TRIM_HORIZON"},
+            }],
+            "QueueAttributes": {"VisibilityTimeoutSeconds": 3600},
+        }),
+    )
+    .await;
+    out["QueueDescription"]["QueueARN"]
+        .as_str()
+        .expect("queue ARN")
+        .to_owned()
+}
+
+/// A ReceiveQueueRecords of up to ten records of `queue` (waiting a second for one): their
+/// data.
+async fn receive(kinesis: &Kinesis, queue: &str) -> Result<Vec<String>, ApiError> {
+    let body = json!({"QueueARN": queue, "Limit": 10, "WaitTimeSeconds": 1});
+    let out = dispatch(kinesis, "ReceiveQueueRecords", body.to_string().as_bytes()).await?;
+    let out: Value = serde_json::from_slice(&out).expect("JSON");
+    Ok(out["QueueRecords"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(decode)
+        .collect())
+}
+
+/// Receives from `queue` until a receive comes back empty: the data of every record.
+async fn receive_rest(kinesis: &Kinesis, queue: &str) -> Vec<String> {
+    let mut all = Vec::new();
+    loop {
+        let got = receive(kinesis, queue).await.expect("receive");
+        if got.is_empty() {
+            return all;
+        }
+        all.extend(got);
+    }
+}
+
+/// Starts a receive of `queue` and waits until it is held reading the log.
+async fn held_receive(
+    kinesis: &Arc<Kinesis>,
+    fs: &SimFs,
+    queue: &str,
+) -> tokio::task::JoinHandle<Vec<String>> {
+    fs.hold_reads();
+    let receiver = tokio::spawn({
+        let kinesis = kinesis.clone();
+        let queue = queue.to_owned();
+        async move { receive(&kinesis, &queue).await.expect("receive") }
+    });
+    await_held(fs);
+    receiver
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_completes_while_a_queue_receive_from_its_stream_waits_on_the_log() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let (kinesis, queue) = queue_service(&fs, &clock).await;
+    let mut written = Vec::new();
+    for i in 0..6 {
+        written.extend(put(&kinesis, &format!("a{i}")).await);
+    }
+    let receiver = held_receive(&kinesis, &fs, &queue).await;
+
+    let putter = tokio::spawn({
+        let kinesis = kinesis.clone();
+        async move { put(&kinesis, "during").await }
+    });
+    let during = putter.await.expect("put");
+    assert_eq!(fs.held_reads(), 1, "the put waited for the receive's read");
+    fs.release_reads();
+
+    // The oldest records first, then the rest and the put's, each once.
+    let mut got = receiver.await.expect("receiver");
+    assert_eq!(got, written[..10]);
+    got.extend(receive_rest(&kinesis, &queue).await);
+    written.extend(during);
+    assert_eq!(got, written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_receive_racing_retention_delivers_exactly_the_records_put() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let (kinesis, queue) = queue_service(&fs, &clock).await;
+    let mut old = Vec::new();
+    for i in 0..10 {
+        old.extend(put(&kinesis, &format!("old{i}")).await);
+    }
+    clock.advance(23 * HOUR_MS);
+    let mut kept = Vec::new();
+    for i in 0..2 {
+        kept.extend(put(&kinesis, &format!("kept{i}")).await);
+    }
+    let receiver = held_receive(&kinesis, &fs, &queue).await;
+
+    // The old records expire while the receive's read waits.
+    clock.advance(HOUR_MS + 1_000);
+    let retention = tokio::task::spawn_blocking({
+        let kinesis = kinesis.clone();
+        move || kinesis.enforce_retention()
+    });
+    let trimmed = retention.await.expect("join").expect("retention");
+    assert_eq!(fs.held_reads(), 1, "retention waited for the receive's read");
+    fs.release_reads();
+    assert_eq!(trimmed, old.len());
+
+    let mut got = receiver.await.expect("receiver");
+    got.extend(receive_rest(&kinesis, &queue).await);
+    // Every record kept comes once, after whichever old ones the log still had, in order and
+    // intact.
+    let (got_old, got_kept) = got.split_at(got.len() - kept.len());
+    assert_eq!(got_kept, kept);
+    assert!(got_old.len() < 10, "{} old records", got_old.len());
+    let mut rest = old.iter();
+    for record in got_old {
+        assert!(
+            rest.any(|o| o == record),
+            "{record} out of order or not put"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_receive_meeting_a_record_that_does_not_read_back_fails_until_it_does() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let (kinesis, queue) = queue_service(&fs, &clock).await;
+    for i in 0..10 {
+        put(&kinesis, &format!("a{i}")).await;
+    }
+    truncate_oldest_segment(&fs);
+    // The record is not skipped: every receive meets it again.
+    for _ in 0..2 {
+        match receive(&kinesis, &queue).await {
+            Err(ApiError::InternalFailure(message)) => {
+                assert!(message.contains("of shard shardId-"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
