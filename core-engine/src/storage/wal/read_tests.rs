@@ -373,8 +373,8 @@ async fn a_subscription_racing_retention_sends_exactly_the_records_put() {
 }
 
 /// A durable service on `fs` (cache of 1 KiB) with stream `s` in on-demand mode (as queues
-/// need), and queue `q` on it from TRIM_HORIZON; gives the queue's ARN too.
-async fn queue_service(fs: &SimFs, clock: &Arc<ManualClock>) -> (Arc<Kinesis>, String) {
+/// and channels need).
+async fn on_demand_service(fs: &SimFs, clock: &Arc<ManualClock>) -> Arc<Kinesis> {
     let kinesis = durable_service(fs, SyncMode::Fsync, clock.clone()).expect("service");
     call(
         &kinesis,
@@ -382,8 +382,15 @@ async fn queue_service(fs: &SimFs, clock: &Arc<ManualClock>) -> (Arc<Kinesis>, S
         json!({"StreamName": "s", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
     )
     .await;
+    Arc::new(kinesis)
+}
+
+/// [`on_demand_service`] with queue `q` on stream `s` from TRIM_HORIZON; gives the queue's
+/// ARN too.
+async fn queue_service(fs: &SimFs, clock: &Arc<ManualClock>) -> (Arc<Kinesis>, String) {
+    let kinesis = on_demand_service(fs, clock).await;
     let queue = create_queue(&kinesis).await;
-    (Arc::new(kinesis), queue)
+    (kinesis, queue)
 }
 
 /// Creates queue `q` on stream `s`, from TRIM_HORIZON; gives its ARN.
@@ -536,5 +543,108 @@ async fn a_queue_receive_meeting_a_record_that_does_not_read_back_fails_until_it
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+
+/// Channel `c` on stream `s` (from its tip, a freshness of 60 s), delivering to `dir`.
+async fn create_channel(kinesis: &Kinesis, dir: &Path) {
+    kinesis.open_channels(dir.to_owned()).expect("channel directory");
+    call(
+        kinesis,
+        "CreateChannel",
+        json!({
+            "ChannelName": "c",
+            "ServiceExecutionRoleARN": "arn:aws:iam::000000000000:role/writer",
+            "StreamConfigurationList": [{
+                "StreamARN": kinesis.stream_arn("s"),
+                "RecordConfiguration": {"RecordFormatType": "JSON"},
+            }],
+            "S3DestinationConfiguration": {
+                "DataFreshnessInSeconds": 60,
+                "StorageConfiguration": {
+                    "BucketARN": "arn:aws:s3:::landing",
+                    "ExpectedBucketOwner": "000000000000",
+                    "CompressionType": "NONE",
+                },
+            },
+        }),
+    )
+    .await;
+}
+
+/// The data of the records channel `c` delivered to `dir`, batch after batch.
+fn delivered(dir: &Path) -> Vec<String> {
+    let objects = dir.join("landing").join("c");
+    let mut batches: Vec<_> = match std::fs::read_dir(&objects) {
+        Ok(entries) => entries.map(|e| e.expect("entry").path()).collect(),
+        Err(_) => return Vec::new(),
+    };
+    batches.sort();
+    batches
+        .iter()
+        .flat_map(|path| {
+            let text = std::fs::read_to_string(path).expect("batch");
+            text.lines()
+                .map(|line| decode(&serde_json::from_str(line).expect("JSON line")))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Runs a delivery round on a blocking thread, as the engine does; gives the batches written.
+async fn deliver(kinesis: &Arc<Kinesis>) -> tokio::task::JoinHandle<usize> {
+    let kinesis = kinesis.clone();
+    tokio::task::spawn_blocking(move || kinesis.deliver_channels().expect("delivery"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_completes_while_a_channel_delivery_from_its_stream_waits_on_the_log() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let kinesis = on_demand_service(&fs, &clock).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    create_channel(&kinesis, dir.path()).await;
+    let mut written = Vec::new();
+    for i in 0..6 {
+        written.extend(put(&kinesis, &format!("a{i}")).await);
+    }
+    clock.advance(120_000);
+    fs.hold_reads();
+    let delivery = deliver(&kinesis).await;
+    await_held(&fs);
+
+    let putter = tokio::spawn({
+        let kinesis = kinesis.clone();
+        async move { put(&kinesis, "during").await }
+    });
+    let during = putter.await.expect("put");
+    assert_eq!(fs.held_reads(), 1, "the put waited for the delivery's read");
+    fs.release_reads();
+
+    // The batch was planned before the put: exactly the records before it.
+    assert_eq!(delivery.await.expect("delivery"), 1);
+    assert_eq!(delivered(dir.path()), written);
+    clock.advance(120_000);
+    assert_eq!(deliver(&kinesis).await.await.expect("delivery"), 1);
+    written.extend(during);
+    assert_eq!(delivered(dir.path()), written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_delivery_meeting_a_record_that_does_not_read_back_skips_nothing() {
+    let fs = SimFs::new(None, None);
+    let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+    let kinesis = on_demand_service(&fs, &clock).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    create_channel(&kinesis, dir.path()).await;
+    for i in 0..10 {
+        put(&kinesis, &format!("a{i}")).await;
+    }
+    truncate_oldest_segment(&fs);
+    clock.advance(120_000);
+    // Every round meets the record again; none delivers the records after it.
+    for _ in 0..2 {
+        assert_eq!(deliver(&kinesis).await.await.expect("delivery"), 0);
+        assert_eq!(delivered(dir.path()), Vec::<String>::new());
     }
 }
