@@ -16,8 +16,9 @@
 //!   the oldest bodies are dropped once the bodies held exceed the cache size. A read that meets
 //!   a dropped body reads the record's frame back from its segment
 //!   ([`Storage::read_batch`](crate::storage::Storage::read_batch)), opening it with the stream's data key if it was sealed.
-//!   GetRecords and SubscribeToShard do so without the stream's lock: they plan the read under the lock
-//!   ([`ShardRecords::plan`]) and finish it after ([`PlannedRead::finish`]).
+//!   GetRecords, SubscribeToShard, queue receives and channel delivery do so without the stream's
+//!   lock: they plan the read under the lock ([`ShardRecords::plan`]) and finish it after
+//!   ([`PlannedRead::finish`]).
 
 mod backing;
 mod block;

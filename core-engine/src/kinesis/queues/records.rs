@@ -189,7 +189,9 @@ impl Kinesis {
                 .into_iter()
                 .take(limit)
                 .map(|key| {
-                    let read = state.shard(key.shard).map(|s| s.plan_read(key.seq, one, now));
+                    let read = state
+                        .shard(key.shard)
+                        .map(|s| s.plan_read(key.seq, one, now));
                     (key, read)
                 })
                 .collect();
@@ -285,15 +287,15 @@ impl Kinesis {
         match failure {
             // As GetRecords: the records before the failure, or, with none, InternalFailure
             // (retried by SDKs) until the record reads back.
-            Some((shard, failure)) if received.is_empty() => Err(ApiError::InternalFailure(
-                format!(
+            Some((shard, failure)) if received.is_empty() => {
+                Err(ApiError::InternalFailure(format!(
                     "Internal service failure reading the record with sequence number {} of \
                      shard {} back from the log: {}",
                     failure.seq,
                     shard_id(shard),
                     failure.error
-                ),
-            )),
+                )))
+            }
             _ => Ok(received),
         }
     }

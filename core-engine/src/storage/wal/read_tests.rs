@@ -1,8 +1,10 @@
 //! Records no longer cached are read back from the log without the stream's lock, by
-//! GetRecords and by SubscribeToShard's events alike: a put to the stream completes while such
-//! a read is held on the disk, and a read that races retention releasing its segments answers
-//! with exactly the records put, as if it had come before or after the trim. A subscription
-//! meeting a record that does not read back ends with an `InternalFailureException` event.
+//! GetRecords, SubscribeToShard's events, queue receives and channel delivery alike: a put to
+//! the stream completes while such a read is held on the disk, and a read that races retention
+//! releasing its segments answers with exactly the records put, as if it had come before or
+//! after the trim. A record that does not read back ends a subscription with an
+//! `InternalFailureException` event, fails a queue receive with `InternalFailure`, and holds a
+//! channel's delivery of its shard there, round after round.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,8 +19,8 @@ use super::fs::FileSystem;
 use super::sim_fs::SimFs;
 use crate::clock::ManualClock;
 use crate::error::ApiError;
-use crate::kinesis::{Kinesis, dispatch};
 use crate::kinesis::sim_service::{DATA_DIR, durable_service};
+use crate::kinesis::{Kinesis, dispatch};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -506,7 +508,11 @@ async fn a_queue_receive_racing_retention_delivers_exactly_the_records_put() {
         move || kinesis.enforce_retention()
     });
     let trimmed = retention.await.expect("join").expect("retention");
-    assert_eq!(fs.held_reads(), 1, "retention waited for the receive's read");
+    assert_eq!(
+        fs.held_reads(),
+        1,
+        "retention waited for the receive's read"
+    );
     fs.release_reads();
     assert_eq!(trimmed, old.len());
 
@@ -548,7 +554,9 @@ async fn a_queue_receive_meeting_a_record_that_does_not_read_back_fails_until_it
 
 /// Channel `c` on stream `s` (from its tip, a freshness of 60 s), delivering to `dir`.
 async fn create_channel(kinesis: &Kinesis, dir: &Path) {
-    kinesis.open_channels(dir.to_owned()).expect("channel directory");
+    kinesis
+        .open_channels(dir.to_owned())
+        .expect("channel directory");
     call(
         kinesis,
         "CreateChannel",
