@@ -55,6 +55,11 @@ enum Read {
 }
 
 impl ReceivePlan {
+    /// Whether it plans no record (so taking it would change nothing).
+    fn is_empty(&self) -> bool {
+        self.tracked.is_empty() && self.new.iter().all(|(_, _, r)| r.is_empty())
+    }
+
     fn reads_log(&self) -> bool {
         let tracked = self.tracked.iter().filter_map(|(_, r)| r.as_ref());
         tracked
@@ -215,7 +220,8 @@ impl Kinesis {
             }
             Ok(Some(ReceivePlan { tracked, new }))
         })?;
-        let Some(plan) = plan else {
+        // Nothing to receive (a waiting receive's usual poll): nothing to take either.
+        let Some(plan) = plan.filter(|p| !p.is_empty()) else {
             return Ok(Vec::new());
         };
         // Off the async workers when it reads the log, as GetRecords does.
