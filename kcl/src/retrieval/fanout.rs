@@ -16,10 +16,11 @@
 //! on, LimitExceededException, InternalFailure, a dropped connection, a subscription silent for
 //! longer than [`FanOutConfig::silence_timeout`](crate::config::FanOutConfig::silence_timeout))
 //! are logged and retried with a jittered backoff from the same position. A shard that no longer
-//! exists ends like a polled one that is gone: as a shard end without children. A consumer that
-//! no longer exists (deregistered by someone) is registered again under its name, and the
-//! subscription goes on from the same position with the new ARN. Errors that
-//! cannot go away (access denied, a refused argument, the stream deleted) stop the task with
+//! exists (ResourceNotFoundException twice in a row while DescribeStreamConsumer shows the
+//! consumer active) ends like a polled one that is gone: as a shard end without children. A
+//! consumer that no longer exists (deregistered by someone) is registered again under its name,
+//! and the subscription goes on from the same position with the new ARN. Errors that cannot go
+//! away (access denied, a refused argument, the stream deleted) stop the task with
 //! [`Fetched::Failed`].
 
 use std::time::{Duration, SystemTime};
