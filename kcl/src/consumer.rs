@@ -59,7 +59,9 @@ pub(crate) struct Context {
     pub table: LeaseTable,
     pub config: Arc<Config>,
     /// The fan-out consumer's ARN, set at start-up when retrieval is fan-out.
-    pub consumer_arn: Arc<std::sync::OnceLock<String>>,
+    pub consumer_arn: crate::retrieval::ConsumerArn,
+    /// The fan-out consumer's name, to register it again if someone deregisters it.
+    pub consumer_name: String,
     /// The application's metrics.
     pub metrics: metrics::Scope,
     /// The stream's record distribution strategy, as the scheduler last learned it.
@@ -259,8 +261,11 @@ pub(crate) async fn run<P: RecordProcessor>(
                 shard.clone(),
                 snapshot.checkpoint.clone(),
                 deaggregator,
+                consumer_arn,
                 SubscriberSettings {
-                    consumer_arn: consumer_arn.clone(),
+                    consumer: ctx.consumer_arn.clone(),
+                    consumer_name: ctx.consumer_name.clone(),
+                    activation_timeout: fan_out.activation_timeout,
                     stream: ctx.stream.clone(),
                     timeout: ctx.config.kinesis_timeout,
                     silence_timeout: fan_out.silence_timeout,

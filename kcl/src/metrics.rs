@@ -53,6 +53,7 @@ pub(crate) const RECORDS_BUFFERED: Metric = metric("RecordsBuffered", Detailed);
 pub(crate) const SUBSCRIBE_SUCCESS: Metric = metric("SubscribeToShard.Success", Detailed);
 pub(crate) const SUBSCRIBE_FAILURE: Metric = metric("SubscribeToShard.Failure", Detailed);
 pub(crate) const SUBSCRIBE_SILENT: Metric = metric("SubscribeToShard.Silent", Detailed);
+pub(crate) const CONSUMER_REREGISTRATIONS: Metric = metric("ConsumerReregistrations", Summary);
 pub(crate) const AGGREGATED_RECORDS_DROPPED: Metric = metric("AggregatedRecordsDropped", Summary);
 pub(crate) const INITIALIZE_TIME: Metric = metric("RecordProcessor.initialize.Time", Summary);
 pub(crate) const SHUTDOWN_TIME: Metric = metric("RecordProcessor.shutdown.Time", Summary);

@@ -138,6 +138,11 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             .clone()
             .unwrap_or_else(|| application_name.clone());
         let metrics = crate::metrics::Scope::application(&application_name, config.metrics_level);
+        let consumer_name = match &config.retrieval {
+            Retrieval::FanOut(f) => f.consumer_name.clone(),
+            Retrieval::Polling => None,
+        }
+        .unwrap_or_else(|| application_name.clone());
         Self {
             ctx: Context {
                 metrics,
@@ -145,7 +150,8 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 stream,
                 table: LeaseTable::new(dynamodb, table_name).with_timeout(config.dynamodb_timeout),
                 config: Arc::new(config),
-                consumer_arn: Arc::default(),
+                consumer_arn: Default::default(),
+                consumer_name,
                 distribution: Default::default(),
             },
             application_name,
@@ -307,7 +313,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             )
             .await?;
             tracing::info!(consumer = %name, arn = %arn, "reading through enhanced fan-out");
-            let _ = self.ctx.consumer_arn.set(arn);
+            self.ctx.consumer_arn.set(arn);
         }
         retry_start_up(config.startup_attempts, "shard sync", || self.sync_shards()).await?;
         Ok(())
@@ -329,9 +335,9 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
     }
 
     /// The enhanced fan-out consumer's ARN, once [`run`](Self::run) has registered it (or found
-    /// it registered).
+    /// it registered); a new one once it registered it again after someone deregistered it.
     pub fn consumer_arn(&self) -> Option<String> {
-        self.ctx.consumer_arn.get().cloned()
+        self.ctx.consumer_arn.get()
     }
 
     fn set_current_leases(&self, state: &State) {
@@ -484,11 +490,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
             && let Some(tracked) = multi.lock().active.get(id)
         {
             ctx.stream = tracked.stream.clone();
-            let arn = std::sync::OnceLock::new();
-            if let Some(a) = &tracked.consumer_arn {
-                let _ = arn.set(a.clone());
-            }
-            ctx.consumer_arn = Arc::new(arn);
+            ctx.consumer_arn = tracked.consumer_arn.clone();
             ctx.distribution = tracked.distribution.clone();
         }
         ctx

@@ -63,7 +63,7 @@ pub(crate) struct TrackedStream {
     /// `account:stream:creationEpoch`.
     pub identifier: String,
     /// The fan-out consumer registered on it, when reading through fan-out.
-    pub consumer_arn: Option<String>,
+    pub consumer_arn: crate::retrieval::ConsumerArn,
     /// Its record distribution strategy, learnt when tracked and at each shard sync.
     pub distribution: crate::retrieval::Distribution,
 }

@@ -259,3 +259,58 @@ async fn a_multi_stream_application_counts_its_streams() {
     scheduler.shutdown();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_registered_again_is_counted() {
+    let seen = store();
+    // Short subscriptions, so the worker soon subscribes again after the deregistration.
+    let env = Env::with(Engine::builder().subscription_lifetime(Duration::from_millis(500))).await;
+    env.create_stream("rereg", 1).await;
+    env.put("rereg", "k", "before").await;
+    let log = Arc::new(Log::default());
+    let config = kcl::Config {
+        retrieval: kcl::Retrieval::FanOut(kcl::FanOutConfig::default()),
+        ..fast_config()
+    };
+    let worker = Worker::start(&env, "rereg-app", "rereg", "w", &log, config);
+    eventually(Duration::from_secs(20), "the first record", async || {
+        log.has_all(&["before".to_owned()])
+    })
+    .await;
+    let labels = [("application", "rereg-app"), ("stream", "rereg")];
+    let reregistrations = || {
+        seen.counter("ConsumerReregistrations", &labels)
+            .unwrap_or(0)
+    };
+    assert_eq!(reregistrations(), 0);
+
+    let stream = env
+        .kinesis
+        .describe_stream_summary()
+        .stream_name("rereg")
+        .send()
+        .await
+        .unwrap();
+    let consumers = env
+        .kinesis
+        .list_stream_consumers()
+        .stream_arn(stream.stream_description_summary().unwrap().stream_arn())
+        .send()
+        .await
+        .unwrap();
+    env.kinesis
+        .deregister_stream_consumer()
+        .consumer_arn(consumers.consumers()[0].consumer_arn())
+        .send()
+        .await
+        .unwrap();
+    env.put("rereg", "k", "after").await;
+    eventually(
+        Duration::from_secs(30),
+        "the record put after the deregistration",
+        async || log.has_all(&["after".to_owned()]),
+    )
+    .await;
+    assert_eq!(reregistrations(), 1);
+    worker.stop().await;
+}

@@ -56,8 +56,8 @@ const APP: &str = "user-features";
 
 /// Shardline quickstart: an embedded Kinesis engine, a KPL producer writing a clickstream, and a
 /// fleet of KCL workers computing per-user features, while a shard is split and a worker crashes.
-/// With --endpoint or an AWS configuration (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, ...) it
-/// runs there instead of on an engine of its own.
+/// With --endpoint or a configured endpoint (AWS_ENDPOINT_URL, a profile's endpoint_url, ...) it
+/// runs there instead of on an engine of its own, and with --aws on AWS itself.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {

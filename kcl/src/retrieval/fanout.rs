@@ -16,8 +16,11 @@
 //! on, LimitExceededException, InternalFailure, a dropped connection, a subscription silent for
 //! longer than [`FanOutConfig::silence_timeout`](crate::config::FanOutConfig::silence_timeout))
 //! are logged and retried with a jittered backoff from the same position. A shard that no longer
-//! exists ends like a polled one that is gone: as a shard end without children. Errors that
-//! cannot go away (access denied, a refused argument, the stream deleted) stop the task with
+//! exists (ResourceNotFoundException twice in a row while DescribeStreamConsumer shows the
+//! consumer active) ends like a polled one that is gone: as a shard end without children. A
+//! consumer that no longer exists (deregistered by someone) is registered again under its name,
+//! and the subscription goes on from the same position with the new ARN. Errors that cannot go
+//! away (access denied, a refused argument, the stream deleted) stop the task with
 //! [`Fetched::Failed`].
 
 use std::time::{Duration, SystemTime};
@@ -36,7 +39,12 @@ use crate::leases::Checkpoint;
 /// Fan-out settings of one subscription task.
 #[derive(Debug, Clone)]
 pub(crate) struct SubscriberSettings {
-    pub consumer_arn: String,
+    /// The stream's consumer, shared with the other subscribers: updated when registered again.
+    pub consumer: super::ConsumerArn,
+    /// Its name, to register it again.
+    pub consumer_name: String,
+    /// Bound on the wait for a consumer registered again to become ACTIVE.
+    pub activation_timeout: Duration,
     /// The stream, to tell a deleted stream from a gone shard.
     pub stream: super::StreamRef,
     /// Bound on SubscribeToShard until its initial response.
@@ -55,10 +63,13 @@ pub(crate) fn spawn_subscriber(
     shard_id: String,
     start: Checkpoint,
     deaggregator: super::Deaggregator,
+    consumer_arn: String,
     settings: SubscriberSettings,
 ) -> (FetchedReceiver, JoinHandle<()>) {
     let (tx, rx) = fetched_channel(settings.max_buffered_events, &settings.metrics);
     let subscriber = Subscriber {
+        consumer_arn,
+        shard_seems_gone: false,
         client,
         shard_id,
         start,
@@ -76,6 +87,13 @@ type Events = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
 >;
 
 struct Subscriber {
+    /// The consumer this task subscribes as.
+    consumer_arn: String,
+    /// Whether the last subscription failed with ResourceNotFoundException while the consumer
+    /// was active: the shard ends only if the next one fails so too, since a consumer
+    /// registered again within the same second has the old ARN (which then failed only
+    /// because it was asked in between).
+    shard_seems_gone: bool,
     client: Client,
     shard_id: String,
     start: Checkpoint,
@@ -110,6 +128,7 @@ impl Subscriber {
             }
             let ended = match self.subscribe().await {
                 Ok(events) => {
+                    self.shard_seems_gone = false;
                     self.settings
                         .metrics
                         .counter(crate::metrics::SUBSCRIBE_SUCCESS)
@@ -145,36 +164,73 @@ impl Subscriber {
                     tx.send(Fetched::Failed(gone)).await;
                     return;
                 }
-                Ended::Failed(e)
-                    if e.is_not_found() && self.consumer_active().await == Some(true) =>
-                {
-                    // Closed and past retention: like the Java KCL, treat it as its end, so the
-                    // lease is finished and its children can start.
-                    tracing::warn!(shard = %self.shard_id, "shard no longer exists; treating it as ended");
-                    tx.send(Fetched::ShardEnd {
-                        children: Vec::new(),
-                    })
-                    .await;
-                    return;
-                }
-                Ended::Failed(e) => {
-                    self.settings
-                        .metrics
-                        .counter(crate::metrics::SUBSCRIBE_FAILURE)
-                        .increment(1);
-                    let delay = backoff.next().unwrap_or(Duration::from_secs(1));
-                    if e.is_resource_in_use() || e.is_throttling() {
-                        tracing::info!(shard = %self.shard_id, error = %e, ?delay, "subscription refused; retrying");
-                    } else {
-                        tracing::warn!(shard = %self.shard_id, error = %e, ?delay, "subscription failed; subscribing again");
+                Ended::Failed(e) if e.is_not_found() => match self.consumer_active().await {
+                    Some(true) if std::mem::replace(&mut self.shard_seems_gone, true) => {
+                        // Closed and past retention: like the Java KCL, treat it as its end, so
+                        // the lease is finished and its children can start.
+                        tracing::warn!(shard = %self.shard_id, "shard no longer exists; treating it as ended");
+                        tx.send(Fetched::ShardEnd {
+                            children: Vec::new(),
+                        })
+                        .await;
+                        return;
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = tx.closed() => return,
+                    Some(true) => {
+                        tracing::debug!(shard = %self.shard_id, error = %e, "shard not found; asking once more");
                     }
-                }
+                    Some(false) => {
+                        if let Err(e) = self.reregister().await {
+                            self.failed(e, &mut backoff, &tx).await;
+                        }
+                    }
+                    // Nothing concluded: retried.
+                    None => self.failed(e, &mut backoff, &tx).await,
+                },
+                Ended::Failed(e) => self.failed(e, &mut backoff, &tx).await,
             }
         }
+    }
+
+    /// Counts and logs a failure, then waits for the next attempt (or the receiver's end, which
+    /// the loop then sees).
+    async fn failed(
+        &self,
+        e: Error,
+        backoff: &mut impl Iterator<Item = Duration>,
+        tx: &FetchedSender,
+    ) {
+        self.settings
+            .metrics
+            .counter(crate::metrics::SUBSCRIBE_FAILURE)
+            .increment(1);
+        let delay = backoff.next().unwrap_or(Duration::from_secs(1));
+        if e.is_resource_in_use() || e.is_throttling() {
+            tracing::info!(shard = %self.shard_id, error = %e, ?delay, "subscription refused; retrying");
+        } else {
+            tracing::warn!(shard = %self.shard_id, error = %e, ?delay, "subscription failed; subscribing again");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = tx.closed() => {}
+        }
+    }
+
+    /// The consumer is gone: registers it again (or takes the ARN another subscriber or worker
+    /// registered), to subscribe again at once from the same position.
+    async fn reregister(&mut self) -> Result<()> {
+        let s = &self.settings;
+        self.consumer_arn = s
+            .consumer
+            .reregister(
+                &self.client,
+                &s.stream,
+                &s.consumer_name,
+                &self.consumer_arn,
+                (s.timeout, s.activation_timeout),
+                &s.metrics,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Where the next subscription starts.
@@ -212,7 +268,7 @@ impl Subscriber {
             "SubscribeToShard",
             self.client
                 .subscribe_to_shard()
-                .consumer_arn(&self.settings.consumer_arn)
+                .consumer_arn(&self.consumer_arn)
                 .shard_id(&self.shard_id)
                 .starting_position(position)
                 .send(),
@@ -323,7 +379,7 @@ impl Subscriber {
             "DescribeStreamConsumer",
             self.client
                 .describe_stream_consumer()
-                .consumer_arn(&self.settings.consumer_arn)
+                .consumer_arn(&self.consumer_arn)
                 .send(),
         )
         .await;

@@ -11,7 +11,7 @@ mod registration;
 pub(crate) use deaggregation::{Deaggregator, Distribution};
 pub(crate) use fanout::{SubscriberSettings, spawn_subscriber};
 pub(crate) use polling::{FetcherSettings, spawn_fetcher};
-pub(crate) use registration::register_consumer;
+pub(crate) use registration::{ConsumerArn, register_consumer};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

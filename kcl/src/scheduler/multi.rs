@@ -175,7 +175,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
         let distribution = crate::retrieval::Distribution::default();
         distribution.note(strategy.as_ref());
         let consumer_arn = match &config.retrieval {
-            Retrieval::Polling => None,
+            Retrieval::Polling => crate::retrieval::ConsumerArn::default(),
             Retrieval::FanOut(fan_out) => {
                 let consumer = self.consumer_name().unwrap_or_default();
                 let arn = crate::retrieval::register_consumer(
@@ -187,7 +187,7 @@ impl<F: RecordProcessorFactory> Scheduler<F> {
                 )
                 .await?;
                 tracing::info!(stream = %name, consumer = %consumer, arn = %arn, "reading through enhanced fan-out");
-                Some(arn)
+                crate::retrieval::ConsumerArn::new(Some(arn))
             }
         };
         Ok(TrackedStream {
