@@ -175,6 +175,54 @@ fn event_records(event: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Ten records put a day minus an hour ago (`old`), then `kept` records put now: an hour on,
+/// retention trims the old ones and keeps the others.
+async fn old_and_kept(
+    kinesis: &Kinesis,
+    clock: &ManualClock,
+    kept: usize,
+) -> (Vec<String>, Vec<String>) {
+    let mut old = Vec::new();
+    for i in 0..10 {
+        old.extend(put(kinesis, &format!("old{i}")).await);
+    }
+    clock.advance(23 * HOUR_MS);
+    let mut new = Vec::new();
+    for i in 0..kept {
+        new.extend(put(kinesis, &format!("kept{i}")).await);
+    }
+    (old, new)
+}
+
+/// The `old` records (of [`old_and_kept`]) expire while a read is held: retention trims them
+/// without waiting for the read, which is then let go.
+async fn expire_while_held(kinesis: &Arc<Kinesis>, fs: &SimFs, clock: &ManualClock, old: usize) {
+    clock.advance(HOUR_MS + 1_000);
+    let retention = tokio::task::spawn_blocking({
+        let kinesis = kinesis.clone();
+        move || kinesis.enforce_retention()
+    });
+    let trimmed = retention.await.expect("join").expect("retention");
+    assert_eq!(fs.held_reads(), 1, "retention waited for the read");
+    fs.release_reads();
+    assert_eq!(trimmed, old);
+}
+
+/// `got` is every `kept` record, after whichever `old` ones the log still had when read, in
+/// order and intact: the old ones released meanwhile are left out, as if read after the trim.
+fn assert_kept_after_some_old(got: &[String], old: &[String], kept: &[String]) {
+    let (got_old, got_kept) = got.split_at(got.len() - kept.len());
+    assert_eq!(got_kept, kept);
+    assert!(got_old.len() < old.len(), "every old record came back");
+    let mut rest = old.iter();
+    for record in got_old {
+        assert!(
+            rest.any(|o| o == record),
+            "{record} out of order or not put"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_completes_while_a_read_of_its_stream_waits_on_the_log() {
     let fs = SimFs::new(None, None);
@@ -213,15 +261,7 @@ async fn a_read_racing_retention_answers_with_exactly_the_records_put() {
     let fs = SimFs::new(None, None);
     let clock = Arc::new(ManualClock::new(1_750_000_000_000));
     let kinesis = service(&fs, &clock).await;
-    let mut old = Vec::new();
-    for i in 0..10 {
-        old.extend(put(&kinesis, &format!("old{i}")).await);
-    }
-    clock.advance(23 * HOUR_MS);
-    let mut kept = Vec::new();
-    for i in 0..10 {
-        kept.extend(put(&kinesis, &format!("kept{i}")).await);
-    }
+    let (old, kept) = old_and_kept(&kinesis, &clock, 10).await;
     let iterator = trim_horizon(&kinesis).await;
     let reader = held_read(&kinesis, &fs, iterator).await;
 
@@ -233,15 +273,7 @@ async fn a_read_racing_retention_answers_with_exactly_the_records_put() {
             .len()
     };
     let before = segments();
-    clock.advance(HOUR_MS + 1_000);
-    let retention = tokio::task::spawn_blocking({
-        let kinesis = kinesis.clone();
-        move || kinesis.enforce_retention()
-    });
-    let trimmed = retention.await.expect("join").expect("retention");
-    assert_eq!(fs.held_reads(), 1, "retention waited for the read");
-    fs.release_reads();
-    assert_eq!(trimmed, old.len());
+    expire_while_held(&kinesis, &fs, &clock, old.len()).await;
     assert!(segments() < before, "no segment released ({before} before)");
 
     let got = reader.await.expect("reader");
@@ -252,18 +284,7 @@ async fn a_read_racing_retention_answers_with_exactly_the_records_put() {
         .iter()
         .map(decode)
         .collect();
-    // Every record kept comes back, after whichever old ones the log still had, in order and
-    // intact: the old ones released meanwhile are left out, as if read after the trim.
-    let (got_old, got_kept) = records.split_at(records.len() - kept.len());
-    assert_eq!(got_kept, kept);
-    assert!(got_old.len() < old.len(), "every old record came back");
-    let mut rest = old.iter();
-    for record in got_old {
-        assert!(
-            rest.any(|o| o == record),
-            "{record} out of order or not put"
-        );
-    }
+    assert_kept_after_some_old(&records, &old, &kept);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,46 +353,19 @@ async fn a_subscription_racing_retention_sends_exactly_the_records_put() {
     let fs = SimFs::new(None, None);
     let clock = Arc::new(ManualClock::new(1_750_000_000_000));
     let kinesis = service(&fs, &clock).await;
-    let mut old = Vec::new();
-    for i in 0..10 {
-        old.extend(put(&kinesis, &format!("old{i}")).await);
-    }
-    clock.advance(23 * HOUR_MS);
-    let mut kept = Vec::new();
-    for i in 0..10 {
-        kept.extend(put(&kinesis, &format!("kept{i}")).await);
-    }
+    let (old, kept) = old_and_kept(&kinesis, &clock, 10).await;
     fs.hold_reads();
     let mut frames = subscribe(&kinesis).await;
     await_held(&fs);
 
     // The old records expire while the subscription's read waits.
-    clock.advance(HOUR_MS + 1_000);
-    let retention = tokio::task::spawn_blocking({
-        let kinesis = kinesis.clone();
-        move || kinesis.enforce_retention()
-    });
-    let trimmed = retention.await.expect("join").expect("retention");
-    assert_eq!(fs.held_reads(), 1, "retention waited for the read");
-    fs.release_reads();
-    assert_eq!(trimmed, old.len());
+    expire_while_held(&kinesis, &fs, &clock, old.len()).await;
 
     let (kind, event) = next_message(&mut frames).await;
     assert_eq!(kind, "SubscribeToShardEvent", "{event}");
     assert!(event["ContinuationSequenceNumber"].is_string(), "{event}");
     let records = event_records(&event);
-    // Every record kept comes, after whichever old ones the log still had, in order and
-    // intact.
-    let (got_old, got_kept) = records.split_at(records.len() - kept.len());
-    assert_eq!(got_kept, kept);
-    assert!(got_old.len() < old.len(), "every old record came");
-    let mut rest = old.iter();
-    for record in got_old {
-        assert!(
-            rest.any(|o| o == record),
-            "{record} out of order or not put"
-        );
-    }
+    assert_kept_after_some_old(&records, &old, &kept);
 }
 
 /// A durable service on `fs` (cache of 1 KiB) with stream `s` in on-demand mode (as queues
@@ -490,46 +484,15 @@ async fn a_queue_receive_racing_retention_delivers_exactly_the_records_put() {
     let fs = SimFs::new(None, None);
     let clock = Arc::new(ManualClock::new(1_750_000_000_000));
     let (kinesis, queue) = queue_service(&fs, &clock).await;
-    let mut old = Vec::new();
-    for i in 0..10 {
-        old.extend(put(&kinesis, &format!("old{i}")).await);
-    }
-    clock.advance(23 * HOUR_MS);
-    let mut kept = Vec::new();
-    for i in 0..2 {
-        kept.extend(put(&kinesis, &format!("kept{i}")).await);
-    }
+    let (old, kept) = old_and_kept(&kinesis, &clock, 2).await;
     let receiver = held_receive(&kinesis, &fs, &queue).await;
 
     // The old records expire while the receive's read waits.
-    clock.advance(HOUR_MS + 1_000);
-    let retention = tokio::task::spawn_blocking({
-        let kinesis = kinesis.clone();
-        move || kinesis.enforce_retention()
-    });
-    let trimmed = retention.await.expect("join").expect("retention");
-    assert_eq!(
-        fs.held_reads(),
-        1,
-        "retention waited for the receive's read"
-    );
-    fs.release_reads();
-    assert_eq!(trimmed, old.len());
+    expire_while_held(&kinesis, &fs, &clock, old.len()).await;
 
     let mut got = receiver.await.expect("receiver");
     got.extend(receive_rest(&kinesis, &queue).await);
-    // Every record kept comes once, after whichever old ones the log still had, in order and
-    // intact.
-    let (got_old, got_kept) = got.split_at(got.len() - kept.len());
-    assert_eq!(got_kept, kept);
-    assert!(got_old.len() < 10, "{} old records", got_old.len());
-    let mut rest = old.iter();
-    for record in got_old {
-        assert!(
-            rest.any(|o| o == record),
-            "{record} out of order or not put"
-        );
-    }
+    assert_kept_after_some_old(&got, &old, &kept);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
