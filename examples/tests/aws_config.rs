@@ -113,12 +113,7 @@ fn assert_ran_on(run: &Finished, target: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_come_from_the_environment_profiles_and_the_flag() {
-    let engine = core_engine::Engine::builder()
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let engine = support::engine(core_engine::Engine::builder()).await;
     let url = engine.endpoint_url();
     let home = tempfile::tempdir().unwrap();
 
@@ -213,13 +208,7 @@ async fn endpoints_come_from_the_environment_profiles_and_the_flag() {
 /// on an engine of its own, as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scenarios_run_where_the_aws_configuration_points() {
-    let engine = core_engine::Engine::builder()
-        .in_memory()
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let engine = support::engine(core_engine::Engine::builder().in_memory()).await;
     let url = engine.endpoint_url();
     let home = tempfile::tempdir().unwrap();
     let short = ["--duration", "1", "--rate", "40", "--shards", "1"];
@@ -345,13 +334,7 @@ async fn the_scenarios_run_where_the_aws_configuration_points() {
 /// only configures an engine of its own, is refused there, and so is `--aws` with no region.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quickstart_runs_where_the_aws_configuration_points() {
-    let engine = core_engine::Engine::builder()
-        .in_memory()
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let engine = support::engine(core_engine::Engine::builder().in_memory()).await;
     let url = engine.endpoint_url();
     let home = tempfile::tempdir().unwrap();
     let env = [("AWS_ENDPOINT_URL", url.as_str())];

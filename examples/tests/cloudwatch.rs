@@ -45,13 +45,7 @@ fn find<'a>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_and_an_application_publish_to_cloudwatch_and_prometheus_at_once() {
-    let engine = core_engine::Engine::builder()
-        .throughput_limits(false)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let engine = support::engine(core_engine::Engine::builder().throughput_limits(false)).await;
     let endpoint = engine.endpoint_url();
     // Installed before the producer and the scheduler start; an hour's interval, so what
     // CloudWatch gets is the last flush at shutdown.
@@ -199,13 +193,7 @@ async fn a_producer_and_an_application_publish_to_cloudwatch_and_prometheus_at_o
 async fn fleet_producer_publishes_what_it_acknowledged_before_it_exits() {
     use std::process::{Command, Stdio};
 
-    let engine = core_engine::Engine::builder()
-        .throughput_limits(false)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let engine = support::engine(core_engine::Engine::builder().throughput_limits(false)).await;
     let endpoint = engine.endpoint_url();
     let child = Command::new(env!("CARGO_BIN_EXE_fleet_producer"))
         .args(["--endpoint", &endpoint, "--stream", STREAM, "--shards", "2"])

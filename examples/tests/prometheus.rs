@@ -51,13 +51,7 @@ async fn a_producer_and_two_applications_are_scraped_with_their_labels() {
     let metrics = examples::metrics::serve_prometheus("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let engine = core_engine::Engine::builder()
-        .throughput_limits(false)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let engine = support::engine(core_engine::Engine::builder().throughput_limits(false)).await;
     let endpoint = engine.endpoint_url();
     let kinesis = clients::kinesis(&endpoint);
     clients::create_stream(&kinesis, STREAM, 2).await.unwrap();

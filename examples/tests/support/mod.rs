@@ -1,4 +1,4 @@
-//! What the tests share: a counting processor, a plain HTTP GET, the Prometheus text format
+//! What the tests share: an engine in this process, a counting processor, a plain HTTP GET, the Prometheus text format
 //! read into samples, and running the example binaries in a clean AWS environment.
 
 #![allow(dead_code)] // each test binary uses its part
@@ -14,6 +14,16 @@ use std::time::{Duration, Instant};
 
 use kcl::{Checkpointer, ProcessRecordsInput, ProcessorError, RecordProcessor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An engine in this process, started from `builder`.
+pub async fn engine(builder: core_engine::EngineBuilder) -> core_engine::EngineHandle {
+    builder
+        .build()
+        .expect("engine config")
+        .start()
+        .await
+        .expect("engine starts")
+}
 
 /// Counts records and checkpoints every batch.
 #[derive(Debug)]
