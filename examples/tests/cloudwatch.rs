@@ -64,14 +64,7 @@ async fn a_producer_and_an_application_publish_to_cloudwatch_and_prometheus_at_o
     let producer = kpl::Producer::new(kinesis, STREAM, kpl::Config::default())
         .await
         .unwrap();
-    let mut deliveries = Vec::new();
-    for i in 0..RECORDS {
-        let record = kpl::Record::new(format!("customer-{i}"), format!("order {i}"));
-        deliveries.push(producer.put(record).await.unwrap());
-    }
-    for delivery in deliveries {
-        delivery.await.unwrap();
-    }
+    support::put_orders(&producer, RECORDS as usize).await;
 
     let processed = Arc::new(AtomicU64::new(0));
     let scheduler = Arc::new(

@@ -59,14 +59,7 @@ async fn a_producer_and_two_applications_are_scraped_with_their_labels() {
     let producer = kpl::Producer::new(kinesis, STREAM, kpl::Config::default())
         .await
         .unwrap();
-    let mut deliveries = Vec::new();
-    for i in 0..RECORDS {
-        let record = kpl::Record::new(format!("customer-{i}"), format!("order {i}"));
-        deliveries.push(producer.put(record).await.unwrap());
-    }
-    for delivery in deliveries {
-        delivery.await.unwrap();
-    }
+    support::put_orders(&producer, RECORDS as usize).await;
 
     let (shop_count, audit_count) = (Arc::default(), Arc::default());
     let shop = scheduler(&endpoint, "shop", MetricsLevel::Detailed, &shop_count);

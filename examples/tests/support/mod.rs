@@ -25,6 +25,19 @@ pub async fn engine(builder: core_engine::EngineBuilder) -> core_engine::EngineH
         .expect("engine starts")
 }
 
+/// Puts `count` records (`customer-{i}`: `order {i}`) through `producer` and waits until every
+/// one is acknowledged.
+pub async fn put_orders(producer: &kpl::Producer, count: usize) {
+    let mut deliveries = Vec::new();
+    for i in 0..count {
+        let record = kpl::Record::new(format!("customer-{i}"), format!("order {i}"));
+        deliveries.push(producer.put(record).await.unwrap());
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+}
+
 /// Counts records and checkpoints every batch.
 #[derive(Debug)]
 pub struct Counting(pub Arc<AtomicU64>);
