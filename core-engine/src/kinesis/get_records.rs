@@ -222,7 +222,7 @@ impl Kinesis {
         if let Some(failure) = batch.failure.take()
             && batch.records.is_empty()
         {
-            return Err(read_failure(iterator.shard_index, failure));
+            return Err(failure.into_api_error(iterator.shard_index));
         }
         stream.counters.polled(iterator.shard_index, &batch);
         if limited {
@@ -254,20 +254,6 @@ impl Kinesis {
             child_shards,
         })
     }
-}
-
-/// The answer to a read whose first record could not be read back from the log (logged where
-/// it happened): InternalFailure (HTTP 500), which SDKs retry. Not one of the KMS exceptions
-/// GetRecords may return: those describe the state of a customer's key, while a sealed batch
-/// that fails to open is damage on the engine's side.
-fn read_failure(shard: u32, failure: crate::model::shard::ReadFailure) -> ApiError {
-    ApiError::InternalFailure(format!(
-        "Internal service failure reading the record with sequence number {} of shard {} back \
-         from the log: {}",
-        failure.seq,
-        shard_id(shard),
-        failure.error
-    ))
 }
 
 #[cfg(test)]

@@ -411,13 +411,7 @@ impl Pump {
         {
             // As AWS ends a subscription on an internal error: the subscriber subscribes again
             // from its last continuation, and meets the record again.
-            let message = format!(
-                "Internal service failure reading the record with sequence number {} of shard \
-                 {} back from the log: {}",
-                failure.seq,
-                shard_id(self.shard),
-                failure.error
-            );
+            let message = failure.into_api_error(self.shard).to_string();
             permit.send(self.exception(INTERNAL_FAILURE, &message));
             return Step::Done;
         }

@@ -56,6 +56,22 @@ pub(crate) struct ReadFailure {
     pub(crate) error: crate::storage::StorageError,
 }
 
+impl ReadFailure {
+    /// What a reader is told when this record of shard `shard` was the first it needed:
+    /// InternalFailure (HTTP 500), which SDKs retry (and a fan-out subscriber resubscribes on).
+    /// Not one of the KMS exceptions reads may return: those describe the state of a
+    /// customer's key, while a sealed batch that fails to open is damage on the engine's side.
+    pub(crate) fn into_api_error(self, shard: u32) -> crate::error::ApiError {
+        crate::error::ApiError::InternalFailure(format!(
+            "Internal service failure reading the record with sequence number {} of shard {} \
+             back from the log: {}",
+            self.seq,
+            shard_id(shard),
+            self.error
+        ))
+    }
+}
+
 /// Limits on one read.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ReadLimits {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::ApiError;
 use crate::model::records::PlannedRead;
-use crate::model::shard::{ReadFailure, ReadLimits, shard_id};
+use crate::model::shard::{ReadFailure, ReadLimits};
 use crate::protocol::json::{Base64Out, Timestamp};
 use crate::storage::StoredRecord;
 
@@ -293,15 +293,7 @@ impl Kinesis {
         match failure {
             // As GetRecords: the records before the failure, or, with none, InternalFailure
             // (retried by SDKs) until the record reads back.
-            Some((shard, failure)) if received.is_empty() => {
-                Err(ApiError::InternalFailure(format!(
-                    "Internal service failure reading the record with sequence number {} of \
-                     shard {} back from the log: {}",
-                    failure.seq,
-                    shard_id(shard),
-                    failure.error
-                )))
-            }
+            Some((shard, failure)) if received.is_empty() => Err(failure.into_api_error(shard)),
             _ => Ok(received),
         }
     }
