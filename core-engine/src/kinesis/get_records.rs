@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::model::iterator::{ITERATOR_TTL_MS, ShardIterator};
+use crate::model::records::finish_read;
 use crate::model::shard::{ReadLimits, shard_id};
 use crate::model::stream::StreamState;
 use crate::protocol::cbor::writer as cbor;
@@ -213,12 +214,7 @@ impl Kinesis {
         // Records no longer cached are read back from the log without the stream's lock (a
         // cold read holds up neither the stream's puts nor its other reads) and off the async
         // workers.
-        let mut batch = match plan.reads_log() {
-            true => tokio::task::spawn_blocking(move || plan.finish())
-                .await
-                .map_err(|e| ApiError::InternalFailure(format!("Internal service failure: {e}")))?,
-            false => plan.finish(),
-        };
+        let mut batch = finish_read(plan.reads_log(), move || plan.finish()).await?;
         if let Some(failure) = batch.failure.take()
             && batch.records.is_empty()
         {

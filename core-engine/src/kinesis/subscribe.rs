@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::model::consumer::Subscription;
+use crate::model::records::finish_read;
 use crate::model::shard::{ReadLimits, parse_shard_id, shard_id};
 use crate::model::stream::Stream;
 use crate::model::throttle::TokenBucket;
@@ -393,16 +394,10 @@ impl Pump {
         // Records no longer cached are read back from the log without the stream's lock (a
         // subscriber catching up holds up neither the stream's puts nor its other readers) and
         // off the async workers, as GetRecords does.
-        let finished = match plan.reads_log() {
-            true => tokio::task::spawn_blocking(move || plan.finish())
-                .await
-                .map_err(|e| format!("Internal service failure: {e}")),
-            false => Ok(plan.finish()),
-        };
-        let mut batch = match finished {
+        let mut batch = match finish_read(plan.reads_log(), move || plan.finish()).await {
             Ok(batch) => batch,
-            Err(message) => {
-                permit.send(self.exception(INTERNAL_FAILURE, &message));
+            Err(error) => {
+                permit.send(self.exception(INTERNAL_FAILURE, &error.to_string()));
                 return Step::Done;
             }
         };

@@ -408,6 +408,21 @@ struct InLog {
     encrypted: bool,
 }
 
+/// Runs `finish` (a planned read's second half) on a blocking thread when it reads the log,
+/// and inline when everything is cached: log I/O stays off the async workers without a thread
+/// hop for hot reads. A panic on that thread is an InternalFailure.
+pub(crate) async fn finish_read<T: Send + 'static>(
+    reads_log: bool,
+    finish: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, crate::error::ApiError> {
+    if !reads_log {
+        return Ok(finish());
+    }
+    tokio::task::spawn_blocking(finish).await.map_err(|e| {
+        crate::error::ApiError::InternalFailure(format!("Internal service failure: {e}"))
+    })
+}
+
 impl PlannedRead {
     /// Whether finishing reads the log (so it is better done off the async workers).
     pub(crate) fn reads_log(&self) -> bool {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::error::ApiError;
-use crate::model::records::PlannedRead;
+use crate::model::records::{PlannedRead, finish_read};
 use crate::model::shard::{ReadFailure, ReadLimits};
 use crate::protocol::json::{Base64Out, Timestamp};
 use crate::storage::StoredRecord;
@@ -225,12 +225,7 @@ impl Kinesis {
             return Ok(Vec::new());
         };
         // Off the async workers when it reads the log, as GetRecords does.
-        let (reads, failure) = match plan.reads_log() {
-            true => tokio::task::spawn_blocking(move || plan.finish())
-                .await
-                .map_err(|e| ApiError::InternalFailure(format!("Internal service failure: {e}")))?,
-            false => plan.finish(),
-        };
+        let (reads, failure) = finish_read(plan.reads_log(), move || plan.finish()).await?;
         let received = self.change_queue(queue, |inner| {
             let visibility_ms =
                 visibility_s.map_or(inner.attributes.visibility_ms(), |s| s.saturating_mul(1000));
