@@ -1,12 +1,15 @@
 //! `--protocol cbor`: PutRecords and GetRecords in `application/x-amz-cbor-1.1`, the Java SDKs'
-//! default (and so the Java KCL's and KPL's), over raw HTTP/1.1 keep-alive connections. The
-//! Rust SDK speaks only awsJson1.1, so the requests are written and the answers read by hand:
+//! default (and so the Java KCL's and KPL's), over one hyper HTTP/1.1 keep-alive connection
+//! each. The Rust SDK speaks only awsJson1.1, so the bodies are encoded and read with minicbor:
 //! only what the bench needs (record counts, data bytes, the next iterator).
 
 use anyhow::{Context, Result, bail, ensure};
-use minicbor::Decoder;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use minicbor::data::Type;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use minicbor::{Decoder, Encoder};
 use tokio::net::TcpStream;
 
 const CONTENT_TYPE: &str = "application/x-amz-cbor-1.1";
@@ -25,7 +28,7 @@ pub enum Protocol {
 /// One keep-alive HTTP/1.1 connection speaking CBOR.
 pub struct Client {
     host: String,
-    connection: BufReader<TcpStream>,
+    sender: SendRequest<Full<Bytes>>,
 }
 
 /// What the bench reads from a GetRecords answer.
@@ -48,10 +51,11 @@ impl Client {
             .await
             .with_context(|| format!("connecting to {host}"))?;
         stream.set_nodelay(true)?;
-        Ok(Self {
-            host,
-            connection: BufReader::new(stream),
-        })
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .with_context(|| format!("HTTP/1.1 to {host}"))?;
+        tokio::spawn(connection);
+        Ok(Self { host, sender })
     }
 
     /// PutRecords of `count` records of `data`, keys from `key(i)`; gives the failed count.
@@ -62,21 +66,15 @@ impl Client {
         count: usize,
         key: impl Fn(usize) -> String,
     ) -> Result<u64> {
-        let mut body = Vec::with_capacity(64 + count * (data.len() + 40));
-        head(&mut body, 5, 2);
-        text(&mut body, "StreamName");
-        text(&mut body, stream);
-        text(&mut body, "Records");
-        head(&mut body, 4, count as u64);
+        let mut body = Encoder::new(Vec::with_capacity(64 + count * (data.len() + 40)));
+        body.map(2)?.str("StreamName")?.str(stream)?;
+        body.str("Records")?.array(count as u64)?;
         for i in 0..count {
-            head(&mut body, 5, 2);
-            text(&mut body, "Data");
-            head(&mut body, 2, data.len() as u64);
-            body.extend_from_slice(data);
-            text(&mut body, "PartitionKey");
-            text(&mut body, &key(i));
+            body.map(2)?.str("Data")?.bytes(data)?;
+            body.str("PartitionKey")?.str(&key(i))?;
         }
-        let answer = self.call("PutRecords", &body).await?;
+        let body = body.into_writer();
+        let answer = self.call("PutRecords", body).await?;
         let mut d = Decoder::new(&answer);
         let mut failed = None;
         for _ in 0..map_len(&mut d)? {
@@ -90,13 +88,11 @@ impl Client {
 
     /// GetRecords from `iterator`, at most `limit` records.
     pub async fn get_records(&mut self, iterator: &str, limit: u64) -> Result<Records> {
-        let mut body = Vec::with_capacity(iterator.len() + 40);
-        head(&mut body, 5, 2);
-        text(&mut body, "ShardIterator");
-        text(&mut body, iterator);
-        text(&mut body, "Limit");
-        head(&mut body, 0, limit);
-        let answer = self.call("GetRecords", &body).await?;
+        let mut body = Encoder::new(Vec::with_capacity(iterator.len() + 40));
+        body.map(2)?.str("ShardIterator")?.str(iterator)?;
+        body.str("Limit")?.u64(limit)?;
+        let body = body.into_writer();
+        let answer = self.call("GetRecords", body).await?;
         let mut d = Decoder::new(&answer);
         let mut out = Records {
             count: 0,
@@ -128,60 +124,22 @@ impl Client {
     }
 
     /// Posts one Kinesis call and gives the body of its 200 answer.
-    async fn call(&mut self, operation: &str, body: &[u8]) -> Result<Vec<u8>> {
-        let request = format!(
-            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: {CONTENT_TYPE}\r\nx-amz-target: Kinesis_20131202.{operation}\r\nauthorization: {AUTHORIZATION}\r\ncontent-length: {}\r\n\r\n",
-            self.host,
-            body.len()
-        );
-        let stream = self.connection.get_mut();
-        stream.write_all(request.as_bytes()).await?;
-        stream.write_all(body).await?;
-        // The status line and headers, up to the empty line.
-        let mut status = 0;
-        let mut length = None;
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            read_line(&mut self.connection, &mut line).await?;
-            if line.is_empty() {
-                break;
-            }
-            let text = std::str::from_utf8(&line)?;
-            if status == 0 {
-                status = text
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .context("a bad status line")?;
-            } else if let Some((name, value)) = text.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = Some(value.trim().parse::<usize>()?);
-            }
-        }
-        let length = length.context("the answer has no content-length")?;
-        let mut answer = vec![0; length];
-        self.connection.read_exact(&mut answer).await?;
+    async fn call(&mut self, operation: &str, body: Vec<u8>) -> Result<Bytes> {
+        let request = hyper::Request::post("/")
+            .header("host", &self.host)
+            .header("content-type", CONTENT_TYPE)
+            .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
+            .header("authorization", AUTHORIZATION)
+            .body(Full::new(Bytes::from(body)))?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let answer = response.into_body().collect().await?.to_bytes();
         ensure!(
-            status == 200,
+            status.is_success(),
             "{operation} answered {status}: {}",
             String::from_utf8_lossy(&answer)
         );
         Ok(answer)
-    }
-}
-
-async fn read_line(reader: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> Result<()> {
-    loop {
-        let byte = reader.read_u8().await.context("the connection closed")?;
-        if byte == b'\n' {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(());
-        }
-        line.push(byte);
     }
 }
 
@@ -190,30 +148,4 @@ fn map_len(d: &mut Decoder<'_>) -> Result<u64> {
         Some(n) => Ok(n),
         None => bail!("indefinite map in the answer"),
     }
-}
-
-/// A CBOR head: major type and argument, shortest form.
-fn head(out: &mut Vec<u8>, major: u8, n: u64) {
-    let major = major << 5;
-    match n {
-        0..=23 => out.push(major | n as u8),
-        24..=0xff => out.extend([major | 24, n as u8]),
-        0x100..=0xffff => {
-            out.push(major | 25);
-            out.extend((n as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(major | 26);
-            out.extend((n as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(major | 27);
-            out.extend(n.to_be_bytes());
-        }
-    }
-}
-
-fn text(out: &mut Vec<u8>, s: &str) {
-    head(out, 3, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
 }
