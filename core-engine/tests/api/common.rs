@@ -69,6 +69,27 @@ impl TestEngine {
             .unwrap()
     }
 
+    /// An iterator at (`AtSequenceNumber`) or after (`AfterSequenceNumber`) record `seq`.
+    pub async fn iterator_at(
+        &self,
+        stream: &str,
+        shard: &str,
+        kind: ShardIteratorType,
+        seq: &str,
+    ) -> String {
+        self.client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard)
+            .shard_iterator_type(kind)
+            .starting_sequence_number(seq)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap()
+    }
+
     /// Every record of a shard from the trim horizon, following iterators until caught up.
     pub async fn read_all(&self, stream: &str, shard: &str) -> Vec<Record> {
         let mut iterator = self

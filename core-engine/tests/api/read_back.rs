@@ -109,17 +109,13 @@ async fn a_damaged_frame_is_an_internal_failure_and_the_records_before_it_are_se
     }
     // The records after the damage are still served.
     let after = engine
-        .client
-        .get_shard_iterator()
-        .stream_name("damaged")
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-        .starting_sequence_number(&seqs[200])
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap();
+        .iterator_at(
+            "damaged",
+            shard,
+            ShardIteratorType::AtSequenceNumber,
+            &seqs[200],
+        )
+        .await;
     let rest = engine
         .client
         .get_records()

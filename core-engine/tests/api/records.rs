@@ -177,30 +177,22 @@ async fn iterator_types_start_where_documented() {
         }
     };
     let at = engine
-        .client
-        .get_shard_iterator()
-        .stream_name("iters")
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-        .starting_sequence_number(&seqs[2])
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap();
+        .iterator_at(
+            "iters",
+            shard,
+            ShardIteratorType::AtSequenceNumber,
+            &seqs[2],
+        )
+        .await;
     assert_eq!(first_data(&engine, at).await, ["r2", "r3", "r4"]);
     let after = engine
-        .client
-        .get_shard_iterator()
-        .stream_name("iters")
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-        .starting_sequence_number(&seqs[2])
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap();
+        .iterator_at(
+            "iters",
+            shard,
+            ShardIteratorType::AfterSequenceNumber,
+            &seqs[2],
+        )
+        .await;
     assert_eq!(first_data(&engine, after).await, ["r3", "r4"]);
     let latest = engine
         .iterator("iters", shard, ShardIteratorType::Latest)
